@@ -1,1 +1,21 @@
-//! placeholder
+//! `memory-store` is kstore's [`MemoryStore`]: every object of one resource type in memory,
+//! indexed by [`KeyTuple`]s, with O(1) exact lookups, partial-key (prefix) lookups whose cost
+//! grows with the number of matches, deterministic ordering, and lock-free reads of consistent
+//! snapshots.
+//!
+//! It is *not* a watcher and knows nothing of HTTP, watches or the Kubernetes API: callers (the
+//! `watcher` crate, or a controller directly) hand it objects and their keys. It is also the one
+//! index implementation of kstore: `CachedStore` keeps its references in a `MemoryStore` too.
+//!
+//! Start with [`MemoryStore`]; take a [`Snapshot`] when many lookups must see one state, and use
+//! [`MemoryStore::batch`] or [`MemoryStore::replace_all`] to publish many changes at once.
+
+mod index;
+mod store;
+
+pub use index::{Change, MemoryStats};
+pub use store::{Batch, MemoryStore, Snapshot};
+pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
+
+#[cfg(test)]
+mod tests;

@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn object_keys_order_by_namespace_then_name() {
-        let mut keys = vec![
+        let mut keys = [
             ObjectKey::new("b", "a"),
             ObjectKey::new("a", "z"),
             ObjectKey::new("", "x"),

@@ -1,0 +1,376 @@
+//! The persistent index: objects by identity, buckets by key tuple.
+//!
+//! An [`Index`] is an immutable value once published; writers clone it (O(1): the maps are
+//! persistent, sharing structure) and modify their private copy.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use imbl::{GenericHashMap, OrdMap, shared_ptr::DefaultSharedPtr};
+use smallvec::SmallVec;
+use store_types::{Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey, Objects};
+
+/// Objects sharing one key tuple, sorted by (namespace, name). Exact lookups hand out a clone of
+/// this `Arc` (no allocation, no copy).
+pub(crate) type Bucket<T> = Arc<[Arc<T>]>;
+
+type HashIndex<T> =
+    GenericHashMap<KeyTuple, Bucket<T>, foldhash::fast::RandomState, DefaultSharedPtr>;
+
+/// Stack buffer for encoding lookup keys without allocating.
+pub(crate) type KeyBuf = SmallVec<[u8; 128]>;
+
+/// One stored object and the key tuple it is indexed under.
+pub(crate) struct Slot<T> {
+    pub(crate) object: Arc<T>,
+    pub(crate) keys: KeyTuple,
+}
+
+impl<T> Clone for Slot<T> {
+    fn clone(&self) -> Self {
+        Slot {
+            object: self.object.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A new identity was stored.
+    Created,
+    /// An object with the same identity was replaced (`moved`: under other keys).
+    Modified {
+        /// The key tuple changed.
+        moved: bool,
+    },
+    /// An identical object (same resourceVersion, same keys) was already stored; nothing changed.
+    Unchanged,
+}
+
+/// Size figures of a store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Objects held.
+    pub objects: usize,
+    /// Distinct key tuples.
+    pub key_tuples: usize,
+    /// Estimated heap bytes: objects as reported by [`KubeObject::heap_size`] plus the index
+    /// (keys, buckets and map entries). An estimate, not an allocator measurement.
+    pub estimated_bytes: usize,
+}
+
+/// Approximate per-entry overhead of the persistent maps (node slots, pointers, counts),
+/// measured against a counting allocator in `benches/store.rs`.
+const MAP_ENTRY_OVERHEAD: usize = 48;
+
+pub(crate) fn id_of<T: KubeObject>(o: &T) -> IdentityRef<'_> {
+    // Stored objects always have an identity: it is checked before anything is inserted.
+    o.identity().unwrap_or(IdentityRef {
+        namespace: "",
+        name: "",
+        uid: None,
+    })
+}
+
+pub(crate) fn cmp_objects<T: KubeObject>(a: &T, b: &T) -> Ordering {
+    let (a, b) = (id_of(a), id_of(b));
+    (a.namespace, a.name).cmp(&(b.namespace, b.name))
+}
+
+/// The whole state of a store at one moment.
+pub(crate) struct Index<T> {
+    pub(crate) num_keys: usize,
+    /// Identity → object and keys; ordered, so `list` is in (namespace, name) order.
+    pub(crate) objects: OrdMap<ObjectKey, Slot<T>>,
+    /// Full key tuple → bucket; O(1) exact lookups.
+    pub(crate) exact: HashIndex<T>,
+    /// Full key tuple → bucket in tuple order, for prefix lookups. Absent when `num_keys == 1`
+    /// (a one-key store has no partial keys).
+    pub(crate) ordered: Option<OrdMap<KeyTuple, Bucket<T>>>,
+    /// Sum of `heap_size()` of the objects plus their key bytes.
+    pub(crate) bytes: usize,
+}
+
+impl<T> Clone for Index<T> {
+    fn clone(&self) -> Self {
+        Index {
+            num_keys: self.num_keys,
+            objects: self.objects.clone(),
+            exact: self.exact.clone(),
+            ordered: self.ordered.clone(),
+            bytes: self.bytes,
+        }
+    }
+}
+
+impl<T: KubeObject> Index<T> {
+    pub(crate) fn new(num_keys: usize) -> Self {
+        Index {
+            num_keys,
+            objects: OrdMap::new(),
+            exact: GenericHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            ordered: (num_keys > 1).then(OrdMap::new),
+            bytes: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub(crate) fn stats(&self) -> MemoryStats {
+        let objects = self.objects.len();
+        let key_tuples = self.exact.len();
+        let map_entries = objects + key_tuples * if self.ordered.is_some() { 2 } else { 1 };
+        let buckets = key_tuples * 16 + objects * std::mem::size_of::<Arc<T>>();
+        let boxes = objects * (std::mem::size_of::<T>() + 16);
+        MemoryStats {
+            objects,
+            key_tuples,
+            estimated_bytes: self.bytes + map_entries * MAP_ENTRY_OVERHEAD + buckets + boxes,
+        }
+    }
+
+    fn object_bytes(object: &T, keys: &KeyTuple, okey: &ObjectKey) -> usize {
+        object.heap_size() + keys.heap_size() + okey.as_tuple().heap_size()
+    }
+
+    /// Exact lookup by encoded full key tuple.
+    pub(crate) fn get_exact(&self, encoded: &[u8]) -> Objects<T> {
+        match self.exact.get(encoded) {
+            Some(bucket) => Objects::shared(bucket.clone()),
+            None => Objects::empty(),
+        }
+    }
+
+    /// Buckets whose key tuple starts with the encoded prefix, in tuple order.
+    pub(crate) fn prefix_buckets<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a KeyTuple, &'a Bucket<T>)> + 'a {
+        let ordered = self.ordered.as_ref();
+        ordered
+            .into_iter()
+            .flat_map(move |m| {
+                m.range::<_, [u8]>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+            })
+            .take_while(move |(k, _)| k.as_bytes().starts_with(prefix))
+    }
+
+    /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name).
+    /// Cost: O(log n + matches); sorting is skipped when the matches are already in order (for
+    /// example when the key tuple starts with namespace and name).
+    pub(crate) fn get_prefix(&self, prefix: &[u8]) -> Objects<T> {
+        let mut out: Vec<Arc<T>> = Vec::new();
+        for (_, bucket) in self.prefix_buckets(prefix) {
+            out.extend(bucket.iter().cloned());
+        }
+        if !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
+            out.sort_by(|a, b| cmp_objects(&**a, &**b));
+        }
+        Objects::from(out)
+    }
+
+    pub(crate) fn get_object(&self, key: &ObjectKey) -> Option<&Slot<T>> {
+        self.objects.get(key)
+    }
+
+    /// Inserts or replaces `object` (whose identity has been checked) under `keys`.
+    pub(crate) fn upsert(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> Change {
+        let change = match self.objects.get(&okey) {
+            Some(old) => {
+                let moved = old.keys != keys;
+                let new = Slot {
+                    object: object.clone(),
+                    keys: keys.clone(),
+                };
+                if crate::store::same_version(old, &new) {
+                    return Change::Unchanged;
+                }
+                let old = old.clone();
+                self.bytes -= Self::object_bytes(&old.object, &old.keys, &okey);
+                if moved {
+                    self.bucket_remove(&old.keys, &old.object);
+                    self.bucket_insert(&keys, &object);
+                } else {
+                    self.bucket_insert(&keys, &object);
+                }
+                Change::Modified { moved }
+            }
+            None => {
+                self.bucket_insert(&keys, &object);
+                Change::Created
+            }
+        };
+        self.bytes += Self::object_bytes(&object, &keys, &okey);
+        self.objects.insert(okey, Slot { object, keys });
+        change
+    }
+
+    /// Removes the object with this identity (unless its uid says it is another incarnation).
+    pub(crate) fn remove(&mut self, identity: &Identity) -> Option<Arc<T>> {
+        let slot = self.objects.get(&identity.key)?;
+        if let (Some(want), Some(have)) = (
+            identity.uid.as_deref(),
+            slot.object.identity().and_then(|i| i.uid),
+        ) && want != have
+        {
+            return None;
+        }
+        let slot = self.objects.remove(&identity.key)?;
+        self.bytes -= Self::object_bytes(&slot.object, &slot.keys, &identity.key);
+        self.bucket_remove(&slot.keys, &slot.object);
+        Some(slot.object)
+    }
+
+    /// Identities of the objects under an encoded key tuple or prefix.
+    pub(crate) fn identities_under(&self, encoded: &[u8], full: bool) -> Vec<Identity> {
+        let to_id = |o: &Arc<T>| {
+            let id = id_of(&**o);
+            Identity {
+                key: id.key(),
+                uid: None,
+            }
+        };
+        if full {
+            self.exact
+                .get(encoded)
+                .map(|b| b.iter().map(to_id).collect())
+                .unwrap_or_default()
+        } else {
+            self.prefix_buckets(encoded)
+                .flat_map(|(_, b)| b.iter().map(to_id))
+                .collect()
+        }
+    }
+
+    fn set_bucket(&mut self, keys: &KeyTuple, bucket: Option<Bucket<T>>) {
+        match bucket {
+            Some(b) => {
+                if let Some(ordered) = &mut self.ordered {
+                    ordered.insert(keys.clone(), b.clone());
+                }
+                self.exact.insert(keys.clone(), b);
+            }
+            None => {
+                if let Some(ordered) = &mut self.ordered {
+                    ordered.remove(keys);
+                }
+                self.exact.remove(keys);
+            }
+        }
+    }
+
+    /// Inserts `object` into its bucket, replacing an object of the same identity.
+    fn bucket_insert(&mut self, keys: &KeyTuple, object: &Arc<T>) {
+        let new: Bucket<T> = match self.exact.get(keys) {
+            None => Arc::from([object.clone()]),
+            Some(bucket) => {
+                let mut v: Vec<Arc<T>> = Vec::with_capacity(bucket.len() + 1);
+                match bucket.binary_search_by(|o| cmp_objects(&**o, &**object)) {
+                    Ok(i) => {
+                        v.extend_from_slice(&bucket[..i]);
+                        v.push(object.clone());
+                        v.extend_from_slice(&bucket[i + 1..]);
+                    }
+                    Err(i) => {
+                        v.extend_from_slice(&bucket[..i]);
+                        v.push(object.clone());
+                        v.extend_from_slice(&bucket[i..]);
+                    }
+                }
+                Arc::from(v)
+            }
+        };
+        self.set_bucket(keys, Some(new));
+    }
+
+    fn bucket_remove(&mut self, keys: &KeyTuple, object: &Arc<T>) {
+        let Some(bucket) = self.exact.get(keys) else {
+            return;
+        };
+        let Ok(i) = bucket.binary_search_by(|o| cmp_objects(&**o, &**object)) else {
+            return;
+        };
+        let new = if bucket.len() == 1 {
+            None
+        } else {
+            let mut v: Vec<Arc<T>> = Vec::with_capacity(bucket.len() - 1);
+            v.extend_from_slice(&bucket[..i]);
+            v.extend_from_slice(&bucket[i + 1..]);
+            Some(Arc::from(v))
+        };
+        self.set_bucket(keys, new);
+    }
+
+    /// Checks every invariant by rebuilding the index from the objects and comparing.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let mut rebuilt: std::collections::BTreeMap<KeyTuple, Vec<Arc<T>>> = Default::default();
+        let mut bytes = 0;
+        for (okey, slot) in &self.objects {
+            let Some(id) = slot.object.identity() else {
+                return Err(format!("object at {okey} has no identity"));
+            };
+            if &id.key() != okey {
+                return Err(format!("object at {okey} claims identity {}", id.key()));
+            }
+            if slot.keys.len() != self.num_keys {
+                return Err(format!(
+                    "object {okey} has {} keys, store has {}",
+                    slot.keys.len(),
+                    self.num_keys
+                ));
+            }
+            bytes += Self::object_bytes(&slot.object, &slot.keys, okey);
+            rebuilt
+                .entry(slot.keys.clone())
+                .or_default()
+                .push(slot.object.clone());
+        }
+        if bytes != self.bytes {
+            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
+        }
+        if rebuilt.len() != self.exact.len() {
+            return Err(format!(
+                "{} key tuples indexed, {} expected",
+                self.exact.len(),
+                rebuilt.len()
+            ));
+        }
+        for (keys, mut expected) in rebuilt {
+            expected.sort_by(|a, b| cmp_objects(&**a, &**b));
+            let Some(bucket) = self.exact.get(&keys) else {
+                return Err(format!("key tuple {keys} missing from the exact index"));
+            };
+            if bucket.len() != expected.len()
+                || bucket
+                    .iter()
+                    .zip(&expected)
+                    .any(|(a, b)| !Arc::ptr_eq(a, b))
+            {
+                return Err(format!("bucket {keys} differs from its objects"));
+            }
+            if let Some(ordered) = &self.ordered {
+                match ordered.get(&keys) {
+                    Some(b) if Arc::ptr_eq(b, bucket) => {}
+                    _ => return Err(format!("ordered index out of step at {keys}")),
+                }
+            }
+        }
+        if let Some(ordered) = &self.ordered
+            && ordered.len() != self.exact.len()
+        {
+            return Err(format!(
+                "ordered index has {} tuples, exact {}",
+                ordered.len(),
+                self.exact.len()
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! `MemoryStore`, its snapshots and batches.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use store_types::{
+    ChangeStats, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result,
+    Store, StoreError,
+};
+
+use crate::index::{Change, Index, KeyBuf, MemoryStats, Slot};
+
+/// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
+///
+/// # Usage
+/// ```
+/// use std::sync::Arc;
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use memory_store::{KeyTuple, MemoryStore};
+///
+/// let store = MemoryStore::<ConfigMap>::new(2)?;
+/// let mut cm = ConfigMap::default();
+/// cm.metadata.namespace = Some("default".into());
+/// cm.metadata.name = Some("web".into());
+/// store.add(Arc::new(cm), KeyTuple::new(["default", "web"]))?;
+///
+/// assert_eq!(store.get(&["default", "web"])?.len(), 1); // exact
+/// assert_eq!(store.get(&["default"])?.len(), 1);        // partial: by prefix
+/// assert!(store.get(&["other"])?.is_empty());           // a miss is empty, not an error
+/// # Ok::<(), store_types::StoreError>(())
+/// ```
+///
+/// # Key semantics
+/// Keys are tuples ([`KeyTuple`]), never joined strings. Keys need not be unique: a key tuple
+/// holds a bucket of objects. Every object is held once, by identity (namespace, name):
+/// [`update`](Self::update) of an object whose keys changed moves it, and
+/// [`delete`](Self::delete) removes exactly that one object.
+/// [`delete_all_under`](Self::delete_all_under) is the explicit bulk removal. Every result is
+/// ordered by namespace, then name.
+///
+/// # Consistency and concurrency
+/// `MemoryStore` is `Send + Sync` and `Clone` (clones are handles to the same store). The whole
+/// state is an immutable, persistent value published through an [`ArcSwap`]:
+/// * reads never take a lock and never wait for writers;
+/// * a read sees one complete state: the one published before it started, or a later one;
+///   never a half-applied write or batch;
+/// * a [`Snapshot`] pins one state for any number of lookups; it never changes;
+/// * returned objects are `Arc`-shared and immutable; a result held by a reader never changes;
+/// * writers are serialised by a mutex, and each write (or [`Batch`]) is published atomically.
+///   A reader can observe writes in the order they were published, but not their intermediate
+///   steps.
+///
+/// # Costs
+/// Exact get: one hash lookup, no allocation (the result shares the store's bucket). Partial
+/// get: O(log n + matches), one `Vec` for the result. Writes: O(log n) path copying in three
+/// persistent maps plus a copy of the object's bucket (O(objects sharing its key tuple)).
+///
+/// # Memory usage
+/// Objects are held once as `Arc<T>`; the index adds roughly 150–250 bytes per object (key
+/// tuple and identity encodings, bucket slot, map entries); see [`MemoryStats`] and
+/// `docs/benchmarks.md`. A [`Snapshot`] or result held by a reader keeps the objects of its
+/// state alive until dropped. Published states share structure, so holding an old snapshot
+/// costs only the parts that changed since.
+pub struct MemoryStore<T> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    num_keys: usize,
+    state: ArcSwap<Index<T>>,
+    writer: Mutex<()>,
+}
+
+impl<T> Clone for MemoryStore<T> {
+    fn clone(&self) -> Self {
+        MemoryStore {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for MemoryStore<T> {
+    /// Prints only the shape of the store, never object contents (objects may be Secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.load();
+        f.debug_struct("MemoryStore")
+            .field("num_keys", &self.inner.num_keys)
+            .field("objects", &state.objects.len())
+            .field("key_tuples", &state.exact.len())
+            .finish()
+    }
+}
+
+fn encode(keys: &[&str]) -> KeyBuf {
+    let mut buf = KeyBuf::new();
+    KeyTuple::encode_into(&mut buf, keys);
+    buf
+}
+
+fn check_identity<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
+    object
+        .identity()
+        .map(|id| id.key())
+        .ok_or_else(|| StoreError::MissingIdentity {
+            op,
+            keys: keys.to_vec(),
+        })
+}
+
+fn check_full_keys(op: Operation, num_keys: usize, keys: &KeyTuple) -> Result<()> {
+    if keys.len() == num_keys {
+        Ok(())
+    } else {
+        let keys = keys.to_vec();
+        StoreError::check_arity(op, KeyArity::Exactly(num_keys), &keys)
+    }
+}
+
+/// Same keys, uid and (known) resourceVersion: replacing one by the other changes nothing.
+pub(crate) fn same_version<T: KubeObject>(a: &Slot<T>, b: &Slot<T>) -> bool {
+    a.keys == b.keys
+        && a.object.resource_version().is_some()
+        && a.object.resource_version() == b.object.resource_version()
+        && a.object.identity().and_then(|i| i.uid) == b.object.identity().and_then(|i| i.uid)
+}
+
+fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> {
+    StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
+    let buf = encode(keys);
+    Ok(if keys.len() == state.num_keys {
+        state.get_exact(&buf)
+    } else {
+        state.get_prefix(&buf)
+    })
+}
+
+fn list_all<T>(state: &Index<T>) -> Objects<T> {
+    Objects::from(
+        state
+            .objects
+            .values()
+            .map(|s| s.object.clone())
+            .collect::<Vec<_>>(),
+    )
+}
+
+impl<T: KubeObject> MemoryStore<T> {
+    /// An empty store with `num_keys` index keys. `0` is an error ([`StoreError::NoIndexKeys`]).
+    pub fn new(num_keys: usize) -> Result<Self> {
+        if num_keys == 0 {
+            return Err(StoreError::NoIndexKeys);
+        }
+        Ok(MemoryStore {
+            inner: Arc::new(Inner {
+                num_keys,
+                state: ArcSwap::from_pointee(Index::new(num_keys)),
+                writer: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The number of index keys, `N`.
+    pub fn num_keys(&self) -> usize {
+        self.inner.num_keys
+    }
+
+    /// Objects under `keys`: an exact match when `keys.len() == N`, a prefix match when fewer.
+    /// `0` or more than `N` keys is [`StoreError::KeyCount`]; a miss is an empty result.
+    pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
+        lookup(&self.inner.state.load(), keys)
+    }
+
+    /// The object with this identity, if held.
+    pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        self.inner
+            .state
+            .load()
+            .get_object(&ObjectKey::new(namespace, name))
+            .map(|s| s.object.clone())
+    }
+
+    /// Every object, ordered by namespace, then name.
+    pub fn list(&self) -> Objects<T> {
+        list_all(&self.inner.state.load())
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.inner.state.load().len()
+    }
+
+    /// True when the store holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Object count, distinct key tuples and a memory estimate.
+    pub fn stats(&self) -> MemoryStats {
+        self.inner.state.load().stats()
+    }
+
+    /// An immutable view of the current state, for many lookups that must agree.
+    pub fn snapshot(&self) -> Snapshot<T> {
+        Snapshot {
+            state: self.inner.state.load_full(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the writer lock cannot leave a half-written state behind
+        // (writes go to a private copy), so a poisoned lock is safe to take over.
+        self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
+        let _guard = self.lock();
+        let mut next = Index::clone(&self.inner.state.load());
+        let r = f(&mut next)?;
+        self.inner.state.store(Arc::new(next));
+        Ok(r)
+    }
+
+    /// Adds `object` under `keys` (exactly `N`). An object with the same identity is replaced
+    /// and, if its keys differ, moved.
+    pub fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        self.upsert(Operation::Add, object, keys)
+    }
+
+    /// Replaces the object with the same identity, moving it if its keys changed, or adds it.
+    /// Returns [`Change::Unchanged`] (and publishes nothing) when the stored object has the same
+    /// uid, resourceVersion and keys.
+    pub fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        self.upsert(Operation::Update, object, keys)
+    }
+
+    fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        check_full_keys(op, self.inner.num_keys, &keys)?;
+        let okey = check_identity(op, &*object, &keys)?;
+        self.write(|s| Ok(s.upsert(okey, object, keys)))
+    }
+
+    /// Removes the one object with this identity and returns it. If `identity.uid` is set and
+    /// differs from the stored object's uid, nothing is removed (a late delete of an earlier
+    /// incarnation of the name).
+    pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
+        let _guard = self.lock();
+        let current = self.inner.state.load();
+        current.get_object(&identity.key)?;
+        let mut next = Index::clone(&current);
+        let removed = next.remove(identity)?;
+        self.inner.state.store(Arc::new(next));
+        Some(removed)
+    }
+
+    /// Removes every object under `keys` (1..=N keys, exact or prefix like [`get`](Self::get));
+    /// returns how many were removed.
+    pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
+        StoreError::check_arity(
+            Operation::DeleteAllUnder,
+            KeyArity::UpTo(self.inner.num_keys),
+            keys,
+        )?;
+        let buf = encode(keys);
+        let full = keys.len() == self.inner.num_keys;
+        self.write(|s| {
+            let ids = s.identities_under(&buf, full);
+            Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
+        })
+    }
+
+    /// Removes everything.
+    pub fn clear(&self) {
+        let _guard = self.lock();
+        self.inner
+            .state
+            .store(Arc::new(Index::new(self.inner.num_keys)));
+    }
+
+    /// Starts a batch: changes are applied to a private copy and published together by
+    /// [`Batch::commit`]; readers see the previous state until then. Other writers wait until
+    /// the batch is committed or dropped (dropping discards it).
+    pub fn batch(&self) -> Batch<'_, T> {
+        let guard = self.lock();
+        let next = Index::clone(&self.inner.state.load());
+        Batch {
+            store: self,
+            _guard: guard,
+            next,
+            stats: ChangeStats::default(),
+        }
+    }
+
+    /// Replaces the whole content with `objects` (a relist) and publishes once: objects absent
+    /// from `objects` disappear. Returns what changed relative to the previous state (an
+    /// object counts as modified when its resourceVersion, uid or keys differ). On error nothing
+    /// is published.
+    pub fn replace_all<I>(&self, objects: I) -> Result<ChangeStats>
+    where
+        I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
+    {
+        let guard = self.lock();
+        let old = self.inner.state.load_full();
+        let mut next = Index::new(self.inner.num_keys);
+        for (object, keys) in objects {
+            check_full_keys(Operation::Batch, self.inner.num_keys, &keys)?;
+            let okey = check_identity(Operation::Batch, &*object, &keys)?;
+            // The same identity twice in one relist: the later one wins.
+            next.upsert(okey, object, keys);
+        }
+        let mut stats = ChangeStats::default();
+        for (okey, slot) in &next.objects {
+            match old.get_object(okey) {
+                None => stats.created += 1,
+                Some(prev) if !same_version(prev, slot) => stats.modified += 1,
+                Some(_) => {}
+            }
+        }
+        stats.deleted = old
+            .objects
+            .keys()
+            .filter(|k| next.get_object(k).is_none())
+            .count() as u64;
+        self.inner.state.store(Arc::new(next));
+        drop(guard);
+        Ok(stats)
+    }
+
+    /// Checks the store's internal invariants (index rebuilt from the objects equals the index
+    /// held; buckets sorted; counts agree). For tests; O(n).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.inner.state.load().validate()
+    }
+}
+
+/// An immutable view of one published state of a [`MemoryStore`].
+///
+/// Cheap to take (one reference-count increment) and to clone. Lookups on it never see later
+/// writes. Holding it keeps that state's objects alive.
+pub struct Snapshot<T> {
+    state: Arc<Index<T>>,
+}
+
+impl<T> Clone for Snapshot<T> {
+    fn clone(&self) -> Self {
+        Snapshot {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<T: KubeObject> Snapshot<T> {
+    /// Like [`MemoryStore::get`], on this state.
+    pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
+        lookup(&self.state, keys)
+    }
+
+    /// Like [`MemoryStore::list`], on this state.
+    pub fn list(&self) -> Objects<T> {
+        list_all(&self.state)
+    }
+
+    /// Iterates over every object in (namespace, name) order without allocating.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
+        self.state.objects.values().map(|s| &s.object)
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of index keys.
+    pub fn num_keys(&self) -> usize {
+        self.state.num_keys
+    }
+
+    /// Object count, key tuples, memory estimate of this state.
+    pub fn stats(&self) -> MemoryStats {
+        self.state.stats()
+    }
+
+    /// Checks this state's invariants; see [`MemoryStore::validate`].
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.state.validate()
+    }
+}
+
+/// Many changes applied privately and published at once; see [`MemoryStore::batch`].
+///
+/// Holds the store's writer lock until committed or dropped.
+pub struct Batch<'a, T: KubeObject> {
+    store: &'a MemoryStore<T>,
+    _guard: MutexGuard<'a, ()>,
+    next: Index<T>,
+    stats: ChangeStats,
+}
+
+impl<T: KubeObject> Batch<'_, T> {
+    /// Adds or replaces (and moves) an object; see [`MemoryStore::update`].
+    pub fn upsert(&mut self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        check_full_keys(Operation::Batch, self.next.num_keys, &keys)?;
+        let okey = check_identity(Operation::Batch, &*object, &keys)?;
+        let change = self.next.upsert(okey, object, keys);
+        match change {
+            Change::Created => self.stats.created += 1,
+            Change::Modified { .. } => self.stats.modified += 1,
+            Change::Unchanged => {}
+        }
+        Ok(change)
+    }
+
+    /// Removes one object by identity; see [`MemoryStore::delete`].
+    pub fn delete(&mut self, identity: &Identity) -> Option<Arc<T>> {
+        let removed = self.next.remove(identity);
+        if removed.is_some() {
+            self.stats.deleted += 1;
+        }
+        removed
+    }
+
+    /// Removes everything (in this batch).
+    pub fn clear(&mut self) {
+        self.stats.deleted += self.next.len() as u64;
+        self.next = Index::new(self.next.num_keys);
+    }
+
+    /// Lookups see the batch's own uncommitted changes.
+    pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
+        lookup(&self.next, keys)
+    }
+
+    /// Number of objects in the batch's state.
+    pub fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    /// True when the batch's state is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Publishes every change at once and returns their counts.
+    pub fn commit(self) -> ChangeStats {
+        self.store.inner.state.store(Arc::new(self.next));
+        self.stats
+    }
+}
+
+#[async_trait]
+impl<T: KubeObject> Store<T> for MemoryStore<T> {
+    fn num_keys(&self) -> usize {
+        self.inner.num_keys
+    }
+
+    async fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
+        MemoryStore::get(self, keys)
+    }
+
+    async fn list(&self) -> Result<Objects<T>> {
+        Ok(MemoryStore::list(self))
+    }
+
+    async fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<()> {
+        MemoryStore::add(self, object, keys).map(drop)
+    }
+
+    async fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<()> {
+        MemoryStore::update(self, object, keys).map(drop)
+    }
+
+    async fn delete(&self, identity: &Identity) -> Result<Option<Arc<T>>> {
+        Ok(MemoryStore::delete(self, identity))
+    }
+
+    async fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
+        MemoryStore::delete_all_under(self, keys)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        MemoryStore::clear(self);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        MemoryStore::len(self)
+    }
+}

@@ -1,0 +1,378 @@
+//! Unit tests for every numbered behaviour of the MemoryStore issue.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use store_types::{Identity, KeyTuple, Operation, Store, StoreError};
+
+use crate::{Change, MemoryStore};
+
+fn cm(ns: &str, name: &str, rv: &str) -> Arc<ConfigMap> {
+    let mut c = ConfigMap::default();
+    c.metadata.namespace = (!ns.is_empty()).then(|| ns.to_owned());
+    c.metadata.name = Some(name.to_owned());
+    c.metadata.resource_version = Some(rv.to_owned());
+    c.metadata.uid = Some(format!("uid-{ns}-{name}"));
+    Arc::new(c)
+}
+
+fn names(objs: &[Arc<ConfigMap>]) -> Vec<String> {
+    objs.iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o.metadata.namespace.as_deref().unwrap_or(""),
+                o.metadata.name.as_deref().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn k<const N: usize>(v: [&str; N]) -> KeyTuple {
+    KeyTuple::new(v)
+}
+
+#[test]
+fn zero_keys_is_an_error() {
+    assert!(matches!(
+        MemoryStore::<ConfigMap>::new(0),
+        Err(StoreError::NoIndexKeys)
+    ));
+    assert_eq!(MemoryStore::<ConfigMap>::new(3).unwrap().num_keys(), 3);
+}
+
+#[test]
+fn add_update_need_exactly_n_keys_and_get_needs_one_to_n() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for (op, r) in [
+        (Operation::Add, s.add(cm("a", "x", "1"), k(["a"]))),
+        (
+            Operation::Update,
+            s.update(cm("a", "x", "1"), k(["a", "x", "y"])),
+        ),
+    ] {
+        match r {
+            Err(StoreError::KeyCount {
+                op: o, got, keys, ..
+            }) => {
+                assert_eq!(o, op);
+                assert!(got == 1 || got == 3);
+                assert_eq!(keys[0], "a");
+            }
+            other => panic!("{op}: expected KeyCount, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        s.get(&[]),
+        Err(StoreError::KeyCount { got: 0, .. })
+    ));
+    assert!(matches!(
+        s.get(&["a", "b", "c"]),
+        Err(StoreError::KeyCount { got: 3, .. })
+    ));
+    assert!(matches!(
+        s.delete_all_under(&[]),
+        Err(StoreError::KeyCount {
+            op: Operation::DeleteAllUnder,
+            ..
+        })
+    ));
+    assert!(s.is_empty(), "nothing stored by failed operations");
+    // A miss is an empty result, not an error.
+    assert!(s.get(&["a", "x"]).unwrap().is_empty());
+    assert!(s.get(&["a"]).unwrap().is_empty());
+}
+
+#[test]
+fn object_without_name_is_rejected() {
+    let s = MemoryStore::<ConfigMap>::new(1).unwrap();
+    let err = s.add(Arc::new(ConfigMap::default()), k(["x"])).unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::MissingIdentity {
+            op: Operation::Add,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("[\"x\"]"));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn keys_are_tuples_not_joined_strings() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    s.add(cm("n", "one", "1"), k(["a/b", "c"])).unwrap();
+    s.add(cm("n", "two", "1"), k(["a", "b/c"])).unwrap();
+    s.add(cm("n", "three", "1"), k(["", ""])).unwrap();
+    s.add(cm("n", "four", "1"), k(["ü\0", "🙂"])).unwrap();
+    assert_eq!(names(&s.get(&["a/b", "c"]).unwrap()), ["n/one"]);
+    assert_eq!(names(&s.get(&["a", "b/c"]).unwrap()), ["n/two"]);
+    assert_eq!(names(&s.get(&["a"]).unwrap()), ["n/two"]);
+    assert_eq!(names(&s.get(&["", ""]).unwrap()), ["n/three"]);
+    assert_eq!(names(&s.get(&[""]).unwrap()), ["n/three"]);
+    assert_eq!(names(&s.get(&["ü\0", "🙂"]).unwrap()), ["n/four"]);
+    assert!(s.get(&["ü"]).unwrap().is_empty());
+    s.validate().unwrap();
+}
+
+#[test]
+fn non_unique_keys_and_identity() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for name in ["c", "a", "b"] {
+        assert_eq!(
+            s.add(cm("default", name, "1"), k(["default", "svc"]))
+                .unwrap(),
+            Change::Created
+        );
+    }
+    assert_eq!(
+        names(&s.get(&["default", "svc"]).unwrap()),
+        ["default/a", "default/b", "default/c"]
+    );
+    // Adding the same identity again replaces, never duplicates.
+    assert_eq!(
+        s.add(cm("default", "a", "2"), k(["default", "svc"]))
+            .unwrap(),
+        Change::Modified { moved: false }
+    );
+    assert_eq!(s.len(), 3);
+    assert_eq!(s.stats().key_tuples, 1);
+    s.validate().unwrap();
+}
+
+#[test]
+fn update_moves_and_adds() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    s.add(cm("ns", "x", "1"), k(["ns", "old"])).unwrap();
+    assert_eq!(
+        s.update(cm("ns", "x", "2"), k(["ns", "new"])).unwrap(),
+        Change::Modified { moved: true }
+    );
+    assert!(
+        s.get(&["ns", "old"]).unwrap().is_empty(),
+        "no stale copy under the old keys"
+    );
+    assert_eq!(
+        s.get(&["ns", "new"]).unwrap()[0]
+            .metadata
+            .resource_version
+            .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(),
+        Change::Created
+    );
+    // Same uid, resourceVersion and keys: nothing to do.
+    assert_eq!(
+        s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(),
+        Change::Unchanged
+    );
+    assert_eq!(s.len(), 2);
+    s.validate().unwrap();
+}
+
+#[test]
+fn delete_removes_exactly_one_and_bulk_is_explicit() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    // EndpointSlices of one Service share the key tuple.
+    for name in ["web-1", "web-2", "web-3"] {
+        s.add(cm("default", name, "1"), k(["default", "web"]))
+            .unwrap();
+    }
+    s.add(cm("default", "db-1", "1"), k(["default", "db"]))
+        .unwrap();
+    s.add(cm("other", "web-1", "1"), k(["other", "web"]))
+        .unwrap();
+    let removed = s.delete(&Identity::new("default", "web-2")).unwrap();
+    assert_eq!(removed.metadata.name.as_deref(), Some("web-2"));
+    assert_eq!(
+        names(&s.get(&["default", "web"]).unwrap()),
+        ["default/web-1", "default/web-3"]
+    );
+    assert!(
+        s.delete(&Identity::new("default", "web-2")).is_none(),
+        "already gone"
+    );
+    // A delete carrying another incarnation's uid leaves the current object alone.
+    assert!(
+        s.delete(&Identity::new("default", "web-1").with_uid("stale"))
+            .is_none()
+    );
+    assert!(
+        s.delete(&Identity::new("default", "web-1").with_uid("uid-default-web-1"))
+            .is_some()
+    );
+    assert_eq!(s.delete_all_under(&["default"]).unwrap(), 2);
+    assert_eq!(names(&s.list()), ["other/web-1"]);
+    assert_eq!(s.delete_all_under(&["other", "web"]).unwrap(), 1);
+    assert!(s.is_empty());
+    s.validate().unwrap();
+}
+
+#[test]
+fn partial_keys_select_by_prefix_in_order() {
+    let s = MemoryStore::<ConfigMap>::new(3).unwrap();
+    // Keys deliberately not in (namespace, name) order.
+    s.add(cm("default", "b", "1"), k(["default", "z", "1"]))
+        .unwrap();
+    s.add(cm("default", "a", "1"), k(["default", "y", "2"]))
+        .unwrap();
+    s.add(cm("default", "c", "1"), k(["default", "y", "1"]))
+        .unwrap();
+    s.add(cm("defaultx", "a", "1"), k(["defaultx", "y", "1"]))
+        .unwrap();
+    s.add(cm("kube", "a", "1"), k(["kube", "y", "1"])).unwrap();
+    assert_eq!(
+        names(&s.get(&["default"]).unwrap()),
+        ["default/a", "default/b", "default/c"]
+    );
+    assert_eq!(
+        names(&s.get(&["default", "y"]).unwrap()),
+        ["default/a", "default/c"]
+    );
+    assert_eq!(
+        names(&s.get(&["default", "y", "1"]).unwrap()),
+        ["default/c"]
+    );
+    assert_eq!(
+        names(&s.list()),
+        [
+            "default/a",
+            "default/b",
+            "default/c",
+            "defaultx/a",
+            "kube/a"
+        ]
+    );
+    assert!(
+        s.get(&["defaul"]).unwrap().is_empty(),
+        "prefix is by element, not by string"
+    );
+}
+
+#[test]
+fn results_never_change_and_snapshots_are_stable() {
+    let s = MemoryStore::<ConfigMap>::new(1).unwrap();
+    s.add(cm("ns", "a", "1"), k(["x"])).unwrap();
+    let held = s.get(&["x"]).unwrap();
+    let snap = s.snapshot();
+    s.update(cm("ns", "a", "2"), k(["x"])).unwrap();
+    s.add(cm("ns", "b", "1"), k(["x"])).unwrap();
+    s.clear();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].metadata.resource_version.as_deref(), Some("1"));
+    assert_eq!(snap.len(), 1);
+    assert_eq!(
+        snap.get(&["x"]).unwrap()[0]
+            .metadata
+            .resource_version
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(snap.iter().count(), 1);
+    assert!(s.is_empty());
+}
+
+#[test]
+fn batch_publishes_once() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    s.add(cm("ns", "keep", "1"), k(["ns", "keep"])).unwrap();
+    let reader = s.clone();
+    let mut b = s.batch();
+    for i in 0..100 {
+        b.upsert(cm("ns", &format!("o{i}"), "1"), k(["ns", "o"]))
+            .unwrap();
+    }
+    assert!(b.delete(&Identity::new("ns", "keep")).is_some());
+    assert_eq!(
+        b.get(&["ns", "o"]).unwrap().len(),
+        100,
+        "the batch sees its own changes"
+    );
+    assert_eq!(reader.len(), 1, "readers see the old state until commit");
+    assert!(b.upsert(cm("ns", "bad", "1"), k(["ns"])).is_err());
+    let stats = b.commit();
+    assert_eq!((stats.created, stats.modified, stats.deleted), (100, 0, 1));
+    assert_eq!(reader.len(), 100);
+    s.validate().unwrap();
+
+    // A dropped batch publishes nothing.
+    let mut b = s.batch();
+    b.clear();
+    drop(b);
+    assert_eq!(s.len(), 100);
+}
+
+#[test]
+fn replace_all_is_a_relist() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    s.add(cm("ns", "ghost", "1"), k(["ns", "a"])).unwrap();
+    s.add(cm("ns", "same", "1"), k(["ns", "a"])).unwrap();
+    s.add(cm("ns", "changed", "1"), k(["ns", "a"])).unwrap();
+    let stats = s
+        .replace_all([
+            (cm("ns", "same", "1"), k(["ns", "a"])),
+            (cm("ns", "changed", "2"), k(["ns", "b"])),
+            (cm("ns", "new", "1"), k(["ns", "a"])),
+        ])
+        .unwrap();
+    assert_eq!((stats.created, stats.modified, stats.deleted), (1, 1, 1));
+    assert_eq!(names(&s.list()), ["ns/changed", "ns/new", "ns/same"]);
+    assert_eq!(names(&s.get(&["ns", "b"]).unwrap()), ["ns/changed"]);
+    s.validate().unwrap();
+    // Bad input: nothing is published.
+    assert!(s.replace_all([(cm("ns", "x", "1"), k(["ns"]))]).is_err());
+    assert_eq!(s.len(), 3);
+}
+
+#[test]
+fn stats_count_objects_keys_and_bytes() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    assert_eq!(s.stats().estimated_bytes, 0);
+    s.add(cm("ns", "a", "1"), k(["ns", "x"])).unwrap();
+    s.add(cm("ns", "b", "1"), k(["ns", "x"])).unwrap();
+    s.add(cm("ns", "c", "1"), k(["ns", "y"])).unwrap();
+    let st = s.stats();
+    assert_eq!((st.objects, st.key_tuples), (3, 2));
+    assert!(st.estimated_bytes > 3 * std::mem::size_of::<ConfigMap>());
+    s.clear();
+    assert_eq!(s.stats().estimated_bytes, 0);
+}
+
+#[test]
+fn cluster_scoped_objects() {
+    let s = MemoryStore::<ConfigMap>::new(1).unwrap();
+    s.add(cm("", "global", "1"), k(["global"])).unwrap();
+    assert!(s.get_by_identity("", "global").is_some());
+    assert!(s.delete(&Identity::new("", "global")).is_some());
+}
+
+#[test]
+fn send_sync_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<MemoryStore<ConfigMap>>();
+    assert_send_sync::<crate::Snapshot<ConfigMap>>();
+    fn assert_dyn(_: &dyn Store<ConfigMap>) {}
+    assert_dyn(&MemoryStore::<ConfigMap>::new(1).unwrap());
+    let s = MemoryStore::<ConfigMap>::new(1).unwrap();
+    assert_eq!(
+        format!("{s:?}"),
+        "MemoryStore { num_keys: 1, objects: 0, key_tuples: 0 }"
+    );
+}
+
+#[tokio::test]
+async fn store_trait_is_the_same_store() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    let d: &dyn Store<ConfigMap> = &s;
+    d.add(cm("ns", "a", "1"), k(["ns", "a"])).await.unwrap();
+    d.update(cm("ns", "a", "2"), k(["ns", "b"])).await.unwrap();
+    assert_eq!(d.get(&["ns"]).await.unwrap().len(), 1);
+    assert_eq!(d.list().await.unwrap().len(), 1);
+    assert_eq!(d.len(), 1);
+    assert!(d.delete(&Identity::new("ns", "a")).await.unwrap().is_some());
+    assert_eq!(d.delete_all_under(&["ns"]).await.unwrap(), 0);
+    d.clear().await.unwrap();
+    assert!(d.is_empty());
+}

@@ -1,0 +1,216 @@
+//! Proptest state machine: MemoryStore against a simple model (a `BTreeMap` of identity →
+//! (keys, version)), over a small alphabet that forces key collisions, `/` and `""` in keys.
+//! After every step the store's `validate()` must pass and every read must agree with the model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use memory_store::MemoryStore;
+use proptest::prelude::*;
+use store_types::{Identity, IdentityRef, KeyTuple, KubeObject};
+
+/// A minimal object: identity plus a version.
+#[derive(Debug)]
+struct Obj {
+    ns: String,
+    name: String,
+    rv: String,
+}
+
+impl KubeObject for Obj {
+    fn identity(&self) -> Option<IdentityRef<'_>> {
+        Some(IdentityRef {
+            namespace: &self.ns,
+            name: &self.name,
+            uid: None,
+        })
+    }
+    fn resource_version(&self) -> Option<&str> {
+        Some(&self.rv)
+    }
+    fn heap_size(&self) -> usize {
+        self.ns.len() + self.name.len() + self.rv.len()
+    }
+}
+
+const N: usize = 2;
+type Model = BTreeMap<(String, String), (Vec<String>, String)>;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add {
+        ns: String,
+        name: String,
+        keys: Vec<String>,
+        rv: u8,
+    },
+    Update {
+        ns: String,
+        name: String,
+        keys: Vec<String>,
+        rv: u8,
+    },
+    Delete {
+        ns: String,
+        name: String,
+    },
+    DeleteAllUnder {
+        keys: Vec<String>,
+    },
+    Get {
+        keys: Vec<String>,
+    },
+    List,
+    Clear,
+    Batch {
+        ops: Vec<(String, String, Vec<String>, Option<u8>)>,
+    },
+    ReplaceAll {
+        objs: Vec<(String, String, Vec<String>, u8)>,
+    },
+}
+
+fn word() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", "a", "b", "a/b", "b/c", "ä"]).prop_map(String::from)
+}
+fn ns() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", "default", "kube"]).prop_map(String::from)
+}
+fn name() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["x", "y", "z", "w"]).prop_map(String::from)
+}
+fn full_keys() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(word(), N)
+}
+fn any_keys() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(word(), 0..=N + 1)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (ns(), name(), full_keys(), 0u8..3).prop_map(|(ns, name, keys, rv)| Op::Add { ns, name, keys, rv }),
+        4 => (ns(), name(), prop_oneof![9 => full_keys(), 1 => any_keys()], 0u8..3)
+            .prop_map(|(ns, name, keys, rv)| Op::Update { ns, name, keys, rv }),
+        2 => (ns(), name()).prop_map(|(ns, name)| Op::Delete { ns, name }),
+        1 => any_keys().prop_map(|keys| Op::DeleteAllUnder { keys }),
+        3 => any_keys().prop_map(|keys| Op::Get { keys }),
+        1 => Just(Op::List),
+        1 => Just(Op::Clear),
+        1 => prop::collection::vec((ns(), name(), full_keys(), prop::option::of(0u8..3)), 0..8)
+            .prop_map(|ops| Op::Batch { ops }),
+        1 => prop::collection::vec((ns(), name(), full_keys(), 0u8..3), 0..8).prop_map(|objs| Op::ReplaceAll { objs }),
+    ]
+}
+
+fn obj(ns: &str, name: &str, rv: u8) -> Arc<Obj> {
+    Arc::new(Obj {
+        ns: ns.into(),
+        name: name.into(),
+        rv: rv.to_string(),
+    })
+}
+
+fn model_get(model: &Model, keys: &[String]) -> Vec<(String, String, String)> {
+    // BTreeMap iteration is already (namespace, name) order.
+    model
+        .iter()
+        .filter(|(_, (k, _))| k.starts_with(keys))
+        .map(|((ns, name), (_, rv))| (ns.clone(), name.clone(), rv.clone()))
+        .collect()
+}
+
+fn seen(objs: &[Arc<Obj>]) -> Vec<(String, String, String)> {
+    objs.iter()
+        .map(|o| (o.ns.clone(), o.name.clone(), o.rv.clone()))
+        .collect()
+}
+
+fn refs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn memory_store_matches_model(ops in prop::collection::vec(op(), 1..40)) {
+        let store = MemoryStore::<Obj>::new(N).unwrap();
+        let mut model = Model::new();
+        for op in ops {
+            match op {
+                Op::Add { ns, name, keys, rv } | Op::Update { ns, name, keys, rv } => {
+                    let r = store.update(obj(&ns, &name, rv), KeyTuple::new(&keys));
+                    if keys.len() == N {
+                        r.unwrap();
+                        model.insert((ns, name), (keys, rv.to_string()));
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                }
+                Op::Delete { ns, name } => {
+                    let got = store.delete(&Identity::new(&ns, &name)).map(|o| o.rv.clone());
+                    prop_assert_eq!(got, model.remove(&(ns, name)).map(|(_, rv)| rv));
+                }
+                Op::DeleteAllUnder { keys } => {
+                    let r = store.delete_all_under(&refs(&keys));
+                    if (1..=N).contains(&keys.len()) {
+                        let before = model.len();
+                        model.retain(|_, (k, _)| !k.starts_with(&keys));
+                        prop_assert_eq!(r.unwrap(), before - model.len());
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                }
+                Op::Get { keys } => {
+                    let r = store.get(&refs(&keys));
+                    if (1..=N).contains(&keys.len()) {
+                        prop_assert_eq!(seen(&r.unwrap()), model_get(&model, &keys));
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                }
+                Op::List => prop_assert_eq!(seen(&store.list()), model_get(&model, &[])),
+                Op::Clear => {
+                    store.clear();
+                    model.clear();
+                }
+                Op::Batch { ops } => {
+                    let mut b = store.batch();
+                    for (ns, name, keys, rv) in ops {
+                        match rv {
+                            Some(rv) => {
+                                b.upsert(obj(&ns, &name, rv), KeyTuple::new(&keys)).unwrap();
+                                model.insert((ns, name), (keys, rv.to_string()));
+                            }
+                            None => {
+                                b.delete(&Identity::new(&ns, &name));
+                                model.remove(&(ns, name));
+                            }
+                        }
+                    }
+                    b.commit();
+                }
+                Op::ReplaceAll { objs } => {
+                    let mut next = Model::new();
+                    let items: Vec<_> = objs
+                        .into_iter()
+                        .map(|(ns, name, keys, rv)| {
+                            next.insert((ns.clone(), name.clone()), (keys.clone(), rv.to_string()));
+                            (obj(&ns, &name, rv), KeyTuple::new(&keys))
+                        })
+                        .collect();
+                    let stats = store.replace_all(items).unwrap();
+                    let deleted = model.keys().filter(|k| !next.contains_key(*k)).count() as u64;
+                    let created = next.keys().filter(|k| !model.contains_key(*k)).count() as u64;
+                    prop_assert_eq!((stats.created, stats.deleted), (created, deleted));
+                    model = next;
+                }
+            }
+            if let Err(e) = store.validate() {
+                return Err(TestCaseError::fail(e));
+            }
+            prop_assert_eq!(store.len(), model.len());
+            prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));
+        }
+    }
+}
