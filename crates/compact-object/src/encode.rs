@@ -1,0 +1,491 @@
+//! The binary encoding and its builder.
+//!
+//! An object is one byte buffer holding a pre-order encoding of the JSON tree. Every value
+//! starts with a tag byte:
+//!
+//! | tag | value | followed by |
+//! |---|---|---|
+//! | `0x00`/`0x01`/`0x02` | `null`/`false`/`true` | — |
+//! | `0x03` | integer ≥ 0 (serde_json `u64`) | LEB128 varint |
+//! | `0x04` | integer < 0 (serde_json `i64`) | LEB128 varint of `!n` |
+//! | `0x05` | float | 8 bytes, little-endian `f64` |
+//! | `0x06` | string ≥ 64 bytes | varint length, UTF-8 bytes |
+//! | `0x07` | array | varint count, varint byte size of the elements, elements |
+//! | `0x08` | object | varint count, varint byte size of the members, members |
+//! | `0x20..=0x3F` | integer 0..=31 | — |
+//! | `0x40..=0x7F` | string of 0..=63 bytes | UTF-8 bytes |
+//!
+//! An object member is a key then a value. A key is a varint `k`: `k` even means interned key
+//! `k >> 1` (see [`crate::intern`]), `k` odd means an inline key of `k >> 1` bytes that follow.
+//! Containers record their byte size so that any value can be skipped in O(1), which is what
+//! makes path lookups cheap without an offset table.
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::intern::interner;
+
+pub(crate) const NULL: u8 = 0x00;
+pub(crate) const FALSE: u8 = 0x01;
+pub(crate) const TRUE: u8 = 0x02;
+pub(crate) const UINT: u8 = 0x03;
+pub(crate) const NEGINT: u8 = 0x04;
+pub(crate) const FLOAT: u8 = 0x05;
+pub(crate) const STR: u8 = 0x06;
+pub(crate) const ARRAY: u8 = 0x07;
+pub(crate) const OBJECT: u8 = 0x08;
+pub(crate) const SMALL_UINT: u8 = 0x20;
+pub(crate) const SMALL_UINT_MAX: u64 = 0x1F;
+pub(crate) const SHORT_STR: u8 = 0x40;
+pub(crate) const SHORT_STR_MAX: usize = 0x3F;
+
+/// Arrays and objects nested deeper than this are rejected with [`Error::TooDeep`] (serde_json
+/// itself stops at 128 when parsing).
+pub const MAX_DEPTH: usize = 128;
+
+/// Bytes reserved for a container header while its contents are written: tag + two varints of
+/// at most 5 bytes (counts and sizes are below 2^32).
+const HEADER_RESERVE: usize = 11;
+
+#[inline]
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Reads a varint at `*pos`, advancing it. Only ever called on buffers this crate encoded.
+#[inline]
+pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = buf[*pos];
+        *pos += 1;
+        v |= u64::from(b & 0x7F) << shift;
+        if b < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Byte length of the value starting at `buf[pos]` (tag included).
+#[inline]
+pub(crate) fn value_len(buf: &[u8], pos: usize) -> usize {
+    let tag = buf[pos];
+    let mut p = pos + 1;
+    match tag {
+        NULL | FALSE | TRUE => 1,
+        SMALL_UINT..=0x3F => 1,
+        SHORT_STR..=0x7F => 1 + usize::from(tag - SHORT_STR),
+        UINT | NEGINT => {
+            get_varint(buf, &mut p);
+            p - pos
+        }
+        FLOAT => 9,
+        STR => {
+            let len = get_varint(buf, &mut p) as usize;
+            p - pos + len
+        }
+        _ => {
+            // ARRAY | OBJECT
+            get_varint(buf, &mut p);
+            let size = get_varint(buf, &mut p) as usize;
+            p - pos + size
+        }
+    }
+}
+
+/// An open container: where its header starts and where its keys start on the key stack.
+#[derive(Clone, Copy)]
+pub(crate) struct Open {
+    start: usize,
+    keys_mark: usize,
+}
+
+/// Writes the encoding of one JSON value into a growing buffer.
+pub(crate) struct Builder {
+    pub(crate) buf: Vec<u8>,
+    depth: usize,
+    /// Offsets of the keys of the currently open objects, innermost last (for duplicate-key
+    /// detection).
+    keys: Vec<usize>,
+    /// The real error behind a serde `custom` error raised while a `Deserializer` drove us.
+    pub(crate) error: Option<Error>,
+}
+
+impl Builder {
+    pub(crate) fn with_capacity(cap: usize) -> Self {
+        Builder {
+            buf: Vec::with_capacity(cap),
+            depth: 0,
+            keys: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn null(&mut self) {
+        self.buf.push(NULL);
+    }
+
+    #[inline]
+    pub(crate) fn bool(&mut self, b: bool) {
+        self.buf.push(if b { TRUE } else { FALSE });
+    }
+
+    #[inline]
+    pub(crate) fn u64(&mut self, n: u64) {
+        if n <= SMALL_UINT_MAX {
+            self.buf.push(SMALL_UINT | n as u8);
+        } else {
+            self.buf.push(UINT);
+            put_varint(&mut self.buf, n);
+        }
+    }
+
+    /// Non-negative values are stored as `u64`, exactly as serde_json does.
+    #[inline]
+    pub(crate) fn i64(&mut self, n: i64) {
+        if n >= 0 {
+            self.u64(n as u64);
+        } else {
+            self.buf.push(NEGINT);
+            put_varint(&mut self.buf, !(n as u64));
+        }
+    }
+
+    /// Non-finite floats become `null`, as in `serde_json::Value`.
+    #[inline]
+    pub(crate) fn f64(&mut self, f: f64) {
+        if f.is_finite() {
+            self.buf.push(FLOAT);
+            self.buf.extend_from_slice(&f.to_le_bytes());
+        } else {
+            self.null();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn str(&mut self, s: &str) {
+        if s.len() <= SHORT_STR_MAX {
+            self.buf.push(SHORT_STR | s.len() as u8);
+        } else {
+            self.buf.push(STR);
+            put_varint(&mut self.buf, s.len() as u64);
+        }
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn key(&mut self, k: &str) {
+        self.keys.push(self.buf.len());
+        match interner().intern(k) {
+            Some(id) => put_varint(&mut self.buf, u64::from(id) << 1),
+            None => {
+                put_varint(&mut self.buf, ((k.len() as u64) << 1) | 1);
+                self.buf.extend_from_slice(k.as_bytes());
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn begin(&mut self) -> Result<Open> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Error::TooDeep { limit: MAX_DEPTH });
+        }
+        self.depth += 1;
+        let open = Open {
+            start: self.buf.len(),
+            keys_mark: self.keys.len(),
+        };
+        self.buf.extend_from_slice(&[0; HEADER_RESERVE]);
+        Ok(open)
+    }
+
+    pub(crate) fn end_array(&mut self, open: Open, count: usize) -> Result<()> {
+        self.finish(open, ARRAY, count)
+    }
+
+    pub(crate) fn end_object(&mut self, open: Open, count: usize) -> Result<()> {
+        let count = if count > 1 {
+            self.dedup_keys(open, count)
+        } else {
+            count
+        };
+        self.keys.truncate(open.keys_mark);
+        self.finish(open, OBJECT, count)
+    }
+
+    /// Writes the real header over the reserved bytes and closes the gap.
+    fn finish(&mut self, open: Open, tag: u8, count: usize) -> Result<()> {
+        self.depth -= 1;
+        let content = open.start + HEADER_RESERVE;
+        let size = self.buf.len() - content;
+        if size > u32::MAX as usize || count > u32::MAX as usize {
+            return Err(Error::TooLarge { size });
+        }
+        let mut tmp = [0u8; HEADER_RESERVE];
+        let mut w = ArrayWriter {
+            buf: &mut tmp,
+            len: 0,
+        };
+        w.push(tag);
+        w.varint(count as u64);
+        w.varint(size as u64);
+        let n = w.len;
+        self.buf[open.start..open.start + n].copy_from_slice(&tmp[..n]);
+        if n < HEADER_RESERVE {
+            self.buf.copy_within(content.., open.start + n);
+            self.buf.truncate(self.buf.len() - (HEADER_RESERVE - n));
+        }
+        Ok(())
+    }
+
+    /// The encoded bytes of the key at `off`.
+    fn key_bytes(&self, off: usize) -> &[u8] {
+        let mut p = off;
+        let k = get_varint(&self.buf, &mut p);
+        if k & 1 == 1 {
+            p += (k >> 1) as usize;
+        }
+        &self.buf[off..p]
+    }
+
+    /// Resolves duplicate keys the way `serde_json::Value` does: one member per key, at the
+    /// position of its first occurrence, holding the value of its last. Returns the new count.
+    fn dedup_keys(&mut self, open: Open, count: usize) -> usize {
+        let keys = &self.keys[open.keys_mark..];
+        // Cheap filter: a 128-bit signature of the encoded keys; only a collision in it pays for
+        // an exact check.
+        let mut seen = 0u128;
+        let mut maybe_dup = false;
+        for &off in keys {
+            let bytes = self.key_bytes(off);
+            let h = bytes.iter().fold(bytes.len() as u32, |h, &b| {
+                h.wrapping_mul(31).wrapping_add(u32::from(b))
+            });
+            let bit = 1u128 << (h.wrapping_mul(0x9E37_79B9) >> 25);
+            maybe_dup |= seen & bit != 0;
+            seen |= bit;
+        }
+        if !maybe_dup {
+            return count;
+        }
+        let mut distinct: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
+            std::collections::HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+        // For each member: (key offset, value range); members[i] for a key's first occurrence
+        // gets the value range of its last occurrence.
+        let mut members: Vec<(usize, usize, usize)> = Vec::with_capacity(keys.len());
+        for (i, &off) in keys.iter().enumerate() {
+            let value_start = off + self.key_bytes(off).len();
+            let value_end = keys.get(i + 1).copied().unwrap_or(self.buf.len());
+            match distinct.entry(self.key_bytes(off)) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    let m = &mut members[*e.get()];
+                    m.1 = value_start;
+                    m.2 = value_end;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(members.len());
+                    members.push((off, value_start, value_end));
+                }
+            }
+        }
+        if members.len() == count {
+            return count;
+        }
+        let mut rebuilt = Vec::with_capacity(self.buf.len() - open.start);
+        for &(key, vs, ve) in &members {
+            rebuilt.extend_from_slice(self.key_bytes(key));
+            rebuilt.extend_from_slice(&self.buf[vs..ve]);
+        }
+        let content = open.start + HEADER_RESERVE;
+        self.buf.truncate(content);
+        self.buf.extend_from_slice(&rebuilt);
+        members.len()
+    }
+
+    /// Encodes a `serde_json::Value`.
+    pub(crate) fn value(&mut self, v: &serde_json::Value) -> Result<()> {
+        use serde_json::Value;
+        match v {
+            Value::Null => self.null(),
+            Value::Bool(b) => self.bool(*b),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    self.u64(u);
+                } else if let Some(i) = n.as_i64() {
+                    self.i64(i);
+                } else if let Some(f) = n.as_f64() {
+                    self.f64(f);
+                } else {
+                    return Err(Error::Unsupported {
+                        message: format!("number {n} is neither u64, i64 nor f64"),
+                    });
+                }
+            }
+            Value::String(s) => self.str(s),
+            Value::Array(a) => {
+                let open = self.begin()?;
+                for e in a {
+                    self.value(e)?;
+                }
+                self.end_array(open, a.len())?;
+            }
+            Value::Object(m) => {
+                let open = self.begin()?;
+                for (k, e) in m {
+                    self.key(k);
+                    self.value(e)?;
+                }
+                self.end_object(open, m.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `e` as the real failure and returns a serde error carrying its message.
+    fn fail<E: de::Error>(&mut self, e: Error) -> E {
+        let err = E::custom(&e);
+        self.error = Some(e);
+        err
+    }
+}
+
+/// Fixed-capacity writer for a container header.
+struct ArrayWriter<'a> {
+    buf: &'a mut [u8; HEADER_RESERVE],
+    len: usize,
+}
+
+impl ArrayWriter<'_> {
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.push(v as u8);
+    }
+}
+
+/// Drives a [`Builder`] from any serde `Deserializer` (serde_json's in particular), so JSON
+/// bytes are encoded in one pass without an intermediate `Value`.
+pub(crate) struct ValueSeed<'b>(pub(crate) &'b mut Builder);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.bool(v);
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.i64(v);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.u64(v);
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.f64(v);
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.str(v);
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.null();
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.0.null();
+        Ok(())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
+        Err(self.0.fail(Error::Unsupported {
+            message: format!("{} raw bytes (JSON has no byte strings)", v.len()),
+        }))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let b = self.0;
+        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
+        let mut count = 0usize;
+        while seq.next_element_seed(ValueSeed(&mut *b))?.is_some() {
+            count += 1;
+        }
+        b.end_array(open, count).map_err(|e| b.fail(e))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let b = self.0;
+        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
+        let mut count = 0usize;
+        while map.next_key_seed(KeySeed(&mut *b))?.is_some() {
+            map.next_value_seed(ValueSeed(&mut *b))?;
+            count += 1;
+        }
+        b.end_object(open, count).map_err(|e| b.fail(e))
+    }
+}
+
+/// Reads one object key (a string) into the builder.
+struct KeySeed<'b>(&'b mut Builder);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string object key")
+    }
+
+    #[inline]
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.key(v);
+        Ok(())
+    }
+}

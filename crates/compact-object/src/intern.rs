@@ -1,0 +1,341 @@
+//! The process-wide key interner.
+//!
+//! Object keys (`metadata`, `name`, `app.kubernetes.io/name`, ...) repeat across every object of
+//! a resource, so each distinct key is stored once here and objects refer to it by a small id
+//! (one byte for the most common keys, two bytes for the next 8,128).
+//!
+//! The table is append-only and bounded: at most [`MAX_KEYS`] keys of at most [`MAX_KEY_LEN`]
+//! bytes are ever interned, so it can never grow past roughly 1.2 MiB, however hostile the keys
+//! it sees (ConfigMap data keys, generated annotation keys). A key that does not fit (too long,
+//! or the table is full) is simply stored inline in the object that uses it; results are the
+//! same either way.
+//!
+//! Reads are lock-free (two or three atomic loads): an open-addressing probe table of `u16` ids
+//! maps a key's hash to its id, and a segmented array maps an id back to its `&'static str`.
+//! Inserts take a mutex. Interned strings are leaked on purpose, which is what makes them
+//! `'static` and lets [`Node::as_str`](crate::Node::as_str) and
+//! [`Node::entries`](crate::Node::entries) hand out plain `&str` without any `unsafe` code.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// At most this many distinct keys are interned per process; later new keys are stored inline.
+pub const MAX_KEYS: usize = 16_000;
+/// Keys longer than this many bytes are always stored inline.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// Probe-table slots: a power of two at least twice `MAX_KEYS` (load factor ≤ 0.5).
+const SLOTS: usize = 32_768;
+/// Segment `k` of the id → string array holds `FIRST_SEGMENT << k` ids.
+const FIRST_SEGMENT: usize = 64;
+/// `FIRST_SEGMENT * (2^SEGMENTS - 1)` ≥ `MAX_KEYS`.
+const SEGMENTS: usize = 9;
+
+const _: () = assert!(MAX_KEYS < u16::MAX as usize && SLOTS >= 2 * MAX_KEYS);
+const _: () = assert!(FIRST_SEGMENT * ((1 << SEGMENTS) - 1) >= MAX_KEYS);
+
+/// Keys seeded at start-up, most frequent first, so that they get one-byte ids (ids 0..63) and
+/// the same ids in every process.
+const COMMON_KEYS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "spec",
+    "status",
+    "data",
+    "type",
+    "key",
+    "value",
+    "port",
+    "protocol",
+    "targetPort",
+    "ports",
+    "selector",
+    "path",
+    "pathType",
+    "backend",
+    "service",
+    "number",
+    "host",
+    "hosts",
+    "rules",
+    "http",
+    "paths",
+    "tls",
+    "secretName",
+    "addresses",
+    "conditions",
+    "ready",
+    "serving",
+    "terminating",
+    "targetRef",
+    "nodeName",
+    "zone",
+    "endpoints",
+    "addressType",
+    "controller",
+    "blockOwnerDeletion",
+    "loadBalancer",
+    "ingress",
+    "ip",
+    "clusterIP",
+    "clusterIPs",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "sessionAffinity",
+    "internalTrafficPolicy",
+    "nodePort",
+    "appProtocol",
+    "hostname",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app",
+    "containers",
+    "image",
+    "env",
+    "resources",
+    "volumeMounts",
+    "mountPath",
+    "lastTransitionTime",
+    "reason",
+    "message",
+    "observedGeneration",
+    "replicas",
+    "template",
+    "matchLabels",
+    "deletionTimestamp",
+    "ingressClassName",
+    "defaultBackend",
+    "stringData",
+    "binaryData",
+    "immutable",
+    "tls.crt",
+    "tls.key",
+    "ca.crt",
+];
+
+/// Size of the shared key table, for memory accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InternerStats {
+    /// Distinct keys interned so far.
+    pub keys: usize,
+    /// Heap bytes held by the table (probe table, id segments and the key strings).
+    pub heap_bytes: usize,
+}
+
+/// Statistics of the process-wide key table. Every [`CompactObject`](crate::CompactObject)
+/// shares it; divide `heap_bytes` by the number of live objects for the amortised cost.
+pub fn interner_stats() -> InternerStats {
+    let t = interner();
+    let keys = t.len.load(Ordering::Acquire);
+    let segments: usize = t
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.get().is_some())
+        .map(|(k, _)| (FIRST_SEGMENT << k) * size_of::<OnceLock<&'static str>>())
+        .sum();
+    InternerStats {
+        keys,
+        heap_bytes: t.slots.len() * size_of::<AtomicU16>()
+            + segments
+            + t.string_bytes.load(Ordering::Relaxed),
+    }
+}
+
+pub(crate) struct Interner {
+    /// `0` = empty, otherwise `id + 1`. A slot goes from empty to full once and never changes
+    /// again.
+    slots: Box<[AtomicU16]>,
+    /// id → key. Segments are allocated on demand.
+    segments: [OnceLock<Box<[OnceLock<&'static str>]>>; SEGMENTS],
+    /// Number of ids handed out.
+    len: AtomicUsize,
+    /// Bytes of leaked key strings.
+    string_bytes: AtomicUsize,
+    /// Serialises inserts.
+    insert_lock: Mutex<()>,
+    hasher: foldhash::fast::RandomState,
+}
+
+static INTERNER: OnceLock<Interner> = OnceLock::new();
+
+/// The process-wide interner.
+#[inline]
+pub(crate) fn interner() -> &'static Interner {
+    INTERNER.get_or_init(Interner::new)
+}
+
+#[inline]
+fn locate(id: usize) -> (usize, usize) {
+    let block = id / FIRST_SEGMENT + 1;
+    let k = block.ilog2() as usize;
+    (k, id - FIRST_SEGMENT * ((1 << k) - 1))
+}
+
+impl Interner {
+    fn new() -> Self {
+        let t = Interner {
+            slots: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
+            segments: Default::default(),
+            len: AtomicUsize::new(0),
+            string_bytes: AtomicUsize::new(0),
+            insert_lock: Mutex::new(()),
+            hasher: foldhash::fast::RandomState::default(),
+        };
+        for key in COMMON_KEYS {
+            t.intern(key);
+        }
+        t
+    }
+
+    /// The key with this id; `None` only for ids never handed out.
+    #[inline]
+    pub(crate) fn get(&self, id: usize) -> Option<&'static str> {
+        let (k, off) = locate(id);
+        self.segments.get(k)?.get()?.get(off)?.get().copied()
+    }
+
+    /// Probes for `key`: `Ok(id)` when interned, `Err(slot)` with the empty slot ending the probe.
+    #[inline]
+    fn probe(&self, key: &str) -> Result<u16, usize> {
+        let mut i = (self.hasher.hash_one(key) as usize) & (SLOTS - 1);
+        loop {
+            match self.slots[i].load(Ordering::Acquire) {
+                0 => return Err(i),
+                v => {
+                    if self.get(usize::from(v - 1)) == Some(key) {
+                        return Ok(v - 1);
+                    }
+                }
+            }
+            i = (i + 1) & (SLOTS - 1);
+        }
+    }
+
+    /// The id of `key` if it is interned (lock-free).
+    #[inline]
+    pub(crate) fn lookup(&self, key: &str) -> Option<u16> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        self.probe(key).ok()
+    }
+
+    /// The id of `key`, interning it if there is room; `None` when it must be stored inline.
+    #[inline]
+    pub(crate) fn intern(&self, key: &str) -> Option<u16> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        match self.probe(key) {
+            Ok(id) => Some(id),
+            Err(_) => self.insert_slow(key),
+        }
+    }
+
+    #[cold]
+    fn insert_slow(&self, key: &str) -> Option<u16> {
+        // A poisoned lock only means another insert panicked (out of memory); the table itself
+        // is always consistent, so carry on.
+        let _guard = self
+            .insert_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = match self.probe(key) {
+            Ok(id) => return Some(id),
+            Err(slot) => slot,
+        };
+        let id = self.len.load(Ordering::Relaxed);
+        if id >= MAX_KEYS {
+            return None;
+        }
+        let (k, off) = locate(id);
+        let segment = self.segments[k]
+            .get_or_init(|| (0..FIRST_SEGMENT << k).map(|_| OnceLock::new()).collect());
+        let leaked: &'static str = Box::leak(Box::from(key));
+        if segment[off].set(leaked).is_err() {
+            // Unreachable: ids are handed out once, under this lock.
+            return None;
+        }
+        self.string_bytes.fetch_add(key.len(), Ordering::Relaxed);
+        let id16 = u16::try_from(id).ok()?;
+        self.len.store(id + 1, Ordering::Release);
+        // Publish last: a reader that sees the slot also sees the string.
+        self.slots[slot].store(id16 + 1, Ordering::Release);
+        Some(id16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_covers_ids_contiguously() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(63), (0, 63));
+        assert_eq!(locate(64), (1, 0));
+        assert_eq!(locate(191), (1, 127));
+        assert_eq!(locate(192), (2, 0));
+        let (k, off) = locate(MAX_KEYS - 1);
+        assert!(k < SEGMENTS && off < FIRST_SEGMENT << k);
+    }
+
+    #[test]
+    fn common_keys_have_one_byte_ids() {
+        let t = interner();
+        for (i, key) in COMMON_KEYS.iter().enumerate().take(64) {
+            assert_eq!(t.lookup(key), Some(i as u16), "{key}");
+        }
+        assert_eq!(t.get(3), Some("name"));
+    }
+
+    #[test]
+    fn intern_is_idempotent_and_bounded_in_length() {
+        let t = interner();
+        let a = t.intern("compact-object.test/intern-idempotent").unwrap();
+        assert_eq!(t.intern("compact-object.test/intern-idempotent"), Some(a));
+        assert_eq!(t.lookup("compact-object.test/intern-idempotent"), Some(a));
+        assert_eq!(
+            t.get(usize::from(a)),
+            Some("compact-object.test/intern-idempotent")
+        );
+        let long = "x".repeat(MAX_KEY_LEN + 1);
+        assert_eq!(t.intern(&long), None);
+        assert_eq!(t.lookup(&long), None);
+        assert_eq!(t.lookup("compact-object.test/never-interned"), None);
+        assert!(interner_stats().keys >= COMMON_KEYS.len());
+    }
+
+    #[test]
+    fn concurrent_interning_agrees() {
+        let keys: Vec<String> = (0..200)
+            .map(|i| format!("compact-object.test/c{i}"))
+            .collect();
+        let ids: Vec<Vec<u16>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| keys.iter().map(|k| interner().intern(k).unwrap()).collect()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for other in &ids[1..] {
+            assert_eq!(other, &ids[0]);
+        }
+        for (k, id) in keys.iter().zip(&ids[0]) {
+            assert_eq!(interner().get(usize::from(*id)), Some(k.as_str()));
+        }
+    }
+}

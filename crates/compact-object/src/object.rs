@@ -1,0 +1,275 @@
+//! The owned, shareable object.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeSeed;
+use store_types::{IdentityRef, KubeObject};
+
+use crate::de::DeError;
+use crate::encode::{Builder, ValueSeed};
+use crate::error::{Error, Result};
+use crate::node::Node;
+
+/// An immutable Kubernetes object (or any JSON value) in kstore's compact encoding.
+///
+/// The whole value lives in one shared heap allocation (`Arc<[u8]>`): a pre-order binary
+/// encoding where object keys are ids into a process-wide key table, scalars are stored
+/// inline, and every array and object records its byte size so lookups skip what they do not
+/// need. Round-trips are exact: integers keep serde_json's `u64`/`i64` distinction, floats
+/// keep their bits, strings their UTF-8, objects their member order.
+///
+/// # Usage
+///
+/// ```
+/// use compact_object::CompactObject;
+/// use store_types::KubeObject;
+///
+/// let json = br#"{"apiVersion":"v1","kind":"ConfigMap",
+///     "metadata":{"name":"cfg","namespace":"default","resourceVersion":"42"},
+///     "data":{"a.b/c":"1"}}"#;
+/// let obj = CompactObject::from_slice(json)?;
+/// let id = obj.identity().unwrap();
+/// assert_eq!((id.namespace, id.name), ("default", "cfg"));
+/// assert_eq!(obj.resource_version(), Some("42"));
+/// assert_eq!(obj.pointer("/data/a.b~1c").and_then(|n| n.as_str()), Some("1"));
+/// assert_eq!(obj.to_value(), serde_json::from_slice::<serde_json::Value>(json).unwrap());
+/// # Ok::<(), compact_object::Error>(())
+/// ```
+///
+/// # Concurrency
+///
+/// `CompactObject` is `Send + Sync` and immutable. `Clone` is an atomic reference-count
+/// increment; clones share the buffer. Reads take no locks (the key table is read with plain
+/// atomic loads).
+///
+/// # Memory usage
+///
+/// [`heap_size`](Self::heap_size) is the buffer plus the `Arc` counts, typically 0.5–0.95× the
+/// object's compact JSON size (see `docs/compact-object.md`); `size_of::<CompactObject>()` is
+/// 32 bytes. Keys are shared by all objects through the key table, which is append-only and
+/// capped at [`MAX_KEYS`](crate::MAX_KEYS) keys of ≤ [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes
+/// (≈ 1.2 MiB at worst, typically under 100 KiB); keys beyond the cap are stored inline.
+#[derive(Clone)]
+pub struct CompactObject {
+    buf: Arc<[u8]>,
+    meta: MetaOffsets,
+}
+
+/// Offsets of the identity fields' string values in `buf`, `0` when absent (offset 0 is the root
+/// value, never a metadata member). Found once at construction so that the stores and the
+/// watcher read identity and resourceVersion in O(1).
+#[derive(Clone, Copy, Default, Debug)]
+struct MetaOffsets {
+    name: u32,
+    namespace: u32,
+    uid: u32,
+    resource_version: u32,
+}
+
+impl CompactObject {
+    /// Encodes JSON bytes directly (one pass, no intermediate `serde_json::Value`).
+    ///
+    /// Accepts exactly what `serde_json::from_slice::<Value>` accepts (any JSON value, not only
+    /// objects); anything else — syntax errors, truncation, invalid UTF-8, trailing characters,
+    /// nesting deeper than 128 — is an [`Error::Json`], never a panic.
+    pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
+        let mut b = Builder::with_capacity(json.len());
+        let mut de = serde_json::Deserializer::from_slice(json);
+        match ValueSeed(&mut b)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+        {
+            Ok(()) => Self::from_encoded(b.buf),
+            Err(source) => Err(b.error.take().unwrap_or(Error::Json { source })),
+        }
+    }
+
+    /// Encodes a `serde_json::Value`.
+    pub fn from_value(v: &serde_json::Value) -> Result<CompactObject> {
+        let mut b = Builder::with_capacity(256);
+        b.value(v)?;
+        Self::from_encoded(b.buf)
+    }
+
+    /// Encodes any serializable value, e.g. a typed k8s-openapi object.
+    pub fn from_serialize<T: serde::Serialize>(t: &T) -> Result<CompactObject> {
+        let json = serde_json::to_vec(t).map_err(|source| Error::Serialize {
+            type_name: std::any::type_name::<T>(),
+            source,
+        })?;
+        Self::from_slice(&json)
+    }
+
+    /// Encodes a `kube_core::DynamicObject`.
+    pub fn from_dynamic(o: &kube_core::DynamicObject) -> Result<CompactObject> {
+        Self::from_serialize(o)
+    }
+
+    /// Decodes into a `serde_json::Value`.
+    pub fn to_value(&self) -> serde_json::Value {
+        self.root().to_value()
+    }
+
+    /// Decodes into a `kube_core::DynamicObject`; fails when `metadata` does not have the
+    /// shape of an `ObjectMeta`.
+    pub fn to_dynamic(&self) -> Result<kube_core::DynamicObject> {
+        self.deserialize_into()
+    }
+
+    /// Decodes into any `Deserialize` type, e.g. a typed k8s-openapi object, straight from the
+    /// encoding (no intermediate `Value`).
+    pub fn deserialize_into<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(self.root()).map_err(|DeError(message)| Error::Deserialize {
+            type_name: std::any::type_name::<T>(),
+            message,
+        })
+    }
+
+    /// The root value.
+    #[inline]
+    pub fn root(&self) -> Node<'_> {
+        Node::new(&self.buf)
+    }
+
+    /// Resolves an RFC 6901 JSON pointer, exactly like `serde_json::Value::pointer`.
+    #[inline]
+    pub fn pointer(&self, json_pointer: &str) -> Option<Node<'_>> {
+        self.root().pointer(json_pointer)
+    }
+
+    /// Heap bytes owned by this object: the encoded buffer and its `Arc` counts. Shared by
+    /// clones; excludes `size_of::<CompactObject>()` and the shared key table (see
+    /// [`interner_stats`](crate::interner_stats)).
+    #[inline]
+    pub fn heap_size(&self) -> usize {
+        self.buf.len() + 2 * size_of::<usize>()
+    }
+
+    /// The encoded bytes. The encoding is process-local (key ids refer to this process's key
+    /// table): use it for size accounting and hashing, not for persistence.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn from_encoded(buf: Vec<u8>) -> Result<CompactObject> {
+        let size = buf.len();
+        if size > u32::MAX as usize {
+            return Err(Error::TooLarge { size });
+        }
+        let buf: Arc<[u8]> = Arc::from(buf);
+        let meta = find_meta(&buf);
+        Ok(CompactObject { buf, meta })
+    }
+
+    #[inline]
+    fn str_at(&self, offset: u32) -> Option<&str> {
+        if offset == 0 {
+            return None;
+        }
+        Node::new(self.buf.get(offset as usize..)?).as_str()
+    }
+}
+
+fn find_meta(buf: &[u8]) -> MetaOffsets {
+    let mut meta = MetaOffsets::default();
+    let Some(m) = Node::new(buf).get("metadata") else {
+        return meta;
+    };
+    for (key, value) in m.entries() {
+        let slot = match key {
+            "name" => &mut meta.name,
+            "namespace" => &mut meta.namespace,
+            "uid" => &mut meta.uid,
+            "resourceVersion" => &mut meta.resource_version,
+            _ => continue,
+        };
+        if value.as_str().is_some() {
+            // Fits: the buffer is at most u32::MAX bytes (checked by the caller).
+            *slot = u32::try_from(buf.len() - value.suffix_len()).unwrap_or(0);
+        }
+    }
+    meta
+}
+
+impl KubeObject for CompactObject {
+    /// Read from offsets recorded at construction: O(1), no allocation.
+    #[inline]
+    fn identity(&self) -> Option<IdentityRef<'_>> {
+        Some(IdentityRef {
+            namespace: self.str_at(self.meta.namespace).unwrap_or(""),
+            name: self.str_at(self.meta.name)?,
+            uid: self.str_at(self.meta.uid),
+        })
+    }
+
+    #[inline]
+    fn resource_version(&self) -> Option<&str> {
+        self.str_at(self.meta.resource_version)
+    }
+
+    fn heap_size(&self) -> usize {
+        CompactObject::heap_size(self)
+    }
+}
+
+impl serde::Serialize for CompactObject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.root().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CompactObject {
+    /// Encodes whatever the deserializer yields, without an intermediate `Value` (so a
+    /// `WatchEvent<CompactObject>` or `ObjectList<CompactObject>` decodes straight into the
+    /// compact form).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut b = Builder::with_capacity(512);
+        ValueSeed(&mut b).deserialize(d)?;
+        Self::from_encoded(b.buf).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for CompactObject {
+    /// The object as compact JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.root(), f)
+    }
+}
+
+impl fmt::Display for CompactObject {
+    /// The object as compact JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.root(), f)
+    }
+}
+
+impl PartialEq for CompactObject {
+    /// JSON equality (`serde_json::Value` semantics: member order does not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.buf == other.buf || self.root() == other.root()
+    }
+}
+
+impl std::str::FromStr for CompactObject {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_slice(s.as_bytes())
+    }
+}
+
+impl TryFrom<&serde_json::Value> for CompactObject {
+    type Error = Error;
+
+    fn try_from(v: &serde_json::Value) -> Result<Self> {
+        Self::from_value(v)
+    }
+}
+
+impl From<&CompactObject> for serde_json::Value {
+    fn from(o: &CompactObject) -> Self {
+        o.to_value()
+    }
+}

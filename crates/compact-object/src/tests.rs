@@ -1,0 +1,318 @@
+//! Unit tests of the public API on hand-written inputs (property tests live in `tests/`).
+
+use serde_json::{Value, json};
+use store_types::KubeObject;
+
+use crate::{CompactObject, Error, MAX_DEPTH, NodeKind};
+
+fn roundtrip(json: &str) {
+    let expected: Value = serde_json::from_str(json).unwrap();
+    let obj = CompactObject::from_slice(json.as_bytes()).unwrap();
+    assert_eq!(obj.to_value(), expected, "from_slice {json}");
+    // Serialization keeps member order, so compare it as JSON here; built from a `Value`
+    // (whose map is sorted) it must be byte-identical to serde_json's output.
+    let text = serde_json::to_string(&obj).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+    let from_value = CompactObject::from_value(&expected).unwrap();
+    assert_eq!(from_value.to_value(), expected, "from_value {json}");
+    assert_eq!(
+        serde_json::to_string(&from_value).unwrap(),
+        serde_json::to_string(&expected).unwrap(),
+        "serialize {json}"
+    );
+    assert_eq!(obj, from_value);
+}
+
+#[test]
+fn scalars_and_edge_numbers_round_trip() {
+    for json in [
+        "null",
+        "true",
+        "false",
+        "0",
+        "31",
+        "32",
+        "-1",
+        "-0",
+        "0.0",
+        "-0.0",
+        "1.5",
+        "1e300",
+        "-1e-300",
+        "18446744073709551615",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "\"\"",
+        "\"héllo wörld ✓ 🎉\"",
+        "\"quote \\\" backslash \\\\ newline \\n nul \\u0000\"",
+        "[]",
+        "{}",
+        "[[],{},[{}]]",
+    ] {
+        roundtrip(json);
+    }
+    let long = format!("\"{}\"", "x".repeat(70_000));
+    roundtrip(&long);
+}
+
+#[test]
+fn numbers_keep_serde_json_types() {
+    let obj =
+        CompactObject::from_slice(br#"[5, -5, 5.0, 18446744073709551615, -9223372036854775808]"#)
+            .unwrap();
+    let n: Vec<_> = obj.root().elements().collect();
+    assert_eq!(n[0].as_u64(), Some(5));
+    assert_eq!(n[0].as_i64(), Some(5));
+    assert_eq!(n[1].as_u64(), None);
+    assert_eq!(n[1].as_i64(), Some(-5));
+    assert_eq!(n[2].as_i64(), None);
+    assert_eq!(n[2].as_f64(), Some(5.0));
+    assert_eq!(n[3].as_u64(), Some(u64::MAX));
+    assert_eq!(n[3].as_i64(), None);
+    assert_eq!(n[4].as_i64(), Some(i64::MIN));
+    assert!(n.iter().all(|n| n.kind() == NodeKind::Number));
+    assert_eq!(obj.to_value()[2], json!(5.0));
+    assert_ne!(obj.to_value()[2], json!(5));
+}
+
+#[test]
+fn awkward_keys_and_order_are_preserved() {
+    let json = r#"{"z":1,"a.b/c":{"\"q\"":[1,{"":null}]},"~":2,"app.kubernetes.io/name":"x"}"#;
+    roundtrip(json);
+    let obj = CompactObject::from_slice(json.as_bytes()).unwrap();
+    let keys: Vec<_> = obj.root().entries().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["z", "a.b/c", "~", "app.kubernetes.io/name"]);
+    assert_eq!(
+        obj.pointer("/a.b~1c/\"q\"/1/").unwrap().kind(),
+        NodeKind::Null
+    );
+    assert_eq!(obj.pointer("/~0").unwrap().as_u64(), Some(2));
+    assert_eq!(obj.to_string(), json);
+    let long_key = "k".repeat(crate::MAX_KEY_LEN + 10);
+    let json = format!(r#"{{"{long_key}":true}}"#);
+    let obj = CompactObject::from_slice(json.as_bytes()).unwrap();
+    assert_eq!(
+        obj.root().get(&long_key).and_then(|n| n.as_bool()),
+        Some(true)
+    );
+    assert_eq!(obj.root().entries().next().unwrap().0, long_key);
+}
+
+#[test]
+fn duplicate_keys_resolve_like_serde_json() {
+    let json = br#"{"a":1,"b":2,"a":{"x":[3]},"c":4,"b":5}"#;
+    let obj = CompactObject::from_slice(json).unwrap();
+    let expected: Value = serde_json::from_slice(json).unwrap();
+    assert_eq!(obj.to_value(), expected);
+    assert_eq!(obj.root().len(), 3);
+    assert_eq!(obj.pointer("/a/x/0").and_then(|n| n.as_u64()), Some(3));
+    assert_eq!(obj.pointer("/b").and_then(|n| n.as_u64()), Some(5));
+    let keys: Vec<_> = obj.root().entries().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+}
+
+#[test]
+fn pointer_follows_serde_json_rules() {
+    let v = json!({"spec": {"rules": [{"host": "a"}, {"host": "b"}]}, "": {"": 7}, "n": 1});
+    let obj = CompactObject::from_value(&v).unwrap();
+    for p in [
+        "",
+        "/spec",
+        "/spec/rules",
+        "/spec/rules/1/host",
+        "/spec/rules/01",
+        "/spec/rules/+1",
+        "/spec/rules/2",
+        "/spec/rules/-1",
+        "/spec/rules/x",
+        "/",
+        "//",
+        "/n/x",
+        "spec",
+        "/missing",
+    ] {
+        assert_eq!(
+            obj.pointer(p).map(|n| n.to_value()),
+            v.pointer(p).cloned(),
+            "{p}"
+        );
+    }
+    let rules = obj.pointer("/spec/rules").unwrap();
+    assert_eq!(rules.len(), 2);
+    assert!(rules.index(2).is_none());
+    assert!(rules.get("host").is_none());
+    assert_eq!(obj.root().get("n").unwrap().len(), 0);
+    assert_eq!(obj.root().elements().count(), 0);
+    assert_eq!(rules.entries().count(), 0);
+}
+
+#[test]
+fn identity_and_resource_version() {
+    let obj = CompactObject::from_value(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"labels": {"name": "not-this"}, "name": "web-0", "namespace": "prod",
+                     "uid": "1234", "resourceVersion": "99"},
+    }))
+    .unwrap();
+    let id = obj.identity().unwrap();
+    assert_eq!(
+        (id.namespace, id.name, id.uid),
+        ("prod", "web-0", Some("1234"))
+    );
+    assert_eq!(obj.resource_version(), Some("99"));
+    assert_eq!(KubeObject::heap_size(&obj), obj.heap_size());
+    assert!(obj.heap_size() >= obj.as_bytes().len());
+
+    let cluster = CompactObject::from_value(&json!({"metadata": {"name": "n1"}})).unwrap();
+    let id = cluster.identity().unwrap();
+    assert_eq!((id.namespace, id.name, id.uid), ("", "n1", None));
+    assert_eq!(cluster.resource_version(), None);
+
+    for nameless in [
+        json!({"metadata": {"generateName": "x-"}}),
+        json!({"metadata": {"name": 5}}),
+        json!({"metadata": "x"}),
+        json!([1, 2]),
+        json!({}),
+    ] {
+        assert!(
+            CompactObject::from_value(&nameless)
+                .unwrap()
+                .identity()
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn typed_and_dynamic_conversions() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    let svc = Service {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("default".into()),
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                port: 80,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let obj = CompactObject::from_serialize(&svc).unwrap();
+    assert_eq!(obj.to_value(), serde_json::to_value(&svc).unwrap());
+    assert_eq!(
+        obj.pointer("/spec/ports/0/port").unwrap().as_i64(),
+        Some(80)
+    );
+    let back: Service = obj.deserialize_into().unwrap();
+    assert_eq!(back, svc);
+    assert_eq!(obj.identity().unwrap().name, "web");
+
+    let dynamic = obj.to_dynamic().unwrap();
+    assert_eq!(dynamic.metadata.name.as_deref(), Some("web"));
+    assert_eq!(dynamic.data["spec"]["ports"][0]["port"], json!(80));
+    let again = CompactObject::from_dynamic(&dynamic).unwrap();
+    assert_eq!(again.to_value(), serde_json::to_value(&dynamic).unwrap());
+    assert_eq!(again, obj);
+
+    let err = obj.deserialize_into::<Vec<u8>>().unwrap_err();
+    assert!(matches!(err, Error::Deserialize { .. }), "{err}");
+    let cm = CompactObject::from_value(&json!({"metadata": {"name": 3}})).unwrap();
+    assert!(matches!(
+        cm.deserialize_into::<ConfigMap>(),
+        Err(Error::Deserialize { .. })
+    ));
+}
+
+#[test]
+fn deserialize_impl_decodes_without_value() {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(rename = "type")]
+        kind: String,
+        object: CompactObject,
+    }
+    let ev: Event = serde_json::from_str(
+        r#"{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(ev.kind, "ADDED");
+    assert_eq!(ev.object.resource_version(), Some("5"));
+    assert!(serde_json::from_str::<CompactObject>("[1,").is_err());
+}
+
+#[test]
+fn malformed_input_is_an_error() {
+    for bad in [
+        &b""[..],
+        b"{",
+        b"{\"a\":",
+        b"[1,2",
+        b"{\"a\" 1}",
+        b"nul",
+        b"\"\xff\"",
+        b"1 2",
+        b"{\"a\":1}}",
+        b"01",
+        b"1e400",
+        b"\"\\ud800\"",
+    ] {
+        assert!(
+            matches!(CompactObject::from_slice(bad), Err(Error::Json { .. })),
+            "{bad:?}"
+        );
+    }
+    let deep = "[".repeat(200) + &"]".repeat(200);
+    assert!(CompactObject::from_slice(deep.as_bytes()).is_err());
+}
+
+#[test]
+fn from_value_rejects_excessive_depth() {
+    let mut v = json!(1);
+    for _ in 0..MAX_DEPTH {
+        v = json!([v]);
+    }
+    assert!(CompactObject::from_value(&v).is_ok());
+    let too_deep = json!({ "a": v });
+    assert!(matches!(
+        CompactObject::from_value(&too_deep),
+        Err(Error::TooDeep { limit: MAX_DEPTH })
+    ));
+}
+
+#[test]
+fn debug_prints_json_and_clone_shares() {
+    let obj = CompactObject::from_slice(br#"{"b":[1,2.5,"x"],"a":null}"#).unwrap();
+    assert_eq!(format!("{obj:?}"), r#"{"b":[1,2.5,"x"],"a":null}"#);
+    assert_eq!(
+        format!("{:?}", obj.pointer("/b").unwrap()),
+        r#"[1,2.5,"x"]"#
+    );
+    let clone = obj.clone();
+    assert!(std::ptr::eq(clone.as_bytes(), obj.as_bytes()));
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<CompactObject>();
+    assert_send_sync::<crate::Node<'static>>();
+}
+
+#[test]
+fn large_containers_use_multi_byte_headers() {
+    let v = json!({
+        "items": (0..5000).map(|i| json!({"i": i, "s": "y".repeat(i % 100)})).collect::<Vec<_>>(),
+        "map": (0..3000).map(|i| (format!("k{i}"), json!(i))).collect::<serde_json::Map<_, _>>(),
+    });
+    let obj = CompactObject::from_value(&v).unwrap();
+    assert_eq!(obj.to_value(), v);
+    assert_eq!(obj.pointer("/items/4999/i").unwrap().as_u64(), Some(4999));
+    assert_eq!(obj.pointer("/map/k2999").unwrap().as_u64(), Some(2999));
+    assert_eq!(obj.pointer("/items").unwrap().len(), 5000);
+}
