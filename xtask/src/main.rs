@@ -1,1 +1,178 @@
-fn main() {}
+//! `xtask` drives kstore's development tasks through `cargo xtask <task>` (an alias in
+//! `.cargo/config.toml`). It is deliberately small: it depends only on `serde_json` and shells
+//! out to `cargo`, so it builds in seconds. It is not part of any library crate's API.
+//!
+//! Start with `cargo xtask help`. Repository checks (layering, lints opt-in, crate docs) live
+//! in `tidy.rs` as ordinary `#[test]`s, so `cargo test` runs them.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+#[cfg(test)]
+mod tidy;
+
+const HELP: &str = "\
+cargo xtask <task> [args]
+
+tasks:
+  test                 unit, integration (against apiserver-sim) and doc tests of every crate
+  lint                 cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  ci                   lint + test + a short demo run + cargo deny (when installed)
+  demo [args]          the main job: kstore on a generated cluster (see `cargo xtask demo --help`)
+  bench [args]         every benchmark; results go to docs/benchmarks.md
+  fuzz <target> [--seconds N]   run a cargo-fuzz target (needs cargo-fuzz and a nightly toolchain)
+  help                 this text
+";
+
+fn main() -> ExitCode {
+    let mut args = env::args().skip(1);
+    let task = args.next().unwrap_or_else(|| "help".into());
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_str() {
+        "test" => test(&rest),
+        "lint" => lint(),
+        "ci" => ci(),
+        "demo" => demo(&rest),
+        "bench" => bench(&rest),
+        "fuzz" => fuzz(&rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => Err(format!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result<(), String> {
+    eprintln!("$ {}", describe(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed: {status}", describe(&cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--all-targets"]).args(extra);
+    run(c)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--doc"]).args(extra);
+    run(c)
+}
+
+fn lint() -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)
+}
+
+fn ci() -> Result<(), String> {
+    lint()?;
+    test(&[])?;
+    demo(&["--small".into()])?;
+    let has_deny = Command::new("cargo")
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_deny {
+        let mut c = cargo();
+        c.args(["deny", "check", "licenses", "bans", "sources"]);
+        run(c)?;
+    } else {
+        eprintln!(
+            "xtask: cargo-deny is not installed; skipping `cargo deny check licenses bans sources`"
+        );
+    }
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let small = args.iter().any(|a| a == "--small");
+    let mut c = cargo();
+    c.args(["run", "--quiet", "-p", "kstore-demo"]);
+    if !small {
+        c.arg("--release");
+    }
+    c.arg("--").args(args);
+    run(c)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["bench", "--workspace"]).args(args);
+    run(c)
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let target = args
+        .first()
+        .ok_or("usage: cargo xtask fuzz <target> [--seconds N]")?;
+    let seconds = match args.iter().position(|a| a == "--seconds") {
+        Some(i) => args.get(i + 1).ok_or("--seconds needs a number")?.clone(),
+        None => "60".into(),
+    };
+    let dir = match target.as_str() {
+        t if t.starts_with("compact") => "crates/compact-object/fuzz",
+        t if t.starts_with("expr") || t.starts_with("index") || t.starts_with("parse") => {
+            "crates/indexer/fuzz"
+        }
+        t => return Err(format!("unknown fuzz target {t:?}")),
+    };
+    let mut c = Command::new("cargo");
+    c.current_dir(root().join(dir));
+    c.args([
+        "+nightly",
+        "fuzz",
+        "run",
+        target,
+        "--",
+        &format!("-max_total_time={seconds}"),
+    ]);
+    run(c).map_err(|e| {
+        format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)")
+    })
+}

@@ -19,3 +19,8 @@ pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
