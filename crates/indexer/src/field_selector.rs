@@ -216,6 +216,22 @@ impl fmt::Display for FieldSelector {
     }
 }
 
+impl serde::Serialize for FieldSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FieldSelector {
+    /// Parses the string form, so a configuration with an invalid selector fails to load.
+    fn deserialize<D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<FieldSelector, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        FieldSelector::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +303,16 @@ mod tests {
         ));
         let e = FieldSelector::parse("a['x=1").unwrap_err();
         assert!(e.to_string().contains("unclosed quote"), "{e}");
+    }
+
+    #[test]
+    fn serde_uses_the_string_form() {
+        let sel: FieldSelector = serde_json::from_str(r#""spec.type==ClusterIP""#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&sel).unwrap(),
+            r#""spec.type=ClusterIP""#
+        );
+        assert!(serde_json::from_str::<FieldSelector>(r#""spec.type""#).is_err());
     }
 
     #[test]

@@ -440,6 +440,22 @@ fn validate_value(v: &str) -> std::result::Result<(), &'static str> {
     }
 }
 
+impl serde::Serialize for LabelSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LabelSelector {
+    /// Parses the string form, so a configuration with an invalid selector fails to load.
+    fn deserialize<D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<LabelSelector, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        LabelSelector::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +564,17 @@ mod tests {
             LabelSelector::parse("app in (a").unwrap_err().to_string(),
             "invalid label selector \"app in (a\" at 9: expected ',' or ')' in value list"
         );
+    }
+
+    #[test]
+    fn serde_uses_the_string_form() {
+        let sel: LabelSelector = serde_json::from_str(r#""app in (a,b),!legacy""#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&sel).unwrap(),
+            r#""app in (a,b),!legacy""#
+        );
+        let e = serde_json::from_str::<LabelSelector>(r#""app in (a""#).unwrap_err();
+        assert!(e.to_string().contains("invalid label selector"), "{e}");
     }
 
     #[test]

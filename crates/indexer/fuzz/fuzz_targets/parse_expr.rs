@@ -20,10 +20,16 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(sel) = FieldSelector::parse(s) {
         let printed = sel.to_string();
-        assert_eq!(FieldSelector::parse(&printed).expect("printed selector must parse"), sel);
+        assert_eq!(
+            FieldSelector::parse(&printed).expect("printed selector must parse"),
+            sel
+        );
     }
     if let Ok(sel) = LabelSelector::parse(s) {
         let printed = sel.to_string();
-        assert_eq!(LabelSelector::parse(&printed).expect("printed selector must parse"), sel);
+        assert_eq!(
+            LabelSelector::parse(&printed).expect("printed selector must parse"),
+            sel
+        );
     }
 });
