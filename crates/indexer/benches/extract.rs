@@ -88,6 +88,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("indexer/compact", |b| {
         b.iter(|| ix.keys(black_box(&compact)).unwrap())
     });
+    // The floor every `indexer/*` row pays: building the store key itself.
+    g.bench_function("keytuple_new_only", |b| {
+        b.iter(|| {
+            store_types::KeyTuple::new([black_box("shop-production"), black_box("shop-frontend")])
+        })
+    });
     g.bench_function("compact_pointer_x2", |b| {
         b.iter(|| {
             let o = black_box(&compact);
