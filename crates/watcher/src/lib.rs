@@ -1,0 +1,26 @@
+//! `watcher` connects a cluster to kstore's stores: it runs `kube::runtime::watcher` for each
+//! configured resource, prepares every object with the `indexer` (field removal, key
+//! extraction, selectors), applies it to a `MemoryStore` (or the references of a
+//! `CachedStore`), signals when the initial sync is complete and sends debounced change
+//! notifications.
+//!
+//! It is *not* a list/watch implementation of its own (kube's watcher does list-watch,
+//! resume, relist on 410, bookmarks and backoff) and not a store.
+//!
+//! Start with [`WatchConfig`] / [`WatchedResource`] (the user configuration, in the Go
+//! original's format), [`ResourceWatcher`] for one resource, and [`ResourceSet`] for the named
+//! set of resources a controller renders from.
+
+mod config;
+mod debounce;
+mod duration;
+mod metrics;
+mod resource;
+
+pub use config::{ConfigError, DEFAULT_CACHE_TTL, ResourceConfig, WatchConfig, WatchedResource};
+pub use debounce::{ChangeCallback, Debouncer};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use metrics::{EventLabels, ResourceLabels, WatchMetrics};
+pub use resource::{
+    DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve,
+};

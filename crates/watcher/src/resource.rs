@@ -1,0 +1,703 @@
+//! One watched resource: kube watcher → indexer → store.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use compact_object::CompactObject;
+use futures::{Stream, StreamExt, stream};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::discovery::{self, ApiCapabilities, Scope};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use memory_store::{Change, MemoryStore};
+use serde_json::{Map, Value};
+use store_types::{ChangeStats, Identity, KeyTuple};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::ResourceConfig;
+use crate::debounce::{ChangeCallback, Debouncer};
+use crate::metrics::{ResourceLabels, WatchMetrics};
+
+/// Default refractory interval of change notifications.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(5);
+
+/// Called once, when the initial sync is complete, with the number of objects stored.
+pub type SyncCallback = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// How a watcher runs and whom it tells.
+#[derive(Clone)]
+pub struct WatchOptions {
+    /// Refractory interval of `on_change` (default 5 s).
+    pub debounce: Duration,
+    /// Also notify the changes of the initial sync (default: suppressed).
+    pub notify_initial_sync: bool,
+    /// Debounced change notifications.
+    pub on_change: Option<ChangeCallback>,
+    /// Fired once when the initial sync is complete.
+    pub on_sync_complete: Option<SyncCallback>,
+    /// Metrics to report into (shared by a resource set).
+    pub metrics: WatchMetrics,
+    /// Use streaming lists (`sendInitialEvents`) instead of paged lists for (re)lists.
+    pub streaming_lists: bool,
+    /// Page size of paged lists (kube's default: 500).
+    pub page_size: Option<u32>,
+    /// Skip discovery and use this resource description.
+    pub api_resource: Option<(ApiResource, Scope)>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            debounce: DEFAULT_DEBOUNCE,
+            notify_initial_sync: false,
+            on_change: None,
+            on_sync_complete: None,
+            metrics: WatchMetrics::default(),
+            streaming_lists: false,
+            page_size: None,
+            api_resource: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("debounce", &self.debounce)
+            .field("notify_initial_sync", &self.notify_initial_sync)
+            .field("streaming_lists", &self.streaming_lists)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a watcher could not start. Transient API errors after start never end a watcher; they
+/// are retried with kube's default backoff, logged and counted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// Discovery failed or the API server does not serve the resource.
+    #[error(
+        "resource {resource:?}: {group_version} {plural} is not served by the API server: {source}"
+    )]
+    Discovery {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// `group/version`.
+        group_version: String,
+        /// Plural name.
+        plural: String,
+        /// Kube's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The resource is not in the discovery document of its group version.
+    #[error("resource {resource:?}: {group_version} has no resource {plural:?}")]
+    UnknownResource {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// `group/version`.
+        group_version: String,
+        /// Plural name.
+        plural: String,
+    },
+    /// Namespaces were configured for a cluster-scoped resource.
+    #[error(
+        "resource {resource:?}: namespaces {namespaces:?} given, but {plural} is cluster-scoped"
+    )]
+    ClusterScoped {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// Plural name.
+        plural: String,
+        /// The namespaces configured.
+        namespaces: Vec<String>,
+    },
+    /// The store could not be built.
+    #[error("resource {resource:?}: {source}")]
+    Store {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// The store's error.
+        #[source]
+        source: store_types::StoreError,
+    },
+    /// The configuration asks for something this watcher does not do.
+    #[error("resource {resource:?}: {message}")]
+    Unsupported {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// What is unsupported.
+        message: String,
+    },
+}
+
+/// The store a watcher feeds.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum StoreHandle {
+    /// `store: full`.
+    Memory(MemoryStore<CompactObject>),
+}
+
+impl StoreHandle {
+    /// Number of objects or references.
+    pub fn len(&self) -> usize {
+        match self {
+            StoreHandle::Memory(s) => s.len(),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The MemoryStore, for `store: full` resources.
+    pub fn as_memory(&self) -> Option<&MemoryStore<CompactObject>> {
+        match self {
+            StoreHandle::Memory(s) => Some(s),
+        }
+    }
+}
+
+/// What preparing one object produced.
+enum Prepared {
+    /// Store this object under these keys.
+    Store(Arc<CompactObject>, KeyTuple),
+    /// The object must not be in the store (field selector excluded it, or its keys could not
+    /// be extracted): remove any earlier copy.
+    Exclude(Identity),
+    /// The object cannot be identified at all (no name); nothing to do.
+    Ignore,
+}
+
+struct Shared {
+    config: ResourceConfig,
+    store: StoreHandle,
+    labels: ResourceLabels,
+    metrics: WatchMetrics,
+    failures: indexer::ExtractionFailures,
+    debouncer: Option<Debouncer>,
+    notify_initial: bool,
+    on_sync: Option<SyncCallback>,
+    synced: watch::Sender<bool>,
+    /// Streams (one per namespace) that have not completed their first list yet.
+    unsynced_streams: Mutex<usize>,
+    stopped: AtomicBool,
+}
+
+/// A running watch of one resource into its store.
+///
+/// # Usage
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
+/// let cfg: WatchedResource = serde_yaml_ng::from_str(
+///     "{apiVersion: networking.k8s.io/v1, resources: ingresses, indexBy: [metadata.namespace, metadata.name]}",
+/// )?;
+/// let w = ResourceWatcher::start(client, cfg.compile("ingresses", &[])?, WatchOptions::default()).await?;
+/// w.wait_for_sync().await;
+/// let store = w.store().as_memory().unwrap();
+/// let hits = store.get(&["default", "web"])?;
+/// # Ok(()) }
+/// ```
+///
+/// # Guarantees
+/// * Built on `kube::runtime::watcher` with kube's default backoff: list-watch, resume from
+///   resourceVersion, relist on 410, bookmarks. Transient errors are logged, counted and
+///   retried; the watcher never ends on its own.
+/// * Every (re)list is published to the store at once: readers see the previous complete
+///   state until the new list is complete, and objects absent from it disappear.
+/// * Deletes remove exactly the deleted object (by identity and uid).
+/// * Objects whose keys cannot be extracted are not stored (an earlier copy is removed),
+///   counted in `kstore_extraction_failures_total` and logged once per identity.
+/// * Client-side field selector: an object that stops matching is deleted, one that starts
+///   matching is added.
+/// * [`wait_for_sync`](Self::wait_for_sync) resolves after every initial event is in the store.
+/// * Callbacks are never called while a lock is held. [`stop`](Self::stop) is idempotent and
+///   flushes pending change notifications; dropping the watcher stops it.
+pub struct ResourceWatcher {
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ResourceWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceWatcher")
+            .field("resource", &self.shared.config.name)
+            .field("store", &self.shared.store)
+            .field("synced", &self.is_synced())
+            .finish()
+    }
+}
+
+/// Resolves group/version/plural through discovery.
+pub async fn resolve(
+    client: &Client,
+    config: &ResourceConfig,
+) -> Result<(ApiResource, Scope), WatchError> {
+    let gv_str = if config.group.is_empty() {
+        config.version.clone()
+    } else {
+        format!("{}/{}", config.group, config.version)
+    };
+    let gv = kube::core::GroupVersion::gv(&config.group, &config.version);
+    let group = discovery::pinned_group(client, &gv)
+        .await
+        .map_err(|source| WatchError::Discovery {
+            resource: config.name.clone(),
+            group_version: gv_str.clone(),
+            plural: config.plural.clone(),
+            source,
+        })?;
+    group
+        .versioned_resources(&config.version)
+        .into_iter()
+        .find(|(ar, _)| ar.plural == config.plural)
+        .map(|(ar, caps): (ApiResource, ApiCapabilities)| (ar, caps.scope))
+        .ok_or_else(|| WatchError::UnknownResource {
+            resource: config.name.clone(),
+            group_version: gv_str,
+            plural: config.plural.clone(),
+        })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl ResourceWatcher {
+    /// Resolves the resource (discovery, unless `options.api_resource` is set), builds its
+    /// store and starts watching. Must be called inside a tokio runtime.
+    pub async fn start(
+        client: Client,
+        config: ResourceConfig,
+        options: WatchOptions,
+    ) -> Result<Self, WatchError> {
+        let (ar, scope) = match options.api_resource.clone() {
+            Some(x) => x,
+            None => resolve(&client, &config).await?,
+        };
+        if matches!(scope, Scope::Cluster) && !config.namespaces.is_empty() {
+            return Err(WatchError::ClusterScoped {
+                resource: config.name.clone(),
+                plural: config.plural.clone(),
+                namespaces: config.namespaces.clone(),
+            });
+        }
+        let store = match config.store {
+            store_types::StoreType::Memory => {
+                StoreHandle::Memory(MemoryStore::new(config.indexer.num_keys()).map_err(
+                    |source| WatchError::Store {
+                        resource: config.name.clone(),
+                        source,
+                    },
+                )?)
+            }
+            other => {
+                return Err(WatchError::Unsupported {
+                    resource: config.name.clone(),
+                    message: format!("store type {other} is not available in this build"),
+                });
+            }
+        };
+
+        let mut wc = watcher::Config::default();
+        if let Some(ls) = &config.label_selector {
+            wc = wc.labels(&ls.to_string());
+        }
+        if let Some(fs) = &config.server_field_selector {
+            wc = wc.fields(fs);
+        }
+        if options.streaming_lists {
+            wc = wc.streaming_lists();
+        }
+        if let Some(p) = options.page_size {
+            wc = wc.page_size(p);
+        }
+        let apis: Vec<Api<DynamicObject>> = if config.namespaces.is_empty() {
+            vec![Api::all_with(client.clone(), &ar)]
+        } else {
+            config
+                .namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
+                .collect()
+        };
+        let streams = apis.into_iter().enumerate().map(|(i, api)| {
+            watcher::watcher(api, wc.clone())
+                .default_backoff()
+                .map(move |ev| (i, ev))
+                .boxed()
+        });
+        let merged = stream::select_all(streams);
+
+        let labels = WatchMetrics::labels(&config.name);
+        let debouncer = options
+            .on_change
+            .clone()
+            .map(|cb| Debouncer::new(options.debounce, cb));
+        let (synced, _) = watch::channel(false);
+        let scoped = !config.namespaces.is_empty();
+        let shared = Arc::new(Shared {
+            unsynced_streams: Mutex::new(config.namespaces.len().max(1)),
+            config,
+            store,
+            labels,
+            metrics: options.metrics.clone(),
+            failures: indexer::ExtractionFailures::default(),
+            debouncer,
+            notify_initial: options.notify_initial_sync,
+            on_sync: options.on_sync_complete.clone(),
+            synced,
+            stopped: AtomicBool::new(false),
+        });
+        info!(resource = %shared.config.name, plural = %shared.config.plural, store = %shared.config.store, "starting watch");
+        let task = tokio::spawn(run(shared.clone(), merged, scoped));
+        Ok(ResourceWatcher {
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The resource's name in the configuration.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The compiled configuration.
+    pub fn config(&self) -> &ResourceConfig {
+        &self.shared.config
+    }
+
+    /// The store this watcher feeds.
+    pub fn store(&self) -> &StoreHandle {
+        &self.shared.store
+    }
+
+    /// True once the initial list is in the store.
+    pub fn is_synced(&self) -> bool {
+        *self.shared.synced.borrow()
+    }
+
+    /// Resolves when the initial list is in the store (at once if it already is). A resource
+    /// the API server keeps failing to list never syncs: bound the wait with a timeout.
+    pub async fn wait_for_sync(&self) {
+        let mut rx = self.shared.synced.subscribe();
+        // The sender lives as long as `self`, so this only ends when synced.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Objects dropped because their keys could not be extracted (total events).
+    pub fn extraction_failures(&self) -> u64 {
+        self.shared.failures.count()
+    }
+
+    /// Stops watching and flushes pending change notifications. Idempotent.
+    pub fn stop(&self) {
+        if self.shared.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+        if let Some(d) = &self.shared.debouncer {
+            d.stop();
+        }
+        info!(resource = %self.shared.config.name, "stopped watch");
+    }
+}
+
+impl Drop for ResourceWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A prepared object and its keys.
+type Item = (Arc<CompactObject>, KeyTuple);
+
+type Tagged = (usize, Result<Event<DynamicObject>, watcher::Error>);
+
+async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
+    let mut events = events;
+    // Per stream (namespace): the relist being buffered, and whether it has synced once.
+    let streams = shared.config.namespaces.len().max(1);
+    let mut buffers: Vec<Option<Vec<Item>>> = vec![None; streams];
+    let mut synced_once = vec![false; streams];
+    while let Some((i, ev)) = events.next().await {
+        match ev {
+            Ok(Event::Init) => buffers[i] = Some(Vec::new()),
+            Ok(Event::InitApply(obj)) => {
+                if let Prepared::Store(o, k) = shared.prepare(obj) {
+                    buffers[i].get_or_insert_with(Vec::new).push((o, k));
+                }
+            }
+            Ok(Event::InitDone) => {
+                let items = buffers[i].take().unwrap_or_default();
+                let namespace = scoped.then(|| shared.config.namespaces[i].as_str());
+                let initial = !synced_once[i];
+                synced_once[i] = true;
+                let stats = shared.relist(namespace, items);
+                shared.finish_relist(stats, initial);
+            }
+            Ok(Event::Apply(obj)) => {
+                let stats = shared.apply(obj);
+                shared.changed(stats);
+            }
+            Ok(Event::Delete(obj)) => {
+                let stats = shared.delete(&obj);
+                shared.changed(stats);
+            }
+            Err(e) => {
+                shared
+                    .metrics
+                    .watch_errors
+                    .get_or_create(&shared.labels)
+                    .inc();
+                warn!(resource = %shared.config.name, error = %e, "watch error; retrying with backoff");
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn identity_of(meta: &kube::api::ObjectMeta) -> Option<Identity> {
+        let name = meta.name.as_deref()?;
+        let id = Identity::new(meta.namespace.as_deref().unwrap_or(""), name);
+        Some(match meta.uid.as_deref() {
+            Some(uid) => id.with_uid(uid),
+            None => id,
+        })
+    }
+
+    /// Field removal → field selector → key extraction → compact object.
+    fn prepare(&self, obj: DynamicObject) -> Prepared {
+        let DynamicObject {
+            types,
+            metadata,
+            data,
+        } = obj;
+        let Some(identity) = Self::identity_of(&metadata) else {
+            warn!(resource = %self.config.name, "object without metadata.name ignored");
+            return Prepared::Ignore;
+        };
+        let mut map = match data {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if let Some(t) = types {
+            map.insert("apiVersion".into(), Value::String(t.api_version));
+            map.insert("kind".into(), Value::String(t.kind));
+        }
+        match serde_json::to_value(&metadata) {
+            Ok(m) => map.insert("metadata".into(), m),
+            Err(e) => {
+                warn!(resource = %self.config.name, object = %identity, error = %e, "metadata not serialisable");
+                return Prepared::Exclude(identity);
+            }
+        };
+        let mut value = Value::Object(map);
+        self.config.indexer.prepare(&mut value);
+        if let Some(fs) = &self.config.field_selector
+            && !fs.matches(&value)
+        {
+            return Prepared::Exclude(identity);
+        }
+        let id_ref = store_types::IdentityRef {
+            namespace: metadata.namespace.as_deref().unwrap_or(""),
+            name: metadata.name.as_deref().unwrap_or(""),
+            uid: metadata.uid.as_deref(),
+        };
+        let keys = match self.config.indexer.keys(&value) {
+            Ok(k) => k,
+            Err(e) => {
+                self.metrics
+                    .extraction_failures
+                    .get_or_create(&self.labels)
+                    .inc();
+                if self.failures.record(Some(id_ref), &e) {
+                    warn!(resource = %self.config.name, object = %identity, error = %e, "index keys not extractable; object not stored");
+                }
+                return Prepared::Exclude(identity);
+            }
+        };
+        self.failures.forget(id_ref);
+        match CompactObject::from_value(&value) {
+            Ok(o) => Prepared::Store(Arc::new(o), keys),
+            Err(e) => {
+                warn!(resource = %self.config.name, object = %identity, error = %e, "object not representable; not stored");
+                Prepared::Exclude(identity)
+            }
+        }
+    }
+
+    fn apply(&self, obj: DynamicObject) -> ChangeStats {
+        let mut stats = ChangeStats::default();
+        let StoreHandle::Memory(store) = &self.store;
+        match self.prepare(obj) {
+            Prepared::Store(o, k) => match store.update(o, k) {
+                Ok(Change::Created) => stats.created = 1,
+                Ok(Change::Modified { .. }) => stats.modified = 1,
+                Ok(Change::Unchanged) => self.metrics.event(&self.config.name, "unchanged", 1),
+                Err(e) => warn!(resource = %self.config.name, error = %e, "store rejected object"),
+            },
+            Prepared::Exclude(id) => {
+                let without_uid = Identity {
+                    key: id.key,
+                    uid: None,
+                };
+                if store.delete(&without_uid).is_some() {
+                    stats.deleted = 1;
+                }
+                self.metrics.event(&self.config.name, "skipped", 1);
+            }
+            Prepared::Ignore => self.metrics.event(&self.config.name, "skipped", 1),
+        }
+        stats
+    }
+
+    fn delete(&self, obj: &DynamicObject) -> ChangeStats {
+        let mut stats = ChangeStats::default();
+        let StoreHandle::Memory(store) = &self.store;
+        if let Some(id) = Self::identity_of(&obj.metadata) {
+            if let Some(name) = obj.metadata.name.as_deref() {
+                self.failures.forget(store_types::IdentityRef {
+                    namespace: obj.metadata.namespace.as_deref().unwrap_or(""),
+                    name,
+                    uid: None,
+                });
+            }
+            if store.delete(&id).is_some() {
+                stats.deleted = 1;
+            }
+        }
+        stats
+    }
+
+    /// Publishes a complete list at once: for one namespace, or for everything.
+    fn relist(&self, namespace: Option<&str>, items: Vec<Item>) -> ChangeStats {
+        let StoreHandle::Memory(store) = &self.store;
+        self.metrics.relists.get_or_create(&self.labels).inc();
+        let result = match namespace {
+            None => store.replace_all(items),
+            Some(ns) => {
+                let old = store.snapshot();
+                let mut batch = store.batch();
+                let mut keep = std::collections::HashSet::new();
+                let mut result = Ok(());
+                for (o, k) in items {
+                    if let Some(id) = store_types::KubeObject::identity(&*o) {
+                        keep.insert(id.key());
+                    }
+                    if let Err(e) = batch.upsert(o, k) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                match result {
+                    Ok(()) => {
+                        for o in old.iter() {
+                            if let Some(id) = store_types::KubeObject::identity(&**o)
+                                && id.namespace == ns
+                                && !keep.contains(&id.key())
+                            {
+                                batch.delete(&Identity {
+                                    key: id.key(),
+                                    uid: None,
+                                });
+                            }
+                        }
+                        Ok(batch.commit())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(stats) => {
+                debug!(resource = %self.config.name, ?namespace, objects = store.len(), "list applied");
+                stats
+            }
+            Err(e) => {
+                warn!(resource = %self.config.name, error = %e, "relist rejected by the store");
+                ChangeStats::default()
+            }
+        }
+    }
+
+    fn finish_relist(&self, mut stats: ChangeStats, initial_for_stream: bool) {
+        let became_synced = initial_for_stream && {
+            let mut left = self
+                .unsynced_streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *left = left.saturating_sub(1);
+            *left == 0
+        };
+        let still_initial = !*self.synced.borrow();
+        stats.is_initial_sync = still_initial;
+        self.update_gauges();
+        self.metrics
+            .event(&self.config.name, "added", stats.created);
+        self.metrics
+            .event(&self.config.name, "modified", stats.modified);
+        self.metrics
+            .event(&self.config.name, "deleted", stats.deleted);
+        if (!still_initial || self.notify_initial)
+            && let Some(d) = &self.debouncer
+        {
+            d.record(stats);
+        }
+        if became_synced {
+            self.synced.send_replace(true);
+            let count = self.store.len();
+            info!(resource = %self.config.name, objects = count, "initial sync complete");
+            if let Some(cb) = &self.on_sync {
+                cb(count);
+            }
+        }
+    }
+
+    fn changed(&self, stats: ChangeStats) {
+        self.update_gauges();
+        self.metrics
+            .event(&self.config.name, "added", stats.created);
+        self.metrics
+            .event(&self.config.name, "modified", stats.modified);
+        self.metrics
+            .event(&self.config.name, "deleted", stats.deleted);
+        if let Some(d) = &self.debouncer {
+            d.record(stats);
+        }
+    }
+
+    fn update_gauges(&self) {
+        let StoreHandle::Memory(store) = &self.store;
+        let st = store.stats();
+        self.metrics
+            .objects
+            .get_or_create(&self.labels)
+            .set(st.objects as i64);
+        self.metrics
+            .key_tuples
+            .get_or_create(&self.labels)
+            .set(st.key_tuples as i64);
+        self.metrics
+            .estimated_bytes
+            .get_or_create(&self.labels)
+            .set(st.estimated_bytes as i64);
+        self.metrics
+            .last_event
+            .get_or_create(&self.labels)
+            .set(unix_now());
+    }
+}

@@ -1,0 +1,350 @@
+//! Integration tests: the watcher against apiserver-sim through a real kube::Client.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apiserver_sim::ApiServerSim;
+use compact_object::CompactObject;
+use memory_store::MemoryStore;
+use serde_json::{Value, json};
+use store_types::ChangeStats;
+use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
+
+fn slice(ns: &str, name: &str, service: &str) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"namespace": ns, "name": name, "labels": {"kubernetes.io/service-name": service, "app": service}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"]}],
+        "ports": [{"port": 8080.0, "protocol": "TCP"}]
+    })
+}
+
+fn service(ns: &str, name: &str, ty: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": ns, "name": name, "labels": {"app": name}},
+        "spec": {"type": ty, "ports": [{"port": 80}]}
+    })
+}
+
+fn resource(yaml: &str) -> watcher::ResourceConfig {
+    let r: WatchedResource = serde_yaml_ng::from_str(yaml).unwrap();
+    r.compile("test", &["metadata.managedFields".to_string()])
+        .unwrap()
+}
+
+const SLICES: &str = "{apiVersion: discovery.k8s.io/v1, resources: endpointslices, \
+    indexBy: [metadata.namespace, \"metadata.labels['kubernetes.io/service-name']\"]}";
+
+async fn start(sim: &ApiServerSim, yaml: &str, options: WatchOptions) -> ResourceWatcher {
+    let w = ResourceWatcher::start(sim.client(), resource(yaml), options)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync())
+        .await
+        .expect("initial sync");
+    w
+}
+
+fn mem(w: &ResourceWatcher) -> &MemoryStore<CompactObject> {
+    w.store().as_memory().unwrap()
+}
+
+/// Waits (bounded) until `cond` holds; the watcher applies events asynchronously.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn names(store: &MemoryStore<CompactObject>, keys: &[&str]) -> Vec<String> {
+    store
+        .get(keys)
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o.pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn rv_of(store: &MemoryStore<CompactObject>, ns: &str, name: &str) -> Option<String> {
+    let o = store.get_by_identity(ns, name)?;
+    store_types::KubeObject::resource_version(&*o).map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_sync_paged_and_streaming_then_add_modify_delete() {
+    let sim = ApiServerSim::builder()
+        .objects((0..25).map(|i| slice("default", &format!("web-{i:02}"), "web")))
+        .start()
+        .await
+        .unwrap();
+    for streaming in [false, true] {
+        let synced = Arc::new(Mutex::new(None));
+        let s2 = synced.clone();
+        let opts = WatchOptions {
+            streaming_lists: streaming,
+            page_size: Some(10),
+            on_sync_complete: Some(Arc::new(move |n| *s2.lock().unwrap() = Some(n))),
+            ..Default::default()
+        };
+        let w = start(&sim, SLICES, opts).await;
+        let store = mem(&w);
+        assert_eq!(store.len(), 25, "streaming={streaming}");
+        assert_eq!(*synced.lock().unwrap(), Some(25));
+        store.validate().unwrap();
+        // Field removal happened before storage; numbers were normalised.
+        let first = store.get(&["default", "web"]).unwrap()[0].clone();
+        assert!(first.pointer("/metadata/managedFields").is_none());
+        assert_eq!(first.pointer("/ports/0/port").unwrap().as_i64(), Some(8080));
+        w.stop();
+    }
+    let paged_lists = sim
+        .requests()
+        .filter(|r| r.query_param("limit").as_deref() == Some("10"))
+        .len();
+    assert!(
+        paged_lists >= 3,
+        "the paged sync used several pages ({paged_lists})"
+    );
+    assert!(
+        !sim.requests()
+            .filter(|r| r.query_param("sendInitialEvents").as_deref() == Some("true"))
+            .is_empty()
+    );
+
+    let w = start(&sim, SLICES, WatchOptions::default()).await;
+    let store = mem(&w).clone();
+    sim.create(slice("other", "db-0", "db")).unwrap();
+    eventually("created", || store.len() == 26).await;
+    let mut changed = slice("other", "db-0", "db");
+    changed["endpoints"] = json!([{"addresses": ["10.0.0.2"]}]);
+    let after = sim.apply(changed).unwrap();
+    let rv = after["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("modified", || {
+        rv_of(&store, "other", "db-0").as_deref() == Some(rv.as_str())
+    })
+    .await;
+    sim.delete("endpointslices", Some("other"), "db-0").unwrap();
+    eventually("deleted", || store.len() == 25).await;
+    store.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_change_moves_and_deleting_one_slice_keeps_siblings() {
+    let sim = ApiServerSim::builder()
+        .objects(["a", "b", "c"].map(|n| slice("default", &format!("web-{n}"), "web")))
+        .start()
+        .await
+        .unwrap();
+    let w = start(&sim, SLICES, WatchOptions::default()).await;
+    let store = mem(&w).clone();
+    assert_eq!(
+        names(&store, &["default", "web"]),
+        ["web-a", "web-b", "web-c"]
+    );
+
+    sim.delete("endpointslices", Some("default"), "web-b")
+        .unwrap();
+    eventually("one slice deleted", || store.len() == 2).await;
+    assert_eq!(
+        names(&store, &["default", "web"]),
+        ["web-a", "web-c"],
+        "siblings stay"
+    );
+
+    sim.apply(slice("default", "web-c", "api")).unwrap();
+    eventually("moved", || names(&store, &["default", "api"]) == ["web-c"]).await;
+    assert_eq!(
+        names(&store, &["default", "web"]),
+        ["web-a"],
+        "no stale copy under the old key"
+    );
+    store.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_410_relist_removes_ghosts() {
+    let sim = ApiServerSim::builder()
+        .objects((0..5).map(|i| slice("default", &format!("s{i}"), "web")))
+        .start()
+        .await
+        .unwrap();
+    let w = start(&sim, SLICES, WatchOptions::default()).await;
+    let store = mem(&w).clone();
+    sim.wait_for_watches(1).await;
+    // While events are held back: delete two objects, add one, and compact the event log so
+    // the watcher's resume point is gone.
+    sim.faults().pause_events();
+    sim.delete("endpointslices", Some("default"), "s1").unwrap();
+    sim.delete("endpointslices", Some("default"), "s3").unwrap();
+    sim.create(slice("default", "s9", "web")).unwrap();
+    sim.faults().compact();
+    let lists_before = sim
+        .requests()
+        .filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices"))
+        .len();
+    sim.faults().end_watches();
+    sim.faults().resume_events();
+    eventually("relisted without ghosts", || {
+        names(&store, &["default"]) == ["s0", "s2", "s4", "s9"]
+    })
+    .await;
+    let lists_after = sim
+        .requests()
+        .filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices"))
+        .len();
+    assert!(lists_after > lists_before, "a relist was served");
+    store.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_selector_transitions_namespaces_and_label_selectors() {
+    let sim = ApiServerSim::builder()
+        .objects([
+            service("a", "web", "ClusterIP"),
+            service("a", "db", "NodePort"),
+            service("b", "web", "ClusterIP"),
+            service("c", "web", "ClusterIP"),
+        ])
+        .start()
+        .await
+        .unwrap();
+    // Client-side field selector on a non-metadata field.
+    let w = start(
+        &sim,
+        "{apiVersion: v1, resources: services, indexBy: [metadata.namespace, metadata.name], fieldSelector: spec.type=ClusterIP}",
+        WatchOptions::default(),
+    )
+    .await;
+    let store = mem(&w).clone();
+    assert_eq!(store.len(), 3);
+    sim.apply(service("a", "web", "NodePort")).unwrap();
+    eventually("no longer matching → deleted", || {
+        store.get(&["a", "web"]).unwrap().is_empty()
+    })
+    .await;
+    sim.apply(service("a", "db", "ClusterIP")).unwrap();
+    eventually("now matching → added", || {
+        store.get(&["a", "db"]).unwrap().len() == 1
+    })
+    .await;
+    w.stop();
+
+    // Namespace restriction: two namespaces, one watch each.
+    let w = start(
+        &sim,
+        "{apiVersion: v1, resources: services, indexBy: [metadata.namespace, metadata.name], namespaces: [a, b]}",
+        WatchOptions::default(),
+    )
+    .await;
+    let store = mem(&w).clone();
+    assert_eq!(
+        store
+            .list()
+            .iter()
+            .filter(|o| o.pointer("/metadata/namespace").unwrap().as_str() == Some("c"))
+            .count(),
+        0
+    );
+    assert_eq!(store.len(), 3);
+    sim.create(service("c", "other", "ClusterIP")).unwrap();
+    sim.create(service("b", "other", "ClusterIP")).unwrap();
+    eventually("b/other arrives", || store.len() == 4).await;
+    assert!(store.get(&["c"]).unwrap().is_empty());
+    w.stop();
+
+    // Set-based label selector, evaluated by the server.
+    let w = start(
+        &sim,
+        "{apiVersion: v1, resources: services, indexBy: [metadata.name], labelSelector: 'app in (db, other),app notin (web)'}",
+        WatchOptions::default(),
+    )
+    .await;
+    let store = mem(&w).clone();
+    assert_eq!(names(&store, &["db"]), ["db"]);
+    assert_eq!(store.len(), 3, "a/db, b/other, c/other");
+    assert!(store.get(&["web"]).unwrap().is_empty());
+    let watches: Vec<_> = sim
+        .requests()
+        .filter(|r| r.query_param("labelSelector").is_some());
+    assert!(!watches.is_empty(), "the selector went to the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extraction_failures_are_counted_not_stored() {
+    let sim = ApiServerSim::builder()
+        .objects([service("a", "web", "ClusterIP")])
+        .start()
+        .await
+        .unwrap();
+    let w = start(
+        &sim,
+        "{apiVersion: v1, resources: services, indexBy: [metadata.namespace, \"metadata.labels['tier']\"]}",
+        WatchOptions::default(),
+    )
+    .await;
+    assert_eq!(w.store().len(), 0, "no tier label: not stored");
+    assert_eq!(w.extraction_failures(), 1);
+    let mut with_tier = service("a", "web", "ClusterIP");
+    with_tier["metadata"]["labels"]["tier"] = json!("front");
+    sim.apply(with_tier).unwrap();
+    let store = mem(&w).clone();
+    eventually("stored once the key exists", || {
+        store.get(&["a", "front"]).unwrap().len() == 1
+    })
+    .await;
+    // The label goes away again: the object leaves the store rather than staying stale.
+    sim.apply(service("a", "web", "ClusterIP")).unwrap();
+    eventually("removed", || store.is_empty()).await;
+    assert_eq!(w.extraction_failures(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_notifications_are_debounced_and_skip_initial_sync() {
+    let sim = ApiServerSim::builder()
+        .objects((0..3).map(|i| slice("default", &format!("s{i}"), "web")))
+        .start()
+        .await
+        .unwrap();
+    let calls: Arc<Mutex<Vec<ChangeStats>>> = Arc::default();
+    let c2 = calls.clone();
+    let opts = WatchOptions {
+        debounce: Duration::from_millis(300),
+        on_change: Some(Arc::new(move |s| c2.lock().unwrap().push(s))),
+        ..Default::default()
+    };
+    let w = start(&sim, SLICES, opts).await;
+    let store = mem(&w).clone();
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "initial sync is not notified by default"
+    );
+    for i in 10..15 {
+        sim.create(slice("default", &format!("s{i}"), "web"))
+            .unwrap();
+    }
+    eventually("all applied", || store.len() == 8).await;
+    eventually("trailing notification", || {
+        calls.lock().unwrap().iter().map(|s| s.created).sum::<u64>() == 5
+    })
+    .await;
+    let c = calls.lock().unwrap().clone();
+    assert!(c.len() <= 3, "debounced into a few notifications: {c:?}");
+    assert!(c.iter().all(|s| !s.is_empty() && !s.is_initial_sync));
+    w.stop();
+    w.stop();
+}
