@@ -143,7 +143,10 @@ mod tests {
         }
     }
 
-    fn recorder() -> (ChangeCallback, Arc<Mutex<Vec<(u64, ChangeStats)>>>) {
+    /// Calls seen: (seconds since start, stats).
+    type Calls = Arc<Mutex<Vec<(u64, ChangeStats)>>>;
+
+    fn recorder() -> (ChangeCallback, Calls) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let c = calls.clone();
