@@ -82,6 +82,27 @@ pub trait Document {
 ///   `data` value, also without allocation. Any other path (other metadata fields, a typed
 ///   object's `spec`, or the whole object) serializes the metadata or the object to a `Value`
 ///   once per call and walks that.
+///
+/// # Usage
+/// ```
+/// use compact_object::CompactObject;
+/// use indexer::{Indexable, Indexer};
+/// use kube_core::DynamicObject;
+/// use serde_json::json;
+///
+/// fn keys_of<O: Indexable + ?Sized>(ix: &Indexer, obj: &O) -> Vec<String> {
+///     ix.keys(obj).map(|k| k.to_vec()).unwrap_or_default()
+/// }
+///
+/// let ix = Indexer::new(["metadata.namespace", "metadata.labels['app']"], [""; 0])?;
+/// let value = json!({"metadata": {"name": "web", "namespace": "shop", "labels": {"app": "a"}}});
+/// let dynamic: DynamicObject = serde_json::from_value(value.clone())?;
+/// let compact = CompactObject::from_value(&value)?;
+/// assert_eq!(keys_of(&ix, &value), ["shop", "a"]);
+/// assert_eq!(keys_of(&ix, &dynamic), ["shop", "a"]);
+/// assert_eq!(keys_of(&ix, &compact), ["shop", "a"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Indexable {
     /// The view paths are resolved on.
     type Doc<'a>: Document
