@@ -307,6 +307,12 @@ impl Indexer {
         normalize_numbers(value);
     }
 
+    /// [`Indexer::prepare`] for an object that may be shared: when another `Arc` holds the
+    /// same object, it is copied first (`Arc::make_mut`), so nobody else's object changes.
+    pub fn prepare_shared(&self, value: &mut std::sync::Arc<Value>) {
+        self.prepare(std::sync::Arc::make_mut(value));
+    }
+
     /// Removes every `ignoreFields` pattern from `value`, in place. Idempotent.
     pub fn remove_fields(&self, value: &mut Value) {
         for p in &self.ignore {
@@ -612,6 +618,17 @@ mod tests {
         let once = obj.clone();
         ix.prepare(&mut obj);
         assert_eq!(obj, once);
+    }
+
+    #[test]
+    fn prepare_never_mutates_a_shared_object() {
+        let ix = Indexer::new(["metadata.name"], ["metadata.managedFields"]).unwrap();
+        let theirs = std::sync::Arc::new(ingress());
+        let mut mine = theirs.clone();
+        ix.prepare_shared(&mut mine);
+        assert!(mine["metadata"].get("managedFields").is_none());
+        assert!(theirs["metadata"].get("managedFields").is_some());
+        assert_eq!(*theirs, ingress());
     }
 
     #[test]
