@@ -178,6 +178,16 @@ pub(crate) fn interner() -> &'static Interner {
     INTERNER.get_or_init(Interner::new)
 }
 
+/// The key with this id: a plain array read for the seeded common keys (ids are assigned to them
+/// first, in order), the shared table otherwise.
+#[inline]
+pub(crate) fn key_str(id: usize) -> Option<&'static str> {
+    match COMMON_KEYS.get(id) {
+        Some(key) => Some(key),
+        None => interner().get(id),
+    }
+}
+
 #[inline]
 fn locate(id: usize) -> (usize, usize) {
     let block = id / FIRST_SEGMENT + 1;
@@ -295,12 +305,21 @@ mod tests {
     }
 
     #[test]
-    fn common_keys_have_one_byte_ids() {
+    fn common_keys_get_their_index_as_id() {
+        // `key_str` relies on this: seeded keys are distinct, short enough, and numbered in order.
         let t = interner();
-        for (i, key) in COMMON_KEYS.iter().enumerate().take(64) {
+        assert!(COMMON_KEYS.len() > 64, "ids 0..63 are the one-byte ones");
+        for (i, key) in COMMON_KEYS.iter().enumerate() {
             assert_eq!(t.lookup(key), Some(i as u16), "{key}");
+            assert_eq!(t.get(i), Some(*key));
+            assert_eq!(key_str(i), Some(*key));
         }
-        assert_eq!(t.get(3), Some("name"));
+        let id = t.intern("compact-object.test/key-str").unwrap();
+        assert_eq!(
+            key_str(usize::from(id)),
+            Some("compact-object.test/key-str")
+        );
+        assert_eq!(key_str(MAX_KEYS + 1), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::encode::{
     ARRAY, FALSE, FLOAT, NEGINT, NULL, OBJECT, SHORT_STR, SMALL_UINT, STR, TRUE, UINT, get_varint,
     value_len,
 };
-use crate::intern::interner;
+use crate::intern::{interner, key_str};
 
 /// The JSON type of a [`Node`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,15 +98,25 @@ impl<'a> Node<'a> {
     }
 
     /// The member `key` of an object; `None` for a missing key or a non-object.
+    ///
+    /// Small objects are scanned comparing key strings; objects with more than 16 members first
+    /// look the key up in the shared key table (one hash) and then compare ids.
     #[inline]
     pub fn get(&self, key: &str) -> Option<Node<'a>> {
         let h = self.header(OBJECT)?;
-        let id = interner().lookup(key).map(|id| u64::from(id) << 1);
+        let id = if h.count > 16 {
+            Some(interner().lookup(key).map(|id| u64::from(id) << 1))
+        } else {
+            None
+        };
         let mut p = h.content;
         for _ in 0..h.count {
             let k = get_varint(self.buf, &mut p);
             let hit = if k & 1 == 0 {
-                Some(k) == id
+                match id {
+                    Some(id) => Some(k) == id,
+                    None => key_str((k >> 1) as usize) == Some(key),
+                }
             } else {
                 let len = (k >> 1) as usize;
                 let bytes = &self.buf[p..p + len];
@@ -341,7 +351,7 @@ impl<'a> Iterator for Entries<'a> {
         self.remaining -= 1;
         let k = get_varint(self.buf, &mut self.pos);
         let key = if k & 1 == 0 {
-            interner().get((k >> 1) as usize).unwrap_or_default()
+            key_str((k >> 1) as usize).unwrap_or_default()
         } else {
             let len = (k >> 1) as usize;
             let key = utf8(&self.buf[self.pos..self.pos + len]).unwrap_or_default();
@@ -395,15 +405,17 @@ impl serde::Serialize for Node<'_> {
             TRUE => s.serialize_bool(true),
             SHORT_STR..=0x7F | STR => s.serialize_str(self.as_str().unwrap_or_default()),
             OBJECT => {
-                let mut map = s.serialize_map(Some(self.len()))?;
-                for (k, v) in self.entries() {
+                let entries = self.entries();
+                let mut map = s.serialize_map(Some(entries.size_hint().0))?;
+                for (k, v) in entries {
                     map.serialize_entry(k, &v)?;
                 }
                 map.end()
             }
             ARRAY => {
-                let mut seq = s.serialize_seq(Some(self.len()))?;
-                for e in self.elements() {
+                let elements = self.elements();
+                let mut seq = s.serialize_seq(Some(elements.size_hint().0))?;
+                for e in elements {
                     seq.serialize_element(&e)?;
                 }
                 seq.end()

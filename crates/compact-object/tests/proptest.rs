@@ -1,0 +1,139 @@
+//! Property tests: arbitrary JSON round-trips exactly, pointer lookups agree with
+//! `serde_json::Value::pointer`, and serialization equals serde_json's.
+
+use compact_object::{CompactObject, NodeKind};
+use proptest::prelude::*;
+use serde_json::{Map, Number, Value};
+
+/// Keys like the ones Kubernetes uses, plus the awkward ones (dots, slashes, quotes, tildes,
+/// empty, non-ASCII, long).
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("metadata".to_string()),
+        Just("app.kubernetes.io/name".to_string()),
+        Just("a~b/c".to_string()),
+        Just(String::new()),
+        "[a-z./~\"\\\\-]{1,12}",
+        any::<String>(),
+        "[a-z]{65,80}",
+    ]
+}
+
+fn number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (0u64..40).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter_map("finite", Number::from_f64)
+            .prop_map(Value::Number),
+        Just(Value::from(-0.0f64)),
+        Just(Value::from(u64::MAX)),
+        Just(Value::from(i64::MIN)),
+    ]
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        number(),
+        any::<String>().prop_map(Value::String),
+        "[a-z]{60,70}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Every pointer that resolves in `v`, plus some that do not.
+fn pointers(v: &Value, prefix: String, out: &mut Vec<String>) {
+    out.push(prefix.clone());
+    match v {
+        Value::Object(m) => {
+            for (k, e) in m {
+                let token = k.replace('~', "~0").replace('/', "~1");
+                pointers(e, format!("{prefix}/{token}"), out);
+            }
+            out.push(format!("{prefix}/no-such-key"));
+        }
+        Value::Array(a) => {
+            for (i, e) in a.iter().enumerate() {
+                pointers(e, format!("{prefix}/{i}"), out);
+            }
+            out.push(format!("{prefix}/{}", a.len()));
+            out.push(format!("{prefix}/01"));
+        }
+        _ => out.push(format!("{prefix}/0")),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn json_round_trips_exactly(v in json()) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        // serde_json's own parse of the bytes is the reference (its float parsing is what
+        // `Value` users get).
+        let reference: Value = serde_json::from_slice(&bytes).unwrap();
+        let obj = CompactObject::from_slice(&bytes).unwrap();
+        prop_assert_eq!(obj.to_value(), reference.clone());
+        prop_assert_eq!(serde_json::to_vec(&obj).unwrap(), serde_json::to_vec(&reference).unwrap());
+        prop_assert_eq!(obj.deserialize_into::<Value>().unwrap(), reference.clone());
+
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        prop_assert_eq!(CompactObject::from_slice(&pretty).unwrap().to_value(),
+                        serde_json::from_slice::<Value>(&pretty).unwrap());
+
+        let from_value = CompactObject::from_value(&v).unwrap();
+        prop_assert_eq!(from_value.to_value(), v.clone());
+        prop_assert_eq!(serde_json::to_vec(&from_value).unwrap(), bytes);
+        prop_assert_eq!(from_value.root().to_string(), serde_json::to_string(&v).unwrap());
+        prop_assert_eq!(CompactObject::from_serialize(&v).unwrap().to_value(), reference);
+    }
+
+    #[test]
+    fn pointers_agree_with_value_pointer(v in json()) {
+        let obj = CompactObject::from_value(&v).unwrap();
+        let mut ps = Vec::new();
+        pointers(&v, String::new(), &mut ps);
+        ps.extend(["/", "//", "x", "/~", "/~2"].map(String::from));
+        for p in &ps {
+            let got = obj.pointer(p);
+            let want = v.pointer(p);
+            prop_assert_eq!(got.map(|n| n.to_value()), want.cloned(), "pointer {}", p);
+            if let (Some(n), Some(w)) = (got, want) {
+                prop_assert_eq!(n.as_str(), w.as_str());
+                prop_assert_eq!(n.as_i64(), w.as_i64());
+                prop_assert_eq!(n.as_u64(), w.as_u64());
+                prop_assert_eq!(n.as_f64(), w.as_f64());
+                prop_assert_eq!(n.as_bool(), w.as_bool());
+                prop_assert_eq!(n.is_null(), w.is_null());
+                let len = w.as_array().map(Vec::len).or(w.as_object().map(Map::len)).unwrap_or(0);
+                prop_assert_eq!(n.len(), len);
+                prop_assert_eq!(serde_json::to_vec(&n).unwrap(), serde_json::to_vec(w).unwrap());
+                match n.kind() {
+                    NodeKind::Object => {
+                        let keys: Vec<&str> = n.entries().map(|(k, _)| k).collect();
+                        let want: Vec<&str> = w.as_object().unwrap().keys().map(String::as_str).collect();
+                        prop_assert_eq!(keys, want);
+                        for (k, e) in n.entries() {
+                            prop_assert_eq!(n.get(k).map(|x| x.to_value()), Some(e.to_value()));
+                        }
+                    }
+                    NodeKind::Array => {
+                        for (i, e) in n.elements().enumerate() {
+                            prop_assert_eq!(n.index(i).map(|x| x.to_value()), Some(e.to_value()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
