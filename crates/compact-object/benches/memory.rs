@@ -142,6 +142,18 @@ fn measure<K: DeserializeOwned>(fixture: &'static str, bytes: &[u8]) -> Row {
             }),
         ));
     }
+    // `heap_size()` must report what the allocator saw (store statistics rely on it).
+    let reported = inputs
+        .iter()
+        .map(|b| CompactObject::from_slice(b).unwrap().heap_size())
+        .sum::<usize>() as f64
+        / inputs.len() as f64;
+    // (The measurement also includes keys this fixture added to the shared table: < 1 B/object.)
+    assert!(
+        (cells[0].1 - reported).abs() < 1.0,
+        "{fixture}: heap_size() says {reported}, the allocator {}",
+        cells[0].1
+    );
     // Clones of one decoded object: the Arc makes them nearly free.
     let one = CompactObject::from_slice(&inputs[0]).unwrap();
     let clones = per_object(&inputs, |_| one.clone());
@@ -158,7 +170,7 @@ fn main() {
     let before_table = live();
     // Seed the key table first so that its fixed part is reported once, below, instead of being
     // charged to whichever fixture happens to come first.
-    let _ = CompactObject::from_slice(b"{}").unwrap();
+    let _ = compact_object::interner_stats();
     let seeded = live() - before_table;
 
     let rows = [
@@ -178,7 +190,9 @@ fn main() {
     let objects = rows.len() * N;
     let share = stats.heap_bytes as f64 / objects as f64;
 
-    println!("Heap bytes per object, N = {N} copies of each fixture (distinct names).");
+    println!(
+        "Heap bytes per object, N = {N} copies of each fixture (distinct name, uid, resourceVersion)."
+    );
     println!(
         "Key table: {} keys, {} bytes ({} at start-up) = {share:.1} bytes/object over the {objects} \
          CompactObjects; the 'CompactObject + table' column adds this share.",

@@ -143,7 +143,9 @@ impl CompactObject {
     /// [`interner_stats`](crate::interner_stats)).
     #[inline]
     pub fn heap_size(&self) -> usize {
-        self.buf.len() + 2 * size_of::<usize>()
+        // The `Arc<[u8]>` allocation: strong and weak counts, then the bytes, padded to the
+        // counts' alignment.
+        (2 * size_of::<usize>() + self.buf.len()).next_multiple_of(align_of::<usize>())
     }
 
     /// The encoded bytes. The encoding is process-local (key ids refer to this process's key
