@@ -1,0 +1,222 @@
+//! The resource registry: which kinds the simulator serves, under which group, version and plural.
+
+use std::fmt;
+
+/// Whether objects of a resource live inside a namespace or at cluster scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Objects live in a namespace (`/namespaces/{ns}/{plural}/{name}`).
+    Namespaced,
+    /// Objects are cluster-wide (`/{plural}/{name}`).
+    Cluster,
+}
+
+/// Description of one served resource (a built-in kind or a CRD-like registration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// API version, e.g. `v1`.
+    pub version: String,
+    /// Kind, e.g. `Secret`.
+    pub kind: String,
+    /// Lower-case plural used in paths, e.g. `secrets`.
+    pub plural: String,
+    /// Lower-case singular name, e.g. `secret`.
+    pub singular: String,
+    /// Namespaced or cluster-scoped.
+    pub scope: Scope,
+    /// Short names advertised in discovery (e.g. `cm` for ConfigMap).
+    pub short_names: Vec<String>,
+}
+
+impl ResourceDef {
+    /// Define a resource; `singular` defaults to the lower-cased kind.
+    pub fn new(group: &str, version: &str, kind: &str, plural: &str, scope: Scope) -> Self {
+        Self {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            singular: kind.to_ascii_lowercase(),
+            scope,
+            short_names: Vec::new(),
+        }
+    }
+
+    /// Add short names advertised in discovery.
+    pub fn with_short_names(mut self, names: &[&str]) -> Self {
+        self.short_names = names.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// `apiVersion` as written in objects: `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Whether objects are namespaced.
+    pub fn namespaced(&self) -> bool {
+        self.scope == Scope::Namespaced
+    }
+
+    /// The path prefix of the group version: `/api/v1` or `/apis/{group}/{version}`.
+    pub fn group_version_path(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+}
+
+impl fmt::Display for ResourceDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}", self.plural)
+        } else {
+            write!(f, "{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The built-in kinds every simulator serves.
+pub fn builtin_resources() -> Vec<ResourceDef> {
+    use Scope::{Cluster, Namespaced};
+    vec![
+        ResourceDef::new("", "v1", "Namespace", "namespaces", Cluster).with_short_names(&["ns"]),
+        ResourceDef::new("", "v1", "Secret", "secrets", Namespaced),
+        ResourceDef::new("", "v1", "ConfigMap", "configmaps", Namespaced).with_short_names(&["cm"]),
+        ResourceDef::new("", "v1", "Service", "services", Namespaced).with_short_names(&["svc"]),
+        ResourceDef::new("", "v1", "Pod", "pods", Namespaced).with_short_names(&["po"]),
+        ResourceDef::new("", "v1", "Node", "nodes", Cluster).with_short_names(&["no"]),
+        ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts", Namespaced)
+            .with_short_names(&["sa"]),
+        ResourceDef::new(
+            "networking.k8s.io",
+            "v1",
+            "Ingress",
+            "ingresses",
+            Namespaced,
+        )
+        .with_short_names(&["ing"]),
+        ResourceDef::new(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            Cluster,
+        ),
+        ResourceDef::new(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            Namespaced,
+        ),
+        ResourceDef::new("apps", "v1", "Deployment", "deployments", Namespaced)
+            .with_short_names(&["deploy"]),
+    ]
+}
+
+/// The set of served resources, addressed by index.
+#[derive(Debug, Clone)]
+pub(crate) struct Registry {
+    defs: Vec<ResourceDef>,
+}
+
+impl Registry {
+    pub(crate) fn new(defs: Vec<ResourceDef>) -> Self {
+        Self { defs }
+    }
+
+    pub(crate) fn defs(&self) -> &[ResourceDef] {
+        &self.defs
+    }
+
+    pub(crate) fn def(&self, idx: usize) -> &ResourceDef {
+        &self.defs[idx]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.defs.len()
+    }
+
+    /// Find by group, version and plural (the HTTP path form).
+    pub(crate) fn by_path(&self, group: &str, version: &str, plural: &str) -> Option<usize> {
+        self.defs
+            .iter()
+            .position(|d| d.group == group && d.version == version && d.plural == plural)
+    }
+
+    /// Find by `apiVersion` and `kind` as written in an object.
+    pub(crate) fn by_api_version_kind(&self, api_version: &str, kind: &str) -> Option<usize> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        self.defs
+            .iter()
+            .position(|d| d.group == group && d.version == version && d.kind == kind)
+    }
+
+    /// Resolve a loose name as a test would write it: plural (`secrets`), `plural.group`
+    /// (`ingresses.networking.k8s.io`), kind (`Secret`) or `Kind.group`, or a short name.
+    pub(crate) fn resolve(&self, name: &str) -> Option<usize> {
+        let (head, group) = match name.split_once('.') {
+            Some((h, g)) => (h, Some(g)),
+            None => (name, None),
+        };
+        self.defs.iter().position(|d| {
+            let group_ok = group.is_none_or(|g| g == d.group);
+            group_ok
+                && (d.plural == head
+                    || d.kind == head
+                    || d.singular == head
+                    || d.short_names.iter().any(|s| s == head))
+        })
+    }
+
+    /// Distinct non-core groups with their versions, in registration order.
+    pub(crate) fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for d in self.defs.iter().filter(|d| !d.group.is_empty()) {
+            match out.iter_mut().find(|(g, _)| *g == d.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&d.version) {
+                        versions.push(d.version.clone());
+                    }
+                }
+                None => out.push((d.group.clone(), vec![d.version.clone()])),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_loose_names() {
+        let r = Registry::new(builtin_resources());
+        let secrets = r.by_path("", "v1", "secrets").unwrap();
+        assert_eq!(r.resolve("secrets"), Some(secrets));
+        assert_eq!(r.resolve("Secret"), Some(secrets));
+        let ing = r.by_path("networking.k8s.io", "v1", "ingresses").unwrap();
+        assert_eq!(r.resolve("ingresses.networking.k8s.io"), Some(ing));
+        assert_eq!(r.resolve("Ingress"), Some(ing));
+        assert_eq!(r.resolve("ing"), Some(ing));
+        assert_eq!(r.resolve("ingresses.apps"), None);
+        assert_eq!(
+            r.by_api_version_kind("networking.k8s.io/v1", "Ingress"),
+            Some(ing)
+        );
+        assert_eq!(r.by_api_version_kind("v1", "Ingress"), None);
+    }
+}
