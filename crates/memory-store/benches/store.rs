@@ -118,6 +118,15 @@ fn exact_get(c: &mut Criterion) {
                 black_box(p.mem.get(&[ns.as_str(), name.as_str()]).unwrap())
             })
         });
+        let snap = p.mem.snapshot();
+        g.bench_with_input(BenchmarkId::new("memory_store_snapshot", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                let (ns, name) = &ids[i & 4095];
+                i += 1;
+                black_box(snap.get(&[ns.as_str(), name.as_str()]).unwrap())
+            })
+        });
         g.bench_with_input(BenchmarkId::new("kube_reflector", n), &n, |b, _| {
             let mut i = 0;
             b.iter(|| {

@@ -6,19 +6,27 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use imbl::{GenericHashMap, OrdMap, shared_ptr::DefaultSharedPtr};
+use std::sync::OnceLock;
+
+use imbl::OrdMap;
 use smallvec::SmallVec;
 use store_types::{Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey, Objects};
+
+use crate::exact::ExactIndex;
 
 /// Objects sharing one key tuple, sorted by (namespace, name). Exact lookups hand out a clone of
 /// this `Arc` (no allocation, no copy).
 pub(crate) type Bucket<T> = Arc<[Arc<T>]>;
 
-type HashIndex<T> =
-    GenericHashMap<KeyTuple, Bucket<T>, foldhash::fast::RandomState, DefaultSharedPtr>;
-
 /// Stack buffer for encoding lookup keys without allocating.
 pub(crate) type KeyBuf = SmallVec<[u8; 128]>;
+
+/// Encodes a (prefix) key tuple into a stack buffer.
+pub(crate) fn encode(keys: &[&str]) -> KeyBuf {
+    let mut buf = KeyBuf::new();
+    KeyTuple::encode_with(keys, |chunk| buf.extend_from_slice(chunk));
+    buf
+}
 
 /// One stored object and the key tuple it is indexed under.
 pub(crate) struct Slot<T> {
@@ -85,12 +93,15 @@ pub(crate) struct Index<T> {
     /// Identity → object and keys; ordered, so `list` is in (namespace, name) order.
     pub(crate) objects: OrdMap<ObjectKey, Slot<T>>,
     /// Full key tuple → bucket; O(1) exact lookups.
-    pub(crate) exact: HashIndex<T>,
+    pub(crate) exact: ExactIndex<T>,
     /// Full key tuple → bucket in tuple order, for prefix lookups. Absent when `num_keys == 1`
     /// (a one-key store has no partial keys).
     pub(crate) ordered: Option<OrdMap<KeyTuple, Bucket<T>>>,
     /// Sum of `heap_size()` of the objects plus their key bytes.
     pub(crate) bytes: usize,
+    /// Every object in (namespace, name) order, built on the first `list` of this state and
+    /// shared by every later one (states are immutable once published).
+    pub(crate) list_cache: OnceLock<Arc<[Arc<T>]>>,
 }
 
 impl<T> Clone for Index<T> {
@@ -101,6 +112,8 @@ impl<T> Clone for Index<T> {
             exact: self.exact.clone(),
             ordered: self.ordered.clone(),
             bytes: self.bytes,
+            // A clone is about to be modified: its list is built afresh when asked for.
+            list_cache: OnceLock::new(),
         }
     }
 }
@@ -110,9 +123,10 @@ impl<T: KubeObject> Index<T> {
         Index {
             num_keys,
             objects: OrdMap::new(),
-            exact: GenericHashMap::with_hasher(foldhash::fast::RandomState::default()),
+            exact: ExactIndex::new(),
             ordered: (num_keys > 1).then(OrdMap::new),
             bytes: 0,
+            list_cache: OnceLock::new(),
         }
     }
 
@@ -137,9 +151,10 @@ impl<T: KubeObject> Index<T> {
         object.heap_size() + keys.heap_size() + okey.as_tuple().heap_size()
     }
 
-    /// Exact lookup by encoded full key tuple.
-    pub(crate) fn get_exact(&self, encoded: &[u8]) -> Objects<T> {
-        match self.exact.get(encoded) {
+    /// Exact lookup by a full key tuple's elements.
+    #[inline]
+    pub(crate) fn get_exact(&self, keys: &[&str]) -> Objects<T> {
+        match self.exact.get_elements(keys) {
             Some(bucket) => Objects::shared(bucket.clone()),
             None => Objects::empty(),
         }
@@ -174,6 +189,15 @@ impl<T: KubeObject> Index<T> {
             out.sort_by(|a, b| cmp_objects(&**a, &**b));
         }
         Objects::from(out)
+    }
+
+    /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
+    /// shared, O(1) result.
+    pub(crate) fn list(&self) -> Objects<T> {
+        let all = self
+            .list_cache
+            .get_or_init(|| self.objects.values().map(|s| s.object.clone()).collect());
+        Objects::shared(all.clone())
     }
 
     pub(crate) fn get_object(&self, key: &ObjectKey) -> Option<&Slot<T>> {
@@ -228,22 +252,20 @@ impl<T: KubeObject> Index<T> {
         Some(slot.object)
     }
 
-    /// Identities of the objects under an encoded key tuple or prefix.
-    pub(crate) fn identities_under(&self, encoded: &[u8], full: bool) -> Vec<Identity> {
-        let to_id = |o: &Arc<T>| {
-            let id = id_of(&**o);
-            Identity {
-                key: id.key(),
-                uid: None,
-            }
+    /// Identities of the objects under a full key tuple or a prefix.
+    pub(crate) fn identities_under(&self, keys: &[&str]) -> Vec<Identity> {
+        let to_id = |o: &Arc<T>| Identity {
+            key: id_of(&**o).key(),
+            uid: None,
         };
-        if full {
+        if keys.len() == self.num_keys {
             self.exact
-                .get(encoded)
+                .get_elements(keys)
                 .map(|b| b.iter().map(to_id).collect())
                 .unwrap_or_default()
         } else {
-            self.prefix_buckets(encoded)
+            let prefix = encode(keys);
+            self.prefix_buckets(&prefix)
                 .flat_map(|(_, b)| b.iter().map(to_id))
                 .collect()
         }
@@ -361,6 +383,9 @@ impl<T: KubeObject> Index<T> {
                     _ => return Err(format!("ordered index out of step at {keys}")),
                 }
             }
+        }
+        if let Some((keys, _)) = self.exact.iter().find(|(_, b)| b.is_empty()) {
+            return Err(format!("empty bucket left at {keys}"));
         }
         if let Some(ordered) = &self.ordered
             && ordered.len() != self.exact.len()

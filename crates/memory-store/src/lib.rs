@@ -10,6 +10,7 @@
 //! Start with [`MemoryStore`]; take a [`Snapshot`] when many lookups must see one state, and use
 //! [`MemoryStore::batch`] or [`MemoryStore::replace_all`] to publish many changes at once.
 
+mod exact;
 mod index;
 mod store;
 

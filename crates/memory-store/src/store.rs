@@ -10,7 +10,7 @@ use store_types::{
     Store, StoreError,
 };
 
-use crate::index::{Change, Index, KeyBuf, MemoryStats, Slot};
+use crate::index::{Change, Index, MemoryStats, Slot, encode};
 
 /// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
 ///
@@ -93,12 +93,6 @@ impl<T> fmt::Debug for MemoryStore<T> {
     }
 }
 
-fn encode(keys: &[&str]) -> KeyBuf {
-    let mut buf = KeyBuf::new();
-    KeyTuple::encode_into(&mut buf, keys);
-    buf
-}
-
 fn check_identity<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
     object
         .identity()
@@ -126,24 +120,18 @@ pub(crate) fn same_version<T: KubeObject>(a: &Slot<T>, b: &Slot<T>) -> bool {
         && a.object.identity().and_then(|i| i.uid) == b.object.identity().and_then(|i| i.uid)
 }
 
+#[inline]
 fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> {
     StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
-    let buf = encode(keys);
     Ok(if keys.len() == state.num_keys {
-        state.get_exact(&buf)
+        state.get_exact(keys)
     } else {
-        state.get_prefix(&buf)
+        state.get_prefix(&encode(keys))
     })
 }
 
-fn list_all<T>(state: &Index<T>) -> Objects<T> {
-    Objects::from(
-        state
-            .objects
-            .values()
-            .map(|s| s.object.clone())
-            .collect::<Vec<_>>(),
-    )
+fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
+    state.list()
 }
 
 impl<T: KubeObject> MemoryStore<T> {
@@ -262,10 +250,8 @@ impl<T: KubeObject> MemoryStore<T> {
             KeyArity::UpTo(self.inner.num_keys),
             keys,
         )?;
-        let buf = encode(keys);
-        let full = keys.len() == self.inner.num_keys;
         self.write(|s| {
-            let ids = s.identities_under(&buf, full);
+            let ids = s.identities_under(keys);
             Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
         })
     }

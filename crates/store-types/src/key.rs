@@ -1,7 +1,8 @@
 //! Index key tuples.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Escape for a `0x00` byte inside an element.
@@ -44,32 +45,106 @@ impl KeyTuple {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut buf = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(64);
         for e in elements {
             encode_element(&mut buf, e.as_ref());
         }
         KeyTuple(Arc::from(buf))
     }
 
-    /// Encodes `elements` into `buf` (cleared first) without allocating a `KeyTuple`; used for
-    /// allocation-free lookups with [`KeyTuple::as_bytes`]-keyed maps.
+    /// Encodes `elements` into `buf` (appending) without building a `KeyTuple`; used for
+    /// allocation-free lookups in maps keyed by [`KeyTuple::as_bytes`].
     pub fn encode_into<S: AsRef<str>>(buf: &mut impl Extend<u8>, elements: &[S]) {
+        Self::encode_with(elements, |chunk| buf.extend(chunk.iter().copied()));
+    }
+
+    /// Encodes `elements`, handing the encoded bytes to `sink` in chunks (the fastest way to
+    /// fill a stack buffer: `|c| buf.extend_from_slice(c)`).
+    #[inline]
+    pub fn encode_with<S: AsRef<str>>(elements: &[S], mut sink: impl FnMut(&[u8])) {
         for e in elements {
-            let e = e.as_ref();
-            let bytes = e.as_bytes();
-            if !bytes.contains(&0) {
-                buf.extend(bytes.iter().copied());
-            } else {
-                for &b in bytes {
-                    if b == 0 {
-                        buf.extend(ESCAPED_NUL);
-                    } else {
-                        buf.extend([b]);
-                    }
-                }
+            let bytes = e.as_ref().as_bytes();
+            let mut rest = bytes;
+            while let Some(i) = rest.iter().position(|&b| b == 0) {
+                sink(&rest[..i]);
+                sink(&ESCAPED_NUL);
+                rest = &rest[i + 1..];
             }
-            buf.extend(TERMINATOR);
+            sink(rest);
+            sink(&TERMINATOR);
         }
+    }
+
+    /// Hashes this tuple with `build`, element by element. Equal to
+    /// [`KeyTuple::hash_elements`] of the same elements, so maps can be probed with `&[&str]`
+    /// without building a `KeyTuple`.
+    pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
+        let mut h = build.build_hasher();
+        for raw in self.raw_elements() {
+            h.write_usize(raw.len());
+            h.write(raw);
+        }
+        h.finish()
+    }
+
+    /// Hashes a tuple given as elements; see [`KeyTuple::hash_with`].
+    #[inline]
+    pub fn hash_elements<S: AsRef<str>>(build: &impl BuildHasher, elements: &[S]) -> u64 {
+        let mut h = build.build_hasher();
+        for e in elements {
+            let raw = encoded_element(e.as_ref());
+            h.write_usize(raw.len());
+            h.write(&raw);
+        }
+        h.finish()
+    }
+
+    /// True when this tuple has exactly these elements (without building a `KeyTuple`).
+    #[inline]
+    pub fn eq_elements<S: AsRef<str>>(&self, elements: &[S]) -> bool {
+        let mut rest: &[u8] = &self.0;
+        for e in elements {
+            let raw = encoded_element(e.as_ref());
+            let n = raw.len();
+            if rest.len() < n + 2 || rest[..n] != *raw || rest[n..n + 2] != TERMINATOR {
+                return false;
+            }
+            rest = &rest[n + 2..];
+        }
+        rest.is_empty()
+    }
+
+    /// True when this tuple has exactly the elements of `plain`.
+    #[inline]
+    pub fn eq_plain(&self, plain: &PlainKeys<'_, impl AsRef<str>>) -> bool {
+        let mut rest: &[u8] = &self.0;
+        for e in plain.0 {
+            let raw = e.as_ref().as_bytes();
+            let n = raw.len();
+            if rest.len() < n + 2 || rest[..n] != *raw || rest[n..n + 2] != TERMINATOR {
+                return false;
+            }
+            rest = &rest[n + 2..];
+        }
+        rest.is_empty()
+    }
+
+    /// The encoded bytes of each element, without terminators.
+    fn raw_elements(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest: &[u8] = &self.0;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let mut i = 0;
+            // A 0x00 is followed by 0xFF (escape) or 0x01 (terminator).
+            while i + 1 < rest.len() && !(rest[i] == 0 && rest[i + 1] == TERMINATOR[1]) {
+                i += if rest[i] == 0 { 2 } else { 1 };
+            }
+            let raw = &rest[..i.min(rest.len())];
+            rest = &rest[(i + 2).min(rest.len())..];
+            Some(raw)
+        })
     }
 
     /// Number of elements.
@@ -110,8 +185,26 @@ impl KeyTuple {
     }
 }
 
+/// One element's encoded bytes (borrowed unless it contains `\0`).
+#[inline]
+fn encoded_element(e: &str) -> Cow<'_, [u8]> {
+    let bytes = e.as_bytes();
+    if !bytes.contains(&0) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    for &b in bytes {
+        if b == 0 {
+            out.extend_from_slice(&ESCAPED_NUL);
+        } else {
+            out.push(b);
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn encode_element(buf: &mut Vec<u8>, e: &str) {
-    KeyTuple::encode_into(buf, &[e]);
+    KeyTuple::encode_with(&[e], |chunk| buf.extend_from_slice(chunk));
 }
 
 impl Borrow<[u8]> for KeyTuple {
@@ -148,6 +241,34 @@ impl fmt::Display for KeyTuple {
     /// Displays as a JSON-like list: `["default", "web"]`, so `/` inside elements stays visible.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Lookup elements checked once to contain no `\0`, so hashing and comparing them needs no
+/// escaping (the fast path of allocation-free lookups). Build with [`PlainKeys::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct PlainKeys<'a, S>(&'a [S]);
+
+impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
+    /// `None` when some element contains `\0` (use [`KeyTuple::new`] for those).
+    #[inline]
+    pub fn new(elements: &'a [S]) -> Option<Self> {
+        elements
+            .iter()
+            .all(|e| !e.as_ref().as_bytes().contains(&0))
+            .then_some(PlainKeys(elements))
+    }
+
+    /// Same value as [`KeyTuple::hash_with`] of the same elements.
+    #[inline]
+    pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
+        let mut h = build.build_hasher();
+        for e in self.0 {
+            let raw = e.as_ref().as_bytes();
+            h.write_usize(raw.len());
+            h.write(raw);
+        }
+        h.finish()
     }
 }
 
@@ -235,6 +356,23 @@ mod tests {
         #[test]
         fn prefix_matches_tuple_prefix(a in tuple(), b in tuple()) {
             prop_assert_eq!(KeyTuple::new(&a).starts_with(&KeyTuple::new(&b)), a.starts_with(&b));
+        }
+
+        #[test]
+        fn element_hashing_and_equality_agree_with_the_encoding(a in tuple(), b in tuple()) {
+            let state = std::collections::hash_map::RandomState::new();
+            let (ka, kb) = (KeyTuple::new(&a), KeyTuple::new(&b));
+            prop_assert_eq!(ka.hash_with(&state), KeyTuple::hash_elements(&state, &a));
+            prop_assert_eq!(ka.eq_elements(&b), a == b);
+            if let Some(plain) = PlainKeys::new(&b) {
+                prop_assert_eq!(plain.hash_with(&state), KeyTuple::hash_elements(&state, &b));
+                prop_assert_eq!(ka.eq_plain(&plain), a == b);
+            } else {
+                prop_assert!(b.iter().any(|e| e.contains('\0')));
+            }
+            if a == b {
+                prop_assert_eq!(ka.hash_with(&state), kb.hash_with(&state));
+            }
         }
 
         #[test]
