@@ -1,0 +1,140 @@
+//! CachedStore lookups side by side with their baselines, in one run:
+//!
+//! * `hit`: an exact get of one cached Secret through the `Store` trait, against
+//!   `MemoryStore::get` of the same Secret (inherent and through the `Store` trait);
+//! * `miss`: a get whose object is not cached (one GET to apiserver-sim, preparation, compact
+//!   encoding, cache fill), against a plain `kube::Api::get` of the same Secret, both as
+//!   `DynamicObject` and as typed `Secret`.
+//!
+//! Run: `cargo bench -p cached-store --bench cached`.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver_sim::ApiServerSim;
+use cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
+use criterion::{Criterion, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::core::{ApiResource, DynamicObject};
+use memory_store::MemoryStore;
+use serde_json::{Value, json};
+use store_types::{KeyTuple, Store};
+
+const N: usize = 1000;
+
+fn tls_secret(i: usize) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "namespace": format!("team-{:02}", i % 10),
+            "name": format!("ingress-tls-{i:04}"),
+            "labels": {"app.kubernetes.io/name": "web"},
+        },
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": "MIIEpDCCA4ygAwIBAgIQ".repeat(80),
+            "tls.key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC".repeat(54),
+        },
+    })
+}
+
+fn key_of(v: &Value) -> (String, String) {
+    let m = &v["metadata"];
+    (
+        m["namespace"].as_str().unwrap().to_owned(),
+        m["name"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt.block_on(async {
+        ApiServerSim::builder()
+            .objects((0..N).map(tls_secret))
+            .start()
+            .await
+            .unwrap()
+    });
+    let stored = sim.list("secrets", None).unwrap();
+    let client = sim.client();
+    let ar = ApiResource::erase::<Secret>(&());
+    let cached = rt.block_on(async {
+        CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2)).unwrap()
+    });
+    let mem = MemoryStore::<CompactObject>::new(2).unwrap();
+    for v in &stored {
+        let (ns, name) = key_of(v);
+        let m = &v["metadata"];
+        cached
+            .apply_reference(
+                Reference::new(&ns, &name, m["uid"].as_str(), m["resourceVersion"].as_str())
+                    .unwrap(),
+                KeyTuple::new([&ns, &name]),
+            )
+            .unwrap();
+        mem.add(
+            Arc::new(CompactObject::from_value(v).unwrap()),
+            KeyTuple::new([&ns, &name]),
+        )
+        .unwrap();
+    }
+    let (ns, name) = key_of(&stored[N / 2]);
+    let keys = [ns.as_str(), name.as_str()];
+    rt.block_on(async { assert_eq!(Store::get(&cached, &keys).await.unwrap().len(), 1) });
+
+    let mut g = c.benchmark_group("hit");
+    g.bench_function("MemoryStore::get (inherent)", |b| {
+        b.iter(|| black_box(mem.get(black_box(&keys)).unwrap()))
+    });
+    g.bench_function("MemoryStore via Store::get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Store::get(&mem, black_box(&keys)).await.unwrap()) })
+    });
+    g.bench_function("CachedStore via Store::get (hit)", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(Store::get(&cached, black_box(&keys)).await.unwrap()) })
+    });
+    g.finish();
+
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let typed: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let mut g = c.benchmark_group("miss");
+    g.measurement_time(Duration::from_secs(4));
+    g.bench_function("Api<DynamicObject>::get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(dynamic.get(&name).await.unwrap()) })
+    });
+    g.bench_function("Api<Secret>::get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(typed.get(&name).await.unwrap()) })
+    });
+    g.bench_function("CachedStore via Store::get (miss)", |b| {
+        b.to_async(&rt).iter(|| async {
+            cached.clear_cache();
+            black_box(Store::get(&cached, &keys).await.unwrap())
+        })
+    });
+    g.finish();
+    let s = cached.cache_stats();
+    println!(
+        "cache stats after the run: hits {} misses {} fetches {}",
+        s.hits, s.misses, s.fetches
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);

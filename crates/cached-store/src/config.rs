@@ -1,0 +1,339 @@
+//! [`CachedStoreConfig`]: what to fetch, how long to keep it, how much of it to keep.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::core::ApiResource;
+
+/// The preparation step applied to every fetched object before it is cached (field removal,
+/// number normalisation). The watcher passes the indexer's `Indexer::prepare`, so a fetched
+/// object is exactly what a full watch would have stored.
+pub type Prepare = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+
+/// Default time to live of a cache entry: 2m10s, like the Go original.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(130);
+/// Default timeout of one fetch: 10 s.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default weight bound: 64 MiB of cached objects.
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+/// Default number of fetches one `get`/`list` runs concurrently.
+pub const DEFAULT_MAX_CONCURRENT_FETCHES: usize = 32;
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `num_keys` was 0.
+    #[error("a cached store needs at least one index key, got 0")]
+    NoIndexKeys,
+    /// Neither a byte nor an entry bound was set.
+    #[error("the cache of {resource} needs a bound: set max_bytes and/or max_entries")]
+    Unbounded {
+        /// The resource (`plural.group`).
+        resource: String,
+    },
+    /// A bound or duration is zero.
+    #[error("{setting} of the cache of {resource} must be greater than zero")]
+    Zero {
+        /// The setting.
+        setting: &'static str,
+        /// The resource.
+        resource: String,
+    },
+    /// A namespace restriction was given for a cluster-scoped resource.
+    #[error("{resource} is cluster-scoped but a namespace restriction {namespace:?} was set")]
+    NamespaceOnClusterScoped {
+        /// The resource.
+        resource: String,
+        /// The namespace given.
+        namespace: String,
+    },
+    /// An index expression reads outside `metadata`, so references fed from a metadata-only
+    /// watch could not be indexed.
+    #[error(
+        "index expression {path:?} reads outside metadata: a metadata-only watch cannot index \
+         it, a full watch is required (the cached store still keeps only references)"
+    )]
+    FullWatchRequired {
+        /// The offending expression.
+        path: String,
+    },
+}
+
+/// How a cached store must be fed, decided from its index expressions; see [`required_feed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Every index expression reads `metadata`: a metadata-only watch (`PartialObjectMeta`)
+    /// suffices and object bodies are never listed or watched.
+    MetadataOnly,
+    /// Some expression reads the body: the watcher must watch full objects, index them and
+    /// hand the cached store references only (bodies are dropped after indexing).
+    Full {
+        /// The first expression that needs the body.
+        path: String,
+    },
+}
+
+/// The first segment of an index expression in the indexer's dialect (`metadata.name`,
+/// `.metadata.name`, `['metadata']['name']`).
+fn root_segment(path: &str) -> &str {
+    let p = path.trim().trim_start_matches('.');
+    if let Some(rest) = p.strip_prefix("['").or_else(|| p.strip_prefix("[\"")) {
+        return rest.split(['\'', '"']).next().unwrap_or("");
+    }
+    let end = p.find(['.', '[']).unwrap_or(p.len());
+    &p[..end]
+}
+
+/// Which watch a cached store with these index expressions needs.
+///
+/// Policy: the **watcher chooses** — `Feed::Full` when any expression leaves `metadata`. A
+/// controller that insists on metadata-only feeding calls [`check_metadata_only`] instead and
+/// gets [`ConfigError::FullWatchRequired`].
+pub fn required_feed<S: AsRef<str>>(index_by: &[S]) -> Feed {
+    match index_by
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|p| root_segment(p) != "metadata")
+    {
+        Some(path) => Feed::Full {
+            path: path.to_owned(),
+        },
+        None => Feed::MetadataOnly,
+    }
+}
+
+/// `Ok` when a metadata-only watch can feed a store indexed by `index_by`.
+pub fn check_metadata_only<S: AsRef<str>>(index_by: &[S]) -> Result<(), ConfigError> {
+    match required_feed(index_by) {
+        Feed::MetadataOnly => Ok(()),
+        Feed::Full { path } => Err(ConfigError::FullWatchRequired { path }),
+    }
+}
+
+/// Configuration of a [`CachedStore`](crate::CachedStore).
+///
+/// ```
+/// use std::time::Duration;
+/// use cached_store::CachedStoreConfig;
+/// use kube::core::ApiResource;
+/// use k8s_openapi::api::core::v1::Secret;
+///
+/// let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2)
+///     .ttl(Duration::from_secs(60))
+///     .max_bytes(Some(16 << 20))
+///     .max_entries(Some(1000));
+/// assert_eq!(config.resource_name(), "secrets");
+/// ```
+#[derive(Clone)]
+pub struct CachedStoreConfig {
+    pub(crate) resource: ApiResource,
+    pub(crate) namespaced: bool,
+    pub(crate) namespace: Option<String>,
+    pub(crate) num_keys: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) max_entries: Option<usize>,
+    pub(crate) fetch_timeout: Option<Duration>,
+    pub(crate) sweep_interval: Option<Duration>,
+    pub(crate) max_concurrent_fetches: usize,
+    pub(crate) prepare: Option<Prepare>,
+}
+
+impl fmt::Debug for CachedStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStoreConfig")
+            .field("resource", &self.resource_name())
+            .field("namespaced", &self.namespaced)
+            .field("namespace", &self.namespace)
+            .field("num_keys", &self.num_keys)
+            .field("ttl", &self.ttl)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_entries", &self.max_entries)
+            .field("fetch_timeout", &self.fetch_timeout)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("max_concurrent_fetches", &self.max_concurrent_fetches)
+            .field("prepare", &self.prepare.is_some())
+            .finish()
+    }
+}
+
+impl CachedStoreConfig {
+    /// A store of `resource` (namespaced or cluster-scoped, as discovery says) with `num_keys`
+    /// index keys; TTL 2m10s, 64 MiB of cached objects, 10 s fetch timeout, sweep every TTL,
+    /// no namespace restriction, no preparation.
+    pub fn new(resource: ApiResource, namespaced: bool, num_keys: usize) -> Self {
+        CachedStoreConfig {
+            resource,
+            namespaced,
+            namespace: None,
+            num_keys,
+            ttl: DEFAULT_TTL,
+            max_bytes: Some(DEFAULT_MAX_BYTES),
+            max_entries: None,
+            fetch_timeout: Some(DEFAULT_FETCH_TIMEOUT),
+            sweep_interval: None,
+            max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
+            prepare: None,
+        }
+    }
+
+    /// Restricts the store to one namespace: references elsewhere are rejected and every fetch
+    /// goes to this namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Time to live of a cache entry, counted from when the object was fetched (fixed expiry:
+    /// reads do not extend it).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Bound on the estimated heap bytes of cached objects (`None`: no byte bound).
+    pub fn max_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Bound on the number of cached objects (`None`: no entry bound).
+    pub fn max_entries(mut self, entries: Option<usize>) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// Timeout of one fetch (`None`: wait as long as the client does).
+    pub fn fetch_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// How often expired entries are swept (on access, and by
+    /// [`CachedStore::spawn_sweeper`](crate::CachedStore::spawn_sweeper)); default: the TTL.
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
+    }
+
+    /// How many fetches one lookup runs at once (default 32).
+    pub fn max_concurrent_fetches(mut self, n: usize) -> Self {
+        self.max_concurrent_fetches = n;
+        self
+    }
+
+    /// The preparation applied to fetched objects; pass the indexer's `prepare`.
+    pub fn prepare(mut self, prepare: Prepare) -> Self {
+        self.prepare = Some(prepare);
+        self
+    }
+
+    /// `plural` for core resources, `plural.group` otherwise.
+    pub fn resource_name(&self) -> String {
+        if self.resource.group.is_empty() {
+            self.resource.plural.clone()
+        } else {
+            format!("{}.{}", self.resource.plural, self.resource.group)
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let resource = self.resource_name();
+        if self.num_keys == 0 {
+            return Err(ConfigError::NoIndexKeys);
+        }
+        if self.max_bytes.is_none() && self.max_entries.is_none() {
+            return Err(ConfigError::Unbounded { resource });
+        }
+        let zero = [
+            ("ttl", self.ttl.is_zero()),
+            ("max_bytes", self.max_bytes == Some(0)),
+            ("max_entries", self.max_entries == Some(0)),
+            (
+                "fetch_timeout",
+                self.fetch_timeout.is_some_and(|t| t.is_zero()),
+            ),
+            (
+                "sweep_interval",
+                self.sweep_interval.is_some_and(|t| t.is_zero()),
+            ),
+            ("max_concurrent_fetches", self.max_concurrent_fetches == 0),
+        ];
+        if let Some((setting, _)) = zero.into_iter().find(|(_, z)| *z) {
+            return Err(ConfigError::Zero { setting, resource });
+        }
+        if !self.namespaced
+            && let Some(ns) = &self.namespace
+        {
+            return Err(ConfigError::NamespaceOnClusterScoped {
+                resource,
+                namespace: ns.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+
+    #[test]
+    fn feed_follows_the_index_expressions() {
+        assert_eq!(
+            required_feed(&["metadata.namespace", ".metadata.labels['app']"]),
+            Feed::MetadataOnly
+        );
+        assert_eq!(required_feed(&["['metadata']['name']"]), Feed::MetadataOnly);
+        assert_eq!(
+            required_feed(&["metadata.name", "type"]),
+            Feed::Full {
+                path: "type".into()
+            }
+        );
+        assert_eq!(
+            required_feed(&["metadatax.name"]),
+            Feed::Full {
+                path: "metadatax.name".into()
+            }
+        );
+        let e = check_metadata_only(&["data['tls.crt']"]).unwrap_err();
+        assert!(e.to_string().contains("a full watch is required"), "{e}");
+        assert!(check_metadata_only(&["metadata.name"]).is_ok());
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let secrets = ApiResource::erase::<Secret>(&());
+        assert!(
+            CachedStoreConfig::new(secrets.clone(), true, 1)
+                .validate()
+                .is_ok()
+        );
+        assert_eq!(
+            CachedStoreConfig::new(secrets.clone(), true, 0).validate(),
+            Err(ConfigError::NoIndexKeys)
+        );
+        let e = CachedStoreConfig::new(secrets.clone(), true, 1)
+            .max_bytes(None)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the cache of secrets needs a bound: set max_bytes and/or max_entries"
+        );
+        assert!(matches!(
+            CachedStoreConfig::new(secrets, true, 1)
+                .ttl(Duration::ZERO)
+                .validate(),
+            Err(ConfigError::Zero { setting: "ttl", .. })
+        ));
+        let e = CachedStoreConfig::new(ApiResource::erase::<Namespace>(&()), false, 1)
+            .namespace("x")
+            .validate()
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::NamespaceOnClusterScoped { .. }));
+    }
+}

@@ -1,0 +1,154 @@
+//! Fetching one object from the API server.
+
+use std::time::Duration;
+
+use compact_object::CompactObject;
+use kube::api::GetParams;
+use kube::core::{ApiResource, DynamicObject, Request, Resource};
+use store_types::Identity;
+
+use crate::config::Prepare;
+
+/// Why fetching one object failed. Every variant names the object; none carries its body.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The API did not answer within the configured fetch timeout.
+    #[error("fetching {resource} {identity} timed out after {after:?}")]
+    Timeout {
+        /// `plural.group` of the resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The request failed (transport error or an API status other than 404).
+    #[error("fetching {resource} {identity} failed: {source}")]
+    Api {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// kube's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The response could not be stored as a compact object.
+    #[error("fetched {resource} {identity} could not be encoded: {source}")]
+    Encode {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// The encoding error.
+        #[source]
+        source: compact_object::Error,
+    },
+    /// The API kept returning an object older than the version a watch event already reported.
+    #[error(
+        "fetched {resource} {identity} at resourceVersion {fetched:?}, older than the known \
+         {known:?}, twice"
+    )]
+    Stale {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// The resourceVersion fetched.
+        fetched: String,
+        /// The resourceVersion the reference holds.
+        known: String,
+    },
+}
+
+impl FetchError {
+    /// The object whose fetch failed.
+    pub fn identity(&self) -> &Identity {
+        match self {
+            FetchError::Timeout { identity, .. }
+            | FetchError::Api { identity, .. }
+            | FetchError::Encode { identity, .. }
+            | FetchError::Stale { identity, .. } => identity,
+        }
+    }
+}
+
+/// Builds and sends GETs of single objects; holds no state besides its configuration.
+pub(crate) struct Fetcher {
+    pub(crate) client: kube::Client,
+    pub(crate) resource: ApiResource,
+    pub(crate) resource_name: String,
+    pub(crate) namespaced: bool,
+    pub(crate) namespace: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) prepare: Option<Prepare>,
+}
+
+impl Fetcher {
+    /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped),
+    /// decodes it straight into a JSON value, prepares it and encodes it compactly.
+    /// `Ok(None)`: 404.
+    pub(crate) async fn fetch(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Option<CompactObject>, FetchError> {
+        let identity = || {
+            let id = Identity::new(namespace, name);
+            match uid {
+                Some(u) => id.with_uid(u),
+                None => id,
+            }
+        };
+        let ns = self
+            .namespaced
+            .then(|| self.namespace.as_deref().unwrap_or(namespace));
+        // The same request builder `kube::Api::get` uses; decoding into a `Value` instead of a
+        // `DynamicObject` saves a decode/encode round.
+        let url = DynamicObject::url_path(&self.resource, ns);
+        let mut req = Request::new(url)
+            .get(name, &GetParams::default())
+            .map_err(|e| FetchError::Api {
+                resource: self.resource_name.clone(),
+                identity: identity(),
+                source: kube::Error::BuildRequest(e),
+            })?;
+        req.extensions_mut().insert("get");
+        let call = self.client.request::<serde_json::Value>(req);
+        let response = match self.timeout {
+            Some(after) => match tokio::time::timeout(after, call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(FetchError::Timeout {
+                        resource: self.resource_name.clone(),
+                        identity: identity(),
+                        after,
+                    });
+                }
+            },
+            None => call.await,
+        };
+        let mut value = match response {
+            Ok(v) => v,
+            Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(None),
+            Err(source) => {
+                return Err(FetchError::Api {
+                    resource: self.resource_name.clone(),
+                    identity: identity(),
+                    source,
+                });
+            }
+        };
+        if let Some(prepare) = &self.prepare {
+            prepare(&mut value);
+        }
+        CompactObject::from_value(&value)
+            .map(Some)
+            .map_err(|source| FetchError::Encode {
+                resource: self.resource_name.clone(),
+                identity: identity(),
+                source,
+            })
+    }
+}

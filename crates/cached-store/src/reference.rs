@@ -1,0 +1,276 @@
+//! [`Reference`]: what the cached store keeps in memory for each object.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use store_types::{Identity, IdentityRef, KubeObject};
+
+/// A reference could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    /// The object has no `metadata.name`.
+    #[error("object in namespace {namespace:?} has no metadata.name")]
+    MissingName {
+        /// Its namespace (`""` when cluster-scoped or unknown).
+        namespace: String,
+    },
+    /// A field is longer than a reference can hold (65 535 bytes; Kubernetes allows 253).
+    #[error("{field} of {namespace}/{name} is {len} bytes, more than 65535")]
+    TooLong {
+        /// Which field: `namespace`, `name`, `uid` or `resourceVersion`.
+        field: &'static str,
+        /// The namespace (possibly truncated in the message only by the caller).
+        namespace: String,
+        /// The name.
+        name: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
+const HAS_UID: u8 = 1;
+const HAS_RV: u8 = 2;
+
+/// What a [`CachedStore`](crate::CachedStore) keeps in memory per object: namespace, name, uid
+/// and last known resourceVersion — never the object's body.
+///
+/// # Memory usage
+/// One boxed string holding the four fields back to back, plus 15 bytes of lengths, flags and
+/// the store-assigned version id: `size_of::<Reference>()` is 32 bytes, the heap part is the
+/// sum of the field lengths. A typical Secret reference (namespace 10, name 25, uid 36,
+/// resourceVersion 8 bytes) therefore holds about 120 bytes including its `Arc`; the index
+/// entry around it is measured in `benches/memory.rs` and documented in `docs/cached-store.md`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reference {
+    text: Box<str>,
+    /// Store-assigned id of this version of the reference (0 until stored). Cache entries are
+    /// keyed by it, so a new resourceVersion can never hit an entry of an older one.
+    pub(crate) id: u64,
+    ns_len: u16,
+    name_len: u16,
+    uid_len: u16,
+    flags: u8,
+}
+
+fn len16(
+    field: &'static str,
+    value: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<u16, ReferenceError> {
+    u16::try_from(value.len()).map_err(|_| ReferenceError::TooLong {
+        field,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        len: value.len(),
+    })
+}
+
+impl Reference {
+    /// A reference to `namespace`/`name` (`""` namespace when cluster-scoped).
+    pub fn new(
+        namespace: &str,
+        name: &str,
+        uid: Option<&str>,
+        resource_version: Option<&str>,
+    ) -> Result<Reference, ReferenceError> {
+        if name.is_empty() {
+            return Err(ReferenceError::MissingName {
+                namespace: namespace.to_owned(),
+            });
+        }
+        let ns_len = len16("namespace", namespace, namespace, name)?;
+        let name_len = len16("name", name, namespace, name)?;
+        let uid_len = len16("uid", uid.unwrap_or(""), namespace, name)?;
+        len16(
+            "resourceVersion",
+            resource_version.unwrap_or(""),
+            namespace,
+            name,
+        )?;
+        let mut text = String::with_capacity(
+            namespace.len()
+                + name.len()
+                + uid.map_or(0, str::len)
+                + resource_version.map_or(0, str::len),
+        );
+        text.push_str(namespace);
+        text.push_str(name);
+        text.push_str(uid.unwrap_or(""));
+        text.push_str(resource_version.unwrap_or(""));
+        let flags = if uid.is_some() { HAS_UID } else { 0 }
+            | if resource_version.is_some() {
+                HAS_RV
+            } else {
+                0
+            };
+        Ok(Reference {
+            text: text.into_boxed_str(),
+            id: 0,
+            ns_len,
+            name_len,
+            uid_len,
+            flags,
+        })
+    }
+
+    /// The reference of any object that knows its identity: a `PartialObjectMeta<K>` from a
+    /// metadata-only watch, a typed object, a `DynamicObject` or a `CompactObject`.
+    pub fn from_object<O: KubeObject + ?Sized>(object: &O) -> Result<Reference, ReferenceError> {
+        let id = object
+            .identity()
+            .ok_or_else(|| ReferenceError::MissingName {
+                namespace: String::new(),
+            })?;
+        Reference::new(id.namespace, id.name, id.uid, object.resource_version())
+    }
+
+    /// The reference described by an `ObjectMeta`.
+    pub fn from_meta(meta: &ObjectMeta) -> Result<Reference, ReferenceError> {
+        Reference::new(
+            meta.namespace.as_deref().unwrap_or(""),
+            meta.name.as_deref().unwrap_or(""),
+            meta.uid.as_deref(),
+            meta.resource_version.as_deref(),
+        )
+    }
+
+    /// `metadata.namespace` (`""` when cluster-scoped).
+    pub fn namespace(&self) -> &str {
+        &self.text[..self.ns_len as usize]
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        let start = self.ns_len as usize;
+        &self.text[start..start + self.name_len as usize]
+    }
+
+    /// `metadata.uid`, when known.
+    pub fn uid(&self) -> Option<&str> {
+        let start = self.ns_len as usize + self.name_len as usize;
+        (self.flags & HAS_UID != 0).then(|| &self.text[start..start + self.uid_len as usize])
+    }
+
+    /// The last known `metadata.resourceVersion`.
+    pub fn resource_version(&self) -> Option<&str> {
+        let start = self.ns_len as usize + self.name_len as usize + self.uid_len as usize;
+        (self.flags & HAS_RV != 0).then(|| &self.text[start..])
+    }
+
+    /// The owned identity (with uid when known).
+    pub fn identity(&self) -> Identity {
+        let id = Identity::new(self.namespace(), self.name());
+        match self.uid() {
+            Some(uid) => id.with_uid(uid),
+            None => id,
+        }
+    }
+
+    /// Same uid and resourceVersion (the store may keep its cache entry).
+    pub(crate) fn same_version(&self, other: &Reference) -> bool {
+        self.resource_version().is_some()
+            && self.resource_version() == other.resource_version()
+            && self.uid() == other.uid()
+    }
+}
+
+impl KubeObject for Reference {
+    fn identity(&self) -> Option<IdentityRef<'_>> {
+        Some(IdentityRef {
+            namespace: self.namespace(),
+            name: self.name(),
+            uid: self.uid(),
+        })
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        Reference::resource_version(self)
+    }
+
+    fn heap_size(&self) -> usize {
+        self.text.len()
+    }
+}
+
+impl fmt::Debug for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reference")
+            .field("namespace", &self.namespace())
+            .field("name", &self.name())
+            .field("uid", &self.uid())
+            .field("resource_version", &self.resource_version())
+            .finish()
+    }
+}
+
+/// Orders two resourceVersions when both are decimal integers (as every apiserver backed by
+/// etcd produces). `None` when they cannot be compared: resourceVersions are formally opaque.
+pub(crate) fn compare_versions(a: Option<&str>, b: Option<&str>) -> Option<std::cmp::Ordering> {
+    let a: u64 = a?.parse().ok()?;
+    let b: u64 = b?.parse().ok()?;
+    Some(a.cmp(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let r = Reference::new("default", "tls", Some("u-1"), Some("42")).unwrap();
+        assert_eq!(
+            (r.namespace(), r.name(), r.uid(), r.resource_version()),
+            ("default", "tls", Some("u-1"), Some("42"))
+        );
+        assert_eq!(r.identity().to_string(), "default/tls (uid u-1)");
+        let c = Reference::new("", "node-1", None, None).unwrap();
+        assert_eq!(
+            (c.namespace(), c.uid(), c.resource_version()),
+            ("", None, None)
+        );
+        let e = Reference::new("", "x", Some(""), Some("")).unwrap();
+        assert_eq!((e.uid(), e.resource_version()), (Some(""), Some("")));
+        assert_eq!(
+            Reference::new("ns", "", None, None).unwrap_err(),
+            ReferenceError::MissingName {
+                namespace: "ns".into()
+            }
+        );
+        let long = "x".repeat(70_000);
+        assert!(matches!(
+            Reference::new("ns", &long, None, None),
+            Err(ReferenceError::TooLong { field: "name", .. })
+        ));
+        assert_eq!(std::mem::size_of::<Reference>(), 32);
+    }
+
+    #[test]
+    fn from_metadata() {
+        let meta = ObjectMeta {
+            namespace: Some("a".into()),
+            name: Some("b".into()),
+            uid: Some("c".into()),
+            resource_version: Some("7".into()),
+            ..Default::default()
+        };
+        let r = Reference::from_meta(&meta).unwrap();
+        let pom = kube::core::PartialObjectMeta::<k8s_openapi::api::core::v1::Secret> {
+            metadata: meta,
+            ..Default::default()
+        };
+        assert_eq!(Reference::from_object(&pom).unwrap(), r);
+        assert!(r.same_version(&Reference::new("a", "b", Some("c"), Some("7")).unwrap()));
+        assert!(!r.same_version(&Reference::new("a", "b", Some("d"), Some("7")).unwrap()));
+        assert!(!r.same_version(&Reference::new("a", "b", Some("c"), Some("8")).unwrap()));
+    }
+
+    #[test]
+    fn versions_compare_numerically_when_possible() {
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_versions(Some("9"), Some("10")), Some(Less));
+        assert_eq!(compare_versions(Some("10"), Some("10")), Some(Equal));
+        assert_eq!(compare_versions(Some("a"), Some("10")), None);
+        assert_eq!(compare_versions(None, Some("10")), None);
+    }
+}

@@ -1,0 +1,943 @@
+//! [`CachedStore`]: references indexed in a `MemoryStore`, objects in a bounded TTL cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use compact_object::CompactObject;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::stream::{self, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use memory_store::{Change, MemoryStore, Snapshot};
+use parking_lot::Mutex;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
+use store_types::{
+    ChangeStats, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError,
+};
+use tokio::time::Instant;
+
+use crate::config::{CachedStoreConfig, ConfigError};
+use crate::fetch::{FetchError, Fetcher};
+use crate::reference::{Reference, ReferenceError, compare_versions};
+
+/// Estimated bytes a cache entry costs besides its object's heap: the entry, the
+/// `CompactObject` handle and quick_cache's slot.
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// A feeding call (from the watcher) was rejected; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The object cannot be referenced (no name, oversized field).
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// The index rejected the reference (wrong number of keys).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store is restricted to one namespace and the reference is in another.
+    #[error("{resource} {identity} is outside the store's namespace {namespace:?}")]
+    OutsideNamespace {
+        /// The resource.
+        resource: String,
+        /// The reference.
+        identity: Identity,
+        /// The namespace the store is restricted to.
+        namespace: String,
+    },
+    /// A namespaced resource got a reference without namespace, or a cluster-scoped one a
+    /// reference with one.
+    #[error("{resource} is {scope} but {identity} is not")]
+    Scope {
+        /// The resource.
+        resource: String,
+        /// The reference.
+        identity: Identity,
+        /// `namespaced` or `cluster-scoped`.
+        scope: &'static str,
+    },
+}
+
+impl FeedError {
+    fn into_store_error(self, op: Operation, keys: &KeyTuple) -> StoreError {
+        match self {
+            FeedError::Store(e) => e,
+            FeedError::Reference(ReferenceError::MissingName { .. }) => {
+                StoreError::MissingIdentity {
+                    op,
+                    keys: keys.to_vec(),
+                }
+            }
+            other => StoreError::Backend {
+                op,
+                keys: keys.to_vec(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// Counters and sizes of a [`CachedStore`]; see [`CachedStore::cache_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups of one object answered from the cache.
+    pub hits: u64,
+    /// Lookups of one object that had to fetch (or join a fetch in flight).
+    pub misses: u64,
+    /// GET requests sent (a stale answer is retried once, so one miss may cost two).
+    pub fetches: u64,
+    /// Fetches that failed (timeout, API error, encoding, stale twice).
+    pub fetch_errors: u64,
+    /// Fetches answered 404: the object was deleted before the watch said so.
+    pub not_found: u64,
+    /// Fetched objects older than the reference's resourceVersion, not cached.
+    pub stale_fetches: u64,
+    /// Entries dropped because their TTL passed (on access or by a sweep).
+    pub expirations: u64,
+    /// Entries evicted to respect the weight / entry bound.
+    pub evictions: u64,
+    /// Entries dropped because a watch event changed or deleted their object.
+    pub invalidations: u64,
+    /// Entries carried over to a new reference version (full watch update, or the cached
+    /// object already was the new version).
+    pub refreshes: u64,
+    /// Objects cached now.
+    pub entries: usize,
+    /// Estimated heap bytes of the cached objects now.
+    pub cached_bytes: u64,
+    /// References (objects known to exist) now.
+    pub references: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    fetches: AtomicU64,
+    fetch_errors: AtomicU64,
+    not_found: AtomicU64,
+    stale_fetches: AtomicU64,
+    expirations: AtomicU64,
+    invalidations: AtomicU64,
+    refreshes: AtomicU64,
+}
+
+/// One cached object. Cheap to clone (quick_cache clones values on every read).
+#[derive(Clone)]
+struct Entry {
+    object: Arc<CompactObject>,
+    expires_at: Instant,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct EntryWeighter;
+
+impl Weighter<u64, Entry> for EntryWeighter {
+    fn weight(&self, _key: &u64, entry: &Entry) -> u64 {
+        entry.weight
+    }
+}
+
+#[derive(Clone)]
+struct EvictionCounter(Arc<AtomicU64>);
+
+impl Lifecycle<u64, Entry> for EvictionCounter {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: u64, _entry: Entry) {
+        self.0.fetch_add(1, Relaxed);
+    }
+}
+
+type ObjectCache = Cache<u64, Entry, EntryWeighter, DefaultHashBuilder, EvictionCounter>;
+
+/// What one fetch ends in: the object, nothing (404), or the failure.
+type Outcome = std::result::Result<Option<Arc<CompactObject>>, Arc<FetchError>>;
+type InFlight = Shared<BoxFuture<'static, Outcome>>;
+
+/// How cache weights are computed so that quick_cache's one weight bound enforces both a byte
+/// and an entry bound: every entry weighs at least `max_bytes / max_entries`.
+#[derive(Clone, Copy)]
+enum Weighing {
+    Bytes { min: u64 },
+    Entries,
+}
+
+struct Inner {
+    refs: MemoryStore<Reference>,
+    cache: ObjectCache,
+    evictions: Arc<AtomicU64>,
+    weighing: Weighing,
+    inflight: Mutex<HashMap<u64, InFlight>>,
+    /// Serialises feeding and cache fills, so a fill can never land after the watch event that
+    /// invalidated it.
+    feed: Mutex<()>,
+    fetcher: Fetcher,
+    counters: Counters,
+    next_id: AtomicU64,
+    ttl: Duration,
+    max_concurrent_fetches: usize,
+    base: Instant,
+    sweep_every: Duration,
+    next_sweep_ms: AtomicU64,
+}
+
+/// References in memory, objects on demand: an indexed store of one resource type whose
+/// lookups fetch objects from the API server when they are not cached.
+///
+/// The index is a [`MemoryStore`] of [`Reference`]s (namespace, name, uid, last known
+/// resourceVersion), so key semantics are exactly MemoryStore's: `N` keys, tuple keys,
+/// non-unique keys, identity-aware update and delete, prefix gets, deterministic order. Objects
+/// live in a bounded [quick_cache](quick_cache) keyed by the reference's version id, with a
+/// fixed time to live.
+///
+/// # Usage
+/// ```no_run
+/// use std::sync::Arc;
+/// use cached_store::{CachedStore, CachedStoreConfig, Reference};
+/// use kube::core::ApiResource;
+/// use k8s_openapi::api::core::v1::Secret;
+/// use store_types::{KeyTuple, Store};
+/// # async fn run(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2);
+/// let store = CachedStore::new(client, config)?;
+/// // The watcher feeds references (from a metadata-only watch)…
+/// store.apply_reference(
+///     Reference::new("default", "tls", Some("uid-1"), Some("42"))?,
+///     KeyTuple::new(["default", "tls"]),
+/// )?;
+/// // …and lookups fetch on the first miss, then hit the cache until the TTL passes.
+/// let secrets = store.get(&["default", "tls"]).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Freshness
+/// * A watch update with a new resourceVersion gives the reference a new version id: the old
+///   cache entry is dropped (or carried over when it already is the new version, or replaced by
+///   the object a full watch delivered). A lookup after the event never sees the old object.
+/// * A fetched object older than the reference's resourceVersion is never cached; it is
+///   refetched once, then reported as [`FetchError::Stale`]. resourceVersions are compared as
+///   integers when both parse, otherwise not ordered.
+/// * A watch delete removes the reference and its cache entry. A fetch answered 404 returns
+///   nothing for that object and counts in [`CacheStats::not_found`].
+/// * Expiry is **fixed**, not sliding: an entry expires `ttl` after it was fetched, however
+///   often it is read, which bounds how stale a cached object can be if a watch event is lost.
+///
+/// # Consistency and concurrency
+/// `CachedStore` is `Send + Sync + Clone`; clones share one store. Reads never block on
+/// writers: they load the index like a `MemoryStore` read and look up each object in the cache
+/// (one hash lookup under a sharded read lock, one `Arc` clone). Concurrent lookups of one
+/// missing object share one fetch (single flight): exactly one GET is sent, every caller gets
+/// its result. A failed fetch is not cached; the next lookup retries. Feeding calls are
+/// serialised with each other and with cache fills.
+///
+/// # Memory usage
+/// Per object: one [`Reference`] (about 120 bytes for a typical Secret) plus the index entry
+/// around it (see `docs/cached-store.md` for measured figures). Cached objects are held as
+/// [`CompactObject`]s, bounded by `max_bytes` and/or `max_entries`; a result held by a caller
+/// keeps its objects alive after eviction. Expired entries are removed on access, by an
+/// on-access sweep every `sweep_interval`, and by [`spawn_sweeper`](Self::spawn_sweeper).
+/// Object bodies never appear in `Debug` output or logs.
+#[derive(Clone)]
+pub struct CachedStore {
+    inner: Arc<Inner>,
+}
+
+/// The result of [`CachedStore::get_detailed`]: the objects found, and what could not be.
+pub struct Fetched {
+    /// Objects found, ordered by namespace, then name.
+    pub objects: Objects<CompactObject>,
+    /// Referenced objects the API no longer has (404).
+    pub not_found: Vec<Identity>,
+    /// Fetches that failed, each naming its object.
+    pub failed: Vec<Arc<FetchError>>,
+}
+
+impl fmt::Debug for Fetched {
+    /// Identities and errors only, never object contents.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetched")
+            .field("objects", &self.objects.len())
+            .field("not_found", &self.not_found)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl Fetched {
+    /// The objects, or [`StoreError::Fetch`] naming every failed identity (the successful
+    /// objects are cached, so a retry returns them without fetching).
+    pub fn into_result(self, op: Operation, keys: &[&str]) -> Result<Objects<CompactObject>> {
+        let Some(first) = self.failed.first() else {
+            return Ok(self.objects);
+        };
+        Err(StoreError::Fetch {
+            op,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            failed: self.failed.iter().map(|e| e.identity().clone()).collect(),
+            partial: self.objects.len(),
+            source: Box::new(first.clone()),
+        })
+    }
+}
+
+impl fmt::Debug for CachedStore {
+    /// The store's shape only; never objects (they may be Secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("resource", &self.inner.fetcher.resource_name)
+            .field("num_keys", &self.inner.refs.num_keys())
+            .field("references", &self.inner.refs.len())
+            .field("cached", &self.inner.cache.len())
+            .finish()
+    }
+}
+
+impl CachedStore {
+    /// A store fetching through `client` as `config` says. Fails on an unusable configuration.
+    pub fn new(
+        client: kube::Client,
+        config: CachedStoreConfig,
+    ) -> std::result::Result<Self, ConfigError> {
+        config.validate()?;
+        let refs = MemoryStore::new(config.num_keys).map_err(|_| ConfigError::NoIndexKeys)?;
+        let (weighing, capacity) = match (config.max_bytes, config.max_entries) {
+            (Some(b), Some(e)) => (
+                Weighing::Bytes {
+                    min: b.div_ceil(e as u64),
+                },
+                b,
+            ),
+            (Some(b), None) => (Weighing::Bytes { min: 1 }, b),
+            (None, Some(e)) => (Weighing::Entries, e as u64),
+            (None, None) => unreachable!("validated"),
+        };
+        let estimated_items = match config.max_entries {
+            Some(e) => e,
+            None => (capacity / 4096).clamp(64, 1 << 20) as usize,
+        };
+        let evictions = Arc::new(AtomicU64::new(0));
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(estimated_items)
+            .weight_capacity(capacity)
+            .build()
+            .map_err(|_| ConfigError::Zero {
+                setting: "max_bytes",
+                resource: config.resource_name(),
+            })?;
+        let cache = Cache::with_options(
+            options,
+            EntryWeighter,
+            DefaultHashBuilder::default(),
+            EvictionCounter(evictions.clone()),
+        );
+        let sweep_every = config.sweep_interval.unwrap_or(config.ttl);
+        let resource_name = config.resource_name();
+        Ok(CachedStore {
+            inner: Arc::new(Inner {
+                refs,
+                cache,
+                evictions,
+                weighing,
+                inflight: Mutex::new(HashMap::new()),
+                feed: Mutex::new(()),
+                fetcher: Fetcher {
+                    client,
+                    resource: config.resource,
+                    resource_name,
+                    namespaced: config.namespaced,
+                    namespace: config.namespace,
+                    timeout: config.fetch_timeout,
+                    prepare: config.prepare,
+                },
+                counters: Counters::default(),
+                next_id: AtomicU64::new(1),
+                ttl: config.ttl,
+                max_concurrent_fetches: config.max_concurrent_fetches,
+                base: Instant::now(),
+                sweep_every,
+                next_sweep_ms: AtomicU64::new(millis(sweep_every)),
+            }),
+        })
+    }
+
+    // ---- feeding (called by the watcher) -------------------------------------------------
+
+    /// Adds or updates the reference (a watch ADDED/MODIFIED event, or one object of the
+    /// initial list). A new resourceVersion or uid drops the cache entry of the previous one.
+    pub fn apply_reference(
+        &self,
+        reference: Reference,
+        keys: KeyTuple,
+    ) -> std::result::Result<Change, FeedError> {
+        let _feed = self.inner.feed.lock();
+        self.inner.apply_locked(reference, keys, None)
+    }
+
+    /// [`apply_reference`](Self::apply_reference) for any object that knows its identity —
+    /// typically a `PartialObjectMeta<K>` from a metadata-only watch. Only the reference is
+    /// kept.
+    pub fn apply_object<O: KubeObject + ?Sized>(
+        &self,
+        object: &O,
+        keys: KeyTuple,
+    ) -> std::result::Result<Change, FeedError> {
+        self.apply_reference(Reference::from_object(object)?, keys)
+    }
+
+    /// [`apply_reference`](Self::apply_reference) from an `ObjectMeta`.
+    pub fn apply_meta(
+        &self,
+        meta: &ObjectMeta,
+        keys: KeyTuple,
+    ) -> std::result::Result<Change, FeedError> {
+        self.apply_reference(Reference::from_meta(meta)?, keys)
+    }
+
+    /// Feeding from a full watch: keeps the reference and, when the previous version of this
+    /// object was cached, replaces the cache entry with `object` (already prepared by the
+    /// watcher). Objects that were not cached are not cached now: the store holds references.
+    pub fn apply_full_object(
+        &self,
+        object: Arc<CompactObject>,
+        keys: KeyTuple,
+    ) -> std::result::Result<Change, FeedError> {
+        let reference = Reference::from_object(&*object)?;
+        let _feed = self.inner.feed.lock();
+        self.inner.apply_locked(reference, keys, Some(&object))
+    }
+
+    /// Removes the reference (a watch DELETED event) and its cache entry. When `identity.uid`
+    /// is set and differs from the reference's, nothing is removed (a late delete of an
+    /// earlier incarnation). Returns the removed reference.
+    pub fn delete_reference(&self, identity: &Identity) -> Option<Arc<Reference>> {
+        let _feed = self.inner.feed.lock();
+        let removed = self.inner.refs.delete(identity)?;
+        if self.inner.cache.remove(&removed.id).is_some() {
+            self.inner.counters.invalidations.fetch_add(1, Relaxed);
+        }
+        Some(removed)
+    }
+
+    /// Replaces every reference (a relist) and publishes the new index at once. References
+    /// whose uid and resourceVersion did not change keep their cache entries; the others lose
+    /// them. On error nothing changes.
+    pub fn replace_references<I>(
+        &self,
+        references: I,
+    ) -> std::result::Result<ChangeStats, FeedError>
+    where
+        I: IntoIterator<Item = (Reference, KeyTuple)>,
+    {
+        let inner = &*self.inner;
+        let _feed = inner.feed.lock();
+        let mut items = Vec::new();
+        for (mut reference, keys) in references {
+            inner.check_scope(&reference)?;
+            reference.id = match inner
+                .refs
+                .get_by_identity(reference.namespace(), reference.name())
+            {
+                Some(prev) if prev.same_version(&reference) => prev.id,
+                _ => inner.next_id.fetch_add(1, Relaxed),
+            };
+            items.push((Arc::new(reference), keys));
+        }
+        let old = inner.refs.snapshot();
+        let stats = inner.refs.replace_all(items)?;
+        for prev in old.iter() {
+            let now = inner.refs.get_by_identity(prev.namespace(), prev.name());
+            match now {
+                Some(n) if n.id == prev.id => {}
+                n => inner.retire(prev.id, n.as_deref(), None),
+            }
+        }
+        Ok(stats)
+    }
+
+    // ---- reads ----------------------------------------------------------------------------
+
+    /// Like [`Store::get`], but reports objects not found and failed fetches separately
+    /// instead of failing the whole lookup.
+    pub async fn get_detailed(&self, keys: &[&str]) -> Result<Fetched> {
+        let refs = self.inner.refs.get(keys)?;
+        Ok(self.inner.resolve(&refs).await)
+    }
+
+    /// Every object, fetching the ones not cached (at most `max_concurrent_fetches` at once).
+    pub async fn list_detailed(&self) -> Fetched {
+        let refs = self.inner.refs.list();
+        self.inner.resolve(&refs).await
+    }
+
+    /// The references under `keys` (no fetch): which objects exist, at which version.
+    pub fn get_references(&self, keys: &[&str]) -> Result<Objects<Reference>> {
+        self.inner.refs.get(keys)
+    }
+
+    /// An immutable snapshot of the reference index.
+    pub fn references(&self) -> Snapshot<Reference> {
+        self.inner.refs.snapshot()
+    }
+
+    /// Counters and sizes. Costs O(cached entries) for the byte count.
+    pub fn cache_stats(&self) -> CacheStats {
+        let c = &self.inner.counters;
+        let cached_bytes = self
+            .inner
+            .cache
+            .iter()
+            .map(|(_, e)| entry_bytes(&e.object))
+            .sum();
+        CacheStats {
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            fetches: c.fetches.load(Relaxed),
+            fetch_errors: c.fetch_errors.load(Relaxed),
+            not_found: c.not_found.load(Relaxed),
+            stale_fetches: c.stale_fetches.load(Relaxed),
+            expirations: c.expirations.load(Relaxed),
+            evictions: self.inner.evictions.load(Relaxed),
+            invalidations: c.invalidations.load(Relaxed),
+            refreshes: c.refreshes.load(Relaxed),
+            entries: self.inner.cache.len(),
+            cached_bytes,
+            references: self.inner.refs.len(),
+        }
+    }
+
+    /// Drops every cached object (references stay; the next lookups fetch again).
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Removes expired cache entries now; returns how many were removed.
+    pub fn sweep_expired(&self) -> u64 {
+        self.inner.sweep(Instant::now())
+    }
+
+    /// Spawns a task that sweeps expired entries every `sweep_interval` (default: the TTL), so
+    /// they do not pin memory while nobody reads. The task ends when the last handle to the
+    /// store is dropped; abort the returned handle to stop it earlier.
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.sweep_every;
+        let start = Instant::now() + every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(start, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.sweep(Instant::now());
+            }
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn entry_bytes(object: &CompactObject) -> u64 {
+    (object.heap_size() + size_of::<CompactObject>()) as u64 + ENTRY_OVERHEAD
+}
+
+fn same_incarnation(object: &CompactObject, reference: &Reference) -> bool {
+    match (object.identity().and_then(|i| i.uid), reference.uid()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+impl Inner {
+    fn entry(&self, object: Arc<CompactObject>, expires_at: Instant) -> Entry {
+        let weight = match self.weighing {
+            Weighing::Bytes { min } => entry_bytes(&object).max(min),
+            Weighing::Entries => 1,
+        };
+        Entry {
+            object,
+            expires_at,
+            weight,
+        }
+    }
+
+    fn check_scope(&self, r: &Reference) -> std::result::Result<(), FeedError> {
+        let f = &self.fetcher;
+        if f.namespaced == r.namespace().is_empty() {
+            return Err(FeedError::Scope {
+                resource: f.resource_name.clone(),
+                identity: r.identity(),
+                scope: if f.namespaced {
+                    "namespaced"
+                } else {
+                    "cluster-scoped"
+                },
+            });
+        }
+        if let Some(ns) = &f.namespace
+            && ns != r.namespace()
+        {
+            return Err(FeedError::OutsideNamespace {
+                resource: f.resource_name.clone(),
+                identity: r.identity(),
+                namespace: ns.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one reference; the feed lock is held.
+    fn apply_locked(
+        &self,
+        mut reference: Reference,
+        keys: KeyTuple,
+        full: Option<&Arc<CompactObject>>,
+    ) -> std::result::Result<Change, FeedError> {
+        self.check_scope(&reference)?;
+        let prev = self
+            .refs
+            .get_by_identity(reference.namespace(), reference.name());
+        reference.id = match &prev {
+            Some(p) if p.same_version(&reference) => p.id,
+            _ => self.next_id.fetch_add(1, Relaxed),
+        };
+        let reference = Arc::new(reference);
+        let change = self.refs.update(reference.clone(), keys)?;
+        if let Some(p) = prev
+            && p.id != reference.id
+        {
+            self.retire(p.id, Some(&reference), full);
+        }
+        Ok(change)
+    }
+
+    /// The reference with version id `old` was replaced by `new` (or deleted): refresh or drop
+    /// its cache entry.
+    fn retire(&self, old: u64, new: Option<&Reference>, full: Option<&Arc<CompactObject>>) {
+        let Some((_, entry)) = self.cache.remove(&old) else {
+            return;
+        };
+        let carried = match (new, full) {
+            (Some(_), Some(object)) => Some(self.entry(object.clone(), Instant::now() + self.ttl)),
+            (Some(n), None)
+                if n.resource_version().is_some()
+                    && entry.object.resource_version() == n.resource_version()
+                    && same_incarnation(&entry.object, n) =>
+            {
+                Some(entry)
+            }
+            _ => None,
+        };
+        match (new, carried) {
+            (Some(n), Some(entry)) => {
+                self.cache.insert(n.id, entry);
+                self.counters.refreshes.fetch_add(1, Relaxed);
+            }
+            _ => {
+                self.counters.invalidations.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The cached object of reference version `id`, unless expired (then it is removed).
+    #[inline]
+    fn cached(&self, id: u64, now: Instant) -> Option<Arc<CompactObject>> {
+        let entry = self.cache.get(&id)?;
+        if entry.expires_at > now {
+            return Some(entry.object);
+        }
+        if self.cache.remove_if(&id, |e| e.expires_at <= now).is_some() {
+            self.counters.expirations.fetch_add(1, Relaxed);
+        }
+        None
+    }
+
+    fn maybe_sweep(&self, now: Instant) {
+        let at = self.next_sweep_ms.load(Relaxed);
+        let t = millis(now.saturating_duration_since(self.base));
+        if t >= at
+            && self
+                .next_sweep_ms
+                .compare_exchange(
+                    at,
+                    t.saturating_add(millis(self.sweep_every)),
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
+        {
+            self.sweep(now);
+        }
+    }
+
+    /// Removes expired entries and entries whose reference version is gone.
+    fn sweep(&self, now: Instant) -> u64 {
+        let expired = AtomicU64::new(0);
+        let orphaned = AtomicU64::new(0);
+        self.cache.retain(|id, e| {
+            if e.expires_at <= now {
+                expired.fetch_add(1, Relaxed);
+                return false;
+            }
+            let live = e
+                .object
+                .identity()
+                .and_then(|i| self.refs.get_by_identity(i.namespace, i.name))
+                .is_some_and(|r| r.id == *id);
+            if !live {
+                orphaned.fetch_add(1, Relaxed);
+            }
+            live
+        });
+        let (expired, orphaned) = (expired.into_inner(), orphaned.into_inner());
+        self.counters.expirations.fetch_add(expired, Relaxed);
+        self.counters.invalidations.fetch_add(orphaned, Relaxed);
+        if expired + orphaned > 0 {
+            tracing::debug!(
+                resource = %self.fetcher.resource_name,
+                expired,
+                orphaned,
+                "swept cache"
+            );
+        }
+        expired + orphaned
+    }
+
+    /// The objects of `refs`, in order: cached ones directly, the others fetched.
+    async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
+        let now = Instant::now();
+        self.maybe_sweep(now);
+        let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
+        for (i, r) in refs.iter().enumerate() {
+            match self.cached(r.id, now) {
+                Some(object) => out.push(object),
+                None => return self.resolve_slow(refs, out, i, now).await,
+            }
+        }
+        self.counters.hits.fetch_add(refs.len() as u64, Relaxed);
+        Fetched {
+            objects: Objects::from(out),
+            not_found: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// `resolve` after the first miss at `first_miss`.
+    async fn resolve_slow(
+        self: &Arc<Self>,
+        refs: &[Arc<Reference>],
+        hits: Vec<Arc<CompactObject>>,
+        first_miss: usize,
+        now: Instant,
+    ) -> Fetched {
+        let mut slots: Vec<Option<Arc<CompactObject>>> = hits.into_iter().map(Some).collect();
+        let mut missing = vec![first_miss];
+        slots.push(None);
+        for (i, r) in refs.iter().enumerate().skip(first_miss + 1) {
+            let object = self.cached(r.id, now);
+            if object.is_none() {
+                missing.push(i);
+            }
+            slots.push(object);
+        }
+        let c = &self.counters;
+        c.hits
+            .fetch_add((refs.len() - missing.len()) as u64, Relaxed);
+        c.misses.fetch_add(missing.len() as u64, Relaxed);
+        let outcomes: Vec<(usize, Outcome)> = stream::iter(missing)
+            .map(|i| {
+                let load = self.load(refs[i].clone(), now);
+                async move { (i, load.await) }
+            })
+            .buffer_unordered(self.max_concurrent_fetches)
+            .collect()
+            .await;
+        let mut not_found = Vec::new();
+        let mut failed = Vec::new();
+        for (i, outcome) in outcomes {
+            match outcome {
+                Ok(Some(object)) => slots[i] = Some(object),
+                Ok(None) => not_found.push(refs[i].identity()),
+                Err(e) => failed.push(e),
+            }
+        }
+        failed.sort_by(|a, b| a.identity().cmp(b.identity()));
+        not_found.sort();
+        Fetched {
+            objects: Objects::from(slots.into_iter().flatten().collect::<Vec<_>>()),
+            not_found,
+            failed,
+        }
+    }
+
+    /// The object of `r`: joins the fetch in flight for this reference version, or starts one.
+    fn load(self: &Arc<Self>, r: Arc<Reference>, now: Instant) -> InFlight {
+        let mut inflight = self.inflight.lock();
+        if let Some(f) = inflight.get(&r.id) {
+            return f.clone();
+        }
+        // A fetch may have filled the cache and left the map since this lookup missed.
+        if let Some(object) = self.cached(r.id, now) {
+            return futures::future::ready(Ok(Some(object))).boxed().shared();
+        }
+        let id = r.id;
+        let f = Arc::clone(self).fetch_and_fill(r).boxed().shared();
+        inflight.insert(id, f.clone());
+        f
+    }
+
+    async fn fetch_and_fill(self: Arc<Self>, r: Arc<Reference>) -> Outcome {
+        let outcome = match self.fetch_fresh(&r).await {
+            Ok(Some((object, cacheable))) => {
+                let object = Arc::new(object);
+                if cacheable {
+                    self.fill(&r, &object);
+                }
+                Ok(Some(object))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(Arc::new(e)),
+        };
+        self.inflight.lock().remove(&r.id);
+        outcome
+    }
+
+    /// Fetches `r`; an answer older than the reference's (current) resourceVersion is retried
+    /// once. `Ok(Some((object, cacheable)))`.
+    async fn fetch_fresh(
+        &self,
+        r: &Reference,
+    ) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
+        let f = &self.fetcher;
+        let mut stale = None;
+        for _attempt in 0..2 {
+            self.counters.fetches.fetch_add(1, Relaxed);
+            tracing::debug!(resource = %f.resource_name, namespace = r.namespace(), name = r.name(), "fetching");
+            let object = match f.fetch(r.namespace(), r.name(), r.uid()).await {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    self.counters.not_found.fetch_add(1, Relaxed);
+                    tracing::debug!(resource = %f.resource_name, namespace = r.namespace(), name = r.name(), "referenced object not found");
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.counters.fetch_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "fetch failed");
+                    return Err(e);
+                }
+            };
+            let current = self.refs.get_by_identity(r.namespace(), r.name());
+            let known = current.as_deref().unwrap_or(r);
+            if compare_versions(object.resource_version(), known.resource_version())
+                == Some(std::cmp::Ordering::Less)
+            {
+                self.counters.stale_fetches.fetch_add(1, Relaxed);
+                stale = Some((
+                    object.resource_version().unwrap_or_default().to_owned(),
+                    known.resource_version().unwrap_or_default().to_owned(),
+                ));
+                continue;
+            }
+            let cacheable = current.is_some_and(|c| c.id == r.id) && same_incarnation(&object, r);
+            return Ok(Some((object, cacheable)));
+        }
+        self.counters.fetch_errors.fetch_add(1, Relaxed);
+        let (fetched, known) = stale.unwrap_or_default();
+        let e = FetchError::Stale {
+            resource: f.resource_name.clone(),
+            identity: r.identity(),
+            fetched,
+            known,
+        };
+        tracing::warn!(error = %e, "fetch failed");
+        Err(e)
+    }
+
+    /// Caches `object` for reference version `r`, unless a watch event replaced it meanwhile.
+    fn fill(&self, r: &Reference, object: &Arc<CompactObject>) {
+        let _feed = self.feed.lock();
+        match self.refs.get_by_identity(r.namespace(), r.name()) {
+            Some(current) if current.id == r.id => {}
+            _ => return,
+        }
+        let entry = self.entry(object.clone(), Instant::now() + self.ttl);
+        self.cache.insert(r.id, entry);
+    }
+}
+
+#[async_trait]
+impl Store<CompactObject> for CachedStore {
+    fn num_keys(&self) -> usize {
+        self.inner.refs.num_keys()
+    }
+
+    /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
+    /// every object whose fetch failed. Objects that no longer exist (404) are left out.
+    async fn get(&self, keys: &[&str]) -> Result<Objects<CompactObject>> {
+        self.get_detailed(keys)
+            .await?
+            .into_result(Operation::Get, keys)
+    }
+
+    /// Every object (fetching all that are not cached).
+    async fn list(&self) -> Result<Objects<CompactObject>> {
+        self.list_detailed().await.into_result(Operation::List, &[])
+    }
+
+    /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
+    async fn add(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
+        self.apply_full_object(object, keys.clone())
+            .map(drop)
+            .map_err(|e| e.into_store_error(Operation::Add, &keys))
+    }
+
+    /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
+    async fn update(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
+        self.apply_full_object(object, keys.clone())
+            .map(drop)
+            .map_err(|e| e.into_store_error(Operation::Update, &keys))
+    }
+
+    /// Removes the reference; returns the cached object if one was cached (the store does not
+    /// hold uncached objects, so `None` does not mean nothing was removed — use
+    /// [`CachedStore::delete_reference`] for that).
+    async fn delete(&self, identity: &Identity) -> Result<Option<Arc<CompactObject>>> {
+        let _feed = self.inner.feed.lock();
+        let Some(removed) = self.inner.refs.delete(identity) else {
+            return Ok(None);
+        };
+        let cached = self.inner.cache.remove(&removed.id).map(|(_, e)| e.object);
+        if cached.is_some() {
+            self.inner.counters.invalidations.fetch_add(1, Relaxed);
+        }
+        Ok(cached)
+    }
+
+    async fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
+        let _feed = self.inner.feed.lock();
+        let victims = self.inner.refs.get(keys)?;
+        let n = self.inner.refs.delete_all_under(keys)?;
+        for v in &victims {
+            if self.inner.cache.remove(&v.id).is_some() {
+                self.inner.counters.invalidations.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(n)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let _feed = self.inner.feed.lock();
+        self.inner.refs.clear();
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.inner.refs.len()
+    }
+}
