@@ -248,39 +248,55 @@ impl Cluster {
             .collect();
         let port = [8080, 8443, 3000, 9090][(rng.next_u64() % 4) as usize];
         let secret_name = format!("{app}-tls");
-        // Generate every kind so filtered builds are the same objects as full ones.
-        let ingress = ingress(rng, ns, app, &labels, &hosts, &secret_name, port, t);
-        let service = service(rng, ns, app, &labels, port, t);
-        let service_uid = service["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let service_uid = rng.uid();
         let total = rng.range(self.endpoints.0, self.endpoints.1);
-        let slices = if total > 30 {
-            vec![total / 2, total - total / 2]
-        } else {
-            vec![total]
-        };
-        let eps: Vec<Value> = slices
-            .iter()
-            .map(|n| endpoint_slice(rng, ns, app, &service_uid, *n, port, t))
-            .collect();
-        let secret = tls_secret(rng, ns, &secret_name, &labels, &hosts, self.cert_bytes, t);
-        let cm = config_map(rng, ns, app, &labels, t);
+        // Each kind draws from its own stream, so filtered builds yield the same objects as
+        // full ones without generating the kinds left out.
+        let app_seed = rng.next_u64();
+        let kind_rng = |k: u64| Rng::new(app_seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if self.kinds.contains(&Kind::Ingress) {
-            out.push(ingress);
+            let rng = &mut kind_rng(1);
+            out.push(ingress(
+                rng,
+                ns,
+                app,
+                &labels,
+                &hosts,
+                &secret_name,
+                port,
+                t,
+            ));
         }
         if self.kinds.contains(&Kind::Service) {
-            out.push(service);
+            let mut svc = service(&mut kind_rng(2), ns, app, &labels, port, t);
+            svc["metadata"]["uid"] = json!(service_uid);
+            out.push(svc);
         }
         if self.kinds.contains(&Kind::EndpointSlice) {
-            out.extend(eps);
+            let rng = &mut kind_rng(3);
+            let slices = if total > 30 {
+                vec![total / 2, total - total / 2]
+            } else {
+                vec![total]
+            };
+            for n in slices {
+                out.push(endpoint_slice(rng, ns, app, &service_uid, n, port, t));
+            }
         }
         if self.kinds.contains(&Kind::Secret) {
-            out.push(secret);
+            let rng = &mut kind_rng(4);
+            out.push(tls_secret(
+                rng,
+                ns,
+                &secret_name,
+                &labels,
+                &hosts,
+                self.cert_bytes,
+                t,
+            ));
         }
         if self.kinds.contains(&Kind::ConfigMap) {
-            out.push(cm);
+            out.push(config_map(&mut kind_rng(5), ns, app, &labels, t));
         }
         out
     }

@@ -26,6 +26,9 @@ use crate::store::{EventType, ListRequest, Store, StoredObject, object_matches};
 
 pub(crate) type Body = BoxBody<Bytes, io::Error>;
 
+const AGGREGATED_V2: &str = "g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const AGGREGATED_V2_MIME: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 const MAX_BODY: usize = 32 << 20;
 const META_MIME: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 const META_LIST_MIME: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
@@ -340,6 +343,11 @@ async fn dispatch(
             "platform": "linux/amd64"
         }))),
         Route::Health => Ok(json_response(200, "ok", "text/plain")),
+        Route::CoreVersions | Route::Groups if accept.contains(AGGREGATED_V2) => {
+            let core = matches!(route, Route::CoreVersions);
+            let body = serde_json::to_vec(&aggregated_discovery(shared, core)).unwrap_or_default();
+            Ok(json_response(200, body, AGGREGATED_V2_MIME))
+        }
         Route::CoreVersions => Ok(value_response(&json!({
             "kind": "APIVersions",
             "versions": ["v1"],
@@ -639,6 +647,57 @@ fn resource_list(shared: &Shared, group: &str, version: &str) -> Result<Value, A
         "groupVersion": defs[0].api_version(),
         "resources": resources,
     }))
+}
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`): the core group for `/api`, every other
+/// group for `/apis`.
+fn aggregated_discovery(shared: &Shared, core: bool) -> Value {
+    let reg = shared.store.registry();
+    let mut groups: Vec<(String, Vec<String>)> = reg.groups();
+    if core {
+        groups = vec![(String::new(), vec!["v1".to_owned()])];
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = reg
+                        .defs()
+                        .iter()
+                        .filter(|d| d.group == *g && d.version == *v)
+                        .map(|d| {
+                            let mut r = json!({
+                                "resource": d.plural,
+                                "responseKind": {"group": d.group, "version": d.version, "kind": d.kind},
+                                "scope": if d.namespaced() { "Namespaced" } else { "Cluster" },
+                                "singularResource": d.singular,
+                                "verbs": verbs(),
+                            });
+                            if !d.short_names.is_empty() {
+                                r["shortNames"] = json!(d.short_names);
+                            }
+                            r
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let meta = if g.is_empty() {
+                json!({"creationTimestamp": null})
+            } else {
+                json!({"name": g, "creationTimestamp": null})
+            };
+            json!({"metadata": meta, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
 }
 
 fn api_group_list(shared: &Shared) -> Value {

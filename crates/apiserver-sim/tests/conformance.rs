@@ -653,6 +653,20 @@ async fn discovery_finds_builtins_and_registered_resources() {
     ] {
         assert!(kinds.contains(k), "{k} missing from {kinds:?}");
     }
+    // aggregated discovery (two requests) finds the same kinds
+    let aggregated = within(
+        "aggregated discovery",
+        Discovery::new(client.clone()).run_aggregated(),
+    )
+    .await
+    .unwrap();
+    let mut agg_kinds = BTreeSet::new();
+    for group in aggregated.groups() {
+        for (ar, _) in group.recommended_resources() {
+            agg_kinds.insert(ar.kind.clone());
+        }
+    }
+    assert_eq!(agg_kinds, kinds);
     let (ar, _) = discovery
         .resolve_gvk(&kube::api::GroupVersionKind::gvk(
             "example.com",
@@ -782,4 +796,8 @@ async fn kubectl_get_against_the_simulator() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    // kubectl used aggregated discovery (no per-group-version discovery requests)
+    let paths = sim.requests().path_counts();
+    assert!(paths.contains_key("/apis"), "{paths:?}");
+    assert!(!paths.contains_key("/apis/networking.k8s.io/v1"), "{paths:?}");
 }
