@@ -16,6 +16,8 @@ mod debounce;
 mod duration;
 mod metrics;
 mod resource;
+mod set;
+mod single;
 
 pub use config::{ConfigError, DEFAULT_CACHE_TTL, ResourceConfig, WatchConfig, WatchedResource};
 pub use debounce::{ChangeCallback, Debouncer};
@@ -24,3 +26,7 @@ pub use metrics::{EventLabels, ResourceLabels, WatchMetrics};
 pub use resource::{
     DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve,
 };
+pub use set::{
+    LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single,
+};
+pub use single::{ObjectCallback, ObjectWatcher};

@@ -348,3 +348,194 @@ async fn change_notifications_are_debounced_and_skip_initial_sync() {
     w.stop();
     w.stop();
 }
+
+fn secret(ns: &str, name: &str, value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": ns, "name": name}, "type": "Opaque", "data": {"password": value}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_object_watcher_reports_every_secret_change_once() {
+    let sim = ApiServerSim::builder()
+        .objects([
+            secret("ops", "creds", "YQ=="),
+            secret("ops", "other", "Yg=="),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s2 = seen.clone();
+    let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    let w = watcher::ObjectWatcher::start(
+        sim.client(),
+        &ar,
+        Some("ops"),
+        "creds",
+        Some(Arc::new(move |o: Option<Arc<CompactObject>>| {
+            s2.lock().unwrap().push(o.map(|o| {
+                o.pointer("/data/password")
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }))
+        })),
+    );
+    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.current()
+            .unwrap()
+            .pointer("/data/password")
+            .unwrap()
+            .as_str(),
+        Some("YQ==")
+    );
+    sim.apply(secret("ops", "creds", "Yw==")).unwrap();
+    sim.apply(secret("ops", "other", "ZA==")).unwrap(); // another object: not reported
+    sim.apply(secret("ops", "creds", "ZQ==")).unwrap();
+    eventually("two updates seen", || seen.lock().unwrap().len() == 3).await;
+    // A reconnect re-lists the same version: not a change.
+    sim.faults().end_watches();
+    sim.delete("secrets", Some("ops"), "creds").unwrap();
+    eventually("deletion seen", || seen.lock().unwrap().len() == 4).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            Some("YQ==".to_string()),
+            Some("Yw==".to_string()),
+            Some("ZQ==".to_string()),
+            None
+        ]
+    );
+    assert!(w.current().is_none());
+    assert!(
+        !format!("{w:?}").contains("ZQ=="),
+        "Debug never shows Secret data"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_set_snapshot_is_consistent_while_writes_continue() {
+    let sim = ApiServerSim::builder()
+        .objects([
+            service("default", "web", "ClusterIP"),
+            slice("default", "web-1", "web"),
+            slice("default", "web-2", "web"),
+        ])
+        .start()
+        .await
+        .unwrap();
+    let config = watcher::WatchConfig::from_yaml(
+        r#"
+ignoreFields: [metadata.managedFields]
+watchedResources:
+  services: {apiVersion: v1, resources: services, indexBy: [metadata.namespace, metadata.name]}
+  endpoints:
+    apiVersion: discovery.k8s.io/v1
+    resources: endpointslices
+    indexBy: [metadata.namespace, "metadata.labels['kubernetes.io/service-name']"]
+"#,
+    )
+    .unwrap();
+    let set = watcher::ResourceSet::start(sim.client(), &config, watcher::SetOptions::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), set.wait_for_sync())
+        .await
+        .unwrap();
+    assert!(set.is_synced());
+    let view = set.snapshot();
+    assert!(matches!(
+        view.get_single("services", &["default", "web"]).unwrap(),
+        watcher::Single::Found(_)
+    ));
+    assert!(matches!(
+        view.get_single("endpoints", &["default", "web"]).unwrap(),
+        watcher::Single::Ambiguous(2)
+    ));
+    assert!(matches!(
+        view.get_single("services", &["default", "nope"]).unwrap(),
+        watcher::Single::NotFound
+    ));
+    assert!(matches!(
+        view.list("secrets"),
+        Err(watcher::LookupError::UnknownResource { .. })
+    ));
+    assert!(matches!(
+        view.fetch("services", &["a", "b", "c"]),
+        Err(watcher::LookupError::Store { .. })
+    ));
+
+    for i in 0..20 {
+        sim.create(slice("default", &format!("web-x{i}"), "web"))
+            .unwrap();
+        sim.create(service("default", &format!("svc-{i}"), "ClusterIP"))
+            .unwrap();
+    }
+    let endpoints = set.watcher("endpoints").unwrap().store().clone();
+    eventually("writes applied", || endpoints.len() == 22).await;
+    // The old view never changed under the reader…
+    assert_eq!(view.len("endpoints").unwrap(), 2);
+    assert_eq!(view.len("services").unwrap(), 1);
+    assert_eq!(view.fetch("endpoints", &["default"]).unwrap().len(), 2);
+    // …and a new one sees everything.
+    let services = set.watcher("services").unwrap().store().clone();
+    eventually("services applied", || services.len() == 21).await;
+    let now = set.snapshot();
+    assert_eq!(now.list("endpoints").unwrap().len(), 22);
+    assert_eq!(
+        now.resources().collect::<Vec<_>>(),
+        ["endpoints", "services"]
+    );
+    set.stop();
+    set.stop();
+}
+
+#[tokio::test]
+async fn invalid_configuration_starts_nothing() {
+    let bad = [
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: []}}}",
+            "indexBy",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [\"metadata.labels['x\"]}}}",
+            "unclosed",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], labelSelector: 'a in (b'}}}",
+            "labelSelector",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], namespaceSelector: {}}}}",
+            "namespaceSelector",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], cacheTTL: 10}}}",
+            "duration",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], cacheTTL: 1m}}}",
+            "cacheTTL",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], namespace: a, namespaces: [b]}}}",
+            "namespaces",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: a/b/c, resources: services, indexBy: [metadata.name]}}}",
+            "apiVersion",
+        ),
+        (
+            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], ignoreFields: [metadata.name]}}}",
+            "metadata.name",
+        ),
+    ];
+    for (yaml, expected) in bad {
+        let err = watcher::WatchConfig::from_yaml(yaml).and_then(|c| c.compile().map(drop));
+        let msg = err.expect_err(yaml).to_string();
+        assert!(msg.contains(expected), "{yaml}: {msg}");
+    }
+}
