@@ -13,6 +13,7 @@ use crate::root;
 /// library crate depends on it outside dev-dependencies.
 const LAYERS: &[(&str, u32)] = &[
     ("store-types", 0),
+    ("heap-meter", 0),
     ("compact-object", 1),
     ("indexer", 2),
     ("memory-store", 3),
@@ -22,7 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
 ];
 
 /// Crates that must do no I/O and pull in no async runtime or HTTP stack, even transitively.
-const NO_IO: &[&str] = &["store-types", "compact-object", "indexer", "memory-store"];
+const NO_IO: &[&str] = &["store-types", "heap-meter", "compact-object", "indexer", "memory-store"];
 const IO_CRATES: &[&str] = &[
     "tokio",
     "hyper",

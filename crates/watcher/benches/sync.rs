@@ -1,0 +1,262 @@
+//! Initial sync of generated Ingresses from apiserver-sim: kstore's watcher into a MemoryStore
+//! vs a kube-rs reflector of the same resource (dynamic and typed), side by side in one run.
+//! Reports wall time, peak heap during the sync and steady-state heap after it, measured with
+//! a counting allocator. The simulator runs in a child process (this same binary), so only the
+//! client side is counted.
+//!
+//! `cargo bench -p watcher --bench sync` (`KSTORE_SYNC_OBJECTS=50000` by default; `ROUNDS=3`).
+
+#![allow(missing_docs)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use apiserver_sim::ApiServerSim;
+use apiserver_sim::generate::{Cluster, Kind};
+use futures::StreamExt;
+use heap_meter::CountingAllocator;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::{reflector, watcher as kube_watcher};
+use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+fn objects() -> usize {
+    std::env::var("KSTORE_SYNC_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
+}
+
+/// Child mode: serve a generated cluster of Ingresses and print the URL.
+fn serve() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let n = objects();
+        let apps = 100;
+        let cluster = Cluster::new(42)
+            .namespaces(n.div_ceil(apps))
+            .apps_per_namespace(apps)
+            .only(&[Kind::Ingress]);
+        let sim = ApiServerSim::builder()
+            .objects(cluster.iter().take(n))
+            .start()
+            .await
+            .unwrap();
+        println!("{}", sim.url());
+        std::io::stdout().flush().unwrap();
+        // Serve until the parent closes our stdin.
+        tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+        })
+        .await
+        .unwrap();
+    });
+}
+
+struct Measured {
+    name: &'static str,
+    time: Duration,
+    peak: usize,
+    steady: usize,
+    objects: usize,
+}
+
+async fn measure<F, Fut, H>(name: &'static str, run: F) -> Measured
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = (H, usize)>,
+{
+    let base = heap_meter::live();
+    heap_meter::reset_peak();
+    let t = Instant::now();
+    let (held, objects) = run().await;
+    let time = t.elapsed();
+    // Let the runtime settle (drop buffers of finished requests) before reading the steady state.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let steady = heap_meter::live().saturating_sub(base);
+    let peak = heap_meter::peak().saturating_sub(base);
+    drop(held);
+    Measured {
+        name,
+        time,
+        peak,
+        steady,
+        objects,
+    }
+}
+
+async fn kstore(client: kube::Client, ignore: bool) -> (ResourceWatcher, usize) {
+    let r: WatchedResource = serde_yaml_ng::from_str(
+        "{apiVersion: networking.k8s.io/v1, resources: ingresses, indexBy: [metadata.namespace, metadata.name]}",
+    )
+    .unwrap();
+    let global: Vec<String> = if ignore {
+        vec![
+            "metadata.managedFields".into(),
+            "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']".into(),
+        ]
+    } else {
+        vec![]
+    };
+    let w = ResourceWatcher::start(
+        client,
+        r.compile("ingresses", &global).unwrap(),
+        WatchOptions::default(),
+    )
+    .await
+    .unwrap();
+    w.wait_for_sync().await;
+    let n = w.store().len();
+    (w, n)
+}
+
+async fn reflector_dynamic(client: kube::Client) -> (impl Sized, usize) {
+    let ar = ApiResource::erase::<Ingress>(&());
+    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let reader = writer.as_reader();
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let task = tokio::spawn(
+        reflector(writer, kube_watcher(api, kube_watcher::Config::default()))
+            .for_each(|_| async {}),
+    );
+    reader.wait_until_ready().await.unwrap();
+    let n = reader.len();
+    ((reader, AbortOnDrop(task)), n)
+}
+
+async fn reflector_typed(client: kube::Client) -> (impl Sized, usize) {
+    let (reader, writer) = reflector::store::<Ingress>();
+    let api: Api<Ingress> = Api::all(client);
+    let task = tokio::spawn(
+        reflector(writer, kube_watcher(api, kube_watcher::Config::default()))
+            .for_each(|_| async {}),
+    );
+    reader.wait_until_ready().await.unwrap();
+    let n = reader.len();
+    ((reader, AbortOnDrop(task)), n)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn main() {
+    if std::env::var_os("KSTORE_SYNC_SERVE").is_some() {
+        return serve();
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a tiny size then.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let n = if quick { 200 } else { objects() };
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("KSTORE_SYNC_SERVE", "1")
+        .env("KSTORE_SYNC_OBJECTS", n.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let url = url.trim().to_owned();
+    let rounds: usize = if quick {
+        1
+    } else {
+        std::env::var("ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3)
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt.block_on(async {
+        let config = kube::Config::new(url.parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        // Warm-up: connection pools, TLS-free HTTP client state, the simulator's caches.
+        drop(kstore(client.clone(), true).await);
+        drop(reflector_dynamic(client.clone()).await);
+        let mut all: Vec<Measured> = Vec::new();
+        for _ in 0..rounds {
+            all.push(
+                measure("kstore MemoryStore (ignoreFields)", || {
+                    kstore(client.clone(), true)
+                })
+                .await,
+            );
+            all.push(
+                measure("kstore MemoryStore (no ignoreFields)", || {
+                    kstore(client.clone(), false)
+                })
+                .await,
+            );
+            all.push(
+                measure("kube-rs reflector DynamicObject", || {
+                    reflector_dynamic(client.clone())
+                })
+                .await,
+            );
+            all.push(
+                measure("kube-rs reflector typed Ingress", || {
+                    reflector_typed(client.clone())
+                })
+                .await,
+            );
+        }
+        all
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+
+    println!(
+        "\ninitial sync of {n} Ingresses from apiserver-sim (best of {rounds} rounds per peer)\n"
+    );
+    println!(
+        "| {:<38} | {:>9} | {:>8} | {:>12} | {:>12} | {:>10} | {:>11} |",
+        "peer", "sync ms", "× kube", "peak MiB", "steady MiB", "peak/steady", "bytes/object"
+    );
+    println!(
+        "|{:-<40}|{:->11}|{:->10}|{:->14}|{:->14}|{:->12}|{:->13}|",
+        "", "", "", "", "", "", ""
+    );
+    let best = |name: &str| {
+        results
+            .iter()
+            .filter(|m| m.name == name)
+            .min_by_key(|m| m.time)
+            .map(|m| (m.time, m.peak, m.steady, m.objects))
+    };
+    let (kube_time, ..) = best("kube-rs reflector DynamicObject").unwrap();
+    let mut names: Vec<&str> = results.iter().map(|m| m.name).collect();
+    names.dedup();
+    names.truncate(4);
+    for name in names {
+        let (time, peak, steady, objects) = best(name).unwrap();
+        assert_eq!(objects, n, "{name} synced every object");
+        println!(
+            "| {:<38} | {:>9.1} | {:>8.2} | {:>12.1} | {:>12.1} | {:>10.2} | {:>11} |",
+            name,
+            time.as_secs_f64() * 1e3,
+            time.as_secs_f64() / kube_time.as_secs_f64(),
+            peak as f64 / (1 << 20) as f64,
+            steady as f64 / (1 << 20) as f64,
+            peak as f64 / steady.max(1) as f64,
+            steady / objects.max(1)
+        );
+    }
+}
