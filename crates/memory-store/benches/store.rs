@@ -29,16 +29,11 @@ fn configmap(ns: usize, i: usize, rv: u64) -> ConfigMap {
 
 /// `n` ConfigMaps over `namespaces` namespaces (round-robin).
 fn data(n: usize, namespaces: usize) -> Vec<Arc<ConfigMap>> {
-    (0..n)
-        .map(|i| Arc::new(configmap(i % namespaces, i, 1)))
-        .collect()
+    (0..n).map(|i| Arc::new(configmap(i % namespaces, i, 1))).collect()
 }
 
 fn keys_of(c: &ConfigMap) -> KeyTuple {
-    KeyTuple::new([
-        c.metadata.namespace.as_deref().unwrap(),
-        c.metadata.name.as_deref().unwrap(),
-    ])
+    KeyTuple::new([c.metadata.namespace.as_deref().unwrap(), c.metadata.name.as_deref().unwrap()])
 }
 
 struct Peers {
@@ -52,31 +47,16 @@ struct Peers {
 fn build(n: usize, namespaces: usize) -> Peers {
     let objs = data(n, namespaces);
     let mem = MemoryStore::new(2).unwrap();
-    mem.replace_all(objs.iter().map(|o| (o.clone(), keys_of(o))))
-        .unwrap();
+    mem.replace_all(objs.iter().map(|o| (o.clone(), keys_of(o)))).unwrap();
     let (kube, mut writer) = reflector::store::<ConfigMap>();
     for o in &objs {
         writer.apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(o)));
     }
     let map = objs
         .iter()
-        .map(|o| {
-            (
-                (
-                    o.metadata.namespace.clone().unwrap(),
-                    o.metadata.name.clone().unwrap(),
-                ),
-                o.clone(),
-            )
-        })
+        .map(|o| ((o.metadata.namespace.clone().unwrap(), o.metadata.name.clone().unwrap()), o.clone()))
         .collect();
-    Peers {
-        objs,
-        mem,
-        kube,
-        kube_writer: writer,
-        map,
-    }
+    Peers { objs, mem, kube, kube_writer: writer, map }
 }
 
 /// A fixed pseudo-random order of lookups, so every peer sees the same sequence.
@@ -99,17 +79,9 @@ fn exact_get(c: &mut Criterion) {
         let order = probe_order(n);
         let ids: Vec<(String, String)> = order
             .iter()
-            .map(|&i| {
-                (
-                    p.objs[i].metadata.namespace.clone().unwrap(),
-                    p.objs[i].metadata.name.clone().unwrap(),
-                )
-            })
+            .map(|&i| (p.objs[i].metadata.namespace.clone().unwrap(), p.objs[i].metadata.name.clone().unwrap()))
             .collect();
-        let refs: Vec<ObjectRef<ConfigMap>> = ids
-            .iter()
-            .map(|(ns, name)| ObjectRef::new(name).within(ns))
-            .collect();
+        let refs: Vec<ObjectRef<ConfigMap>> = ids.iter().map(|(ns, name)| ObjectRef::new(name).within(ns)).collect();
         g.bench_with_input(BenchmarkId::new("memory_store", n), &n, |b, _| {
             let mut i = 0;
             b.iter(|| {
@@ -157,29 +129,16 @@ fn partial_get(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("memory_store", n), &n, |b, _| {
             b.iter(|| black_box(p.mem.get(&[ns]).unwrap()))
         });
-        g.bench_with_input(
-            BenchmarkId::new("kube_reflector_state_filter", n),
-            &n,
-            |b, _| {
-                b.iter(|| {
-                    let v: Vec<Arc<ConfigMap>> = p
-                        .kube
-                        .state()
-                        .into_iter()
-                        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
-                        .collect();
-                    black_box(v)
-                })
-            },
-        );
+        g.bench_with_input(BenchmarkId::new("kube_reflector_state_filter", n), &n, |b, _| {
+            b.iter(|| {
+                let v: Vec<Arc<ConfigMap>> =
+                    p.kube.state().into_iter().filter(|o| o.metadata.namespace.as_deref() == Some(ns)).collect();
+                black_box(v)
+            })
+        });
         g.bench_with_input(BenchmarkId::new("hashmap_scan", n), &n, |b, _| {
             b.iter(|| {
-                let v: Vec<Arc<ConfigMap>> = p
-                    .map
-                    .iter()
-                    .filter(|(k, _)| k.0 == ns)
-                    .map(|(_, v)| v.clone())
-                    .collect();
+                let v: Vec<Arc<ConfigMap>> = p.map.iter().filter(|(k, _)| k.0 == ns).map(|(_, v)| v.clone()).collect();
                 black_box(v)
             })
         });
@@ -191,12 +150,8 @@ fn list(c: &mut Criterion) {
     let mut g = c.benchmark_group("list");
     for n in SIZES {
         let p = build(n, 1000.min(n));
-        g.bench_with_input(BenchmarkId::new("memory_store", n), &n, |b, _| {
-            b.iter(|| black_box(p.mem.list()))
-        });
-        g.bench_with_input(BenchmarkId::new("kube_reflector", n), &n, |b, _| {
-            b.iter(|| black_box(p.kube.state()))
-        });
+        g.bench_with_input(BenchmarkId::new("memory_store", n), &n, |b, _| b.iter(|| black_box(p.mem.list())));
+        g.bench_with_input(BenchmarkId::new("kube_reflector", n), &n, |b, _| b.iter(|| black_box(p.kube.state())));
         g.bench_with_input(BenchmarkId::new("hashmap", n), &n, |b, _| {
             b.iter(|| black_box(p.map.values().cloned().collect::<Vec<_>>()))
         });
@@ -220,10 +175,8 @@ fn writes(c: &mut Criterion) {
     });
     g.bench_function("add_delete/kube_reflector", |b| {
         b.iter(|| {
-            p.kube_writer
-                .apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(&fresh)));
-            p.kube_writer
-                .apply_watcher_event(&watcher::Event::Delete(ConfigMap::clone(&fresh)));
+            p.kube_writer.apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(&fresh)));
+            p.kube_writer.apply_watcher_event(&watcher::Event::Delete(ConfigMap::clone(&fresh)));
         })
     });
     g.bench_function("add_delete/hashmap", |b| {
@@ -234,25 +187,19 @@ fn writes(c: &mut Criterion) {
         })
     });
     let moving = [Arc::new(configmap(3, 3, 2)), Arc::new(configmap(3, 3, 3))];
-    let key_choices = [
-        KeyTuple::new(["ns-0003", "a"]),
-        KeyTuple::new(["ns-0003", "b"]),
-    ];
+    let key_choices = [KeyTuple::new(["ns-0003", "a"]), KeyTuple::new(["ns-0003", "b"])];
     g.bench_function("update_key_change/memory_store", |b| {
         let mut i = 0;
         b.iter(|| {
             i += 1;
-            p.mem
-                .update(moving[i & 1].clone(), key_choices[i & 1].clone())
-                .unwrap()
+            p.mem.update(moving[i & 1].clone(), key_choices[i & 1].clone()).unwrap()
         })
     });
     g.bench_function("update/kube_reflector", |b| {
         let mut i = 0;
         b.iter(|| {
             i += 1;
-            p.kube_writer
-                .apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(&moving[i & 1])));
+            p.kube_writer.apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(&moving[i & 1])));
         })
     });
     g.finish();
@@ -280,8 +227,7 @@ fn batch(c: &mut Criterion) {
         b.iter(|| {
             round += 1;
             for i in 0..10_000 {
-                p.kube_writer
-                    .apply_watcher_event(&watcher::Event::Apply(configmap(i % 1000, i, round)));
+                p.kube_writer.apply_watcher_event(&watcher::Event::Apply(configmap(i % 1000, i, round)));
             }
         })
     });

@@ -25,11 +25,7 @@ pub(crate) struct ExactIndex<T> {
 
 impl<T> Clone for ExactIndex<T> {
     fn clone(&self) -> Self {
-        ExactIndex {
-            hasher: self.hasher.clone(),
-            shards: self.shards.clone(),
-            len: self.len,
-        }
+        ExactIndex { hasher: self.hasher.clone(), shards: self.shards.clone(), len: self.len }
     }
 }
 

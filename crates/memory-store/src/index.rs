@@ -36,10 +36,7 @@ pub(crate) struct Slot<T> {
 
 impl<T> Clone for Slot<T> {
     fn clone(&self) -> Self {
-        Slot {
-            object: self.object.clone(),
-            keys: self.keys.clone(),
-        }
+        Slot { object: self.object.clone(), keys: self.keys.clone() }
     }
 }
 
@@ -75,11 +72,7 @@ const MAP_ENTRY_OVERHEAD: usize = 48;
 
 pub(crate) fn id_of<T: KubeObject>(o: &T) -> IdentityRef<'_> {
     // Stored objects always have an identity: it is checked before anything is inserted.
-    o.identity().unwrap_or(IdentityRef {
-        namespace: "",
-        name: "",
-        uid: None,
-    })
+    o.identity().unwrap_or(IdentityRef { namespace: "", name: "", uid: None })
 }
 
 pub(crate) fn cmp_objects<T: KubeObject>(a: &T, b: &T) -> Ordering {
@@ -168,12 +161,7 @@ impl<T: KubeObject> Index<T> {
         let ordered = self.ordered.as_ref();
         ordered
             .into_iter()
-            .flat_map(move |m| {
-                m.range::<_, [u8]>((
-                    std::ops::Bound::Included(prefix),
-                    std::ops::Bound::Unbounded,
-                ))
-            })
+            .flat_map(move |m| m.range::<_, [u8]>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)))
             .take_while(move |(k, _)| k.as_bytes().starts_with(prefix))
     }
 
@@ -194,9 +182,7 @@ impl<T: KubeObject> Index<T> {
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
     /// shared, O(1) result.
     pub(crate) fn list(&self) -> Objects<T> {
-        let all = self
-            .list_cache
-            .get_or_init(|| self.objects.values().map(|s| s.object.clone()).collect());
+        let all = self.list_cache.get_or_init(|| self.objects.values().map(|s| s.object.clone()).collect());
         Objects::shared(all.clone())
     }
 
@@ -209,10 +195,7 @@ impl<T: KubeObject> Index<T> {
         let change = match self.objects.get(&okey) {
             Some(old) => {
                 let moved = old.keys != keys;
-                let new = Slot {
-                    object: object.clone(),
-                    keys: keys.clone(),
-                };
+                let new = Slot { object: object.clone(), keys: keys.clone() };
                 if crate::store::same_version(old, &new) {
                     return Change::Unchanged;
                 }
@@ -239,10 +222,8 @@ impl<T: KubeObject> Index<T> {
     /// Removes the object with this identity (unless its uid says it is another incarnation).
     pub(crate) fn remove(&mut self, identity: &Identity) -> Option<Arc<T>> {
         let slot = self.objects.get(&identity.key)?;
-        if let (Some(want), Some(have)) = (
-            identity.uid.as_deref(),
-            slot.object.identity().and_then(|i| i.uid),
-        ) && want != have
+        if let (Some(want), Some(have)) = (identity.uid.as_deref(), slot.object.identity().and_then(|i| i.uid))
+            && want != have
         {
             return None;
         }
@@ -254,20 +235,12 @@ impl<T: KubeObject> Index<T> {
 
     /// Identities of the objects under a full key tuple or a prefix.
     pub(crate) fn identities_under(&self, keys: &[&str]) -> Vec<Identity> {
-        let to_id = |o: &Arc<T>| Identity {
-            key: id_of(&**o).key(),
-            uid: None,
-        };
+        let to_id = |o: &Arc<T>| Identity { key: id_of(&**o).key(), uid: None };
         if keys.len() == self.num_keys {
-            self.exact
-                .get_elements(keys)
-                .map(|b| b.iter().map(to_id).collect())
-                .unwrap_or_default()
+            self.exact.get_elements(keys).map(|b| b.iter().map(to_id).collect()).unwrap_or_default()
         } else {
             let prefix = encode(keys);
-            self.prefix_buckets(&prefix)
-                .flat_map(|(_, b)| b.iter().map(to_id))
-                .collect()
+            self.prefix_buckets(&prefix).flat_map(|(_, b)| b.iter().map(to_id)).collect()
         }
     }
 
@@ -342,39 +315,23 @@ impl<T: KubeObject> Index<T> {
                 return Err(format!("object at {okey} claims identity {}", id.key()));
             }
             if slot.keys.len() != self.num_keys {
-                return Err(format!(
-                    "object {okey} has {} keys, store has {}",
-                    slot.keys.len(),
-                    self.num_keys
-                ));
+                return Err(format!("object {okey} has {} keys, store has {}", slot.keys.len(), self.num_keys));
             }
             bytes += Self::object_bytes(&slot.object, &slot.keys, okey);
-            rebuilt
-                .entry(slot.keys.clone())
-                .or_default()
-                .push(slot.object.clone());
+            rebuilt.entry(slot.keys.clone()).or_default().push(slot.object.clone());
         }
         if bytes != self.bytes {
             return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
         }
         if rebuilt.len() != self.exact.len() {
-            return Err(format!(
-                "{} key tuples indexed, {} expected",
-                self.exact.len(),
-                rebuilt.len()
-            ));
+            return Err(format!("{} key tuples indexed, {} expected", self.exact.len(), rebuilt.len()));
         }
         for (keys, mut expected) in rebuilt {
             expected.sort_by(|a, b| cmp_objects(&**a, &**b));
             let Some(bucket) = self.exact.get(&keys) else {
                 return Err(format!("key tuple {keys} missing from the exact index"));
             };
-            if bucket.len() != expected.len()
-                || bucket
-                    .iter()
-                    .zip(&expected)
-                    .any(|(a, b)| !Arc::ptr_eq(a, b))
-            {
+            if bucket.len() != expected.len() || bucket.iter().zip(&expected).any(|(a, b)| !Arc::ptr_eq(a, b)) {
                 return Err(format!("bucket {keys} differs from its objects"));
             }
             if let Some(ordered) = &self.ordered {
@@ -390,11 +347,7 @@ impl<T: KubeObject> Index<T> {
         if let Some(ordered) = &self.ordered
             && ordered.len() != self.exact.len()
         {
-            return Err(format!(
-                "ordered index has {} tuples, exact {}",
-                ordered.len(),
-                self.exact.len()
-            ));
+            return Err(format!("ordered index has {} tuples, exact {}", ordered.len(), self.exact.len()));
         }
         Ok(())
     }

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use store_types::{
-    ChangeStats, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result,
-    Store, StoreError,
+    ChangeStats, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result, Store, StoreError,
 };
 
 use crate::index::{Change, Index, MemoryStats, Slot, encode};
@@ -75,9 +74,7 @@ struct Inner<T> {
 
 impl<T> Clone for MemoryStore<T> {
     fn clone(&self) -> Self {
-        MemoryStore {
-            inner: self.inner.clone(),
-        }
+        MemoryStore { inner: self.inner.clone() }
     }
 }
 
@@ -94,13 +91,7 @@ impl<T> fmt::Debug for MemoryStore<T> {
 }
 
 fn check_identity<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
-    object
-        .identity()
-        .map(|id| id.key())
-        .ok_or_else(|| StoreError::MissingIdentity {
-            op,
-            keys: keys.to_vec(),
-        })
+    object.identity().map(|id| id.key()).ok_or_else(|| StoreError::MissingIdentity { op, keys: keys.to_vec() })
 }
 
 fn check_full_keys(op: Operation, num_keys: usize, keys: &KeyTuple) -> Result<()> {
@@ -123,11 +114,7 @@ pub(crate) fn same_version<T: KubeObject>(a: &Slot<T>, b: &Slot<T>) -> bool {
 #[inline]
 fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> {
     StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
-    Ok(if keys.len() == state.num_keys {
-        state.get_exact(keys)
-    } else {
-        state.get_prefix(&encode(keys))
-    })
+    Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(&encode(keys)) })
 }
 
 fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
@@ -162,11 +149,7 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// The object with this identity, if held.
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.inner
-            .state
-            .load()
-            .get_object(&ObjectKey::new(namespace, name))
-            .map(|s| s.object.clone())
+        self.inner.state.load().get_object(&ObjectKey::new(namespace, name)).map(|s| s.object.clone())
     }
 
     /// Every object, ordered by namespace, then name.
@@ -191,9 +174,7 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot {
-            state: self.inner.state.load_full(),
-        }
+        Snapshot { state: self.inner.state.load_full() }
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -245,11 +226,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Removes every object under `keys` (1..=N keys, exact or prefix like [`get`](Self::get));
     /// returns how many were removed.
     pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
-        StoreError::check_arity(
-            Operation::DeleteAllUnder,
-            KeyArity::UpTo(self.inner.num_keys),
-            keys,
-        )?;
+        StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.inner.num_keys), keys)?;
         self.write(|s| {
             let ids = s.identities_under(keys);
             Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
@@ -259,9 +236,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Removes everything.
     pub fn clear(&self) {
         let _guard = self.lock();
-        self.inner
-            .state
-            .store(Arc::new(Index::new(self.inner.num_keys)));
+        self.inner.state.store(Arc::new(Index::new(self.inner.num_keys)));
     }
 
     /// Starts a batch: changes are applied to a private copy and published together by
@@ -270,12 +245,7 @@ impl<T: KubeObject> MemoryStore<T> {
     pub fn batch(&self) -> Batch<'_, T> {
         let guard = self.lock();
         let next = Index::clone(&self.inner.state.load());
-        Batch {
-            store: self,
-            _guard: guard,
-            next,
-            stats: ChangeStats::default(),
-        }
+        Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
     }
 
     /// Replaces the whole content with `objects` (a relist) and publishes once: objects absent
@@ -303,11 +273,7 @@ impl<T: KubeObject> MemoryStore<T> {
                 Some(_) => {}
             }
         }
-        stats.deleted = old
-            .objects
-            .keys()
-            .filter(|k| next.get_object(k).is_none())
-            .count() as u64;
+        stats.deleted = old.objects.keys().filter(|k| next.get_object(k).is_none()).count() as u64;
         self.inner.state.store(Arc::new(next));
         drop(guard);
         Ok(stats)
@@ -330,9 +296,7 @@ pub struct Snapshot<T> {
 
 impl<T> Clone for Snapshot<T> {
     fn clone(&self) -> Self {
-        Snapshot {
-            state: self.state.clone(),
-        }
+        Snapshot { state: self.state.clone() }
     }
 }
 
@@ -345,6 +309,11 @@ impl<T: KubeObject> Snapshot<T> {
     /// Like [`MemoryStore::list`], on this state.
     pub fn list(&self) -> Objects<T> {
         list_all(&self.state)
+    }
+
+    /// Iterates over every object with its key tuple, in (namespace, name) order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Arc<T>, &KeyTuple)> + '_ {
+        self.state.objects.values().map(|s| (&s.object, &s.keys))
     }
 
     /// Iterates over every object in (namespace, name) order without allocating.

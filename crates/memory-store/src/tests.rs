@@ -18,13 +18,7 @@ fn cm(ns: &str, name: &str, rv: &str) -> Arc<ConfigMap> {
 
 fn names(objs: &[Arc<ConfigMap>]) -> Vec<String> {
     objs.iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o.metadata.namespace.as_deref().unwrap_or(""),
-                o.metadata.name.as_deref().unwrap()
-            )
-        })
+        .map(|o| format!("{}/{}", o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap()))
         .collect()
 }
 
@@ -34,10 +28,7 @@ fn k<const N: usize>(v: [&str; N]) -> KeyTuple {
 
 #[test]
 fn zero_keys_is_an_error() {
-    assert!(matches!(
-        MemoryStore::<ConfigMap>::new(0),
-        Err(StoreError::NoIndexKeys)
-    ));
+    assert!(matches!(MemoryStore::<ConfigMap>::new(0), Err(StoreError::NoIndexKeys)));
     assert_eq!(MemoryStore::<ConfigMap>::new(3).unwrap().num_keys(), 3);
 }
 
@@ -46,15 +37,10 @@ fn add_update_need_exactly_n_keys_and_get_needs_one_to_n() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     for (op, r) in [
         (Operation::Add, s.add(cm("a", "x", "1"), k(["a"]))),
-        (
-            Operation::Update,
-            s.update(cm("a", "x", "1"), k(["a", "x", "y"])),
-        ),
+        (Operation::Update, s.update(cm("a", "x", "1"), k(["a", "x", "y"]))),
     ] {
         match r {
-            Err(StoreError::KeyCount {
-                op: o, got, keys, ..
-            }) => {
+            Err(StoreError::KeyCount { op: o, got, keys, .. }) => {
                 assert_eq!(o, op);
                 assert!(got == 1 || got == 3);
                 assert_eq!(keys[0], "a");
@@ -62,21 +48,9 @@ fn add_update_need_exactly_n_keys_and_get_needs_one_to_n() {
             other => panic!("{op}: expected KeyCount, got {other:?}"),
         }
     }
-    assert!(matches!(
-        s.get(&[]),
-        Err(StoreError::KeyCount { got: 0, .. })
-    ));
-    assert!(matches!(
-        s.get(&["a", "b", "c"]),
-        Err(StoreError::KeyCount { got: 3, .. })
-    ));
-    assert!(matches!(
-        s.delete_all_under(&[]),
-        Err(StoreError::KeyCount {
-            op: Operation::DeleteAllUnder,
-            ..
-        })
-    ));
+    assert!(matches!(s.get(&[]), Err(StoreError::KeyCount { got: 0, .. })));
+    assert!(matches!(s.get(&["a", "b", "c"]), Err(StoreError::KeyCount { got: 3, .. })));
+    assert!(matches!(s.delete_all_under(&[]), Err(StoreError::KeyCount { op: Operation::DeleteAllUnder, .. })));
     assert!(s.is_empty(), "nothing stored by failed operations");
     // A miss is an empty result, not an error.
     assert!(s.get(&["a", "x"]).unwrap().is_empty());
@@ -87,13 +61,7 @@ fn add_update_need_exactly_n_keys_and_get_needs_one_to_n() {
 fn object_without_name_is_rejected() {
     let s = MemoryStore::<ConfigMap>::new(1).unwrap();
     let err = s.add(Arc::new(ConfigMap::default()), k(["x"])).unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::MissingIdentity {
-            op: Operation::Add,
-            ..
-        }
-    ));
+    assert!(matches!(err, StoreError::MissingIdentity { op: Operation::Add, .. }));
     assert!(err.to_string().contains("[\"x\"]"));
     assert!(s.is_empty());
 }
@@ -119,22 +87,11 @@ fn keys_are_tuples_not_joined_strings() {
 fn non_unique_keys_and_identity() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     for name in ["c", "a", "b"] {
-        assert_eq!(
-            s.add(cm("default", name, "1"), k(["default", "svc"]))
-                .unwrap(),
-            Change::Created
-        );
+        assert_eq!(s.add(cm("default", name, "1"), k(["default", "svc"])).unwrap(), Change::Created);
     }
-    assert_eq!(
-        names(&s.get(&["default", "svc"]).unwrap()),
-        ["default/a", "default/b", "default/c"]
-    );
+    assert_eq!(names(&s.get(&["default", "svc"]).unwrap()), ["default/a", "default/b", "default/c"]);
     // Adding the same identity again replaces, never duplicates.
-    assert_eq!(
-        s.add(cm("default", "a", "2"), k(["default", "svc"]))
-            .unwrap(),
-        Change::Modified { moved: false }
-    );
+    assert_eq!(s.add(cm("default", "a", "2"), k(["default", "svc"])).unwrap(), Change::Modified { moved: false });
     assert_eq!(s.len(), 3);
     assert_eq!(s.stats().key_tuples, 1);
     s.validate().unwrap();
@@ -144,30 +101,12 @@ fn non_unique_keys_and_identity() {
 fn update_moves_and_adds() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     s.add(cm("ns", "x", "1"), k(["ns", "old"])).unwrap();
-    assert_eq!(
-        s.update(cm("ns", "x", "2"), k(["ns", "new"])).unwrap(),
-        Change::Modified { moved: true }
-    );
-    assert!(
-        s.get(&["ns", "old"]).unwrap().is_empty(),
-        "no stale copy under the old keys"
-    );
-    assert_eq!(
-        s.get(&["ns", "new"]).unwrap()[0]
-            .metadata
-            .resource_version
-            .as_deref(),
-        Some("2")
-    );
-    assert_eq!(
-        s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(),
-        Change::Created
-    );
+    assert_eq!(s.update(cm("ns", "x", "2"), k(["ns", "new"])).unwrap(), Change::Modified { moved: true });
+    assert!(s.get(&["ns", "old"]).unwrap().is_empty(), "no stale copy under the old keys");
+    assert_eq!(s.get(&["ns", "new"]).unwrap()[0].metadata.resource_version.as_deref(), Some("2"));
+    assert_eq!(s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(), Change::Created);
     // Same uid, resourceVersion and keys: nothing to do.
-    assert_eq!(
-        s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(),
-        Change::Unchanged
-    );
+    assert_eq!(s.update(cm("ns", "y", "1"), k(["ns", "y"])).unwrap(), Change::Unchanged);
     assert_eq!(s.len(), 2);
     s.validate().unwrap();
 }
@@ -177,32 +116,17 @@ fn delete_removes_exactly_one_and_bulk_is_explicit() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     // EndpointSlices of one Service share the key tuple.
     for name in ["web-1", "web-2", "web-3"] {
-        s.add(cm("default", name, "1"), k(["default", "web"]))
-            .unwrap();
+        s.add(cm("default", name, "1"), k(["default", "web"])).unwrap();
     }
-    s.add(cm("default", "db-1", "1"), k(["default", "db"]))
-        .unwrap();
-    s.add(cm("other", "web-1", "1"), k(["other", "web"]))
-        .unwrap();
+    s.add(cm("default", "db-1", "1"), k(["default", "db"])).unwrap();
+    s.add(cm("other", "web-1", "1"), k(["other", "web"])).unwrap();
     let removed = s.delete(&Identity::new("default", "web-2")).unwrap();
     assert_eq!(removed.metadata.name.as_deref(), Some("web-2"));
-    assert_eq!(
-        names(&s.get(&["default", "web"]).unwrap()),
-        ["default/web-1", "default/web-3"]
-    );
-    assert!(
-        s.delete(&Identity::new("default", "web-2")).is_none(),
-        "already gone"
-    );
+    assert_eq!(names(&s.get(&["default", "web"]).unwrap()), ["default/web-1", "default/web-3"]);
+    assert!(s.delete(&Identity::new("default", "web-2")).is_none(), "already gone");
     // A delete carrying another incarnation's uid leaves the current object alone.
-    assert!(
-        s.delete(&Identity::new("default", "web-1").with_uid("stale"))
-            .is_none()
-    );
-    assert!(
-        s.delete(&Identity::new("default", "web-1").with_uid("uid-default-web-1"))
-            .is_some()
-    );
+    assert!(s.delete(&Identity::new("default", "web-1").with_uid("stale")).is_none());
+    assert!(s.delete(&Identity::new("default", "web-1").with_uid("uid-default-web-1")).is_some());
     assert_eq!(s.delete_all_under(&["default"]).unwrap(), 2);
     assert_eq!(names(&s.list()), ["other/web-1"]);
     assert_eq!(s.delete_all_under(&["other", "web"]).unwrap(), 1);
@@ -214,41 +138,16 @@ fn delete_removes_exactly_one_and_bulk_is_explicit() {
 fn partial_keys_select_by_prefix_in_order() {
     let s = MemoryStore::<ConfigMap>::new(3).unwrap();
     // Keys deliberately not in (namespace, name) order.
-    s.add(cm("default", "b", "1"), k(["default", "z", "1"]))
-        .unwrap();
-    s.add(cm("default", "a", "1"), k(["default", "y", "2"]))
-        .unwrap();
-    s.add(cm("default", "c", "1"), k(["default", "y", "1"]))
-        .unwrap();
-    s.add(cm("defaultx", "a", "1"), k(["defaultx", "y", "1"]))
-        .unwrap();
+    s.add(cm("default", "b", "1"), k(["default", "z", "1"])).unwrap();
+    s.add(cm("default", "a", "1"), k(["default", "y", "2"])).unwrap();
+    s.add(cm("default", "c", "1"), k(["default", "y", "1"])).unwrap();
+    s.add(cm("defaultx", "a", "1"), k(["defaultx", "y", "1"])).unwrap();
     s.add(cm("kube", "a", "1"), k(["kube", "y", "1"])).unwrap();
-    assert_eq!(
-        names(&s.get(&["default"]).unwrap()),
-        ["default/a", "default/b", "default/c"]
-    );
-    assert_eq!(
-        names(&s.get(&["default", "y"]).unwrap()),
-        ["default/a", "default/c"]
-    );
-    assert_eq!(
-        names(&s.get(&["default", "y", "1"]).unwrap()),
-        ["default/c"]
-    );
-    assert_eq!(
-        names(&s.list()),
-        [
-            "default/a",
-            "default/b",
-            "default/c",
-            "defaultx/a",
-            "kube/a"
-        ]
-    );
-    assert!(
-        s.get(&["defaul"]).unwrap().is_empty(),
-        "prefix is by element, not by string"
-    );
+    assert_eq!(names(&s.get(&["default"]).unwrap()), ["default/a", "default/b", "default/c"]);
+    assert_eq!(names(&s.get(&["default", "y"]).unwrap()), ["default/a", "default/c"]);
+    assert_eq!(names(&s.get(&["default", "y", "1"]).unwrap()), ["default/c"]);
+    assert_eq!(names(&s.list()), ["default/a", "default/b", "default/c", "defaultx/a", "kube/a"]);
+    assert!(s.get(&["defaul"]).unwrap().is_empty(), "prefix is by element, not by string");
 }
 
 #[test]
@@ -263,14 +162,10 @@ fn results_never_change_and_snapshots_are_stable() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].metadata.resource_version.as_deref(), Some("1"));
     assert_eq!(snap.len(), 1);
-    assert_eq!(
-        snap.get(&["x"]).unwrap()[0]
-            .metadata
-            .resource_version
-            .as_deref(),
-        Some("1")
-    );
+    assert_eq!(snap.get(&["x"]).unwrap()[0].metadata.resource_version.as_deref(), Some("1"));
     assert_eq!(snap.iter().count(), 1);
+    let (o, keys) = snap.entries().next().unwrap();
+    assert_eq!((o.metadata.name.as_deref(), keys.to_vec()), (Some("a"), vec!["x".to_string()]));
     assert!(s.is_empty());
 }
 
@@ -281,15 +176,10 @@ fn batch_publishes_once() {
     let reader = s.clone();
     let mut b = s.batch();
     for i in 0..100 {
-        b.upsert(cm("ns", &format!("o{i}"), "1"), k(["ns", "o"]))
-            .unwrap();
+        b.upsert(cm("ns", &format!("o{i}"), "1"), k(["ns", "o"])).unwrap();
     }
     assert!(b.delete(&Identity::new("ns", "keep")).is_some());
-    assert_eq!(
-        b.get(&["ns", "o"]).unwrap().len(),
-        100,
-        "the batch sees its own changes"
-    );
+    assert_eq!(b.get(&["ns", "o"]).unwrap().len(), 100, "the batch sees its own changes");
     assert_eq!(reader.len(), 1, "readers see the old state until commit");
     assert!(b.upsert(cm("ns", "bad", "1"), k(["ns"])).is_err());
     let stats = b.commit();
@@ -356,10 +246,7 @@ fn send_sync_clone() {
     fn assert_dyn(_: &dyn Store<ConfigMap>) {}
     assert_dyn(&MemoryStore::<ConfigMap>::new(1).unwrap());
     let s = MemoryStore::<ConfigMap>::new(1).unwrap();
-    assert_eq!(
-        format!("{s:?}"),
-        "MemoryStore { num_keys: 1, objects: 0, key_tuples: 0 }"
-    );
+    assert_eq!(format!("{s:?}"), "MemoryStore { num_keys: 1, objects: 0, key_tuples: 0 }");
 }
 
 #[tokio::test]

@@ -16,11 +16,7 @@ struct Obj {
 
 impl KubeObject for Obj {
     fn identity(&self) -> Option<IdentityRef<'_>> {
-        Some(IdentityRef {
-            namespace: "ns",
-            name: &self.name,
-            uid: None,
-        })
+        Some(IdentityRef { namespace: "ns", name: &self.name, uid: None })
     }
     fn resource_version(&self) -> Option<&str> {
         Some(&self.generation)
@@ -33,14 +29,8 @@ const OBJECTS: usize = 200;
 fn state(g: usize) -> Vec<(Arc<Obj>, KeyTuple)> {
     (0..OBJECTS)
         .map(|i| {
-            let o = Obj {
-                name: format!("o{i:03}"),
-                generation: g.to_string(),
-            };
-            (
-                Arc::new(o),
-                KeyTuple::new(["ns".to_string(), (g % 3).to_string()]),
-            )
+            let o = Obj { name: format!("o{i:03}"), generation: g.to_string() };
+            (Arc::new(o), KeyTuple::new(["ns".to_string(), (g % 3).to_string()]))
         })
         .collect()
 }
@@ -76,16 +66,9 @@ fn readers_only_see_complete_states() {
             while !stop.load(Ordering::Relaxed) {
                 let snap = store.snapshot();
                 let all = snap.list();
-                assert_eq!(
-                    all.len(),
-                    OBJECTS,
-                    "a state with missing objects was visible"
-                );
+                assert_eq!(all.len(), OBJECTS, "a state with missing objects was visible");
                 let g = &all[0].generation;
-                assert!(
-                    all.iter().all(|o| &o.generation == g),
-                    "mixed generations in one snapshot"
-                );
+                assert!(all.iter().all(|o| &o.generation == g), "mixed generations in one snapshot");
                 let key = (g.parse::<usize>().unwrap() % 3).to_string();
                 assert_eq!(snap.get(&["ns", &key]).unwrap().len(), OBJECTS);
                 assert_eq!(snap.get(&["ns"]).unwrap().len(), OBJECTS);

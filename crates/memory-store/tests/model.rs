@@ -19,11 +19,7 @@ struct Obj {
 
 impl KubeObject for Obj {
     fn identity(&self) -> Option<IdentityRef<'_>> {
-        Some(IdentityRef {
-            namespace: &self.ns,
-            name: &self.name,
-            uid: None,
-        })
+        Some(IdentityRef { namespace: &self.ns, name: &self.name, uid: None })
     }
     fn resource_version(&self) -> Option<&str> {
         Some(&self.rv)
@@ -38,36 +34,15 @@ type Model = BTreeMap<(String, String), (Vec<String>, String)>;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add {
-        ns: String,
-        name: String,
-        keys: Vec<String>,
-        rv: u8,
-    },
-    Update {
-        ns: String,
-        name: String,
-        keys: Vec<String>,
-        rv: u8,
-    },
-    Delete {
-        ns: String,
-        name: String,
-    },
-    DeleteAllUnder {
-        keys: Vec<String>,
-    },
-    Get {
-        keys: Vec<String>,
-    },
+    Add { ns: String, name: String, keys: Vec<String>, rv: u8 },
+    Update { ns: String, name: String, keys: Vec<String>, rv: u8 },
+    Delete { ns: String, name: String },
+    DeleteAllUnder { keys: Vec<String> },
+    Get { keys: Vec<String> },
     List,
     Clear,
-    Batch {
-        ops: Vec<(String, String, Vec<String>, Option<u8>)>,
-    },
-    ReplaceAll {
-        objs: Vec<(String, String, Vec<String>, u8)>,
-    },
+    Batch { ops: Vec<(String, String, Vec<String>, Option<u8>)> },
+    ReplaceAll { objs: Vec<(String, String, Vec<String>, u8)> },
 }
 
 fn word() -> impl Strategy<Value = String> {
@@ -103,11 +78,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn obj(ns: &str, name: &str, rv: u8) -> Arc<Obj> {
-    Arc::new(Obj {
-        ns: ns.into(),
-        name: name.into(),
-        rv: rv.to_string(),
-    })
+    Arc::new(Obj { ns: ns.into(), name: name.into(), rv: rv.to_string() })
 }
 
 fn model_get(model: &Model, keys: &[String]) -> Vec<(String, String, String)> {
@@ -120,9 +91,7 @@ fn model_get(model: &Model, keys: &[String]) -> Vec<(String, String, String)> {
 }
 
 fn seen(objs: &[Arc<Obj>]) -> Vec<(String, String, String)> {
-    objs.iter()
-        .map(|o| (o.ns.clone(), o.name.clone(), o.rv.clone()))
-        .collect()
+    objs.iter().map(|o| (o.ns.clone(), o.name.clone(), o.rv.clone())).collect()
 }
 
 fn refs(keys: &[String]) -> Vec<&str> {

@@ -25,31 +25,17 @@ use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 static ALLOC: CountingAllocator = CountingAllocator;
 
 fn objects() -> usize {
-    std::env::var("KSTORE_SYNC_OBJECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000)
+    std::env::var("KSTORE_SYNC_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000)
 }
 
 /// Child mode: serve a generated cluster of Ingresses and print the URL.
 fn serve() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async {
         let n = objects();
         let apps = 100;
-        let cluster = Cluster::new(42)
-            .namespaces(n.div_ceil(apps))
-            .apps_per_namespace(apps)
-            .only(&[Kind::Ingress]);
-        let sim = ApiServerSim::builder()
-            .objects(cluster.iter().take(n))
-            .start()
-            .await
-            .unwrap();
+        let cluster = Cluster::new(42).namespaces(n.div_ceil(apps)).apps_per_namespace(apps).only(&[Kind::Ingress]);
+        let sim = ApiServerSim::builder().objects(cluster.iter().take(n)).start().await.unwrap();
         println!("{}", sim.url());
         std::io::stdout().flush().unwrap();
         // Serve until the parent closes our stdin.
@@ -85,13 +71,7 @@ where
     let steady = heap_meter::live().saturating_sub(base);
     let peak = heap_meter::peak().saturating_sub(base);
     drop(held);
-    Measured {
-        name,
-        time,
-        peak,
-        steady,
-        objects,
-    }
+    Measured { name, time, peak, steady, objects }
 }
 
 async fn kstore(client: kube::Client, ignore: bool) -> (ResourceWatcher, usize) {
@@ -107,13 +87,9 @@ async fn kstore(client: kube::Client, ignore: bool) -> (ResourceWatcher, usize) 
     } else {
         vec![]
     };
-    let w = ResourceWatcher::start(
-        client,
-        r.compile("ingresses", &global).unwrap(),
-        WatchOptions::default(),
-    )
-    .await
-    .unwrap();
+    let w = ResourceWatcher::start(client, r.compile("ingresses", &global).unwrap(), WatchOptions::default())
+        .await
+        .unwrap();
     w.wait_for_sync().await;
     let n = w.store().len();
     (w, n)
@@ -124,10 +100,8 @@ async fn reflector_dynamic(client: kube::Client) -> (impl Sized, usize) {
     let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
     let reader = writer.as_reader();
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    let task = tokio::spawn(
-        reflector(writer, kube_watcher(api, kube_watcher::Config::default()))
-            .for_each(|_| async {}),
-    );
+    let task =
+        tokio::spawn(reflector(writer, kube_watcher(api, kube_watcher::Config::default())).for_each(|_| async {}));
     reader.wait_until_ready().await.unwrap();
     let n = reader.len();
     ((reader, AbortOnDrop(task)), n)
@@ -136,10 +110,8 @@ async fn reflector_dynamic(client: kube::Client) -> (impl Sized, usize) {
 async fn reflector_typed(client: kube::Client) -> (impl Sized, usize) {
     let (reader, writer) = reflector::store::<Ingress>();
     let api: Api<Ingress> = Api::all(client);
-    let task = tokio::spawn(
-        reflector(writer, kube_watcher(api, kube_watcher::Config::default()))
-            .for_each(|_| async {}),
-    );
+    let task =
+        tokio::spawn(reflector(writer, kube_watcher(api, kube_watcher::Config::default())).for_each(|_| async {}));
     reader.wait_until_ready().await.unwrap();
     let n = reader.len();
     ((reader, AbortOnDrop(task)), n)
@@ -167,24 +139,11 @@ fn main() {
         .spawn()
         .unwrap();
     let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
     let url = url.trim().to_owned();
-    let rounds: usize = if quick {
-        1
-    } else {
-        std::env::var("ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3)
-    };
+    let rounds: usize = if quick { 1 } else { std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3) };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let results = rt.block_on(async {
         let config = kube::Config::new(url.parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
@@ -193,53 +152,24 @@ fn main() {
         drop(reflector_dynamic(client.clone()).await);
         let mut all: Vec<Measured> = Vec::new();
         for _ in 0..rounds {
-            all.push(
-                measure("kstore MemoryStore (ignoreFields)", || {
-                    kstore(client.clone(), true)
-                })
-                .await,
-            );
-            all.push(
-                measure("kstore MemoryStore (no ignoreFields)", || {
-                    kstore(client.clone(), false)
-                })
-                .await,
-            );
-            all.push(
-                measure("kube-rs reflector DynamicObject", || {
-                    reflector_dynamic(client.clone())
-                })
-                .await,
-            );
-            all.push(
-                measure("kube-rs reflector typed Ingress", || {
-                    reflector_typed(client.clone())
-                })
-                .await,
-            );
+            all.push(measure("kstore MemoryStore (ignoreFields)", || kstore(client.clone(), true)).await);
+            all.push(measure("kstore MemoryStore (no ignoreFields)", || kstore(client.clone(), false)).await);
+            all.push(measure("kube-rs reflector DynamicObject", || reflector_dynamic(client.clone())).await);
+            all.push(measure("kube-rs reflector typed Ingress", || reflector_typed(client.clone())).await);
         }
         all
     });
     drop(child.stdin.take());
     let _ = child.wait();
 
-    println!(
-        "\ninitial sync of {n} Ingresses from apiserver-sim (best of {rounds} rounds per peer)\n"
-    );
+    println!("\ninitial sync of {n} Ingresses from apiserver-sim (best of {rounds} rounds per peer)\n");
     println!(
         "| {:<38} | {:>9} | {:>8} | {:>12} | {:>12} | {:>10} | {:>11} |",
         "peer", "sync ms", "× kube", "peak MiB", "steady MiB", "peak/steady", "bytes/object"
     );
-    println!(
-        "|{:-<40}|{:->11}|{:->10}|{:->14}|{:->14}|{:->12}|{:->13}|",
-        "", "", "", "", "", "", ""
-    );
+    println!("|{:-<40}|{:->11}|{:->10}|{:->14}|{:->14}|{:->12}|{:->13}|", "", "", "", "", "", "", "");
     let best = |name: &str| {
-        results
-            .iter()
-            .filter(|m| m.name == name)
-            .min_by_key(|m| m.time)
-            .map(|m| (m.time, m.peak, m.steady, m.objects))
+        results.iter().filter(|m| m.name == name).min_by_key(|m| m.time).map(|m| (m.time, m.peak, m.steady, m.objects))
     };
     let (kube_time, ..) = best("kube-rs reflector DynamicObject").unwrap();
     let mut names: Vec<&str> = results.iter().map(|m| m.name).collect();

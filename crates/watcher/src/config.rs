@@ -37,19 +37,11 @@ pub struct WatchedResource {
     #[serde(alias = "index_by")]
     pub index_by: Vec<String>,
     /// Server-side label selector (`app in (a,b),!legacy`).
-    #[serde(
-        default,
-        alias = "label_selector",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "label_selector", skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
     /// Field selector (`metadata.namespace!=kube-system`): server-side for `metadata.name` and
     /// `metadata.namespace`, always also checked client-side.
-    #[serde(
-        default,
-        alias = "field_selector",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "field_selector", skip_serializing_if = "Option::is_none")]
     pub field_selector: Option<String>,
     /// `full` (MemoryStore) or `on-demand` (CachedStore).
     #[serde(default)]
@@ -65,11 +57,7 @@ pub struct WatchedResource {
     )]
     pub cache_ttl: Option<Duration>,
     /// Fields removed from every object before it is stored (merged with the global list).
-    #[serde(
-        default,
-        alias = "ignore_fields",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, alias = "ignore_fields", skip_serializing_if = "Vec::is_empty")]
     pub ignore_fields: Vec<String>,
     /// Watch only this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,10 +176,7 @@ impl WatchConfig {
 
     /// Validates and compiles every resource.
     pub fn compile(&self) -> Result<Vec<ResourceConfig>> {
-        self.watched_resources
-            .iter()
-            .map(|(name, r)| r.compile(name, &self.ignore_fields))
-            .collect()
+        self.watched_resources.iter().map(|(name, r)| r.compile(name, &self.ignore_fields)).collect()
     }
 }
 
@@ -203,15 +188,9 @@ impl WatchedResource {
     /// Validates this resource and compiles its expressions. `global_ignore` is the
     /// configuration-wide `ignoreFields` list, merged with the resource's own.
     pub fn compile(&self, name: &str, global_ignore: &[String]) -> Result<ResourceConfig> {
-        let invalid = |field, message: String| ConfigError::Invalid {
-            resource: name.to_owned(),
-            field,
-            message,
-        };
+        let invalid = |field, message: String| ConfigError::Invalid { resource: name.to_owned(), field, message };
         let (group, version) = match self.api_version.split_once('/') {
-            Some((g, v)) if !g.is_empty() && !v.is_empty() && !v.contains('/') => {
-                (g.to_owned(), v.to_owned())
-            }
+            Some((g, v)) if !g.is_empty() && !v.is_empty() && !v.contains('/') => (g.to_owned(), v.to_owned()),
             None if !self.api_version.is_empty() => (String::new(), self.api_version.clone()),
             _ => {
                 return Err(invalid(
@@ -221,84 +200,47 @@ impl WatchedResource {
             }
         };
         if self.resources.is_empty() || self.resources.contains('/') {
-            return Err(invalid(
-                "resources",
-                format!("{:?} is not a plural resource name", self.resources),
-            ));
+            return Err(invalid("resources", format!("{:?} is not a plural resource name", self.resources)));
         }
         if self.index_by.is_empty() {
-            return Err(invalid(
-                "indexBy",
-                "at least one index expression is required".into(),
-            ));
+            return Err(invalid("indexBy", "at least one index expression is required".into()));
         }
         if self.namespace.is_some() && !self.namespaces.is_empty() {
-            return Err(invalid(
-                "namespaces",
-                "set either namespace or namespaces, not both".into(),
-            ));
+            return Err(invalid("namespaces", "set either namespace or namespaces, not both".into()));
         }
         if self.cache_ttl.is_some() && self.store != StoreType::Cached {
-            return Err(invalid(
-                "cacheTTL",
-                "only applies to `store: on-demand`".into(),
-            ));
+            return Err(invalid("cacheTTL", "only applies to `store: on-demand`".into()));
         }
         if self.cache_ttl == Some(Duration::ZERO) {
             return Err(invalid("cacheTTL", "must be greater than zero".into()));
         }
-        let indexer =
-            Indexer::with_ignore_lists(&self.index_by, global_ignore, &self.ignore_fields)
-                .map_err(|source| ConfigError::Indexer {
-                    resource: name.to_owned(),
-                    source,
-                })?;
+        let indexer = Indexer::with_ignore_lists(&self.index_by, global_ignore, &self.ignore_fields)
+            .map_err(|source| ConfigError::Indexer { resource: name.to_owned(), source })?;
         let label_selector = match self.label_selector.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(s) => {
-                Some(
-                    LabelSelector::parse(s).map_err(|source| ConfigError::LabelSelector {
-                        resource: name.to_owned(),
-                        source,
-                    })?,
-                )
-            }
+            Some(s) => Some(
+                LabelSelector::parse(s)
+                    .map_err(|source| ConfigError::LabelSelector { resource: name.to_owned(), source })?,
+            ),
         };
         let field_selector = match self.field_selector.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(s) => {
-                Some(
-                    FieldSelector::parse(s).map_err(|source| ConfigError::FieldSelector {
-                        resource: name.to_owned(),
-                        source,
-                    })?,
-                )
-            }
+            Some(s) => Some(
+                FieldSelector::parse(s)
+                    .map_err(|source| ConfigError::FieldSelector { resource: name.to_owned(), source })?,
+            ),
         };
         let server_field_selector = field_selector.as_ref().and_then(server_side_terms);
-        let mut namespaces: Vec<String> = self
-            .namespace
-            .iter()
-            .chain(&self.namespaces)
-            .cloned()
-            .collect();
+        let mut namespaces: Vec<String> = self.namespace.iter().chain(&self.namespaces).cloned().collect();
         if namespaces.iter().any(String::is_empty) {
-            return Err(invalid(
-                "namespaces",
-                "a namespace name cannot be empty".into(),
-            ));
+            return Err(invalid("namespaces", "a namespace name cannot be empty".into()));
         }
         namespaces.sort();
         namespaces.dedup();
-        let metadata_only = indexer
-            .index_by()
-            .iter()
-            .all(|p| reads_only_metadata(p.segments().first()))
-            && field_selector.as_ref().is_none_or(|f| {
-                f.terms()
-                    .iter()
-                    .all(|t| reads_only_metadata(t.path.segments().first()))
-            });
+        let metadata_only = indexer.index_by().iter().all(|p| reads_only_metadata(p.segments().first()))
+            && field_selector
+                .as_ref()
+                .is_none_or(|f| f.terms().iter().all(|t| reads_only_metadata(t.path.segments().first())));
         Ok(ResourceConfig {
             name: name.to_owned(),
             group,
@@ -321,12 +263,7 @@ fn server_side_terms(sel: &FieldSelector) -> Option<String> {
     let terms: Vec<String> = sel
         .terms()
         .iter()
-        .filter(|t| {
-            matches!(
-                t.path.to_string().as_str(),
-                "metadata.name" | "metadata.namespace"
-            )
-        })
+        .filter(|t| matches!(t.path.to_string().as_str(), "metadata.name" | "metadata.namespace"))
         // Values that would need escaping stay client-side only.
         .filter(|t| !t.value.contains([',', '=', '!', '\\']))
         .map(|t| {

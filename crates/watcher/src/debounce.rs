@@ -64,17 +64,9 @@ impl Shared {
 impl Debouncer {
     /// Starts a debouncer task on the current tokio runtime.
     pub fn new(interval: Duration, callback: ChangeCallback) -> Self {
-        let shared = Arc::new(Shared {
-            interval,
-            state: Mutex::default(),
-            wake: Notify::new(),
-            callback,
-        });
+        let shared = Arc::new(Shared { interval, state: Mutex::default(), wake: Notify::new(), callback });
         let task = tokio::spawn(run(shared.clone()));
-        Debouncer {
-            shared,
-            task: Mutex::new(Some(task)),
-        }
+        Debouncer { shared, task: Mutex::new(Some(task)) }
     }
 
     /// Records changes; empty stats are ignored.
@@ -137,10 +129,7 @@ mod tests {
     use super::*;
 
     fn created(n: u64) -> ChangeStats {
-        ChangeStats {
-            created: n,
-            ..Default::default()
-        }
+        ChangeStats { created: n, ..Default::default() }
     }
 
     /// Calls seen: (seconds since start, stats).
@@ -150,8 +139,7 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let c = calls.clone();
-        let cb: ChangeCallback =
-            Arc::new(move |s| c.lock().unwrap().push((start.elapsed().as_secs(), s)));
+        let cb: ChangeCallback = Arc::new(move |s| c.lock().unwrap().push((start.elapsed().as_secs(), s)));
         (cb, calls)
     }
 
@@ -168,37 +156,16 @@ mod tests {
         let d = Debouncer::new(Duration::from_secs(5), cb);
         d.record(created(1));
         settle().await;
-        assert_eq!(
-            calls.lock().unwrap().as_slice(),
-            &[(0, created(1))],
-            "leading edge fires at once"
-        );
+        assert_eq!(calls.lock().unwrap().as_slice(), &[(0, created(1))], "leading edge fires at once");
         d.record(created(2));
-        d.record(ChangeStats {
-            deleted: 1,
-            ..Default::default()
-        });
+        d.record(ChangeStats { deleted: 1, ..Default::default() });
         settle().await;
-        assert_eq!(
-            calls.lock().unwrap().len(),
-            1,
-            "suppressed within the interval"
-        );
+        assert_eq!(calls.lock().unwrap().len(), 1, "suppressed within the interval");
         tokio::time::advance(Duration::from_secs(5)).await;
         settle().await;
         let c = calls.lock().unwrap().clone();
         assert_eq!(c.len(), 2);
-        assert_eq!(
-            c[1],
-            (
-                5,
-                ChangeStats {
-                    created: 2,
-                    deleted: 1,
-                    ..Default::default()
-                }
-            )
-        );
+        assert_eq!(c[1], (5, ChangeStats { created: 2, deleted: 1, ..Default::default() }));
     }
 
     #[tokio::test(start_paused = true)]
@@ -215,11 +182,7 @@ mod tests {
         d.record(created(1));
         settle().await;
         let c = calls.lock().unwrap().clone();
-        assert_eq!(
-            c.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            [10, 40],
-            "both on the leading edge"
-        );
+        assert_eq!(c.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [10, 40], "both on the leading edge");
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,10 +23,7 @@ pub struct DurationError {
 /// assert!(watcher::parse_duration("10").is_err());
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError {
-        input: input.to_owned(),
-        reason,
-    };
+    let err = |reason| DurationError { input: input.to_owned(), reason };
     let s = input.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -41,17 +38,13 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let mut rest = s;
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err("expected a number"));
         }
         let number: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -89,11 +82,7 @@ pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     let frac = d.subsec_nanos();
     let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let sec = if frac == 0 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0'))
-    };
+    let sec = if frac == 0 { format!("{s}s") } else { format!("{s}.{}s", format!("{frac:09}").trim_end_matches('0')) };
     match (h, m) {
         (0, 0) => sec,
         (0, m) => format!("{m}m{sec}"),
@@ -114,12 +103,9 @@ pub(crate) mod serde_opt {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -145,12 +131,7 @@ mod tests {
         for bad in ["", "10", "-1s", "1x", "s", "1..2s", "1e400h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-        assert!(
-            parse_duration("10")
-                .unwrap_err()
-                .to_string()
-                .contains("missing unit")
-        );
+        assert!(parse_duration("10").unwrap_err().to_string().contains("missing unit"));
     }
 
     #[test]

@@ -59,32 +59,12 @@ pub struct WatchMetrics {
 impl WatchMetrics {
     /// Registers every metric in `registry` (names prefixed `kstore_`).
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "kstore_objects",
-            "Objects or references held by the store",
-            self.objects.clone(),
-        );
-        registry.register(
-            "kstore_key_tuples",
-            "Distinct index key tuples",
-            self.key_tuples.clone(),
-        );
-        registry.register(
-            "kstore_estimated_bytes",
-            "Estimated heap bytes of the store",
-            self.estimated_bytes.clone(),
-        );
+        registry.register("kstore_objects", "Objects or references held by the store", self.objects.clone());
+        registry.register("kstore_key_tuples", "Distinct index key tuples", self.key_tuples.clone());
+        registry.register("kstore_estimated_bytes", "Estimated heap bytes of the store", self.estimated_bytes.clone());
         registry.register("kstore_events", "Watch events applied", self.events.clone());
-        registry.register(
-            "kstore_relists",
-            "Completed (re)lists",
-            self.relists.clone(),
-        );
-        registry.register(
-            "kstore_watch_errors",
-            "Watch stream errors",
-            self.watch_errors.clone(),
-        );
+        registry.register("kstore_relists", "Completed (re)lists", self.relists.clone());
+        registry.register("kstore_watch_errors", "Watch stream errors", self.watch_errors.clone());
         registry.register(
             "kstore_extraction_failures",
             "Objects not stored because key extraction failed",
@@ -98,18 +78,13 @@ impl WatchMetrics {
     }
 
     pub(crate) fn labels(resource: &str) -> ResourceLabels {
-        ResourceLabels {
-            resource: resource.to_owned(),
-        }
+        ResourceLabels { resource: resource.to_owned() }
     }
 
     pub(crate) fn event(&self, resource: &str, kind: &str, n: u64) {
         if n > 0 {
             self.events
-                .get_or_create(&EventLabels {
-                    resource: resource.to_owned(),
-                    r#type: kind.to_owned(),
-                })
+                .get_or_create(&EventLabels { resource: resource.to_owned(), r#type: kind.to_owned() })
                 .inc_by(n);
         }
     }

@@ -1,13 +1,15 @@
 //! One watched resource: kube watcher → indexer → store.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cached_store::{CachedStore, CachedStoreConfig, Reference};
 use compact_object::CompactObject;
 use futures::{Stream, StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -81,9 +83,7 @@ impl std::fmt::Debug for WatchOptions {
 #[non_exhaustive]
 pub enum WatchError {
     /// Discovery failed or the API server does not serve the resource.
-    #[error(
-        "resource {resource:?}: {group_version} {plural} is not served by the API server: {source}"
-    )]
+    #[error("resource {resource:?}: {group_version} {plural} is not served by the API server: {source}")]
     Discovery {
         /// The resource's name in the configuration.
         resource: String,
@@ -106,9 +106,7 @@ pub enum WatchError {
         plural: String,
     },
     /// Namespaces were configured for a cluster-scoped resource.
-    #[error(
-        "resource {resource:?}: namespaces {namespaces:?} given, but {plural} is cluster-scoped"
-    )]
+    #[error("resource {resource:?}: namespaces {namespaces:?} given, but {plural} is cluster-scoped")]
     ClusterScoped {
         /// The resource's name in the configuration.
         resource: String,
@@ -142,6 +140,8 @@ pub enum WatchError {
 pub enum StoreHandle {
     /// `store: full`.
     Memory(MemoryStore<CompactObject>),
+    /// `store: on-demand`: references, objects fetched when read.
+    Cached(CachedStore),
 }
 
 impl StoreHandle {
@@ -149,6 +149,23 @@ impl StoreHandle {
     pub fn len(&self) -> usize {
         match self {
             StoreHandle::Memory(s) => s.len(),
+            StoreHandle::Cached(s) => s.references().len(),
+        }
+    }
+
+    /// The CachedStore, for `store: on-demand` resources.
+    pub fn as_cached(&self) -> Option<&CachedStore> {
+        match self {
+            StoreHandle::Cached(s) => Some(s),
+            StoreHandle::Memory(_) => None,
+        }
+    }
+
+    /// The store behind the `Store` trait (for code that works with either).
+    pub fn as_dyn(&self) -> &dyn store_types::Store<CompactObject> {
+        match self {
+            StoreHandle::Memory(s) => s,
+            StoreHandle::Cached(s) => s,
         }
     }
 
@@ -161,6 +178,7 @@ impl StoreHandle {
     pub fn as_memory(&self) -> Option<&MemoryStore<CompactObject>> {
         match self {
             StoreHandle::Memory(s) => Some(s),
+            StoreHandle::Cached(_) => None,
         }
     }
 }
@@ -189,6 +207,10 @@ struct Shared {
     /// Streams (one per namespace) that have not completed their first list yet.
     unsynced_streams: Mutex<usize>,
     stopped: AtomicBool,
+    /// Object events received (listed or watched), for progress reporting.
+    received: AtomicU64,
+    /// The store is fed from a metadata-only watch.
+    metadata_feed: bool,
 }
 
 /// A running watch of one resource into its store.
@@ -224,6 +246,7 @@ struct Shared {
 pub struct ResourceWatcher {
     shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for ResourceWatcher {
@@ -237,24 +260,16 @@ impl std::fmt::Debug for ResourceWatcher {
 }
 
 /// Resolves group/version/plural through discovery.
-pub async fn resolve(
-    client: &Client,
-    config: &ResourceConfig,
-) -> Result<(ApiResource, Scope), WatchError> {
-    let gv_str = if config.group.is_empty() {
-        config.version.clone()
-    } else {
-        format!("{}/{}", config.group, config.version)
-    };
+pub async fn resolve(client: &Client, config: &ResourceConfig) -> Result<(ApiResource, Scope), WatchError> {
+    let gv_str =
+        if config.group.is_empty() { config.version.clone() } else { format!("{}/{}", config.group, config.version) };
     let gv = kube::core::GroupVersion::gv(&config.group, &config.version);
-    let group = discovery::pinned_group(client, &gv)
-        .await
-        .map_err(|source| WatchError::Discovery {
-            resource: config.name.clone(),
-            group_version: gv_str.clone(),
-            plural: config.plural.clone(),
-            source,
-        })?;
+    let group = discovery::pinned_group(client, &gv).await.map_err(|source| WatchError::Discovery {
+        resource: config.name.clone(),
+        group_version: gv_str.clone(),
+        plural: config.plural.clone(),
+        source,
+    })?;
     group
         .versioned_resources(&config.version)
         .into_iter()
@@ -268,20 +283,13 @@ pub async fn resolve(
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 impl ResourceWatcher {
     /// Resolves the resource (discovery, unless `options.api_resource` is set), builds its
     /// store and starts watching. Must be called inside a tokio runtime.
-    pub async fn start(
-        client: Client,
-        config: ResourceConfig,
-        options: WatchOptions,
-    ) -> Result<Self, WatchError> {
+    pub async fn start(client: Client, config: ResourceConfig, options: WatchOptions) -> Result<Self, WatchError> {
         let (ar, scope) = match options.api_resource.clone() {
             Some(x) => x,
             None => resolve(&client, &config).await?,
@@ -293,22 +301,33 @@ impl ResourceWatcher {
                 namespaces: config.namespaces.clone(),
             });
         }
+        let mut sweeper = None;
         let store = match config.store {
-            store_types::StoreType::Memory => {
-                StoreHandle::Memory(MemoryStore::new(config.indexer.num_keys()).map_err(
-                    |source| WatchError::Store {
-                        resource: config.name.clone(),
-                        source,
-                    },
-                )?)
-            }
-            other => {
-                return Err(WatchError::Unsupported {
-                    resource: config.name.clone(),
-                    message: format!("store type {other} is not available in this build"),
-                });
+            store_types::StoreType::Memory => StoreHandle::Memory(
+                MemoryStore::new(config.indexer.num_keys())
+                    .map_err(|source| WatchError::Store { resource: config.name.clone(), source })?,
+            ),
+            store_types::StoreType::Cached => {
+                let indexer = Arc::new(config.indexer.clone());
+                let mut cfg =
+                    CachedStoreConfig::new(ar.clone(), matches!(scope, Scope::Namespaced), config.indexer.num_keys())
+                        .ttl(config.cache_ttl)
+                        .prepare(Arc::new(move |v: &mut Value| indexer.prepare(v)));
+                if let [only] = config.namespaces.as_slice() {
+                    cfg = cfg.namespace(only.clone());
+                }
+                let cached = CachedStore::new(client.clone(), cfg)
+                    .map_err(|e| WatchError::Unsupported { resource: config.name.clone(), message: e.to_string() })?;
+                sweeper = Some(cached.spawn_sweeper());
+                StoreHandle::Cached(cached)
             }
         };
+        // An on-demand store whose keys and selectors read only metadata is fed by a
+        // metadata-only watch: object bodies are never listed or watched.
+        let metadata_feed = matches!(store, StoreHandle::Cached(_)) && config.metadata_only;
+        if matches!(store, StoreHandle::Cached(_)) && !metadata_feed {
+            info!(resource = %config.name, "on-demand store needs fields outside metadata: full watch, bodies indexed then dropped");
+        }
 
         let mut wc = watcher::Config::default();
         if let Some(ls) = &config.label_selector {
@@ -323,28 +342,32 @@ impl ResourceWatcher {
         if let Some(p) = options.page_size {
             wc = wc.page_size(p);
         }
-        let apis: Vec<Api<DynamicObject>> = if config.namespaces.is_empty() {
-            vec![Api::all_with(client.clone(), &ar)]
+        // One stream per namespace (or one for all namespaces).
+        let scopes: Vec<Option<&str>> = if config.namespaces.is_empty() {
+            vec![None]
         } else {
-            config
-                .namespaces
-                .iter()
-                .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
-                .collect()
+            config.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
         };
-        let streams = apis.into_iter().enumerate().map(|(i, api)| {
-            watcher::watcher(api, wc.clone())
-                .default_backoff()
-                .map(move |ev| (i, ev))
-                .boxed()
+        let streams = scopes.into_iter().enumerate().map(|(i, ns)| {
+            if metadata_feed {
+                // `Api<PartialObjectMeta<_>>` makes kube send metadata-only list and watch requests.
+                let api: Api<PartialObjectMeta<DynamicObject>> = match ns {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                    None => Api::all_with(client.clone(), &ar),
+                };
+                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev.map(meta_event))).boxed()
+            } else {
+                let api: Api<DynamicObject> = match ns {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                    None => Api::all_with(client.clone(), &ar),
+                };
+                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev)).boxed()
+            }
         });
         let merged = stream::select_all(streams);
 
         let labels = WatchMetrics::labels(&config.name);
-        let debouncer = options
-            .on_change
-            .clone()
-            .map(|cb| Debouncer::new(options.debounce, cb));
+        let debouncer = options.on_change.clone().map(|cb| Debouncer::new(options.debounce, cb));
         let (synced, _) = watch::channel(false);
         let scoped = !config.namespaces.is_empty();
         let shared = Arc::new(Shared {
@@ -359,13 +382,12 @@ impl ResourceWatcher {
             on_sync: options.on_sync_complete.clone(),
             synced,
             stopped: AtomicBool::new(false),
+            received: AtomicU64::new(0),
+            metadata_feed,
         });
         info!(resource = %shared.config.name, plural = %shared.config.plural, store = %shared.config.store, "starting watch");
         let task = tokio::spawn(run(shared.clone(), merged, scoped));
-        Ok(ResourceWatcher {
-            shared,
-            task: Mutex::new(Some(task)),
-        })
+        Ok(ResourceWatcher { shared, task: Mutex::new(Some(task)), sweeper: Mutex::new(sweeper) })
     }
 
     /// The resource's name in the configuration.
@@ -396,6 +418,13 @@ impl ResourceWatcher {
         let _ = rx.wait_for(|s| *s).await;
     }
 
+    /// Object events received so far (listed during (re)lists, and watched); a progress figure
+    /// while the initial list streams in (the store itself changes only when a list is
+    /// complete).
+    pub fn events_received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
     /// Objects dropped because their keys could not be extracted (total events).
     pub fn extraction_failures(&self) -> u64 {
         self.shared.failures.count()
@@ -406,8 +435,10 @@ impl ResourceWatcher {
         if self.shared.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            task.abort();
+        for slot in [&self.task, &self.sweeper] {
+            if let Some(task) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                task.abort();
+            }
         }
         if let Some(d) = &self.shared.debouncer {
             d.stop();
@@ -427,6 +458,22 @@ type Item = (Arc<CompactObject>, KeyTuple);
 
 type Tagged = (usize, Result<Event<DynamicObject>, watcher::Error>);
 
+/// A metadata-only event as a `DynamicObject` with no body, so one pipeline serves both feeds.
+fn meta_event(ev: Event<PartialObjectMeta<DynamicObject>>) -> Event<DynamicObject> {
+    let conv = |p: PartialObjectMeta<DynamicObject>| DynamicObject {
+        types: p.types,
+        metadata: p.metadata,
+        data: Value::Object(Map::new()),
+    };
+    match ev {
+        Event::Apply(p) => Event::Apply(conv(p)),
+        Event::Delete(p) => Event::Delete(conv(p)),
+        Event::Init => Event::Init,
+        Event::InitApply(p) => Event::InitApply(conv(p)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
 async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
     let mut events = events;
     // Per stream (namespace): the relist being buffered, and whether it has synced once.
@@ -434,6 +481,9 @@ async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Un
     let mut buffers: Vec<Option<Vec<Item>>> = vec![None; streams];
     let mut synced_once = vec![false; streams];
     while let Some((i, ev)) = events.next().await {
+        if matches!(ev, Ok(Event::InitApply(_) | Event::Apply(_) | Event::Delete(_))) {
+            shared.received.fetch_add(1, Ordering::Relaxed);
+        }
         match ev {
             Ok(Event::Init) => buffers[i] = Some(Vec::new()),
             Ok(Event::InitApply(obj)) => {
@@ -458,11 +508,7 @@ async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Un
                 shared.changed(stats);
             }
             Err(e) => {
-                shared
-                    .metrics
-                    .watch_errors
-                    .get_or_create(&shared.labels)
-                    .inc();
+                shared.metrics.watch_errors.get_or_create(&shared.labels).inc();
                 warn!(resource = %shared.config.name, error = %e, "watch error; retrying with backoff");
             }
         }
@@ -481,11 +527,7 @@ impl Shared {
 
     /// Field removal → field selector → key extraction → compact object.
     fn prepare(&self, obj: DynamicObject) -> Prepared {
-        let DynamicObject {
-            types,
-            metadata,
-            data,
-        } = obj;
+        let DynamicObject { types, metadata, data } = obj;
         let Some(identity) = Self::identity_of(&metadata) else {
             warn!(resource = %self.config.name, "object without metadata.name ignored");
             return Prepared::Ignore;
@@ -520,10 +562,7 @@ impl Shared {
         let keys = match self.config.indexer.keys(&value) {
             Ok(k) => k,
             Err(e) => {
-                self.metrics
-                    .extraction_failures
-                    .get_or_create(&self.labels)
-                    .inc();
+                self.metrics.extraction_failures.get_or_create(&self.labels).inc();
                 if self.failures.record(Some(id_ref), &e) {
                     warn!(resource = %self.config.name, object = %identity, error = %e, "index keys not extractable; object not stored");
                 }
@@ -542,20 +581,22 @@ impl Shared {
 
     fn apply(&self, obj: DynamicObject) -> ChangeStats {
         let mut stats = ChangeStats::default();
-        let StoreHandle::Memory(store) = &self.store;
         match self.prepare(obj) {
-            Prepared::Store(o, k) => match store.update(o, k) {
-                Ok(Change::Created) => stats.created = 1,
-                Ok(Change::Modified { .. }) => stats.modified = 1,
-                Ok(Change::Unchanged) => self.metrics.event(&self.config.name, "unchanged", 1),
-                Err(e) => warn!(resource = %self.config.name, error = %e, "store rejected object"),
-            },
-            Prepared::Exclude(id) => {
-                let without_uid = Identity {
-                    key: id.key,
-                    uid: None,
+            Prepared::Store(o, k) => {
+                let result = match &self.store {
+                    StoreHandle::Memory(store) => store.update(o, k).map_err(|e| e.to_string()),
+                    StoreHandle::Cached(c) if self.metadata_feed => c.apply_object(&*o, k).map_err(|e| e.to_string()),
+                    StoreHandle::Cached(c) => c.apply_full_object(o, k).map_err(|e| e.to_string()),
                 };
-                if store.delete(&without_uid).is_some() {
+                match result {
+                    Ok(Change::Created) => stats.created = 1,
+                    Ok(Change::Modified { .. }) => stats.modified = 1,
+                    Ok(Change::Unchanged) => self.metrics.event(&self.config.name, "unchanged", 1),
+                    Err(e) => warn!(resource = %self.config.name, error = %e, "store rejected object"),
+                }
+            }
+            Prepared::Exclude(id) => {
+                if self.remove(&Identity { key: id.key, uid: None }) {
                     stats.deleted = 1;
                 }
                 self.metrics.event(&self.config.name, "skipped", 1);
@@ -565,9 +606,16 @@ impl Shared {
         stats
     }
 
+    /// Removes one object (or reference) by identity.
+    fn remove(&self, id: &Identity) -> bool {
+        match &self.store {
+            StoreHandle::Memory(s) => s.delete(id).is_some(),
+            StoreHandle::Cached(c) => c.delete_reference(id).is_some(),
+        }
+    }
+
     fn delete(&self, obj: &DynamicObject) -> ChangeStats {
         let mut stats = ChangeStats::default();
-        let StoreHandle::Memory(store) = &self.store;
         if let Some(id) = Self::identity_of(&obj.metadata) {
             if let Some(name) = obj.metadata.name.as_deref() {
                 self.failures.forget(store_types::IdentityRef {
@@ -576,7 +624,7 @@ impl Shared {
                     uid: None,
                 });
             }
-            if store.delete(&id).is_some() {
+            if self.remove(&id) {
                 stats.deleted = 1;
             }
         }
@@ -585,8 +633,11 @@ impl Shared {
 
     /// Publishes a complete list at once: for one namespace, or for everything.
     fn relist(&self, namespace: Option<&str>, items: Vec<Item>) -> ChangeStats {
-        let StoreHandle::Memory(store) = &self.store;
         self.metrics.relists.get_or_create(&self.labels).inc();
+        let store = match &self.store {
+            StoreHandle::Memory(store) => store,
+            StoreHandle::Cached(cached) => return self.relist_references(cached, namespace, items),
+        };
         let result = match namespace {
             None => store.replace_all(items),
             Some(ns) => {
@@ -610,10 +661,7 @@ impl Shared {
                                 && id.namespace == ns
                                 && !keep.contains(&id.key())
                             {
-                                batch.delete(&Identity {
-                                    key: id.key(),
-                                    uid: None,
-                                });
+                                batch.delete(&Identity { key: id.key(), uid: None });
                             }
                         }
                         Ok(batch.commit())
@@ -634,70 +682,84 @@ impl Shared {
         }
     }
 
+    /// A relist of an on-demand store: references only, published at once. For one namespace
+    /// of several, the other namespaces' references are carried over unchanged.
+    fn relist_references(&self, cached: &CachedStore, namespace: Option<&str>, items: Vec<Item>) -> ChangeStats {
+        let mut refs: Vec<(Reference, KeyTuple)> = Vec::with_capacity(items.len());
+        if let Some(ns) = namespace {
+            let current = cached.references();
+            refs.extend(
+                current.entries().filter(|(r, _)| r.namespace() != ns).map(|(r, k)| (Reference::clone(r), k.clone())),
+            );
+        }
+        for (o, k) in items {
+            match Reference::from_object(&*o) {
+                Ok(r) => refs.push((r, k)),
+                Err(e) => warn!(resource = %self.config.name, error = %e, "object without identity in list"),
+            }
+        }
+        match cached.replace_references(refs) {
+            Ok(stats) => stats,
+            Err(e) => {
+                warn!(resource = %self.config.name, error = %e, "relist rejected by the cached store");
+                ChangeStats::default()
+            }
+        }
+    }
+
     fn finish_relist(&self, mut stats: ChangeStats, initial_for_stream: bool) {
         let became_synced = initial_for_stream && {
-            let mut left = self
-                .unsynced_streams
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut left = self.unsynced_streams.lock().unwrap_or_else(|e| e.into_inner());
             *left = left.saturating_sub(1);
             *left == 0
         };
         let still_initial = !*self.synced.borrow();
         stats.is_initial_sync = still_initial;
         self.update_gauges();
-        self.metrics
-            .event(&self.config.name, "added", stats.created);
-        self.metrics
-            .event(&self.config.name, "modified", stats.modified);
-        self.metrics
-            .event(&self.config.name, "deleted", stats.deleted);
+        self.metrics.event(&self.config.name, "added", stats.created);
+        self.metrics.event(&self.config.name, "modified", stats.modified);
+        self.metrics.event(&self.config.name, "deleted", stats.deleted);
         if (!still_initial || self.notify_initial)
             && let Some(d) = &self.debouncer
         {
             d.record(stats);
         }
         if became_synced {
-            self.synced.send_replace(true);
             let count = self.store.len();
             info!(resource = %self.config.name, objects = count, "initial sync complete");
+            // The callback runs before `wait_for_sync` resolves, so a caller that waited has
+            // seen it.
             if let Some(cb) = &self.on_sync {
                 cb(count);
             }
+            self.synced.send_replace(true);
         }
     }
 
     fn changed(&self, stats: ChangeStats) {
         self.update_gauges();
-        self.metrics
-            .event(&self.config.name, "added", stats.created);
-        self.metrics
-            .event(&self.config.name, "modified", stats.modified);
-        self.metrics
-            .event(&self.config.name, "deleted", stats.deleted);
+        self.metrics.event(&self.config.name, "added", stats.created);
+        self.metrics.event(&self.config.name, "modified", stats.modified);
+        self.metrics.event(&self.config.name, "deleted", stats.deleted);
         if let Some(d) = &self.debouncer {
             d.record(stats);
         }
     }
 
     fn update_gauges(&self) {
-        let StoreHandle::Memory(store) = &self.store;
-        let st = store.stats();
-        self.metrics
-            .objects
-            .get_or_create(&self.labels)
-            .set(st.objects as i64);
-        self.metrics
-            .key_tuples
-            .get_or_create(&self.labels)
-            .set(st.key_tuples as i64);
-        self.metrics
-            .estimated_bytes
-            .get_or_create(&self.labels)
-            .set(st.estimated_bytes as i64);
-        self.metrics
-            .last_event
-            .get_or_create(&self.labels)
-            .set(unix_now());
+        let st = match &self.store {
+            StoreHandle::Memory(store) => store.stats(),
+            StoreHandle::Cached(c) => {
+                let refs = c.references().stats();
+                memory_store::MemoryStats {
+                    estimated_bytes: refs.estimated_bytes + c.cache_stats().cached_bytes as usize,
+                    ..refs
+                }
+            }
+        };
+        self.metrics.objects.get_or_create(&self.labels).set(st.objects as i64);
+        self.metrics.key_tuples.get_or_create(&self.labels).set(st.key_tuples as i64);
+        self.metrics.estimated_bytes.get_or_create(&self.labels).set(st.estimated_bytes as i64);
+        self.metrics.last_event.get_or_create(&self.labels).set(unix_now());
     }
 }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cached_store::CachedStore;
 use compact_object::CompactObject;
 use kube::Client;
 use memory_store::Snapshot;
-use store_types::{ChangeStats, Objects, StoreError};
+use store_types::{ChangeStats, Objects, Store, StoreError};
 
 use crate::config::{ConfigError, WatchConfig};
 use crate::metrics::WatchMetrics;
@@ -101,8 +102,8 @@ impl Single {
 /// let set = ResourceSet::start(client, &config, SetOptions::default()).await?;
 /// set.wait_for_sync().await;
 /// let view = set.snapshot();          // one consistent view for a whole render
-/// for ing in view.list("ingresses")?.iter() { /* … */ }
-/// let svc = view.get_single("services", &["default", "web"])?;
+/// for ing in view.list("ingresses").await?.iter() { /* … */ }
+/// let svc = view.get_single("services", &["default", "web"]).await?;
 /// # Ok(()) }
 /// ```
 pub struct ResourceSet {
@@ -112,20 +113,14 @@ pub struct ResourceSet {
 
 impl std::fmt::Debug for ResourceSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceSet")
-            .field("watchers", &self.watchers)
-            .finish()
+        f.debug_struct("ResourceSet").field("watchers", &self.watchers).finish()
     }
 }
 
 impl ResourceSet {
     /// Validates the whole configuration first (nothing starts if any resource is invalid),
     /// then starts one watcher per resource.
-    pub async fn start(
-        client: Client,
-        config: &WatchConfig,
-        options: SetOptions,
-    ) -> Result<Self, SetError> {
+    pub async fn start(client: Client, config: &WatchConfig, options: SetOptions) -> Result<Self, SetError> {
         let compiled = config.compile()?;
         let metrics = WatchMetrics::default();
         let mut watchers = BTreeMap::new();
@@ -144,10 +139,7 @@ impl ResourceSet {
                 page_size: options.page_size,
                 ..Default::default()
             };
-            watchers.insert(
-                name,
-                ResourceWatcher::start(client.clone(), rc, opts).await?,
-            );
+            watchers.insert(name, ResourceWatcher::start(client.clone(), rc, opts).await?);
         }
         Ok(ResourceSet { watchers, metrics })
     }
@@ -188,6 +180,7 @@ impl ResourceSet {
             .map(|(name, w)| {
                 let view = match w.store() {
                     StoreHandle::Memory(s) => View::Memory(s.snapshot()),
+                    StoreHandle::Cached(c) => View::Cached(c.clone()),
                 };
                 (name.clone(), view)
             })
@@ -205,6 +198,9 @@ impl ResourceSet {
 
 enum View {
     Memory(Snapshot<CompactObject>),
+    /// On-demand stores are read live: their references change with the watch, and objects
+    /// are fetched (or served from the cache) at the current version.
+    Cached(CachedStore),
 }
 
 /// One render's view of a [`ResourceSet`]; see [`ResourceSet::snapshot`].
@@ -214,38 +210,35 @@ pub struct SetSnapshot {
 
 impl SetSnapshot {
     fn view(&self, resource: &str) -> Result<&View, LookupError> {
-        self.stores
-            .get(resource)
-            .ok_or_else(|| LookupError::UnknownResource {
-                resource: resource.to_owned(),
-                configured: self.stores.keys().cloned().collect(),
-            })
+        self.stores.get(resource).ok_or_else(|| LookupError::UnknownResource {
+            resource: resource.to_owned(),
+            configured: self.stores.keys().cloned().collect(),
+        })
     }
 
-    /// Every object of a resource, ordered by namespace, then name.
-    pub fn list(&self, resource: &str) -> Result<Objects<CompactObject>, LookupError> {
+    /// Every object of a resource, ordered by namespace, then name. On-demand resources fetch
+    /// what is not cached.
+    pub async fn list(&self, resource: &str) -> Result<Objects<CompactObject>, LookupError> {
         match self.view(resource)? {
             View::Memory(s) => Ok(s.list()),
+            View::Cached(c) => {
+                Store::list(c).await.map_err(|source| LookupError::Store { resource: resource.to_owned(), source })
+            }
         }
     }
 
     /// Objects under 1..=N keys (exact or prefix).
-    pub fn fetch(
-        &self,
-        resource: &str,
-        keys: &[&str],
-    ) -> Result<Objects<CompactObject>, LookupError> {
-        match self.view(resource)? {
-            View::Memory(s) => s.get(keys).map_err(|source| LookupError::Store {
-                resource: resource.to_owned(),
-                source,
-            }),
-        }
+    pub async fn fetch(&self, resource: &str, keys: &[&str]) -> Result<Objects<CompactObject>, LookupError> {
+        let result = match self.view(resource)? {
+            View::Memory(s) => s.get(keys),
+            View::Cached(c) => Store::get(c, keys).await,
+        };
+        result.map_err(|source| LookupError::Store { resource: resource.to_owned(), source })
     }
 
     /// The one object under `keys`; [`Single::NotFound`] or [`Single::Ambiguous`] otherwise.
-    pub fn get_single(&self, resource: &str, keys: &[&str]) -> Result<Single, LookupError> {
-        let found = self.fetch(resource, keys)?;
+    pub async fn get_single(&self, resource: &str, keys: &[&str]) -> Result<Single, LookupError> {
+        let found = self.fetch(resource, keys).await?;
         Ok(match found.len() {
             0 => Single::NotFound,
             1 => Single::Found(found[0].clone()),
@@ -253,10 +246,11 @@ impl SetSnapshot {
         })
     }
 
-    /// Number of objects of a resource in this view.
+    /// Number of objects (or references) of a resource in this view.
     pub fn len(&self, resource: &str) -> Result<usize, LookupError> {
         match self.view(resource)? {
             View::Memory(s) => Ok(s.len()),
+            View::Cached(c) => Ok(c.references().len()),
         }
     }
 

@@ -29,15 +29,12 @@ pub struct ObjectWatcher {
 impl std::fmt::Debug for ObjectWatcher {
     /// Never prints the object (it may be a Secret).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectWatcher")
-            .field("synced", &self.current.borrow().is_some())
-            .finish()
+        f.debug_struct("ObjectWatcher").field("synced", &self.current.borrow().is_some()).finish()
     }
 }
 
 fn rv(o: &Option<Arc<CompactObject>>) -> Option<String> {
-    o.as_ref()
-        .and_then(|o| store_types::KubeObject::resource_version(&**o).map(str::to_owned))
+    o.as_ref().and_then(|o| store_types::KubeObject::resource_version(&**o).map(str::to_owned))
 }
 
 impl ObjectWatcher {
@@ -85,10 +82,7 @@ impl ObjectWatcher {
                 }
             }
         });
-        ObjectWatcher {
-            current: rx,
-            task: Mutex::new(Some(task)),
-        }
+        ObjectWatcher { current: rx, task: Mutex::new(Some(task)) }
     }
 
     /// The object as last seen (`None` before the first answer or when it does not exist).

@@ -30,20 +30,15 @@ fn service(ns: &str, name: &str, ty: &str) -> Value {
 
 fn resource(yaml: &str) -> watcher::ResourceConfig {
     let r: WatchedResource = serde_yaml_ng::from_str(yaml).unwrap();
-    r.compile("test", &["metadata.managedFields".to_string()])
-        .unwrap()
+    r.compile("test", &["metadata.managedFields".to_string()]).unwrap()
 }
 
 const SLICES: &str = "{apiVersion: discovery.k8s.io/v1, resources: endpointslices, \
     indexBy: [metadata.namespace, \"metadata.labels['kubernetes.io/service-name']\"]}";
 
 async fn start(sim: &ApiServerSim, yaml: &str, options: WatchOptions) -> ResourceWatcher {
-    let w = ResourceWatcher::start(sim.client(), resource(yaml), options)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync())
-        .await
-        .expect("initial sync");
+    let w = ResourceWatcher::start(sim.client(), resource(yaml), options).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync()).await.expect("initial sync");
     w
 }
 
@@ -55,10 +50,7 @@ fn mem(w: &ResourceWatcher) -> &MemoryStore<CompactObject> {
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -68,12 +60,7 @@ fn names(store: &MemoryStore<CompactObject>, keys: &[&str]) -> Vec<String> {
         .get(keys)
         .unwrap()
         .iter()
-        .map(|o| {
-            o.pointer("/metadata/name")
-                .and_then(|n| n.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|o| o.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_owned())
         .collect()
 }
 
@@ -109,19 +96,9 @@ async fn initial_sync_paged_and_streaming_then_add_modify_delete() {
         assert_eq!(first.pointer("/ports/0/port").unwrap().as_i64(), Some(8080));
         w.stop();
     }
-    let paged_lists = sim
-        .requests()
-        .filter(|r| r.query_param("limit").as_deref() == Some("10"))
-        .len();
-    assert!(
-        paged_lists >= 3,
-        "the paged sync used several pages ({paged_lists})"
-    );
-    assert!(
-        !sim.requests()
-            .filter(|r| r.query_param("sendInitialEvents").as_deref() == Some("true"))
-            .is_empty()
-    );
+    let paged_lists = sim.requests().filter(|r| r.query_param("limit").as_deref() == Some("10")).len();
+    assert!(paged_lists >= 3, "the paged sync used several pages ({paged_lists})");
+    assert!(!sim.requests().filter(|r| r.query_param("sendInitialEvents").as_deref() == Some("true")).is_empty());
 
     let w = start(&sim, SLICES, WatchOptions::default()).await;
     let store = mem(&w).clone();
@@ -130,14 +107,8 @@ async fn initial_sync_paged_and_streaming_then_add_modify_delete() {
     let mut changed = slice("other", "db-0", "db");
     changed["endpoints"] = json!([{"addresses": ["10.0.0.2"]}]);
     let after = sim.apply(changed).unwrap();
-    let rv = after["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    eventually("modified", || {
-        rv_of(&store, "other", "db-0").as_deref() == Some(rv.as_str())
-    })
-    .await;
+    let rv = after["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    eventually("modified", || rv_of(&store, "other", "db-0").as_deref() == Some(rv.as_str())).await;
     sim.delete("endpointslices", Some("other"), "db-0").unwrap();
     eventually("deleted", || store.len() == 25).await;
     store.validate().unwrap();
@@ -152,27 +123,15 @@ async fn key_change_moves_and_deleting_one_slice_keeps_siblings() {
         .unwrap();
     let w = start(&sim, SLICES, WatchOptions::default()).await;
     let store = mem(&w).clone();
-    assert_eq!(
-        names(&store, &["default", "web"]),
-        ["web-a", "web-b", "web-c"]
-    );
+    assert_eq!(names(&store, &["default", "web"]), ["web-a", "web-b", "web-c"]);
 
-    sim.delete("endpointslices", Some("default"), "web-b")
-        .unwrap();
+    sim.delete("endpointslices", Some("default"), "web-b").unwrap();
     eventually("one slice deleted", || store.len() == 2).await;
-    assert_eq!(
-        names(&store, &["default", "web"]),
-        ["web-a", "web-c"],
-        "siblings stay"
-    );
+    assert_eq!(names(&store, &["default", "web"]), ["web-a", "web-c"], "siblings stay");
 
     sim.apply(slice("default", "web-c", "api")).unwrap();
     eventually("moved", || names(&store, &["default", "api"]) == ["web-c"]).await;
-    assert_eq!(
-        names(&store, &["default", "web"]),
-        ["web-a"],
-        "no stale copy under the old key"
-    );
+    assert_eq!(names(&store, &["default", "web"]), ["web-a"], "no stale copy under the old key");
     store.validate().unwrap();
 }
 
@@ -193,20 +152,13 @@ async fn gone_410_relist_removes_ghosts() {
     sim.delete("endpointslices", Some("default"), "s3").unwrap();
     sim.create(slice("default", "s9", "web")).unwrap();
     sim.faults().compact();
-    let lists_before = sim
-        .requests()
-        .filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices"))
-        .len();
+    let lists_before =
+        sim.requests().filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices")).len();
     sim.faults().end_watches();
     sim.faults().resume_events();
-    eventually("relisted without ghosts", || {
-        names(&store, &["default"]) == ["s0", "s2", "s4", "s9"]
-    })
-    .await;
-    let lists_after = sim
-        .requests()
-        .filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices"))
-        .len();
+    eventually("relisted without ghosts", || names(&store, &["default"]) == ["s0", "s2", "s4", "s9"]).await;
+    let lists_after =
+        sim.requests().filter(|r| r.query_param("watch").is_none() && r.path.ends_with("/endpointslices")).len();
     assert!(lists_after > lists_before, "a relist was served");
     store.validate().unwrap();
 }
@@ -233,15 +185,9 @@ async fn field_selector_transitions_namespaces_and_label_selectors() {
     let store = mem(&w).clone();
     assert_eq!(store.len(), 3);
     sim.apply(service("a", "web", "NodePort")).unwrap();
-    eventually("no longer matching → deleted", || {
-        store.get(&["a", "web"]).unwrap().is_empty()
-    })
-    .await;
+    eventually("no longer matching → deleted", || store.get(&["a", "web"]).unwrap().is_empty()).await;
     sim.apply(service("a", "db", "ClusterIP")).unwrap();
-    eventually("now matching → added", || {
-        store.get(&["a", "db"]).unwrap().len() == 1
-    })
-    .await;
+    eventually("now matching → added", || store.get(&["a", "db"]).unwrap().len() == 1).await;
     w.stop();
 
     // Namespace restriction: two namespaces, one watch each.
@@ -253,11 +199,7 @@ async fn field_selector_transitions_namespaces_and_label_selectors() {
     .await;
     let store = mem(&w).clone();
     assert_eq!(
-        store
-            .list()
-            .iter()
-            .filter(|o| o.pointer("/metadata/namespace").unwrap().as_str() == Some("c"))
-            .count(),
+        store.list().iter().filter(|o| o.pointer("/metadata/namespace").unwrap().as_str() == Some("c")).count(),
         0
     );
     assert_eq!(store.len(), 3);
@@ -278,19 +220,13 @@ async fn field_selector_transitions_namespaces_and_label_selectors() {
     assert_eq!(names(&store, &["db"]), ["db"]);
     assert_eq!(store.len(), 3, "a/db, b/other, c/other");
     assert!(store.get(&["web"]).unwrap().is_empty());
-    let watches: Vec<_> = sim
-        .requests()
-        .filter(|r| r.query_param("labelSelector").is_some());
+    let watches: Vec<_> = sim.requests().filter(|r| r.query_param("labelSelector").is_some());
     assert!(!watches.is_empty(), "the selector went to the server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extraction_failures_are_counted_not_stored() {
-    let sim = ApiServerSim::builder()
-        .objects([service("a", "web", "ClusterIP")])
-        .start()
-        .await
-        .unwrap();
+    let sim = ApiServerSim::builder().objects([service("a", "web", "ClusterIP")]).start().await.unwrap();
     let w = start(
         &sim,
         "{apiVersion: v1, resources: services, indexBy: [metadata.namespace, \"metadata.labels['tier']\"]}",
@@ -303,10 +239,7 @@ async fn extraction_failures_are_counted_not_stored() {
     with_tier["metadata"]["labels"]["tier"] = json!("front");
     sim.apply(with_tier).unwrap();
     let store = mem(&w).clone();
-    eventually("stored once the key exists", || {
-        store.get(&["a", "front"]).unwrap().len() == 1
-    })
-    .await;
+    eventually("stored once the key exists", || store.get(&["a", "front"]).unwrap().len() == 1).await;
     // The label goes away again: the object leaves the store rather than staying stale.
     sim.apply(service("a", "web", "ClusterIP")).unwrap();
     eventually("removed", || store.is_empty()).await;
@@ -329,19 +262,12 @@ async fn change_notifications_are_debounced_and_skip_initial_sync() {
     };
     let w = start(&sim, SLICES, opts).await;
     let store = mem(&w).clone();
-    assert!(
-        calls.lock().unwrap().is_empty(),
-        "initial sync is not notified by default"
-    );
+    assert!(calls.lock().unwrap().is_empty(), "initial sync is not notified by default");
     for i in 10..15 {
-        sim.create(slice("default", &format!("s{i}"), "web"))
-            .unwrap();
+        sim.create(slice("default", &format!("s{i}"), "web")).unwrap();
     }
     eventually("all applied", || store.len() == 8).await;
-    eventually("trailing notification", || {
-        calls.lock().unwrap().iter().map(|s| s.created).sum::<u64>() == 5
-    })
-    .await;
+    eventually("trailing notification", || calls.lock().unwrap().iter().map(|s| s.created).sum::<u64>() == 5).await;
     let c = calls.lock().unwrap().clone();
     assert!(c.len() <= 3, "debounced into a few notifications: {c:?}");
     assert!(c.iter().all(|s| !s.is_empty() && !s.is_initial_sync));
@@ -356,10 +282,7 @@ fn secret(ns: &str, name: &str, value: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_object_watcher_reports_every_secret_change_once() {
     let sim = ApiServerSim::builder()
-        .objects([
-            secret("ops", "creds", "YQ=="),
-            secret("ops", "other", "Yg=="),
-        ])
+        .objects([secret("ops", "creds", "YQ=="), secret("ops", "other", "Yg==")])
         .start()
         .await
         .unwrap();
@@ -372,26 +295,11 @@ async fn single_object_watcher_reports_every_secret_change_once() {
         Some("ops"),
         "creds",
         Some(Arc::new(move |o: Option<Arc<CompactObject>>| {
-            s2.lock().unwrap().push(o.map(|o| {
-                o.pointer("/data/password")
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            }))
+            s2.lock().unwrap().push(o.map(|o| o.pointer("/data/password").unwrap().as_str().unwrap().to_owned()))
         })),
     );
-    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync())
-        .await
-        .unwrap();
-    assert_eq!(
-        w.current()
-            .unwrap()
-            .pointer("/data/password")
-            .unwrap()
-            .as_str(),
-        Some("YQ==")
-    );
+    tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync()).await.unwrap();
+    assert_eq!(w.current().unwrap().pointer("/data/password").unwrap().as_str(), Some("YQ=="));
     sim.apply(secret("ops", "creds", "Yw==")).unwrap();
     sim.apply(secret("ops", "other", "ZA==")).unwrap(); // another object: not reported
     sim.apply(secret("ops", "creds", "ZQ==")).unwrap();
@@ -402,18 +310,10 @@ async fn single_object_watcher_reports_every_secret_change_once() {
     eventually("deletion seen", || seen.lock().unwrap().len() == 4).await;
     assert_eq!(
         *seen.lock().unwrap(),
-        [
-            Some("YQ==".to_string()),
-            Some("Yw==".to_string()),
-            Some("ZQ==".to_string()),
-            None
-        ]
+        [Some("YQ==".to_string()), Some("Yw==".to_string()), Some("ZQ==".to_string()), None]
     );
     assert!(w.current().is_none());
-    assert!(
-        !format!("{w:?}").contains("ZQ=="),
-        "Debug never shows Secret data"
-    );
+    assert!(!format!("{w:?}").contains("ZQ=="), "Debug never shows Secret data");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,56 +339,32 @@ watchedResources:
 "#,
     )
     .unwrap();
-    let set = watcher::ResourceSet::start(sim.client(), &config, watcher::SetOptions::default())
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), set.wait_for_sync())
-        .await
-        .unwrap();
+    let set = watcher::ResourceSet::start(sim.client(), &config, watcher::SetOptions::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), set.wait_for_sync()).await.unwrap();
     assert!(set.is_synced());
     let view = set.snapshot();
-    assert!(matches!(
-        view.get_single("services", &["default", "web"]).unwrap(),
-        watcher::Single::Found(_)
-    ));
-    assert!(matches!(
-        view.get_single("endpoints", &["default", "web"]).unwrap(),
-        watcher::Single::Ambiguous(2)
-    ));
-    assert!(matches!(
-        view.get_single("services", &["default", "nope"]).unwrap(),
-        watcher::Single::NotFound
-    ));
-    assert!(matches!(
-        view.list("secrets"),
-        Err(watcher::LookupError::UnknownResource { .. })
-    ));
-    assert!(matches!(
-        view.fetch("services", &["a", "b", "c"]),
-        Err(watcher::LookupError::Store { .. })
-    ));
+    assert!(matches!(view.get_single("services", &["default", "web"]).await.unwrap(), watcher::Single::Found(_)));
+    assert!(matches!(view.get_single("endpoints", &["default", "web"]).await.unwrap(), watcher::Single::Ambiguous(2)));
+    assert!(matches!(view.get_single("services", &["default", "nope"]).await.unwrap(), watcher::Single::NotFound));
+    assert!(matches!(view.list("secrets").await, Err(watcher::LookupError::UnknownResource { .. })));
+    assert!(matches!(view.fetch("services", &["a", "b", "c"]).await, Err(watcher::LookupError::Store { .. })));
 
     for i in 0..20 {
-        sim.create(slice("default", &format!("web-x{i}"), "web"))
-            .unwrap();
-        sim.create(service("default", &format!("svc-{i}"), "ClusterIP"))
-            .unwrap();
+        sim.create(slice("default", &format!("web-x{i}"), "web")).unwrap();
+        sim.create(service("default", &format!("svc-{i}"), "ClusterIP")).unwrap();
     }
     let endpoints = set.watcher("endpoints").unwrap().store().clone();
     eventually("writes applied", || endpoints.len() == 22).await;
     // The old view never changed under the reader…
     assert_eq!(view.len("endpoints").unwrap(), 2);
     assert_eq!(view.len("services").unwrap(), 1);
-    assert_eq!(view.fetch("endpoints", &["default"]).unwrap().len(), 2);
+    assert_eq!(view.fetch("endpoints", &["default"]).await.unwrap().len(), 2);
     // …and a new one sees everything.
     let services = set.watcher("services").unwrap().store().clone();
     eventually("services applied", || services.len() == 21).await;
     let now = set.snapshot();
-    assert_eq!(now.list("endpoints").unwrap().len(), 22);
-    assert_eq!(
-        now.resources().collect::<Vec<_>>(),
-        ["endpoints", "services"]
-    );
+    assert_eq!(now.list("endpoints").await.unwrap().len(), 22);
+    assert_eq!(now.resources().collect::<Vec<_>>(), ["endpoints", "services"]);
     set.stop();
     set.stop();
 }
@@ -496,10 +372,7 @@ watchedResources:
 #[tokio::test]
 async fn invalid_configuration_starts_nothing() {
     let bad = [
-        (
-            "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: []}}}",
-            "indexBy",
-        ),
+        ("{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: []}}}", "indexBy"),
         (
             "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [\"metadata.labels['x\"]}}}",
             "unclosed",
@@ -524,10 +397,7 @@ async fn invalid_configuration_starts_nothing() {
             "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], namespace: a, namespaces: [b]}}}",
             "namespaces",
         ),
-        (
-            "{watchedResources: {x: {apiVersion: a/b/c, resources: services, indexBy: [metadata.name]}}}",
-            "apiVersion",
-        ),
+        ("{watchedResources: {x: {apiVersion: a/b/c, resources: services, indexBy: [metadata.name]}}}", "apiVersion"),
         (
             "{watchedResources: {x: {apiVersion: v1, resources: services, indexBy: [metadata.name], ignoreFields: [metadata.name]}}}",
             "metadata.name",
@@ -538,4 +408,43 @@ async fn invalid_configuration_starts_nothing() {
         let msg = err.expect_err(yaml).to_string();
         assert!(msg.contains(expected), "{yaml}: {msg}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_secrets_use_a_metadata_watch_and_fetch_when_read() {
+    let sim = ApiServerSim::builder()
+        .objects([secret("a", "one", "MQ=="), secret("a", "two", "Mg=="), secret("b", "three", "Mw==")])
+        .start()
+        .await
+        .unwrap();
+    let w = start(
+        &sim,
+        "{apiVersion: v1, resources: secrets, indexBy: [metadata.namespace, metadata.name], store: on-demand, cacheTTL: 1m}",
+        WatchOptions::default(),
+    )
+    .await;
+    let cached = w.store().as_cached().unwrap().clone();
+    assert_eq!(w.store().len(), 3);
+    let store = w.store().as_dyn();
+    let got = store.get(&["a", "two"]).await.unwrap();
+    assert_eq!(got[0].pointer("/data/password").unwrap().as_str(), Some("Mg=="));
+    assert_eq!(store.get(&["a"]).await.unwrap().len(), 2);
+
+    sim.apply(secret("a", "two", "MjI=")).unwrap();
+    eventually("new version referenced", || {
+        cached.get_references(&["a", "two"]).unwrap()[0].resource_version()
+            != got[0].pointer("/metadata/resourceVersion").unwrap().as_str()
+    })
+    .await;
+    let fresh = store.get(&["a", "two"]).await.unwrap();
+    assert_eq!(fresh[0].pointer("/data/password").unwrap().as_str(), Some("MjI="), "never stale after a watch event");
+    sim.delete("secrets", Some("b"), "three").unwrap();
+    eventually("reference removed", || cached.references().len() == 2).await;
+    assert!(store.get(&["b", "three"]).await.unwrap().is_empty());
+
+    // Bodies were never listed or watched: every list/watch of secrets was metadata-only.
+    let full_lists: Vec<_> =
+        sim.requests().filter(|r| r.resource.as_deref() == Some("secrets") && r.name.is_none() && !r.metadata_only);
+    assert!(full_lists.is_empty(), "full Secret lists/watches served: {full_lists:?}");
+    assert!(cached.cache_stats().fetches >= 2);
 }
