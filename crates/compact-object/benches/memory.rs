@@ -45,10 +45,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -104,26 +101,10 @@ fn measure<K: DeserializeOwned>(fixture: &'static str, bytes: &[u8]) -> Row {
     let inputs = copies(bytes);
     let json = inputs.iter().map(Vec::len).sum::<usize>() as f64 / inputs.len() as f64;
     let mut cells = vec![
-        (
-            "CompactObject",
-            per_object(&inputs, |b| CompactObject::from_slice(b).unwrap()),
-        ),
-        (
-            "serde_json::Value",
-            per_object(&inputs, |b| {
-                serde_json::from_slice::<serde_json::Value>(b).unwrap()
-            }),
-        ),
-        (
-            "DynamicObject",
-            per_object(&inputs, |b| {
-                serde_json::from_slice::<kube_core::DynamicObject>(b).unwrap()
-            }),
-        ),
-        (
-            "typed k8s-openapi",
-            per_object(&inputs, |b| serde_json::from_slice::<K>(b).unwrap()),
-        ),
+        ("CompactObject", per_object(&inputs, |b| CompactObject::from_slice(b).unwrap())),
+        ("serde_json::Value", per_object(&inputs, |b| serde_json::from_slice::<serde_json::Value>(b).unwrap())),
+        ("DynamicObject", per_object(&inputs, |b| serde_json::from_slice::<kube_core::DynamicObject>(b).unwrap())),
+        ("typed k8s-openapi", per_object(&inputs, |b| serde_json::from_slice::<K>(b).unwrap())),
     ];
     #[cfg(feature = "compare")]
     {
@@ -135,18 +116,10 @@ fn measure<K: DeserializeOwned>(fixture: &'static str, bytes: &[u8]) -> Row {
                 jsonb::OwnedJsonb::new(owned.to_vec().into_boxed_slice().into_vec())
             }),
         ));
-        cells.push((
-            "ijson::IValue",
-            per_object(&inputs, |b| {
-                serde_json::from_slice::<ijson::IValue>(b).unwrap()
-            }),
-        ));
+        cells.push(("ijson::IValue", per_object(&inputs, |b| serde_json::from_slice::<ijson::IValue>(b).unwrap())));
     }
     // `heap_size()` must report what the allocator saw (store statistics rely on it).
-    let reported = inputs
-        .iter()
-        .map(|b| CompactObject::from_slice(b).unwrap().heap_size())
-        .sum::<usize>() as f64
+    let reported = inputs.iter().map(|b| CompactObject::from_slice(b).unwrap().heap_size()).sum::<usize>() as f64
         / inputs.len() as f64;
     // (The measurement also includes keys this fixture added to the shared table: < 1 B/object.)
     assert!(
@@ -158,11 +131,7 @@ fn measure<K: DeserializeOwned>(fixture: &'static str, bytes: &[u8]) -> Row {
     let one = CompactObject::from_slice(&inputs[0]).unwrap();
     let clones = per_object(&inputs, |_| one.clone());
     cells.push(("CompactObject clone", clones));
-    Row {
-        fixture,
-        json,
-        cells,
-    }
+    Row { fixture, json, cells }
 }
 
 fn main() {
@@ -176,23 +145,15 @@ fn main() {
     let rows = [
         measure::<Ingress>("Ingress", include_bytes!("../fixtures/ingress.json")),
         measure::<Service>("Service", include_bytes!("../fixtures/service.json")),
-        measure::<EndpointSlice>(
-            "EndpointSlice",
-            include_bytes!("../fixtures/endpointslice.json"),
-        ),
+        measure::<EndpointSlice>("EndpointSlice", include_bytes!("../fixtures/endpointslice.json")),
         measure::<ConfigMap>("ConfigMap", include_bytes!("../fixtures/configmap.json")),
-        measure::<Secret>(
-            "Secret (TLS)",
-            include_bytes!("../fixtures/secret-tls.json"),
-        ),
+        measure::<Secret>("Secret (TLS)", include_bytes!("../fixtures/secret-tls.json")),
     ];
     let stats = compact_object::interner_stats();
     let objects = rows.len() * N;
     let share = stats.heap_bytes as f64 / objects as f64;
 
-    println!(
-        "Heap bytes per object, N = {N} copies of each fixture (distinct name, uid, resourceVersion)."
-    );
+    println!("Heap bytes per object, N = {N} copies of each fixture (distinct name, uid, resourceVersion).");
     println!(
         "Key table: {} keys, {} bytes ({} at start-up) = {share:.1} bytes/object over the {objects} \
          CompactObjects; the 'CompactObject + table' column adds this share.",
@@ -218,13 +179,7 @@ fn main() {
     println!();
     for row in &rows {
         let compact = row.cells[0].1 + share;
-        print!(
-            "| {} | {:.0} | {:.0} ({:.2}×) |",
-            row.fixture,
-            row.json,
-            compact,
-            compact / row.json
-        );
+        print!("| {} | {:.0} | {:.0} ({:.2}×) |", row.fixture, row.json, compact, compact / row.json);
         for (_, bytes) in &row.cells {
             print!(" {:.0} ({:.2}×) |", bytes, bytes / row.json);
         }

@@ -11,31 +11,11 @@ use serde_json::Value;
 
 /// (name, JSON, a 3-level JSON pointer that exists in it)
 const FIXTURES: &[(&str, &[u8], &str)] = &[
-    (
-        "ingress",
-        include_bytes!("../fixtures/ingress.json"),
-        "/metadata/labels/app.kubernetes.io~1name",
-    ),
-    (
-        "service",
-        include_bytes!("../fixtures/service.json"),
-        "/spec/selector/app.kubernetes.io~1name",
-    ),
-    (
-        "endpointslice",
-        include_bytes!("../fixtures/endpointslice.json"),
-        "/endpoints/19/nodeName",
-    ),
-    (
-        "configmap",
-        include_bytes!("../fixtures/configmap.json"),
-        "/metadata/labels/app.kubernetes.io~1name",
-    ),
-    (
-        "secret",
-        include_bytes!("../fixtures/secret-tls.json"),
-        "/metadata/annotations/cert-manager.io~1common-name",
-    ),
+    ("ingress", include_bytes!("../fixtures/ingress.json"), "/metadata/labels/app.kubernetes.io~1name"),
+    ("service", include_bytes!("../fixtures/service.json"), "/spec/selector/app.kubernetes.io~1name"),
+    ("endpointslice", include_bytes!("../fixtures/endpointslice.json"), "/endpoints/19/nodeName"),
+    ("configmap", include_bytes!("../fixtures/configmap.json"), "/metadata/labels/app.kubernetes.io~1name"),
+    ("secret", include_bytes!("../fixtures/secret-tls.json"), "/metadata/annotations/cert-manager.io~1common-name"),
 ];
 
 fn build(c: &mut Criterion) {
@@ -57,10 +37,7 @@ fn lookup(c: &mut Criterion) {
     for (name, json, pointer) in FIXTURES {
         let value: Value = serde_json::from_slice(json).unwrap();
         let compact = CompactObject::from_slice(json).unwrap();
-        assert_eq!(
-            value.pointer(pointer).unwrap(),
-            &compact.pointer(pointer).unwrap().to_value()
-        );
+        assert_eq!(value.pointer(pointer).unwrap(), &compact.pointer(pointer).unwrap().to_value());
         g.bench_function(format!("{name}/Value::pointer"), |b| {
             b.iter(|| black_box(&value).pointer(black_box(pointer)).is_some())
         });

@@ -63,52 +63,31 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             }
             NodeKind::String => visitor.visit_borrowed_str(self.as_str().unwrap_or_default()),
             NodeKind::Array => {
-                let mut seq = Seq {
-                    iter: self.elements(),
-                    remaining: self.len(),
-                };
+                let mut seq = Seq { iter: self.elements(), remaining: self.len() };
                 let v = visitor.visit_seq(&mut seq)?;
                 if seq.remaining == 0 {
                     Ok(v)
                 } else {
-                    Err(de::Error::invalid_length(
-                        self.len(),
-                        &"fewer elements in array",
-                    ))
+                    Err(de::Error::invalid_length(self.len(), &"fewer elements in array"))
                 }
             }
             NodeKind::Object => {
-                let mut map = Map {
-                    iter: self.entries(),
-                    value: None,
-                    remaining: self.len(),
-                };
+                let mut map = Map { iter: self.entries(), value: None, remaining: self.len() };
                 let v = visitor.visit_map(&mut map)?;
                 if map.remaining == 0 {
                     Ok(v)
                 } else {
-                    Err(de::Error::invalid_length(
-                        self.len(),
-                        &"fewer members in map",
-                    ))
+                    Err(de::Error::invalid_length(self.len(), &"fewer members in map"))
                 }
             }
         }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.is_null() {
-            visitor.visit_none()
-        } else {
-            visitor.visit_some(self)
-        }
+        if self.is_null() { visitor.visit_none() } else { visitor.visit_some(self) }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -119,20 +98,11 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match self.kind() {
-            NodeKind::String => visitor.visit_enum(BorrowedStrDeserializer::new(
-                self.as_str().unwrap_or_default(),
-            )),
+            NodeKind::String => visitor.visit_enum(BorrowedStrDeserializer::new(self.as_str().unwrap_or_default())),
             NodeKind::Object if self.len() == 1 => {
-                visitor.visit_enum(MapAccessDeserializer::new(Map {
-                    iter: self.entries(),
-                    value: None,
-                    remaining: 1,
-                }))
+                visitor.visit_enum(MapAccessDeserializer::new(Map { iter: self.entries(), value: None, remaining: 1 }))
             }
-            _ => Err(de::Error::invalid_type(
-                unexpected(self),
-                &"a string or a map with a single key",
-            )),
+            _ => Err(de::Error::invalid_type(unexpected(self), &"a string or a map with a single key")),
         }
     }
 
@@ -162,10 +132,7 @@ struct Seq<I> {
 impl<'de, I: Iterator<Item = Node<'de>>> de::SeqAccess<'de> for Seq<I> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         match self.iter.next() {
             Some(node) => {
                 self.remaining -= 1;
@@ -189,16 +156,12 @@ struct Map<'de, I> {
 impl<'de, I: Iterator<Item = (&'de str, Node<'de>)>> de::MapAccess<'de> for Map<'de, I> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         match self.iter.next() {
             Some((key, value)) => {
                 self.remaining -= 1;
                 self.value = Some(value);
-                seed.deserialize(BorrowedStrDeserializer::new(key))
-                    .map(Some)
+                seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some)
             }
             None => Ok(None),
         }

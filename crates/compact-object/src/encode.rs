@@ -1,29 +1,37 @@
 //! The binary encoding and its builder.
 //!
-//! An object is one byte buffer holding a pre-order encoding of the JSON tree. Every value
-//! starts with a tag byte:
+//! An object is one buffer holding a pre-order encoding of the JSON tree. Every structural byte
+//! (tags, lengths, counts, key ids, numbers) is below `0x80`, so the buffer is plain ASCII
+//! except inside string contents, which are copied verbatim from `&str`s: **the whole buffer is
+//! valid UTF-8**. It is checked once when an object is built and then held as an `Arc<str>`, so
+//! reading a string is a bounds-checked `str` slice — no per-read UTF-8 validation and no
+//! `unsafe`.
+//!
+//! Every value starts with a tag byte:
 //!
 //! | tag | value | followed by |
 //! |---|---|---|
 //! | `0x00`/`0x01`/`0x02` | `null`/`false`/`true` | — |
-//! | `0x03` | integer ≥ 0 (serde_json `u64`) | LEB128 varint |
-//! | `0x04` | integer < 0 (serde_json `i64`) | LEB128 varint of `!n` |
-//! | `0x05` | float | 8 bytes, little-endian `f64` |
+//! | `0x03` | integer ≥ 32 (serde_json `u64`) | varint |
+//! | `0x04` | integer < 0 (serde_json `i64`) | varint of `!n` |
+//! | `0x05` | float | its 64 bits in ten 7-bit bytes, least significant first |
 //! | `0x06` | string ≥ 64 bytes | varint length, UTF-8 bytes |
 //! | `0x07` | array | varint count, varint byte size of the elements, elements |
 //! | `0x08` | object | varint count, varint byte size of the members, members |
 //! | `0x20..=0x3F` | integer 0..=31 | — |
 //! | `0x40..=0x7F` | string of 0..=63 bytes | UTF-8 bytes |
 //!
-//! An object member is a key then a value. A key is a varint `k`: `k` even means interned key
-//! `k >> 1` (see [`crate::intern`]), `k` odd means an inline key of `k >> 1` bytes that follow.
-//! Containers record their byte size so that any value can be skipped in O(1), which is what
-//! makes path lookups cheap without an offset table.
+//! Varints carry 6 bits per byte, least significant first; `0x40` marks "more bytes follow"
+//! (so 0..=63 take one byte, up to 4095 two). An object member is a key then a value. A key is a
+//! varint `k`: `k < MAX_KEYS` is interned key number `k` (see [`crate::intern`]; the most common
+//! Kubernetes keys take one byte), otherwise an inline key of `k - MAX_KEYS` bytes follows.
+//! Containers record their byte size so that any value is skipped in O(1), which is what makes
+//! path lookups cheap without an offset table.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
-use crate::intern::interner;
+use crate::intern::{MAX_KEYS, interner};
 
 pub(crate) const NULL: u8 = 0x00;
 pub(crate) const FALSE: u8 = 0x01;
@@ -44,14 +52,16 @@ pub(crate) const SHORT_STR_MAX: usize = 0x3F;
 pub const MAX_DEPTH: usize = 128;
 
 /// Bytes reserved for a container header while its contents are written: tag + two varints of
-/// at most 5 bytes (counts and sizes are below 2^32).
-const HEADER_RESERVE: usize = 11;
+/// at most 6 bytes (counts and sizes are below 2^32 < 2^36).
+const HEADER_RESERVE: usize = 13;
+/// Encoded size of a float after its tag.
+const FLOAT_BYTES: usize = 10;
 
 #[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
+    while v >= 0x40 {
+        buf.push(0x40 | (v as u8 & 0x3F));
+        v >>= 6;
     }
     buf.push(v as u8);
 }
@@ -60,16 +70,33 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 #[inline]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> u64 {
     let mut v = 0u64;
-    let mut shift = 0;
+    let mut shift = 0u32;
     loop {
         let b = buf[*pos];
         *pos += 1;
-        v |= u64::from(b & 0x7F) << shift;
-        if b < 0x80 {
+        v |= u64::from(b & 0x3F).wrapping_shl(shift);
+        if b < 0x40 {
             return v;
         }
-        shift += 7;
+        shift += 6;
     }
+}
+
+/// Writes a float's bits as ten 7-bit bytes.
+#[inline]
+fn put_f64(buf: &mut Vec<u8>, f: f64) {
+    let bits = f.to_bits();
+    for i in 0..FLOAT_BYTES {
+        buf.push((bits >> (7 * i)) as u8 & 0x7F);
+    }
+}
+
+/// Reads a float written by `put_f64` from `bytes` (which start right after the tag).
+#[inline]
+pub(crate) fn get_f64(bytes: &[u8]) -> Option<f64> {
+    let bytes = bytes.get(..FLOAT_BYTES)?;
+    let bits = bytes.iter().enumerate().fold(0u64, |acc, (i, &b)| acc | (u64::from(b) << (7 * i)));
+    Some(f64::from_bits(bits))
 }
 
 /// Byte length of the value starting at `buf[pos]` (tag included).
@@ -85,7 +112,7 @@ pub(crate) fn value_len(buf: &[u8], pos: usize) -> usize {
             get_varint(buf, &mut p);
             p - pos
         }
-        FLOAT => 9,
+        FLOAT => 1 + FLOAT_BYTES,
         STR => {
             let len = get_varint(buf, &mut p) as usize;
             p - pos + len
@@ -119,12 +146,7 @@ pub(crate) struct Builder {
 
 impl Builder {
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        Builder {
-            buf: Vec::with_capacity(cap),
-            depth: 0,
-            keys: Vec::new(),
-            error: None,
-        }
+        Builder { buf: Vec::with_capacity(cap), depth: 0, keys: Vec::new(), error: None }
     }
 
     #[inline]
@@ -163,7 +185,7 @@ impl Builder {
     pub(crate) fn f64(&mut self, f: f64) {
         if f.is_finite() {
             self.buf.push(FLOAT);
-            self.buf.extend_from_slice(&f.to_le_bytes());
+            put_f64(&mut self.buf, f);
         } else {
             self.null();
         }
@@ -184,9 +206,9 @@ impl Builder {
     pub(crate) fn key(&mut self, k: &str) {
         self.keys.push(self.buf.len());
         match interner().intern(k) {
-            Some(id) => put_varint(&mut self.buf, u64::from(id) << 1),
+            Some(id) => put_varint(&mut self.buf, u64::from(id)),
             None => {
-                put_varint(&mut self.buf, ((k.len() as u64) << 1) | 1);
+                put_varint(&mut self.buf, (MAX_KEYS + k.len()) as u64);
                 self.buf.extend_from_slice(k.as_bytes());
             }
         }
@@ -198,10 +220,7 @@ impl Builder {
             return Err(Error::TooDeep { limit: MAX_DEPTH });
         }
         self.depth += 1;
-        let open = Open {
-            start: self.buf.len(),
-            keys_mark: self.keys.len(),
-        };
+        let open = Open { start: self.buf.len(), keys_mark: self.keys.len() };
         self.buf.extend_from_slice(&[0; HEADER_RESERVE]);
         Ok(open)
     }
@@ -211,11 +230,7 @@ impl Builder {
     }
 
     pub(crate) fn end_object(&mut self, open: Open, count: usize) -> Result<()> {
-        let count = if count > 1 {
-            self.dedup_keys(open, count)
-        } else {
-            count
-        };
+        let count = if count > 1 { self.dedup_keys(open, count) } else { count };
         self.keys.truncate(open.keys_mark);
         self.finish(open, OBJECT, count)
     }
@@ -229,10 +244,7 @@ impl Builder {
             return Err(Error::TooLarge { size });
         }
         let mut tmp = [0u8; HEADER_RESERVE];
-        let mut w = ArrayWriter {
-            buf: &mut tmp,
-            len: 0,
-        };
+        let mut w = ArrayWriter { buf: &mut tmp, len: 0 };
         w.push(tag);
         w.varint(count as u64);
         w.varint(size as u64);
@@ -248,9 +260,9 @@ impl Builder {
     /// The encoded bytes of the key at `off`.
     fn key_bytes(&self, off: usize) -> &[u8] {
         let mut p = off;
-        let k = get_varint(&self.buf, &mut p);
-        if k & 1 == 1 {
-            p += (k >> 1) as usize;
+        let k = get_varint(&self.buf, &mut p) as usize;
+        if k >= MAX_KEYS {
+            p += k - MAX_KEYS;
         }
         &self.buf[off..p]
     }
@@ -265,9 +277,7 @@ impl Builder {
         let mut maybe_dup = false;
         for &off in keys {
             let bytes = self.key_bytes(off);
-            let h = bytes.iter().fold(bytes.len() as u32, |h, &b| {
-                h.wrapping_mul(31).wrapping_add(u32::from(b))
-            });
+            let h = bytes.iter().fold(bytes.len() as u32, |h, &b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
             let bit = 1u128 << (h.wrapping_mul(0x9E37_79B9) >> 25);
             maybe_dup |= seen & bit != 0;
             seen |= bit;
@@ -323,9 +333,7 @@ impl Builder {
                 } else if let Some(f) = n.as_f64() {
                     self.f64(f);
                 } else {
-                    return Err(Error::Unsupported {
-                        message: format!("number {n} is neither u64, i64 nor f64"),
-                    });
+                    return Err(Error::Unsupported { message: format!("number {n} is neither u64, i64 nor f64") });
                 }
             }
             Value::String(s) => self.str(s),
@@ -369,9 +377,9 @@ impl ArrayWriter<'_> {
     }
 
     fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.push((v as u8) | 0x80);
-            v >>= 7;
+        while v >= 0x40 {
+            self.push(0x40 | (v as u8 & 0x3F));
+            v >>= 6;
         }
         self.push(v as u8);
     }
@@ -437,9 +445,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
-        Err(self.0.fail(Error::Unsupported {
-            message: format!("{} raw bytes (JSON has no byte strings)", v.len()),
-        }))
+        Err(self.0.fail(Error::Unsupported { message: format!("{} raw bytes (JSON has no byte strings)", v.len()) }))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -487,5 +493,63 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         self.0.key(v);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_and_stay_ascii() {
+        for v in [0, 1, 31, 63, 64, 4095, 4096, 1 << 32, u64::from(u32::MAX), i64::MAX as u64, u64::MAX] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            assert!(buf.iter().all(|&b| b < 0x80), "{v}: {buf:?}");
+            let mut pos = 0;
+            assert_eq!(get_varint(&buf, &mut pos), v);
+            assert_eq!(pos, buf.len());
+            let mut tmp = [0u8; HEADER_RESERVE];
+            let mut w = ArrayWriter { buf: &mut tmp, len: 0 };
+            if v <= u64::from(u32::MAX) {
+                w.varint(v);
+                assert_eq!(&tmp[..buf.len()], &buf[..]);
+            }
+        }
+        let mut buf = Vec::new();
+        put_varint(&mut buf, 63);
+        put_varint(&mut buf, 64);
+        put_varint(&mut buf, 4096);
+        assert_eq!(buf.len(), 1 + 2 + 3);
+    }
+
+    #[test]
+    fn floats_round_trip_bit_exactly_and_stay_ascii() {
+        for f in [
+            0.0,
+            -0.0,
+            1.5,
+            -1e-300,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE / 4.0,
+            f64::MAX,
+            f64::MIN,
+            std::f64::consts::PI,
+        ] {
+            let mut buf = Vec::new();
+            put_f64(&mut buf, f);
+            assert_eq!(buf.len(), FLOAT_BYTES);
+            assert!(buf.iter().all(|&b| b < 0x80));
+            assert_eq!(get_f64(&buf).map(f64::to_bits), Some(f.to_bits()));
+        }
+        assert_eq!(get_f64(&[0; FLOAT_BYTES - 1]), None);
+    }
+
+    #[test]
+    fn non_finite_floats_become_null_like_serde_json() {
+        let mut b = Builder::with_capacity(0);
+        b.f64(f64::NAN);
+        b.f64(f64::INFINITY);
+        assert_eq!(b.buf, [NULL, NULL]);
     }
 }

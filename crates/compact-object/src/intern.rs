@@ -149,9 +149,7 @@ pub fn interner_stats() -> InternerStats {
         .sum();
     InternerStats {
         keys,
-        heap_bytes: t.slots.len() * size_of::<AtomicU16>()
-            + segments
-            + t.string_bytes.load(Ordering::Relaxed),
+        heap_bytes: t.slots.len() * size_of::<AtomicU16>() + segments + t.string_bytes.load(Ordering::Relaxed),
     }
 }
 
@@ -260,10 +258,7 @@ impl Interner {
     fn insert_slow(&self, key: &str) -> Option<u16> {
         // A poisoned lock only means another insert panicked (out of memory); the table itself
         // is always consistent, so carry on.
-        let _guard = self
-            .insert_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self.insert_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let slot = match self.probe(key) {
             Ok(id) => return Some(id),
             Err(slot) => slot,
@@ -273,8 +268,7 @@ impl Interner {
             return None;
         }
         let (k, off) = locate(id);
-        let segment = self.segments[k]
-            .get_or_init(|| (0..FIRST_SEGMENT << k).map(|_| OnceLock::new()).collect());
+        let segment = self.segments[k].get_or_init(|| (0..FIRST_SEGMENT << k).map(|_| OnceLock::new()).collect());
         let leaked: &'static str = Box::leak(Box::from(key));
         if segment[off].set(leaked).is_err() {
             // Unreachable: ids are handed out once, under this lock.
@@ -315,10 +309,7 @@ mod tests {
             assert_eq!(key_str(i), Some(*key));
         }
         let id = t.intern("compact-object.test/key-str").unwrap();
-        assert_eq!(
-            key_str(usize::from(id)),
-            Some("compact-object.test/key-str")
-        );
+        assert_eq!(key_str(usize::from(id)), Some("compact-object.test/key-str"));
         assert_eq!(key_str(MAX_KEYS + 1), None);
     }
 
@@ -328,10 +319,7 @@ mod tests {
         let a = t.intern("compact-object.test/intern-idempotent").unwrap();
         assert_eq!(t.intern("compact-object.test/intern-idempotent"), Some(a));
         assert_eq!(t.lookup("compact-object.test/intern-idempotent"), Some(a));
-        assert_eq!(
-            t.get(usize::from(a)),
-            Some("compact-object.test/intern-idempotent")
-        );
+        assert_eq!(t.get(usize::from(a)), Some("compact-object.test/intern-idempotent"));
         let long = "x".repeat(MAX_KEY_LEN + 1);
         assert_eq!(t.intern(&long), None);
         assert_eq!(t.lookup(&long), None);
@@ -341,13 +329,10 @@ mod tests {
 
     #[test]
     fn concurrent_interning_agrees() {
-        let keys: Vec<String> = (0..200)
-            .map(|i| format!("compact-object.test/c{i}"))
-            .collect();
+        let keys: Vec<String> = (0..200).map(|i| format!("compact-object.test/c{i}")).collect();
         let ids: Vec<Vec<u16>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| keys.iter().map(|k| interner().intern(k).unwrap()).collect()))
-                .collect();
+            let handles: Vec<_> =
+                (0..4).map(|_| s.spawn(|| keys.iter().map(|k| interner().intern(k).unwrap()).collect())).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for other in &ids[1..] {

@@ -1,14 +1,14 @@
 //! Borrowed, zero-copy views into an encoded object.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 
 use crate::encode::{
-    ARRAY, FALSE, FLOAT, NEGINT, NULL, OBJECT, SHORT_STR, SMALL_UINT, STR, TRUE, UINT, get_varint,
-    value_len,
+    ARRAY, FALSE, FLOAT, NEGINT, NULL, OBJECT, SHORT_STR, SMALL_UINT, STR, TRUE, UINT, get_f64, get_varint, value_len,
 };
-use crate::intern::{interner, key_str};
+use crate::intern::{MAX_KEYS, interner, key_str};
 
 /// The JSON type of a [`Node`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,8 +45,9 @@ pub enum NodeKind {
 /// ```
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
-    /// The object's buffer from this value's tag to the end of the buffer.
-    buf: &'a [u8],
+    /// The object's buffer from this value's tag to the end of the buffer. Valid UTF-8 by
+    /// construction (see `encode`), so strings are sliced out of it without re-validation.
+    text: &'a str,
 }
 
 /// A container's header: element/member count and where its content starts.
@@ -58,19 +59,34 @@ struct Header {
 impl<'a> Node<'a> {
     /// A node at the start of `buf` (which must hold a value this crate encoded).
     #[inline]
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Node { buf }
+    pub(crate) fn new(text: &'a str) -> Self {
+        Node { text }
+    }
+
+    /// The encoding from this value on.
+    #[inline]
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The node at byte `pos` of this node's suffix. `pos` is always a tag position, which is
+    /// an ASCII byte and so a char boundary; a corrupt position would read as `null` rather
+    /// than panic.
+    #[inline]
+    fn at(&self, pos: usize) -> Node<'a> {
+        Node::new(self.text.get(pos..).unwrap_or(EMPTY))
     }
 
     /// Bytes from this node to the end of the object's buffer.
     #[inline]
     pub(crate) fn suffix_len(&self) -> usize {
-        self.buf.len()
+        self.text.len()
     }
 
     #[inline]
     fn tag(&self) -> u8 {
-        self.buf[0]
+        // An empty suffix only arises from a corrupt position; read it as `null`.
+        self.bytes().first().copied().unwrap_or(NULL)
     }
 
     #[inline]
@@ -79,8 +95,8 @@ impl<'a> Node<'a> {
             return None;
         }
         let mut p = 1;
-        let count = get_varint(self.buf, &mut p) as usize;
-        get_varint(self.buf, &mut p);
+        let count = get_varint(self.bytes(), &mut p) as usize;
+        get_varint(self.bytes(), &mut p);
         Some(Header { count, content: p })
     }
 
@@ -104,29 +120,25 @@ impl<'a> Node<'a> {
     #[inline]
     pub fn get(&self, key: &str) -> Option<Node<'a>> {
         let h = self.header(OBJECT)?;
-        let id = if h.count > 16 {
-            Some(interner().lookup(key).map(|id| u64::from(id) << 1))
-        } else {
-            None
-        };
+        let id = if h.count > 16 { Some(interner().lookup(key).map(u64::from)) } else { None };
         let mut p = h.content;
         for _ in 0..h.count {
-            let k = get_varint(self.buf, &mut p);
-            let hit = if k & 1 == 0 {
+            let k = get_varint(self.bytes(), &mut p);
+            let hit = if k < MAX_KEYS as u64 {
                 match id {
                     Some(id) => Some(k) == id,
-                    None => key_str((k >> 1) as usize) == Some(key),
+                    None => key_str(k as usize) == Some(key),
                 }
             } else {
-                let len = (k >> 1) as usize;
-                let bytes = &self.buf[p..p + len];
+                let len = k as usize - MAX_KEYS;
+                let bytes = self.bytes().get(p..p + len)?;
                 p += len;
                 bytes == key.as_bytes()
             };
             if hit {
-                return Some(Node::new(&self.buf[p..]));
+                return Some(self.at(p));
             }
-            p += value_len(self.buf, p);
+            p += value_len(self.bytes(), p);
         }
         None
     }
@@ -141,17 +153,15 @@ impl<'a> Node<'a> {
         }
         let mut p = h.content;
         for _ in 0..i {
-            p += value_len(self.buf, p);
+            p += value_len(self.bytes(), p);
         }
-        Some(Node::new(&self.buf[p..]))
+        Some(self.at(p))
     }
 
     /// Number of members of an object or elements of an array; `0` for scalars.
     #[inline]
     pub fn len(&self) -> usize {
-        self.header(OBJECT)
-            .or_else(|| self.header(ARRAY))
-            .map_or(0, |h| h.count)
+        self.header(OBJECT).or_else(|| self.header(ARRAY)).map_or(0, |h| h.count)
     }
 
     /// `true` for an empty object or array, and for every scalar.
@@ -211,12 +221,9 @@ impl<'a> Node<'a> {
         let mut p = 1;
         match tag {
             SMALL_UINT..=0x3F => Some(Number::U64(u64::from(tag - SMALL_UINT))),
-            UINT => Some(Number::U64(get_varint(self.buf, &mut p))),
-            NEGINT => Some(Number::I64(!get_varint(self.buf, &mut p) as i64)),
-            FLOAT => {
-                let bytes: [u8; 8] = self.buf.get(1..9)?.try_into().ok()?;
-                Some(Number::F64(f64::from_le_bytes(bytes)))
-            }
+            UINT => Some(Number::U64(get_varint(self.bytes(), &mut p))),
+            NEGINT => Some(Number::I64(!get_varint(self.bytes(), &mut p) as i64)),
+            FLOAT => Some(Number::F64(get_f64(self.bytes().get(1..)?)?)),
             _ => None,
         }
     }
@@ -229,32 +236,24 @@ impl<'a> Node<'a> {
             SHORT_STR..=0x7F => (1, usize::from(tag - SHORT_STR)),
             STR => {
                 let mut p = 1;
-                let len = get_varint(self.buf, &mut p) as usize;
+                let len = get_varint(self.bytes(), &mut p) as usize;
                 (p, len)
             }
             _ => return None,
         };
-        utf8(&self.buf[start..start + len])
+        self.text.get(start..start + len)
     }
 
     /// Object members in their original order; empty for non-objects.
     pub fn entries(&self) -> impl Iterator<Item = (&'a str, Node<'a>)> + 'a {
         let (pos, remaining) = self.header(OBJECT).map_or((0, 0), |h| (h.content, h.count));
-        Entries {
-            buf: self.buf,
-            pos,
-            remaining,
-        }
+        Entries { node: *self, pos, remaining }
     }
 
     /// Array elements in order; empty for non-arrays.
     pub fn elements(&self) -> impl Iterator<Item = Node<'a>> + 'a {
         let (pos, remaining) = self.header(ARRAY).map_or((0, 0), |h| (h.content, h.count));
-        Elements {
-            buf: self.buf,
-            pos,
-            remaining,
-        }
+        Elements { node: *self, pos, remaining }
     }
 
     /// Resolves an RFC 6901 JSON pointer relative to this node, exactly like
@@ -292,24 +291,18 @@ impl<'a> Node<'a> {
             NodeKind::Number => match self.number() {
                 Some(Number::U64(u)) => Value::from(u),
                 Some(Number::I64(i)) => Value::from(i),
-                Some(Number::F64(f)) => {
-                    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
-                }
+                Some(Number::F64(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
                 None => Value::Null,
             },
             NodeKind::String => Value::String(self.as_str().unwrap_or_default().to_owned()),
             NodeKind::Array => Value::Array(self.elements().map(|e| e.to_value()).collect()),
-            NodeKind::Object => Value::Object(
-                self.entries()
-                    .map(|(k, v)| (k.to_owned(), v.to_value()))
-                    .collect(),
-            ),
+            NodeKind::Object => Value::Object(self.entries().map(|(k, v)| (k.to_owned(), v.to_value())).collect()),
         }
     }
 
     /// The number of bytes this value occupies in the encoding.
     pub fn encoded_len(&self) -> usize {
-        value_len(self.buf, 0)
+        value_len(self.bytes(), 0)
     }
 }
 
@@ -321,11 +314,8 @@ fn parse_index(token: &str) -> Option<usize> {
     token.parse().ok()
 }
 
-/// Stored strings were valid UTF-8 when encoded; this re-check only guards the invariant.
-#[inline]
-fn utf8(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes).ok()
-}
+/// The suffix of an empty buffer; only reached through a corrupt position.
+const EMPTY: &str = "";
 
 enum Number {
     U64(u64),
@@ -335,7 +325,7 @@ enum Number {
 
 /// Iterator over an object's members.
 struct Entries<'a> {
-    buf: &'a [u8],
+    node: Node<'a>,
     pos: usize,
     remaining: usize,
 }
@@ -349,17 +339,18 @@ impl<'a> Iterator for Entries<'a> {
             return None;
         }
         self.remaining -= 1;
-        let k = get_varint(self.buf, &mut self.pos);
-        let key = if k & 1 == 0 {
-            key_str((k >> 1) as usize).unwrap_or_default()
+        let buf = self.node.bytes();
+        let k = get_varint(buf, &mut self.pos);
+        let key = if k < MAX_KEYS as u64 {
+            key_str(k as usize).unwrap_or_default()
         } else {
-            let len = (k >> 1) as usize;
-            let key = utf8(&self.buf[self.pos..self.pos + len]).unwrap_or_default();
+            let len = k as usize - MAX_KEYS;
+            let key = self.node.text.get(self.pos..self.pos + len).unwrap_or_default();
             self.pos += len;
             key
         };
-        let node = Node::new(&self.buf[self.pos..]);
-        self.pos += value_len(self.buf, self.pos);
+        let node = self.node.at(self.pos);
+        self.pos += value_len(buf, self.pos);
         Some((key, node))
     }
 
@@ -370,7 +361,7 @@ impl<'a> Iterator for Entries<'a> {
 
 /// Iterator over an array's elements.
 struct Elements<'a> {
-    buf: &'a [u8],
+    node: Node<'a>,
     pos: usize,
     remaining: usize,
 }
@@ -384,8 +375,8 @@ impl<'a> Iterator for Elements<'a> {
             return None;
         }
         self.remaining -= 1;
-        let node = Node::new(&self.buf[self.pos..]);
-        self.pos += value_len(self.buf, self.pos);
+        let node = self.node.at(self.pos);
+        self.pos += value_len(self.node.bytes(), self.pos);
         Some(node)
     }
 
@@ -398,34 +389,104 @@ impl serde::Serialize for Node<'_> {
     /// Emits exactly the calls `serde_json::Value` emits for the same JSON (objects as maps in
     /// member order, integers as `u64`/`i64`, floats as `f64`, `null` as unit).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_measured(s).map(|(ok, _)| ok)
+    }
+}
+
+/// A child value being serialized; reports back where it ended so the parent's walk decodes
+/// each byte once.
+struct Child<'a, 'c> {
+    node: Node<'a>,
+    len: &'c Cell<usize>,
+}
+
+impl serde::Serialize for Child<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (ok, len) = self.node.serialize_measured(s)?;
+        self.len.set(len);
+        Ok(ok)
+    }
+}
+
+impl<'a> Node<'a> {
+    /// Serializes this value and returns its encoded length.
+    fn serialize_measured<S: serde::Serializer>(&self, s: S) -> Result<(S::Ok, usize), S::Error> {
+        let b = self.bytes();
         let tag = self.tag();
-        match tag {
-            NULL => s.serialize_unit(),
-            FALSE => s.serialize_bool(false),
-            TRUE => s.serialize_bool(true),
-            SHORT_STR..=0x7F | STR => s.serialize_str(self.as_str().unwrap_or_default()),
-            OBJECT => {
-                let entries = self.entries();
-                let mut map = s.serialize_map(Some(entries.size_hint().0))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, &v)?;
+        let mut p = 1;
+        let ok = match tag {
+            NULL => s.serialize_unit()?,
+            FALSE => s.serialize_bool(false)?,
+            TRUE => s.serialize_bool(true)?,
+            SMALL_UINT..=0x3F => s.serialize_u64(u64::from(tag - SMALL_UINT))?,
+            SHORT_STR..=0x7F => {
+                p += usize::from(tag - SHORT_STR);
+                s.serialize_str(self.text.get(1..p).unwrap_or_default())?
+            }
+            STR => {
+                let len = get_varint(b, &mut p) as usize;
+                let start = p;
+                p += len;
+                s.serialize_str(self.text.get(start..p).unwrap_or_default())?
+            }
+            UINT => s.serialize_u64(get_varint(b, &mut p))?,
+            NEGINT => s.serialize_i64(!get_varint(b, &mut p) as i64)?,
+            FLOAT => {
+                p = value_len(b, 0);
+                match self.number() {
+                    Some(Number::F64(f)) => s.serialize_f64(f)?,
+                    _ => s.serialize_unit()?,
                 }
-                map.end()
             }
             ARRAY => {
-                let elements = self.elements();
-                let mut seq = s.serialize_seq(Some(elements.size_hint().0))?;
-                for e in elements {
-                    seq.serialize_element(&e)?;
+                let count = get_varint(b, &mut p) as usize;
+                let size = get_varint(b, &mut p) as usize;
+                let end = p + size;
+                let mut seq = s.serialize_seq(Some(count))?;
+                let len = Cell::new(0);
+                for _ in 0..count {
+                    len.set(usize::MAX);
+                    seq.serialize_element(&Child { node: self.at(p), len: &len })?;
+                    p += self.child_len(&len, p);
                 }
-                seq.end()
+                p = end;
+                seq.end()?
             }
-            _ => match self.number() {
-                Some(Number::U64(u)) => s.serialize_u64(u),
-                Some(Number::I64(i)) => s.serialize_i64(i),
-                Some(Number::F64(f)) => s.serialize_f64(f),
-                None => s.serialize_unit(),
-            },
+            _ => {
+                // OBJECT
+                let count = get_varint(b, &mut p) as usize;
+                let size = get_varint(b, &mut p) as usize;
+                let end = p + size;
+                let mut map = s.serialize_map(Some(count))?;
+                let len = Cell::new(0);
+                for _ in 0..count {
+                    let k = get_varint(b, &mut p);
+                    let key = if k < MAX_KEYS as u64 {
+                        key_str(k as usize).unwrap_or_default()
+                    } else {
+                        let start = p;
+                        p += k as usize - MAX_KEYS;
+                        self.text.get(start..p).unwrap_or_default()
+                    };
+                    map.serialize_key(key)?;
+                    len.set(usize::MAX);
+                    map.serialize_value(&Child { node: self.at(p), len: &len })?;
+                    p += self.child_len(&len, p);
+                }
+                p = end;
+                map.end()?
+            }
+        };
+        Ok((ok, p))
+    }
+
+    /// The length a `Child` reported, or (if the serializer never serialized it) its length
+    /// decoded afresh.
+    #[inline]
+    fn child_len(&self, reported: &Cell<usize>, pos: usize) -> usize {
+        match reported.get() {
+            usize::MAX => value_len(self.bytes(), pos),
+            len => len,
         }
     }
 }
@@ -451,14 +512,10 @@ impl PartialEq for Node<'_> {
     fn eq(&self, other: &Self) -> bool {
         match (self.kind(), other.kind()) {
             (NodeKind::Object, NodeKind::Object) => {
-                self.len() == other.len()
-                    && self
-                        .entries()
-                        .all(|(k, v)| other.get(k).is_some_and(|o| o == v))
+                self.len() == other.len() && self.entries().all(|(k, v)| other.get(k).is_some_and(|o| o == v))
             }
             (NodeKind::Array, NodeKind::Array) => {
-                self.len() == other.len()
-                    && self.elements().zip(other.elements()).all(|(a, b)| a == b)
+                self.len() == other.len() && self.elements().zip(other.elements()).all(|(a, b)| a == b)
             }
             (NodeKind::Number, NodeKind::Number) => match (self.number(), other.number()) {
                 (Some(Number::U64(a)), Some(Number::U64(b))) => a == b,

@@ -13,7 +13,7 @@ use crate::node::Node;
 
 /// An immutable Kubernetes object (or any JSON value) in kstore's compact encoding.
 ///
-/// The whole value lives in one shared heap allocation (`Arc<[u8]>`): a pre-order binary
+/// The whole value lives in one shared heap allocation (`Arc<str>`): a pre-order binary
 /// encoding where object keys are ids into a process-wide key table, scalars are stored
 /// inline, and every array and object records its byte size so lookups skip what they do not
 /// need. Round-trips are exact: integers keep serde_json's `u64`/`i64` distinction, floats
@@ -52,7 +52,8 @@ use crate::node::Node;
 /// (≈ 1.2 MiB at worst, typically under 100 KiB); keys beyond the cap are stored inline.
 #[derive(Clone)]
 pub struct CompactObject {
-    buf: Arc<[u8]>,
+    /// The encoding; valid UTF-8 by construction (see `encode`).
+    buf: Arc<str>,
     meta: MetaOffsets,
 }
 
@@ -76,10 +77,7 @@ impl CompactObject {
     pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
         let mut b = Builder::with_capacity(json.len());
         let mut de = serde_json::Deserializer::from_slice(json);
-        match ValueSeed(&mut b)
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-        {
+        match ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end()) {
             Ok(()) => Self::from_encoded(b.buf),
             Err(source) => Err(b.error.take().unwrap_or(Error::Json { source })),
         }
@@ -94,10 +92,8 @@ impl CompactObject {
 
     /// Encodes any serializable value, e.g. a typed k8s-openapi object.
     pub fn from_serialize<T: serde::Serialize>(t: &T) -> Result<CompactObject> {
-        let json = serde_json::to_vec(t).map_err(|source| Error::Serialize {
-            type_name: std::any::type_name::<T>(),
-            source,
-        })?;
+        let json = serde_json::to_vec(t)
+            .map_err(|source| Error::Serialize { type_name: std::any::type_name::<T>(), source })?;
         Self::from_slice(&json)
     }
 
@@ -120,10 +116,8 @@ impl CompactObject {
     /// Decodes into any `Deserialize` type, e.g. a typed k8s-openapi object, straight from the
     /// encoding (no intermediate `Value`).
     pub fn deserialize_into<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(self.root()).map_err(|DeError(message)| Error::Deserialize {
-            type_name: std::any::type_name::<T>(),
-            message,
-        })
+        T::deserialize(self.root())
+            .map_err(|DeError(message)| Error::Deserialize { type_name: std::any::type_name::<T>(), message })
     }
 
     /// The root value.
@@ -143,7 +137,7 @@ impl CompactObject {
     /// [`interner_stats`](crate::interner_stats)).
     #[inline]
     pub fn heap_size(&self) -> usize {
-        // The `Arc<[u8]>` allocation: strong and weak counts, then the bytes, padded to the
+        // The `Arc<str>` allocation: strong and weak counts, then the bytes, padded to the
         // counts' alignment.
         (2 * size_of::<usize>() + self.buf.len()).next_multiple_of(align_of::<usize>())
     }
@@ -152,7 +146,7 @@ impl CompactObject {
     /// table): use it for size accounting and hashing, not for persistence.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf.as_bytes()
     }
 
     fn from_encoded(buf: Vec<u8>) -> Result<CompactObject> {
@@ -160,7 +154,10 @@ impl CompactObject {
         if size > u32::MAX as usize {
             return Err(Error::TooLarge { size });
         }
-        let buf: Arc<[u8]> = Arc::from(buf);
+        // Checked once here; every later string read is a plain `str` slice.
+        let buf = String::from_utf8(buf)
+            .map_err(|e| Error::Unsupported { message: format!("internal encoding error: {e}") })?;
+        let buf: Arc<str> = Arc::from(buf);
         let meta = find_meta(&buf);
         Ok(CompactObject { buf, meta })
     }
@@ -174,7 +171,7 @@ impl CompactObject {
     }
 }
 
-fn find_meta(buf: &[u8]) -> MetaOffsets {
+fn find_meta(buf: &str) -> MetaOffsets {
     let mut meta = MetaOffsets::default();
     let Some(m) = Node::new(buf).get("metadata") else {
         return meta;

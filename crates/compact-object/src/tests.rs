@@ -58,9 +58,7 @@ fn scalars_and_edge_numbers_round_trip() {
 
 #[test]
 fn numbers_keep_serde_json_types() {
-    let obj =
-        CompactObject::from_slice(br#"[5, -5, 5.0, 18446744073709551615, -9223372036854775808]"#)
-            .unwrap();
+    let obj = CompactObject::from_slice(br#"[5, -5, 5.0, 18446744073709551615, -9223372036854775808]"#).unwrap();
     let n: Vec<_> = obj.root().elements().collect();
     assert_eq!(n[0].as_u64(), Some(5));
     assert_eq!(n[0].as_i64(), Some(5));
@@ -83,19 +81,13 @@ fn awkward_keys_and_order_are_preserved() {
     let obj = CompactObject::from_slice(json.as_bytes()).unwrap();
     let keys: Vec<_> = obj.root().entries().map(|(k, _)| k).collect();
     assert_eq!(keys, ["z", "a.b/c", "~", "app.kubernetes.io/name"]);
-    assert_eq!(
-        obj.pointer("/a.b~1c/\"q\"/1/").unwrap().kind(),
-        NodeKind::Null
-    );
+    assert_eq!(obj.pointer("/a.b~1c/\"q\"/1/").unwrap().kind(), NodeKind::Null);
     assert_eq!(obj.pointer("/~0").unwrap().as_u64(), Some(2));
     assert_eq!(obj.to_string(), json);
     let long_key = "k".repeat(crate::MAX_KEY_LEN + 10);
     let json = format!(r#"{{"{long_key}":true}}"#);
     let obj = CompactObject::from_slice(json.as_bytes()).unwrap();
-    assert_eq!(
-        obj.root().get(&long_key).and_then(|n| n.as_bool()),
-        Some(true)
-    );
+    assert_eq!(obj.root().get(&long_key).and_then(|n| n.as_bool()), Some(true));
     assert_eq!(obj.root().entries().next().unwrap().0, long_key);
 }
 
@@ -132,11 +124,7 @@ fn pointer_follows_serde_json_rules() {
         "spec",
         "/missing",
     ] {
-        assert_eq!(
-            obj.pointer(p).map(|n| n.to_value()),
-            v.pointer(p).cloned(),
-            "{p}"
-        );
+        assert_eq!(obj.pointer(p).map(|n| n.to_value()), v.pointer(p).cloned(), "{p}");
     }
     let rules = obj.pointer("/spec/rules").unwrap();
     assert_eq!(rules.len(), 2);
@@ -156,10 +144,7 @@ fn identity_and_resource_version() {
     }))
     .unwrap();
     let id = obj.identity().unwrap();
-    assert_eq!(
-        (id.namespace, id.name, id.uid),
-        ("prod", "web-0", Some("1234"))
-    );
+    assert_eq!((id.namespace, id.name, id.uid), ("prod", "web-0", Some("1234")));
     assert_eq!(obj.resource_version(), Some("99"));
     assert_eq!(KubeObject::heap_size(&obj), obj.heap_size());
     assert!(obj.heap_size() >= obj.as_bytes().len());
@@ -176,12 +161,7 @@ fn identity_and_resource_version() {
         json!([1, 2]),
         json!({}),
     ] {
-        assert!(
-            CompactObject::from_value(&nameless)
-                .unwrap()
-                .identity()
-                .is_none()
-        );
+        assert!(CompactObject::from_value(&nameless).unwrap().identity().is_none());
     }
 }
 
@@ -209,10 +189,7 @@ fn typed_and_dynamic_conversions() {
     };
     let obj = CompactObject::from_serialize(&svc).unwrap();
     assert_eq!(obj.to_value(), serde_json::to_value(&svc).unwrap());
-    assert_eq!(
-        obj.pointer("/spec/ports/0/port").unwrap().as_i64(),
-        Some(80)
-    );
+    assert_eq!(obj.pointer("/spec/ports/0/port").unwrap().as_i64(), Some(80));
     let back: Service = obj.deserialize_into().unwrap();
     assert_eq!(back, svc);
     assert_eq!(obj.identity().unwrap().name, "web");
@@ -227,10 +204,7 @@ fn typed_and_dynamic_conversions() {
     let err = obj.deserialize_into::<Vec<u8>>().unwrap_err();
     assert!(matches!(err, Error::Deserialize { .. }), "{err}");
     let cm = CompactObject::from_value(&json!({"metadata": {"name": 3}})).unwrap();
-    assert!(matches!(
-        cm.deserialize_into::<ConfigMap>(),
-        Err(Error::Deserialize { .. })
-    ));
+    assert!(matches!(cm.deserialize_into::<ConfigMap>(), Err(Error::Deserialize { .. })));
 }
 
 #[test]
@@ -241,10 +215,8 @@ fn deserialize_impl_decodes_without_value() {
         kind: String,
         object: CompactObject,
     }
-    let ev: Event = serde_json::from_str(
-        r#"{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}}"#,
-    )
-    .unwrap();
+    let ev: Event =
+        serde_json::from_str(r#"{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}}"#).unwrap();
     assert_eq!(ev.kind, "ADDED");
     assert_eq!(ev.object.resource_version(), Some("5"));
     assert!(serde_json::from_str::<CompactObject>("[1,").is_err());
@@ -266,10 +238,7 @@ fn malformed_input_is_an_error() {
         b"1e400",
         b"\"\\ud800\"",
     ] {
-        assert!(
-            matches!(CompactObject::from_slice(bad), Err(Error::Json { .. })),
-            "{bad:?}"
-        );
+        assert!(matches!(CompactObject::from_slice(bad), Err(Error::Json { .. })), "{bad:?}");
     }
     let deep = "[".repeat(200) + &"]".repeat(200);
     assert!(CompactObject::from_slice(deep.as_bytes()).is_err());
@@ -283,20 +252,14 @@ fn from_value_rejects_excessive_depth() {
     }
     assert!(CompactObject::from_value(&v).is_ok());
     let too_deep = json!({ "a": v });
-    assert!(matches!(
-        CompactObject::from_value(&too_deep),
-        Err(Error::TooDeep { limit: MAX_DEPTH })
-    ));
+    assert!(matches!(CompactObject::from_value(&too_deep), Err(Error::TooDeep { limit: MAX_DEPTH })));
 }
 
 #[test]
 fn debug_prints_json_and_clone_shares() {
     let obj = CompactObject::from_slice(br#"{"b":[1,2.5,"x"],"a":null}"#).unwrap();
     assert_eq!(format!("{obj:?}"), r#"{"b":[1,2.5,"x"],"a":null}"#);
-    assert_eq!(
-        format!("{:?}", obj.pointer("/b").unwrap()),
-        r#"[1,2.5,"x"]"#
-    );
+    assert_eq!(format!("{:?}", obj.pointer("/b").unwrap()), r#"[1,2.5,"x"]"#);
     let clone = obj.clone();
     assert!(std::ptr::eq(clone.as_bytes(), obj.as_bytes()));
     fn assert_send_sync<T: Send + Sync + 'static>() {}

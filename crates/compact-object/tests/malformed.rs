@@ -33,12 +33,7 @@ fn check(input: &[u8]) {
     let ours = CompactObject::from_slice(input);
     let reference = serde_json::from_slice::<Value>(input);
     match (ours, reference) {
-        (Ok(obj), Ok(v)) => assert_eq!(
-            obj.to_value(),
-            v,
-            "input {:?}",
-            String::from_utf8_lossy(input)
-        ),
+        (Ok(obj), Ok(v)) => assert_eq!(obj.to_value(), v, "input {:?}", String::from_utf8_lossy(input)),
         (Err(_), Err(_)) => {}
         (ours, reference) => panic!(
             "disagreement on {:?}: ours {:?}, serde_json {:?}",
@@ -55,10 +50,7 @@ fn every_truncation_of_every_fixture() {
         let fixture = fixture.trim_ascii_end();
         for len in 0..fixture.len() {
             let cut = &fixture[..len];
-            assert!(
-                CompactObject::from_slice(cut).is_err(),
-                "prefix of {len} bytes accepted"
-            );
+            assert!(CompactObject::from_slice(cut).is_err(), "prefix of {len} bytes accepted");
         }
         check(fixture);
     }

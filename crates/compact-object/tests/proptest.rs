@@ -24,9 +24,7 @@ fn number() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         (0u64..40).prop_map(Value::from),
-        any::<f64>()
-            .prop_filter_map("finite", Number::from_f64)
-            .prop_map(Value::Number),
+        any::<f64>().prop_filter_map("finite", Number::from_f64).prop_map(Value::Number),
         Just(Value::from(-0.0f64)),
         Just(Value::from(u64::MAX)),
         Just(Value::from(i64::MIN)),
