@@ -50,10 +50,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -105,10 +102,7 @@ fn report(what: &str, bytes: isize, json_bytes: usize) {
 
 fn main() {
     let values: Vec<Value> = (0..N).map(tls_secret).collect();
-    let json_bytes: usize = values
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap().len())
-        .sum();
+    let json_bytes: usize = values.iter().map(|v| serde_json::to_vec(v).unwrap().len()).sum();
     let metas: Vec<(String, String, String, String)> = values
         .iter()
         .map(|v| {
@@ -117,21 +111,10 @@ fn main() {
             (s("namespace"), s("name"), s("uid"), s("resourceVersion"))
         })
         .collect();
-    let secrets: Vec<Secret> = values
-        .iter()
-        .map(|v| serde_json::from_value(v.clone()).unwrap())
-        .collect();
-    let poms: Vec<PartialObjectMeta<Secret>> = secrets
-        .iter()
-        .map(|s| PartialObjectMeta {
-            metadata: s.metadata.clone(),
-            ..Default::default()
-        })
-        .collect();
-    println!(
-        "{N} TLS Secrets, {:.0} B of compact JSON each",
-        json_bytes as f64 / N as f64
-    );
+    let secrets: Vec<Secret> = values.iter().map(|v| serde_json::from_value(v.clone()).unwrap()).collect();
+    let poms: Vec<PartialObjectMeta<Secret>> =
+        secrets.iter().map(|s| PartialObjectMeta { metadata: s.metadata.clone(), ..Default::default() }).collect();
+    println!("{N} TLS Secrets, {:.0} B of compact JSON each", json_bytes as f64 / N as f64);
 
     // References alone (what the index holds per object, before index overhead).
     let before = live();
@@ -144,54 +127,33 @@ fn main() {
     drop(refs);
 
     // CachedStore: a MemoryStore of references, empty cache.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt.block_on(async {
-        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap()
-    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt
+        .block_on(async { kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap() });
     let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2);
     let before = live();
     let cached = CachedStore::new(client, config).unwrap();
     let empty = live() - before;
     let before = live();
     for (ns, name, uid, rv) in &metas {
-        cached
-            .apply_reference(
-                Reference::new(ns, name, Some(uid), Some(rv)).unwrap(),
-                keys_of(ns, name),
-            )
-            .unwrap();
+        cached.apply_reference(Reference::new(ns, name, Some(uid), Some(rv)).unwrap(), keys_of(ns, name)).unwrap();
     }
-    report(
-        "CachedStore: references + [ns, name] index",
-        live() - before,
-        json_bytes,
-    );
+    report("CachedStore: references + [ns, name] index", live() - before, json_bytes);
     println!("  (empty CachedStore incl. cache shards: {empty} B, not included above)");
     drop(cached);
 
     // MemoryStore of the Secrets as compact objects.
-    let compact: Vec<Arc<CompactObject>> = values
-        .iter()
-        .map(|v| Arc::new(CompactObject::from_value(v).unwrap()))
-        .collect();
+    let compact: Vec<Arc<CompactObject>> =
+        values.iter().map(|v| Arc::new(CompactObject::from_value(v).unwrap())).collect();
     let before = live();
-    let compact_objects: Vec<Arc<CompactObject>> = values
-        .iter()
-        .map(|v| Arc::new(CompactObject::from_value(v).unwrap()))
-        .collect();
+    let compact_objects: Vec<Arc<CompactObject>> =
+        values.iter().map(|v| Arc::new(CompactObject::from_value(v).unwrap())).collect();
     let objects_only = live() - before - (N * size_of::<Arc<CompactObject>>()) as isize;
     let mem = MemoryStore::new(2).unwrap();
     for (o, (ns, name, _, _)) in compact_objects.into_iter().zip(&metas) {
         mem.add(o, keys_of(ns, name)).unwrap();
     }
-    report(
-        "MemoryStore<CompactObject>: Secrets + [ns, name] index",
-        live() - before,
-        json_bytes,
-    );
+    report("MemoryStore<CompactObject>: Secrets + [ns, name] index", live() - before, json_bytes);
     report("  of which the CompactObjects", objects_only, json_bytes);
     drop(mem);
     drop(compact);
@@ -202,11 +164,7 @@ fn main() {
     for s in &secrets {
         writer.apply_watcher_event(&watcher::Event::Apply(s.clone()));
     }
-    report(
-        "kube-rs reflector::Store<Secret>",
-        live() - before,
-        json_bytes,
-    );
+    report("kube-rs reflector::Store<Secret>", live() - before, json_bytes);
     drop((store, writer));
 
     // kube-rs reflector of PartialObjectMeta (metadata-only reflector).
@@ -215,10 +173,6 @@ fn main() {
     for p in &poms {
         writer.apply_watcher_event(&watcher::Event::Apply(p.clone()));
     }
-    report(
-        "kube-rs reflector::Store<PartialObjectMeta<Secret>>",
-        live() - before,
-        json_bytes,
-    );
+    report("kube-rs reflector::Store<PartialObjectMeta<Secret>>", live() - before, json_bytes);
     drop((store, writer));
 }

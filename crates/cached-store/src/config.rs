@@ -91,14 +91,8 @@ fn root_segment(path: &str) -> &str {
 /// controller that insists on metadata-only feeding calls [`check_metadata_only`] instead and
 /// gets [`ConfigError::FullWatchRequired`].
 pub fn required_feed<S: AsRef<str>>(index_by: &[S]) -> Feed {
-    match index_by
-        .iter()
-        .map(AsRef::as_ref)
-        .find(|p| root_segment(p) != "metadata")
-    {
-        Some(path) => Feed::Full {
-            path: path.to_owned(),
-        },
+    match index_by.iter().map(AsRef::as_ref).find(|p| root_segment(p) != "metadata") {
+        Some(path) => Feed::Full { path: path.to_owned() },
         None => Feed::MetadataOnly,
     }
 }
@@ -250,14 +244,8 @@ impl CachedStoreConfig {
             ("ttl", self.ttl.is_zero()),
             ("max_bytes", self.max_bytes == Some(0)),
             ("max_entries", self.max_entries == Some(0)),
-            (
-                "fetch_timeout",
-                self.fetch_timeout.is_some_and(|t| t.is_zero()),
-            ),
-            (
-                "sweep_interval",
-                self.sweep_interval.is_some_and(|t| t.is_zero()),
-            ),
+            ("fetch_timeout", self.fetch_timeout.is_some_and(|t| t.is_zero())),
+            ("sweep_interval", self.sweep_interval.is_some_and(|t| t.is_zero())),
             ("max_concurrent_fetches", self.max_concurrent_fetches == 0),
         ];
         if let Some((setting, _)) = zero.into_iter().find(|(_, z)| *z) {
@@ -266,10 +254,7 @@ impl CachedStoreConfig {
         if !self.namespaced
             && let Some(ns) = &self.namespace
         {
-            return Err(ConfigError::NamespaceOnClusterScoped {
-                resource,
-                namespace: ns.clone(),
-            });
+            return Err(ConfigError::NamespaceOnClusterScoped { resource, namespace: ns.clone() });
         }
         Ok(())
     }
@@ -282,23 +267,10 @@ mod tests {
 
     #[test]
     fn feed_follows_the_index_expressions() {
-        assert_eq!(
-            required_feed(&["metadata.namespace", ".metadata.labels['app']"]),
-            Feed::MetadataOnly
-        );
+        assert_eq!(required_feed(&["metadata.namespace", ".metadata.labels['app']"]), Feed::MetadataOnly);
         assert_eq!(required_feed(&["['metadata']['name']"]), Feed::MetadataOnly);
-        assert_eq!(
-            required_feed(&["metadata.name", "type"]),
-            Feed::Full {
-                path: "type".into()
-            }
-        );
-        assert_eq!(
-            required_feed(&["metadatax.name"]),
-            Feed::Full {
-                path: "metadatax.name".into()
-            }
-        );
+        assert_eq!(required_feed(&["metadata.name", "type"]), Feed::Full { path: "type".into() });
+        assert_eq!(required_feed(&["metadatax.name"]), Feed::Full { path: "metadatax.name".into() });
         let e = check_metadata_only(&["data['tls.crt']"]).unwrap_err();
         assert!(e.to_string().contains("a full watch is required"), "{e}");
         assert!(check_metadata_only(&["metadata.name"]).is_ok());
@@ -307,27 +279,12 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         let secrets = ApiResource::erase::<Secret>(&());
-        assert!(
-            CachedStoreConfig::new(secrets.clone(), true, 1)
-                .validate()
-                .is_ok()
-        );
-        assert_eq!(
-            CachedStoreConfig::new(secrets.clone(), true, 0).validate(),
-            Err(ConfigError::NoIndexKeys)
-        );
-        let e = CachedStoreConfig::new(secrets.clone(), true, 1)
-            .max_bytes(None)
-            .validate()
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "the cache of secrets needs a bound: set max_bytes and/or max_entries"
-        );
+        assert!(CachedStoreConfig::new(secrets.clone(), true, 1).validate().is_ok());
+        assert_eq!(CachedStoreConfig::new(secrets.clone(), true, 0).validate(), Err(ConfigError::NoIndexKeys));
+        let e = CachedStoreConfig::new(secrets.clone(), true, 1).max_bytes(None).validate().unwrap_err();
+        assert_eq!(e.to_string(), "the cache of secrets needs a bound: set max_bytes and/or max_entries");
         assert!(matches!(
-            CachedStoreConfig::new(secrets, true, 1)
-                .ttl(Duration::ZERO)
-                .validate(),
+            CachedStoreConfig::new(secrets, true, 1).ttl(Duration::ZERO).validate(),
             Err(ConfigError::Zero { setting: "ttl", .. })
         ));
         let e = CachedStoreConfig::new(ApiResource::erase::<Namespace>(&()), false, 1)

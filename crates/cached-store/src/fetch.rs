@@ -86,7 +86,8 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped),
-    /// decodes it straight into a JSON value, prepares it and encodes it compactly.
+    /// prepares it (through a JSON value, only when a preparation step is configured) and
+    /// encodes it compactly.
     /// `Ok(None)`: 404.
     pub(crate) async fn fetch(
         &self,
@@ -101,21 +102,19 @@ impl Fetcher {
                 None => id,
             }
         };
-        let ns = self
-            .namespaced
-            .then(|| self.namespace.as_deref().unwrap_or(namespace));
-        // The same request builder `kube::Api::get` uses; decoding into a `Value` instead of a
-        // `DynamicObject` saves a decode/encode round.
+        let ns = self.namespaced.then(|| self.namespace.as_deref().unwrap_or(namespace));
+        // The same request builder and client call `kube::Api::get` uses, without decoding into
+        // a `DynamicObject` first.
         let url = DynamicObject::url_path(&self.resource, ns);
-        let mut req = Request::new(url)
-            .get(name, &GetParams::default())
-            .map_err(|e| FetchError::Api {
-                resource: self.resource_name.clone(),
-                identity: identity(),
-                source: kube::Error::BuildRequest(e),
-            })?;
+        let mut req = Request::new(url).get(name, &GetParams::default()).map_err(|e| FetchError::Api {
+            resource: self.resource_name.clone(),
+            identity: identity(),
+            source: kube::Error::BuildRequest(e),
+        })?;
         req.extensions_mut().insert("get");
-        let call = self.client.request::<serde_json::Value>(req);
+        // Without a preparation step the response text is encoded straight into the compact
+        // form, skipping the `Value` tree; with one, the object goes through a `Value`.
+        let call = self.client.request_text(req);
         let response = match self.timeout {
             Some(after) => match tokio::time::timeout(after, call).await {
                 Ok(r) => r,
@@ -129,26 +128,24 @@ impl Fetcher {
             },
             None => call.await,
         };
-        let mut value = match response {
-            Ok(v) => v,
+        let text = match response {
+            Ok(text) => text,
             Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(None),
             Err(source) => {
-                return Err(FetchError::Api {
-                    resource: self.resource_name.clone(),
-                    identity: identity(),
-                    source,
-                });
+                return Err(FetchError::Api { resource: self.resource_name.clone(), identity: identity(), source });
             }
         };
-        if let Some(prepare) = &self.prepare {
-            prepare(&mut value);
-        }
-        CompactObject::from_value(&value)
-            .map(Some)
-            .map_err(|source| FetchError::Encode {
-                resource: self.resource_name.clone(),
-                identity: identity(),
-                source,
-            })
+        let encode_error =
+            |source| FetchError::Encode { resource: self.resource_name.clone(), identity: identity(), source };
+        let Some(prepare) = &self.prepare else {
+            return CompactObject::from_slice(text.as_bytes()).map(Some).map_err(encode_error);
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| FetchError::Api {
+            resource: self.resource_name.clone(),
+            identity: identity(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        prepare(&mut value);
+        CompactObject::from_value(&value).map(Some).map_err(encode_error)
     }
 }

@@ -22,8 +22,8 @@ mod store;
 
 pub use compact_object::CompactObject;
 pub use config::{
-    CachedStoreConfig, ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_CONCURRENT_FETCHES, DEFAULT_TTL, Feed, Prepare, check_metadata_only, required_feed,
+    CachedStoreConfig, ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_FETCHES,
+    DEFAULT_TTL, Feed, Prepare, check_metadata_only, required_feed,
 };
 pub use fetch::FetchError;
 pub use memory_store::Change;

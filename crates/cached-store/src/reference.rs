@@ -52,12 +52,7 @@ pub struct Reference {
     flags: u8,
 }
 
-fn len16(
-    field: &'static str,
-    value: &str,
-    namespace: &str,
-    name: &str,
-) -> Result<u16, ReferenceError> {
+fn len16(field: &'static str, value: &str, namespace: &str, name: &str) -> Result<u16, ReferenceError> {
     u16::try_from(value.len()).map_err(|_| ReferenceError::TooLong {
         field,
         namespace: namespace.to_owned(),
@@ -75,53 +70,27 @@ impl Reference {
         resource_version: Option<&str>,
     ) -> Result<Reference, ReferenceError> {
         if name.is_empty() {
-            return Err(ReferenceError::MissingName {
-                namespace: namespace.to_owned(),
-            });
+            return Err(ReferenceError::MissingName { namespace: namespace.to_owned() });
         }
         let ns_len = len16("namespace", namespace, namespace, name)?;
         let name_len = len16("name", name, namespace, name)?;
         let uid_len = len16("uid", uid.unwrap_or(""), namespace, name)?;
-        len16(
-            "resourceVersion",
-            resource_version.unwrap_or(""),
-            namespace,
-            name,
-        )?;
+        len16("resourceVersion", resource_version.unwrap_or(""), namespace, name)?;
         let mut text = String::with_capacity(
-            namespace.len()
-                + name.len()
-                + uid.map_or(0, str::len)
-                + resource_version.map_or(0, str::len),
+            namespace.len() + name.len() + uid.map_or(0, str::len) + resource_version.map_or(0, str::len),
         );
         text.push_str(namespace);
         text.push_str(name);
         text.push_str(uid.unwrap_or(""));
         text.push_str(resource_version.unwrap_or(""));
-        let flags = if uid.is_some() { HAS_UID } else { 0 }
-            | if resource_version.is_some() {
-                HAS_RV
-            } else {
-                0
-            };
-        Ok(Reference {
-            text: text.into_boxed_str(),
-            id: 0,
-            ns_len,
-            name_len,
-            uid_len,
-            flags,
-        })
+        let flags = if uid.is_some() { HAS_UID } else { 0 } | if resource_version.is_some() { HAS_RV } else { 0 };
+        Ok(Reference { text: text.into_boxed_str(), id: 0, ns_len, name_len, uid_len, flags })
     }
 
     /// The reference of any object that knows its identity: a `PartialObjectMeta<K>` from a
     /// metadata-only watch, a typed object, a `DynamicObject` or a `CompactObject`.
     pub fn from_object<O: KubeObject + ?Sized>(object: &O) -> Result<Reference, ReferenceError> {
-        let id = object
-            .identity()
-            .ok_or_else(|| ReferenceError::MissingName {
-                namespace: String::new(),
-            })?;
+        let id = object.identity().ok_or_else(|| ReferenceError::MissingName { namespace: String::new() })?;
         Reference::new(id.namespace, id.name, id.uid, object.resource_version())
     }
 
@@ -177,11 +146,7 @@ impl Reference {
 
 impl KubeObject for Reference {
     fn identity(&self) -> Option<IdentityRef<'_>> {
-        Some(IdentityRef {
-            namespace: self.namespace(),
-            name: self.name(),
-            uid: self.uid(),
-        })
+        Some(IdentityRef { namespace: self.namespace(), name: self.name(), uid: self.uid() })
     }
 
     fn resource_version(&self) -> Option<&str> {
@@ -225,23 +190,15 @@ mod tests {
         );
         assert_eq!(r.identity().to_string(), "default/tls (uid u-1)");
         let c = Reference::new("", "node-1", None, None).unwrap();
-        assert_eq!(
-            (c.namespace(), c.uid(), c.resource_version()),
-            ("", None, None)
-        );
+        assert_eq!((c.namespace(), c.uid(), c.resource_version()), ("", None, None));
         let e = Reference::new("", "x", Some(""), Some("")).unwrap();
         assert_eq!((e.uid(), e.resource_version()), (Some(""), Some("")));
         assert_eq!(
             Reference::new("ns", "", None, None).unwrap_err(),
-            ReferenceError::MissingName {
-                namespace: "ns".into()
-            }
+            ReferenceError::MissingName { namespace: "ns".into() }
         );
         let long = "x".repeat(70_000);
-        assert!(matches!(
-            Reference::new("ns", &long, None, None),
-            Err(ReferenceError::TooLong { field: "name", .. })
-        ));
+        assert!(matches!(Reference::new("ns", &long, None, None), Err(ReferenceError::TooLong { field: "name", .. })));
         assert_eq!(std::mem::size_of::<Reference>(), 32);
     }
 

@@ -15,9 +15,7 @@ use memory_store::{Change, MemoryStore, Snapshot};
 use parking_lot::Mutex;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
-use store_types::{
-    ChangeStats, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError,
-};
+use store_types::{ChangeStats, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError};
 use tokio::time::Instant;
 
 use crate::config::{CachedStoreConfig, ConfigError};
@@ -65,16 +63,9 @@ impl FeedError {
         match self {
             FeedError::Store(e) => e,
             FeedError::Reference(ReferenceError::MissingName { .. }) => {
-                StoreError::MissingIdentity {
-                    op,
-                    keys: keys.to_vec(),
-                }
+                StoreError::MissingIdentity { op, keys: keys.to_vec() }
             }
-            other => StoreError::Backend {
-                op,
-                keys: keys.to_vec(),
-                source: Box::new(other),
-            },
+            other => StoreError::Backend { op, keys: keys.to_vec(), source: Box::new(other) },
         }
     }
 }
@@ -127,7 +118,9 @@ struct Counters {
 /// One cached object. Cheap to clone (quick_cache clones values on every read).
 #[derive(Clone)]
 struct Entry {
-    object: Arc<CompactObject>,
+    /// The object as a one-element result set, so a lookup of one object hands it out without
+    /// allocating.
+    one: Arc<[Arc<CompactObject>]>,
     expires_at: Instant,
     weight: u64,
 }
@@ -298,19 +291,11 @@ impl fmt::Debug for CachedStore {
 
 impl CachedStore {
     /// A store fetching through `client` as `config` says. Fails on an unusable configuration.
-    pub fn new(
-        client: kube::Client,
-        config: CachedStoreConfig,
-    ) -> std::result::Result<Self, ConfigError> {
+    pub fn new(client: kube::Client, config: CachedStoreConfig) -> std::result::Result<Self, ConfigError> {
         config.validate()?;
         let refs = MemoryStore::new(config.num_keys).map_err(|_| ConfigError::NoIndexKeys)?;
         let (weighing, capacity) = match (config.max_bytes, config.max_entries) {
-            (Some(b), Some(e)) => (
-                Weighing::Bytes {
-                    min: b.div_ceil(e as u64),
-                },
-                b,
-            ),
+            (Some(b), Some(e)) => (Weighing::Bytes { min: b.div_ceil(e as u64) }, b),
             (Some(b), None) => (Weighing::Bytes { min: 1 }, b),
             (None, Some(e)) => (Weighing::Entries, e as u64),
             (None, None) => unreachable!("validated"),
@@ -324,10 +309,7 @@ impl CachedStore {
             .estimated_items_capacity(estimated_items)
             .weight_capacity(capacity)
             .build()
-            .map_err(|_| ConfigError::Zero {
-                setting: "max_bytes",
-                resource: config.resource_name(),
-            })?;
+            .map_err(|_| ConfigError::Zero { setting: "max_bytes", resource: config.resource_name() })?;
         let cache = Cache::with_options(
             options,
             EntryWeighter,
@@ -368,11 +350,7 @@ impl CachedStore {
 
     /// Adds or updates the reference (a watch ADDED/MODIFIED event, or one object of the
     /// initial list). A new resourceVersion or uid drops the cache entry of the previous one.
-    pub fn apply_reference(
-        &self,
-        reference: Reference,
-        keys: KeyTuple,
-    ) -> std::result::Result<Change, FeedError> {
+    pub fn apply_reference(&self, reference: Reference, keys: KeyTuple) -> std::result::Result<Change, FeedError> {
         let _feed = self.inner.feed.lock();
         self.inner.apply_locked(reference, keys, None)
     }
@@ -389,11 +367,7 @@ impl CachedStore {
     }
 
     /// [`apply_reference`](Self::apply_reference) from an `ObjectMeta`.
-    pub fn apply_meta(
-        &self,
-        meta: &ObjectMeta,
-        keys: KeyTuple,
-    ) -> std::result::Result<Change, FeedError> {
+    pub fn apply_meta(&self, meta: &ObjectMeta, keys: KeyTuple) -> std::result::Result<Change, FeedError> {
         self.apply_reference(Reference::from_meta(meta)?, keys)
     }
 
@@ -425,10 +399,7 @@ impl CachedStore {
     /// Replaces every reference (a relist) and publishes the new index at once. References
     /// whose uid and resourceVersion did not change keep their cache entries; the others lose
     /// them. On error nothing changes.
-    pub fn replace_references<I>(
-        &self,
-        references: I,
-    ) -> std::result::Result<ChangeStats, FeedError>
+    pub fn replace_references<I>(&self, references: I) -> std::result::Result<ChangeStats, FeedError>
     where
         I: IntoIterator<Item = (Reference, KeyTuple)>,
     {
@@ -437,10 +408,7 @@ impl CachedStore {
         let mut items = Vec::new();
         for (mut reference, keys) in references {
             inner.check_scope(&reference)?;
-            reference.id = match inner
-                .refs
-                .get_by_identity(reference.namespace(), reference.name())
-            {
+            reference.id = match inner.refs.get_by_identity(reference.namespace(), reference.name()) {
                 Some(prev) if prev.same_version(&reference) => prev.id,
                 _ => inner.next_id.fetch_add(1, Relaxed),
             };
@@ -486,12 +454,7 @@ impl CachedStore {
     /// Counters and sizes. Costs O(cached entries) for the byte count.
     pub fn cache_stats(&self) -> CacheStats {
         let c = &self.inner.counters;
-        let cached_bytes = self
-            .inner
-            .cache
-            .iter()
-            .map(|(_, e)| entry_bytes(&e.object))
-            .sum();
+        let cached_bytes = self.inner.cache.iter().map(|(_, e)| entry_bytes(&e.one[0])).sum();
         CacheStats {
             hits: c.hits.load(Relaxed),
             misses: c.misses.load(Relaxed),
@@ -512,6 +475,15 @@ impl CachedStore {
     /// Drops every cached object (references stay; the next lookups fetch again).
     pub fn clear_cache(&self) {
         self.inner.cache.clear();
+    }
+
+    /// Drops the cached object of this identity, if cached (its reference stays; the next
+    /// lookup fetches it again). Returns whether an entry was dropped.
+    pub fn evict(&self, namespace: &str, name: &str) -> bool {
+        let Some(r) = self.inner.refs.get_by_identity(namespace, name) else {
+            return false;
+        };
+        self.inner.cache.remove(&r.id).is_some()
     }
 
     /// Removes expired cache entries now; returns how many were removed.
@@ -559,11 +531,7 @@ impl Inner {
             Weighing::Bytes { min } => entry_bytes(&object).max(min),
             Weighing::Entries => 1,
         };
-        Entry {
-            object,
-            expires_at,
-            weight,
-        }
+        Entry { one: Arc::new([object]), expires_at, weight }
     }
 
     fn check_scope(&self, r: &Reference) -> std::result::Result<(), FeedError> {
@@ -572,11 +540,7 @@ impl Inner {
             return Err(FeedError::Scope {
                 resource: f.resource_name.clone(),
                 identity: r.identity(),
-                scope: if f.namespaced {
-                    "namespaced"
-                } else {
-                    "cluster-scoped"
-                },
+                scope: if f.namespaced { "namespaced" } else { "cluster-scoped" },
             });
         }
         if let Some(ns) = &f.namespace
@@ -599,9 +563,7 @@ impl Inner {
         full: Option<&Arc<CompactObject>>,
     ) -> std::result::Result<Change, FeedError> {
         self.check_scope(&reference)?;
-        let prev = self
-            .refs
-            .get_by_identity(reference.namespace(), reference.name());
+        let prev = self.refs.get_by_identity(reference.namespace(), reference.name());
         reference.id = match &prev {
             Some(p) if p.same_version(&reference) => p.id,
             _ => self.next_id.fetch_add(1, Relaxed),
@@ -626,8 +588,8 @@ impl Inner {
             (Some(_), Some(object)) => Some(self.entry(object.clone(), Instant::now() + self.ttl)),
             (Some(n), None)
                 if n.resource_version().is_some()
-                    && entry.object.resource_version() == n.resource_version()
-                    && same_incarnation(&entry.object, n) =>
+                    && entry.one[0].resource_version() == n.resource_version()
+                    && same_incarnation(&entry.one[0], n) =>
             {
                 Some(entry)
             }
@@ -644,17 +606,24 @@ impl Inner {
         }
     }
 
-    /// The cached object of reference version `id`, unless expired (then it is removed).
+    /// The cached object of reference version `id` (as a one-element slice), unless expired
+    /// (then it is removed).
     #[inline]
-    fn cached(&self, id: u64, now: Instant) -> Option<Arc<CompactObject>> {
+    fn cached_one(&self, id: u64, now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
         let entry = self.cache.get(&id)?;
         if entry.expires_at > now {
-            return Some(entry.object);
+            return Some(entry.one);
         }
         if self.cache.remove_if(&id, |e| e.expires_at <= now).is_some() {
             self.counters.expirations.fetch_add(1, Relaxed);
         }
         None
+    }
+
+    /// The cached object of reference version `id`, unless expired.
+    #[inline]
+    fn cached(&self, id: u64, now: Instant) -> Option<Arc<CompactObject>> {
+        self.cached_one(id, now).map(|one| one[0].clone())
     }
 
     fn maybe_sweep(&self, now: Instant) {
@@ -663,12 +632,7 @@ impl Inner {
         if t >= at
             && self
                 .next_sweep_ms
-                .compare_exchange(
-                    at,
-                    t.saturating_add(millis(self.sweep_every)),
-                    Relaxed,
-                    Relaxed,
-                )
+                .compare_exchange(at, t.saturating_add(millis(self.sweep_every)), Relaxed, Relaxed)
                 .is_ok()
         {
             self.sweep(now);
@@ -684,8 +648,7 @@ impl Inner {
                 expired.fetch_add(1, Relaxed);
                 return false;
             }
-            let live = e
-                .object
+            let live = e.one[0]
                 .identity()
                 .and_then(|i| self.refs.get_by_identity(i.namespace, i.name))
                 .is_some_and(|r| r.id == *id);
@@ -712,6 +675,12 @@ impl Inner {
     async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
         let now = Instant::now();
         self.maybe_sweep(now);
+        if let [r] = refs
+            && let Some(one) = self.cached_one(r.id, now)
+        {
+            self.counters.hits.fetch_add(1, Relaxed);
+            return Fetched { objects: Objects::shared(one), not_found: Vec::new(), failed: Vec::new() };
+        }
         let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             match self.cached(r.id, now) {
@@ -720,11 +689,7 @@ impl Inner {
             }
         }
         self.counters.hits.fetch_add(refs.len() as u64, Relaxed);
-        Fetched {
-            objects: Objects::from(out),
-            not_found: Vec::new(),
-            failed: Vec::new(),
-        }
+        Fetched { objects: Objects::from(out), not_found: Vec::new(), failed: Vec::new() }
     }
 
     /// `resolve` after the first miss at `first_miss`.
@@ -746,8 +711,7 @@ impl Inner {
             slots.push(object);
         }
         let c = &self.counters;
-        c.hits
-            .fetch_add((refs.len() - missing.len()) as u64, Relaxed);
+        c.hits.fetch_add((refs.len() - missing.len()) as u64, Relaxed);
         c.misses.fetch_add(missing.len() as u64, Relaxed);
         let outcomes: Vec<(usize, Outcome)> = stream::iter(missing)
             .map(|i| {
@@ -768,11 +732,7 @@ impl Inner {
         }
         failed.sort_by(|a, b| a.identity().cmp(b.identity()));
         not_found.sort();
-        Fetched {
-            objects: Objects::from(slots.into_iter().flatten().collect::<Vec<_>>()),
-            not_found,
-            failed,
-        }
+        Fetched { objects: Objects::from(slots.into_iter().flatten().collect::<Vec<_>>()), not_found, failed }
     }
 
     /// The object of `r`: joins the fetch in flight for this reference version, or starts one.
@@ -809,10 +769,7 @@ impl Inner {
 
     /// Fetches `r`; an answer older than the reference's (current) resourceVersion is retried
     /// once. `Ok(Some((object, cacheable)))`.
-    async fn fetch_fresh(
-        &self,
-        r: &Reference,
-    ) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
+    async fn fetch_fresh(&self, r: &Reference) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
         let f = &self.fetcher;
         let mut stale = None;
         for _attempt in 0..2 {
@@ -833,9 +790,7 @@ impl Inner {
             };
             let current = self.refs.get_by_identity(r.namespace(), r.name());
             let known = current.as_deref().unwrap_or(r);
-            if compare_versions(object.resource_version(), known.resource_version())
-                == Some(std::cmp::Ordering::Less)
-            {
+            if compare_versions(object.resource_version(), known.resource_version()) == Some(std::cmp::Ordering::Less) {
                 self.counters.stale_fetches.fetch_add(1, Relaxed);
                 stale = Some((
                     object.resource_version().unwrap_or_default().to_owned(),
@@ -848,12 +803,7 @@ impl Inner {
         }
         self.counters.fetch_errors.fetch_add(1, Relaxed);
         let (fetched, known) = stale.unwrap_or_default();
-        let e = FetchError::Stale {
-            resource: f.resource_name.clone(),
-            identity: r.identity(),
-            fetched,
-            known,
-        };
+        let e = FetchError::Stale { resource: f.resource_name.clone(), identity: r.identity(), fetched, known };
         tracing::warn!(error = %e, "fetch failed");
         Err(e)
     }
@@ -879,9 +829,7 @@ impl Store<CompactObject> for CachedStore {
     /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
     /// every object whose fetch failed. Objects that no longer exist (404) are left out.
     async fn get(&self, keys: &[&str]) -> Result<Objects<CompactObject>> {
-        self.get_detailed(keys)
-            .await?
-            .into_result(Operation::Get, keys)
+        self.get_detailed(keys).await?.into_result(Operation::Get, keys)
     }
 
     /// Every object (fetching all that are not cached).
@@ -891,16 +839,12 @@ impl Store<CompactObject> for CachedStore {
 
     /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
     async fn add(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
-        self.apply_full_object(object, keys.clone())
-            .map(drop)
-            .map_err(|e| e.into_store_error(Operation::Add, &keys))
+        self.apply_full_object(object, keys.clone()).map(drop).map_err(|e| e.into_store_error(Operation::Add, &keys))
     }
 
     /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
     async fn update(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
-        self.apply_full_object(object, keys.clone())
-            .map(drop)
-            .map_err(|e| e.into_store_error(Operation::Update, &keys))
+        self.apply_full_object(object, keys.clone()).map(drop).map_err(|e| e.into_store_error(Operation::Update, &keys))
     }
 
     /// Removes the reference; returns the cached object if one was cached (the store does not
@@ -911,7 +855,7 @@ impl Store<CompactObject> for CachedStore {
         let Some(removed) = self.inner.refs.delete(identity) else {
             return Ok(None);
         };
-        let cached = self.inner.cache.remove(&removed.id).map(|(_, e)| e.object);
+        let cached = self.inner.cache.remove(&removed.id).map(|(_, e)| e.one[0].clone());
         if cached.is_some() {
             self.inner.counters.invalidations.fetch_add(1, Relaxed);
         }

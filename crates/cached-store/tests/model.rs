@@ -26,21 +26,10 @@ type Model = BTreeMap<(String, String), (Vec<String>, String)>;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put {
-        ns: String,
-        name: String,
-        keys: Vec<String>,
-    },
-    Delete {
-        ns: String,
-        name: String,
-    },
-    DeleteAllUnder {
-        keys: Vec<String>,
-    },
-    Get {
-        keys: Vec<String>,
-    },
+    Put { ns: String, name: String, keys: Vec<String> },
+    Delete { ns: String, name: String },
+    DeleteAllUnder { keys: Vec<String> },
+    Get { keys: Vec<String> },
     List,
     Relist,
     ClearCache,
@@ -89,11 +78,7 @@ fn seen<T: KubeObject>(objs: &[Arc<T>]) -> Vec<(String, String, String)> {
     objs.iter()
         .map(|o| {
             let id = o.identity().unwrap();
-            (
-                id.namespace.to_owned(),
-                id.name.to_owned(),
-                o.resource_version().unwrap_or_default().to_owned(),
-            )
+            (id.namespace.to_owned(), id.name.to_owned(), o.resource_version().unwrap_or_default().to_owned())
         })
         .collect()
 }
@@ -148,10 +133,7 @@ async fn step(
             }
             let got = store.delete_reference(&Identity::new(&ns, &name));
             let want = oracle.delete(&Identity::new(&ns, &name));
-            prop_assert_eq!(
-                got.map(|r| r.name().to_owned()),
-                want.map(|r| r.name().to_owned())
-            );
+            prop_assert_eq!(got.map(|r| r.name().to_owned()), want.map(|r| r.name().to_owned()));
             model.remove(&(ns, name));
         }
         Op::DeleteAllUnder { keys } => {
@@ -195,11 +177,7 @@ async fn step(
             let before = store.cache_stats().entries;
             let stats = store.replace_references(items).unwrap();
             prop_assert!(stats.is_empty(), "{:?}", stats);
-            prop_assert_eq!(
-                store.cache_stats().entries,
-                before,
-                "an identical relist keeps the cache"
-            );
+            prop_assert_eq!(store.cache_stats().entries, before, "an identical relist keeps the cache");
         }
         Op::ClearCache => store.clear_cache(),
         Op::Clear => {
@@ -214,10 +192,7 @@ async fn step(
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 proptest! {

@@ -35,10 +35,7 @@ async fn hit_miss_and_fixed_ttl_expiry() {
     assert_eq!(got[0].identity().unwrap().name, "s-001");
     assert_eq!(gets(&sim), 1);
     let again = store.get(&["default", "s-001"]).await.unwrap();
-    assert!(
-        Arc::ptr_eq(&got[0], &again[0]),
-        "a hit shares the cached object"
-    );
+    assert!(Arc::ptr_eq(&got[0], &again[0]), "a hit shares the cached object");
     assert_eq!(gets(&sim), 1);
 
     // Fixed expiry: reading at 60 s does not extend the 130 s TTL.
@@ -60,30 +57,28 @@ async fn hit_miss_and_fixed_ttl_expiry() {
 
     // A prefix get fetches the two others and hits the cached one.
     let all = store.get(&["default"]).await.unwrap();
-    let names: Vec<_> = all
-        .iter()
-        .map(|o| o.identity().unwrap().name.to_owned())
-        .collect();
+    let names: Vec<_> = all.iter().map(|o| o.identity().unwrap().name.to_owned()).collect();
     assert_eq!(names, ["s-000", "s-001", "s-002"]);
     assert_eq!(gets(&sim), 4);
     assert!(store.get(&["default", "nope"]).await.unwrap().is_empty());
-    assert!(matches!(
-        store.get(&[]).await,
-        Err(StoreError::KeyCount { .. })
-    ));
+    assert!(matches!(store.get(&[]).await, Err(StoreError::KeyCount { .. })));
+
+    assert!(store.evict("default", "s-001"));
+    assert!(!store.evict("default", "s-001"), "already evicted");
+    assert!(!store.evict("default", "unknown"));
+    store.get(&["default", "s-001"]).await.unwrap();
+    assert_eq!(gets(&sim), 5, "evict forces a refetch of that object");
 
     store.clear_cache();
     assert_eq!(store.cache_stats().entries, 0);
     store.get(&["default", "s-000"]).await.unwrap();
-    assert_eq!(gets(&sim), 5, "clear_cache forces a refetch");
+    assert_eq!(gets(&sim), 6, "clear_cache forces a refetch");
 }
 
 #[tokio::test(start_paused = true)]
 async fn sweeps_remove_expired_entries() {
     let sim = sim_with_secrets("default", 10, 100).await;
-    let config = secrets_config()
-        .ttl(Duration::from_secs(30))
-        .sweep_interval(Duration::from_secs(10));
+    let config = secrets_config().ttl(Duration::from_secs(30)).sweep_interval(Duration::from_secs(10));
     let store = CachedStore::new(sim.client(), config).unwrap();
     feed_from_sim(&sim, &store);
     store.list().await.unwrap();
@@ -123,8 +118,7 @@ async fn sweeps_remove_expired_entries() {
 #[tokio::test]
 async fn weight_and_entry_bounds_evict() {
     let sim = sim_with_secrets("default", 40, 8 * 1024).await;
-    let store =
-        CachedStore::new(sim.client(), secrets_config().max_bytes(Some(64 * 1024))).unwrap();
+    let store = CachedStore::new(sim.client(), secrets_config().max_bytes(Some(64 * 1024))).unwrap();
     feed_from_sim(&sim, &store);
     for i in 0..40 {
         store.get(&["default", &format!("s-{i:03}")]).await.unwrap();
@@ -135,29 +129,15 @@ async fn weight_and_entry_bounds_evict() {
     assert!(s.evictions > 0, "{s:?}");
     assert_eq!(s.evictions as usize + s.entries, 40, "{s:?}");
 
-    let store = CachedStore::new(
-        sim.client(),
-        secrets_config()
-            .max_bytes(Some(1 << 30))
-            .max_entries(Some(5)),
-    )
-    .unwrap();
+    let store = CachedStore::new(sim.client(), secrets_config().max_bytes(Some(1 << 30)).max_entries(Some(5))).unwrap();
     feed_from_sim(&sim, &store);
     let all = store.list().await.unwrap();
-    assert_eq!(
-        all.len(),
-        40,
-        "results are complete even when the cache is small"
-    );
+    assert_eq!(all.len(), 40, "results are complete even when the cache is small");
     let s = store.cache_stats();
     assert!(s.entries <= 5, "{s:?}");
     assert_eq!(s.evictions as usize + s.entries, 40, "{s:?}");
 
-    let store = CachedStore::new(
-        sim.client(),
-        secrets_config().max_bytes(None).max_entries(Some(3)),
-    )
-    .unwrap();
+    let store = CachedStore::new(sim.client(), secrets_config().max_bytes(None).max_entries(Some(3))).unwrap();
     feed_from_sim(&sim, &store);
     store.list().await.unwrap();
     assert!(store.cache_stats().entries <= 3);
@@ -166,8 +146,7 @@ async fn weight_and_entry_bounds_evict() {
 #[tokio::test]
 async fn one_hundred_concurrent_gets_send_one_get() {
     let sim = sim_with_secrets("default", 1, 100).await;
-    sim.faults()
-        .set_latency(Matcher::verb(Verb::Get), Duration::from_millis(50));
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(50));
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
     feed_from_sim(&sim, &store);
     let results = futures::future::join_all((0..100).map(|_| {
@@ -178,10 +157,7 @@ async fn one_hundred_concurrent_gets_send_one_get() {
     let first = results[0].as_ref().unwrap().as_ref().unwrap()[0].clone();
     for r in results {
         let objects = r.unwrap().unwrap();
-        assert!(
-            Arc::ptr_eq(&objects[0], &first),
-            "every caller got the one fetched object"
-        );
+        assert!(Arc::ptr_eq(&objects[0], &first), "every caller got the one fetched object");
     }
     assert_eq!(gets(&sim), 1, "{:?}", sim.requests().entries());
     assert_eq!(store.cache_stats().fetches, 1);
@@ -190,8 +166,7 @@ async fn one_hundred_concurrent_gets_send_one_get() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
     let sim = sim_with_secrets("default", 100, 200).await;
-    sim.faults()
-        .set_latency(Matcher::verb(Verb::Get), Duration::from_millis(20));
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(20));
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
     feed_from_sim(&sim, &store);
     let tasks: Vec<_> = (0..1000)
@@ -208,10 +183,7 @@ async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
     }
     assert_eq!(gets(&sim), 100);
     let paths = sim.requests().path_counts();
-    assert!(
-        paths.values().all(|&n| n == 1),
-        "one GET per object: {paths:?}"
-    );
+    assert!(paths.values().all(|&n| n == 1), "one GET per object: {paths:?}");
     let s = store.cache_stats();
     assert_eq!((s.fetches, s.hits + s.misses, s.entries), (100, 1000, 100));
 }
@@ -220,39 +192,20 @@ async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
 async fn a_stale_fetch_is_not_cached() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
-    let v = sim
-        .get("secrets", Some("default"), "s-000")
-        .unwrap()
-        .unwrap();
+    let v = sim.get("secrets", Some("default"), "s-000").unwrap().unwrap();
     let newer = (rv_of(&v).parse::<u64>().unwrap() + 1000).to_string();
     // A watch event reported a version the API does not serve yet.
     store
         .apply_reference(
-            Reference::new(
-                "default",
-                "s-000",
-                v["metadata"]["uid"].as_str(),
-                Some(&newer),
-            )
-            .unwrap(),
+            Reference::new("default", "s-000", v["metadata"]["uid"].as_str(), Some(&newer)).unwrap(),
             KeyTuple::new(["default", "s-000"]),
         )
         .unwrap();
     let err = store.get(&["default", "s-000"]).await.unwrap_err();
-    let StoreError::Fetch {
-        failed, partial, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let StoreError::Fetch { failed, partial, .. } = &err else { panic!("{err}") };
     assert_eq!(
         (failed.clone(), *partial),
-        (
-            vec![
-                Identity::new("default", "s-000").with_uid(v["metadata"]["uid"].as_str().unwrap())
-            ],
-            0
-        )
+        (vec![Identity::new("default", "s-000").with_uid(v["metadata"]["uid"].as_str().unwrap())], 0)
     );
     assert!(err.to_string().contains("older than the known"), "{err}");
     assert_eq!(gets(&sim), 2, "refetched once");
@@ -279,13 +232,7 @@ async fn watch_events_refresh_or_evict_entries() {
     let updated = sim.apply(changed).unwrap();
     store
         .apply_reference(
-            Reference::new(
-                "default",
-                "s-000",
-                updated["metadata"]["uid"].as_str(),
-                Some(&rv_of(&updated)),
-            )
-            .unwrap(),
+            Reference::new("default", "s-000", updated["metadata"]["uid"].as_str(), Some(&rv_of(&updated))).unwrap(),
             keys.clone(),
         )
         .unwrap();
@@ -294,43 +241,28 @@ async fn watch_events_refresh_or_evict_entries() {
     assert_eq!(gets(&sim), 2);
     assert_eq!(fresh.resource_version(), Some(rv_of(&updated).as_str()));
     assert!(fresh.pointer("/data/extra").is_some());
-    assert!(
-        old.pointer("/data/extra").is_none(),
-        "results held by callers never change"
-    );
+    assert!(old.pointer("/data/extra").is_none(), "results held by callers never change");
 
     // A full-watch update refreshes the cached entry without a fetch.
     let mut full = updated.clone();
-    full["metadata"]["resourceVersion"] =
-        json!((rv_of(&updated).parse::<u64>().unwrap() + 1).to_string());
+    full["metadata"]["resourceVersion"] = json!((rv_of(&updated).parse::<u64>().unwrap() + 1).to_string());
     full["data"]["extra"] = json!("ZnVsbA==");
     let full = Arc::new(CompactObject::from_value(&full).unwrap());
-    Store::update(&store, full.clone(), keys.clone())
-        .await
-        .unwrap();
+    Store::update(&store, full.clone(), keys.clone()).await.unwrap();
     let got = store.get(&["default", "s-000"]).await.unwrap();
     assert!(Arc::ptr_eq(&got[0], &full));
     assert_eq!(gets(&sim), 2);
     assert_eq!(store.cache_stats().refreshes, 1);
 
     // A full-watch update of an uncached object only keeps the reference.
-    let other = sim
-        .get("secrets", Some("default"), "s-001")
-        .unwrap()
+    let other = sim.get("secrets", Some("default"), "s-001").unwrap().unwrap();
+    Store::update(&store, Arc::new(CompactObject::from_value(&other).unwrap()), KeyTuple::new(["default", "s-001"]))
+        .await
         .unwrap();
-    Store::update(
-        &store,
-        Arc::new(CompactObject::from_value(&other).unwrap()),
-        KeyTuple::new(["default", "s-001"]),
-    )
-    .await
-    .unwrap();
     assert_eq!(store.cache_stats().entries, 1);
 
     // A watch delete removes reference and entry.
-    let removed = store
-        .delete_reference(&Identity::new("default", "s-000"))
-        .unwrap();
+    let removed = store.delete_reference(&Identity::new("default", "s-000")).unwrap();
     assert_eq!(removed.name(), "s-000");
     assert!(store.get(&["default", "s-000"]).await.unwrap().is_empty());
     let s = store.cache_stats();
@@ -338,11 +270,7 @@ async fn watch_events_refresh_or_evict_entries() {
     assert_eq!(gets(&sim), 2);
 
     // A late delete of an earlier incarnation removes nothing.
-    assert!(
-        store
-            .delete_reference(&Identity::new("default", "s-001").with_uid("another-uid"))
-            .is_none()
-    );
+    assert!(store.delete_reference(&Identity::new("default", "s-001").with_uid("another-uid")).is_none());
     assert_eq!(store.len(), 1);
 }
 
@@ -357,14 +285,8 @@ async fn relist_keeps_unchanged_entries_and_drops_the_rest() {
     sim.delete("secrets", Some("default"), "s-002").unwrap();
     let refs = sim.list("secrets", None).unwrap().into_iter().map(|v| {
         let m = &v["metadata"];
-        let (ns, name) = (
-            m["namespace"].as_str().unwrap(),
-            m["name"].as_str().unwrap(),
-        );
-        (
-            Reference::new(ns, name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(),
-            KeyTuple::new([ns, name]),
-        )
+        let (ns, name) = (m["namespace"].as_str().unwrap(), m["name"].as_str().unwrap());
+        (Reference::new(ns, name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(), KeyTuple::new([ns, name]))
     });
     let stats = store.replace_references(refs).unwrap();
     assert_eq!((stats.created, stats.modified, stats.deleted), (0, 1, 1));
@@ -383,11 +305,7 @@ async fn not_found_after_delete_is_empty_and_counted() {
     feed_from_sim(&sim, &store);
     sim.delete("secrets", Some("default"), "s-000").unwrap();
     let got = store.get(&["default"]).await.unwrap();
-    assert_eq!(
-        got.len(),
-        1,
-        "the deleted object is left out, the other returned"
-    );
+    assert_eq!(got.len(), 1, "the deleted object is left out, the other returned");
     let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
     assert!(detailed.objects.is_empty());
     assert_eq!(detailed.not_found.len(), 1);
@@ -401,25 +319,10 @@ async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     let sim = sim_with_secrets("default", 3, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config().max_concurrent_fetches(1)).unwrap();
     feed_from_sim(&sim, &store);
-    sim.faults().reject_next(
-        Matcher::verb(Verb::Get).resource("secrets"),
-        1,
-        Rejection::status(500),
-    );
+    sim.faults().reject_next(Matcher::verb(Verb::Get).resource("secrets"), 1, Rejection::status(500));
     let err = store.get(&["default"]).await.unwrap_err();
-    let StoreError::Fetch {
-        failed,
-        partial,
-        keys,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
-    assert_eq!(
-        (failed.len(), *partial, keys.clone()),
-        (1, 2, vec!["default".to_owned()])
-    );
+    let StoreError::Fetch { failed, partial, keys, .. } = &err else { panic!("{err}") };
+    assert_eq!((failed.len(), *partial, keys.clone()), (1, 2, vec!["default".to_owned()]));
     assert!(err.to_string().contains(&failed[0].to_string()), "{err}");
     let failed_name = failed[0].key.name();
     assert_eq!(store.cache_stats().fetch_errors, 1);
@@ -427,10 +330,7 @@ async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     let all = store.get(&["default"]).await.unwrap();
     assert_eq!(all.len(), 3);
     let paths = sim.requests().path_counts();
-    assert_eq!(
-        paths[&format!("/api/v1/namespaces/default/secrets/{failed_name}")],
-        2
-    );
+    assert_eq!(paths[&format!("/api/v1/namespaces/default/secrets/{failed_name}")], 2);
     assert_eq!(gets(&sim), 4);
 }
 
@@ -439,21 +339,14 @@ async fn fetches_time_out_after_ten_seconds_by_default() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
     feed_from_sim(&sim, &store);
-    sim.faults()
-        .set_latency(Matcher::verb(Verb::Get), Duration::from_secs(30));
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(30));
     let start = Instant::now();
     let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(10));
-    assert!(
-        matches!(&*out.failed[0], FetchError::Timeout { after, .. } if *after == Duration::from_secs(10))
-    );
+    assert!(matches!(&*out.failed[0], FetchError::Timeout { after, .. } if *after == Duration::from_secs(10)));
     assert!(out.failed[0].to_string().contains("default/s-000"));
     sim.faults().clear_latency();
-    assert_eq!(
-        store.get(&["default", "s-000"]).await.unwrap().len(),
-        1,
-        "retried after failure"
-    );
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "retried after failure");
 }
 
 #[tokio::test]
@@ -468,13 +361,8 @@ async fn metadata_only_feed_never_lists_secret_bodies() {
     }
     assert_eq!(store.len(), 5);
     let got = store.get(&["team-a", "s-003"]).await.unwrap();
-    assert!(
-        got[0].pointer("/data/tls.crt").is_some(),
-        "the fetch brings the body"
-    );
-    let lists = sim
-        .requests()
-        .filter(|r| r.verb == Verb::List || r.verb == Verb::Watch);
+    assert!(got[0].pointer("/data/tls.crt").is_some(), "the fetch brings the body");
+    let lists = sim.requests().filter(|r| r.verb == Verb::List || r.verb == Verb::Watch);
     assert!(!lists.is_empty());
     assert!(lists.iter().all(|r| r.metadata_only), "{lists:?}");
     assert_eq!(gets(&sim), 1);
@@ -482,26 +370,12 @@ async fn metadata_only_feed_never_lists_secret_bodies() {
 
 #[tokio::test]
 async fn namespace_restriction_wins() {
-    let sim = ApiServerSim::builder()
-        .object(secret("a", "s", 10))
-        .object(secret("b", "s", 10))
-        .start()
-        .await
-        .unwrap();
+    let sim = ApiServerSim::builder().object(secret("a", "s", 10)).object(secret("b", "s", 10)).start().await.unwrap();
     let store = CachedStore::new(sim.client(), secrets_config().namespace("a")).unwrap();
-    let err = store
-        .apply_reference(
-            Reference::new("b", "s", None, None).unwrap(),
-            KeyTuple::new(["b", "s"]),
-        )
-        .unwrap_err();
+    let err =
+        store.apply_reference(Reference::new("b", "s", None, None).unwrap(), KeyTuple::new(["b", "s"])).unwrap_err();
     assert!(matches!(err, FeedError::OutsideNamespace { .. }), "{err}");
-    store
-        .apply_reference(
-            Reference::new("a", "s", None, None).unwrap(),
-            KeyTuple::new(["a", "s"]),
-        )
-        .unwrap();
+    store.apply_reference(Reference::new("a", "s", None, None).unwrap(), KeyTuple::new(["a", "s"])).unwrap();
     let got = store.get(&["a", "s"]).await.unwrap();
     assert_eq!(got[0].identity().unwrap().namespace, "a");
     let gets = sim.requests().filter(|r| r.verb == Verb::Get);
@@ -509,10 +383,7 @@ async fn namespace_restriction_wins() {
     assert_eq!(gets[0].namespace.as_deref(), Some("a"));
     // Store::add goes through the same check.
     let foreign = Arc::new(CompactObject::from_value(&secret("b", "t", 1)).unwrap());
-    assert!(matches!(
-        Store::add(&store, foreign, KeyTuple::new(["b", "t"])).await,
-        Err(StoreError::Backend { .. })
-    ));
+    assert!(matches!(Store::add(&store, foreign, KeyTuple::new(["b", "t"])).await, Err(StoreError::Backend { .. })));
 }
 
 #[tokio::test]
@@ -527,52 +398,19 @@ async fn cluster_scoped_resources() {
     for v in sim.list("namespaces", None).unwrap() {
         let name = v["metadata"]["name"].as_str().unwrap();
         store
-            .apply_reference(
-                Reference::new("", name, None, Some(&rv_of(&v))).unwrap(),
-                KeyTuple::new([name]),
-            )
+            .apply_reference(Reference::new("", name, None, Some(&rv_of(&v))).unwrap(), KeyTuple::new([name]))
             .unwrap();
     }
     let got = store.get(&["ns-1"]).await.unwrap();
-    assert_eq!(
-        got[0].pointer("/metadata/labels/team").unwrap().as_str(),
-        Some("x")
-    );
+    assert_eq!(got[0].pointer("/metadata/labels/team").unwrap().as_str(), Some("x"));
     assert_eq!(sim.requests().count(Verb::Get, "namespaces"), 1);
     assert_eq!(store.list().await.unwrap().len(), 3);
-    let err = store
-        .apply_reference(
-            Reference::new("x", "y", None, None).unwrap(),
-            KeyTuple::new(["y"]),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FeedError::Scope {
-                scope: "cluster-scoped",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = store.apply_reference(Reference::new("x", "y", None, None).unwrap(), KeyTuple::new(["y"])).unwrap_err();
+    assert!(matches!(err, FeedError::Scope { scope: "cluster-scoped", .. }), "{err}");
     let secrets = CachedStore::new(sim.client(), secrets_config()).unwrap();
-    let err = secrets
-        .apply_reference(
-            Reference::new("", "y", None, None).unwrap(),
-            KeyTuple::new(["", "y"]),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FeedError::Scope {
-                scope: "namespaced",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err =
+        secrets.apply_reference(Reference::new("", "y", None, None).unwrap(), KeyTuple::new(["", "y"])).unwrap_err();
+    assert!(matches!(err, FeedError::Scope { scope: "namespaced", .. }), "{err}");
 }
 
 #[tokio::test]

@@ -47,10 +47,7 @@ pub fn secrets_config() -> CachedStoreConfig {
 pub fn feed_from_sim(sim: &ApiServerSim, store: &CachedStore) {
     for v in sim.list("secrets", None).unwrap() {
         let m = &v["metadata"];
-        let (ns, name) = (
-            m["namespace"].as_str().unwrap(),
-            m["name"].as_str().unwrap(),
-        );
+        let (ns, name) = (m["namespace"].as_str().unwrap(), m["name"].as_str().unwrap());
         let r = Reference::new(ns, name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap();
         store.apply_reference(r, KeyTuple::new([ns, name])).unwrap();
     }
@@ -58,8 +55,5 @@ pub fn feed_from_sim(sim: &ApiServerSim, store: &CachedStore) {
 
 /// The resourceVersion of a sim object.
 pub fn rv_of(v: &Value) -> String {
-    v["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    v["metadata"]["resourceVersion"].as_str().unwrap().to_owned()
 }
