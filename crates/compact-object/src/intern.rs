@@ -2,10 +2,10 @@
 //!
 //! Object keys (`metadata`, `name`, `app.kubernetes.io/name`, ...) repeat across every object of
 //! a resource, so each distinct key is stored once here and objects refer to it by a small id
-//! (one byte for the most common keys, two bytes for the next 8,128).
+//! (one byte for the 64 most common keys, two bytes for the next 4,032).
 //!
 //! The table is append-only and bounded: at most [`MAX_KEYS`] keys of at most [`MAX_KEY_LEN`]
-//! bytes are ever interned, so it can never grow past roughly 1.2 MiB, however hostile the keys
+//! bytes are ever interned, so it can never grow past roughly 1.5 MB, however hostile the keys
 //! it sees (ConfigMap data keys, generated annotation keys). A key that does not fit (too long,
 //! or the table is full) is simply stored inline in the object that uses it; results are the
 //! same either way.

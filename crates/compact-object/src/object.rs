@@ -49,7 +49,7 @@ use crate::node::Node;
 /// object's compact JSON size (see `docs/compact-object.md`); `size_of::<CompactObject>()` is
 /// 32 bytes. Keys are shared by all objects through the key table, which is append-only and
 /// capped at [`MAX_KEYS`](crate::MAX_KEYS) keys of ≤ [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes
-/// (≈ 1.2 MiB at worst, typically under 100 KiB); keys beyond the cap are stored inline.
+/// (≈ 1.5 MB at worst, typically under 100 KB); keys beyond the cap are stored inline.
 #[derive(Clone)]
 pub struct CompactObject {
     /// The encoding; valid UTF-8 by construction (see `encode`).
