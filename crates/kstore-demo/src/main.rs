@@ -161,8 +161,8 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
     let mut report = serde_json::Map::new();
 
     // 1. The cluster: an embedded simulator with a generated cluster, or a real one.
-    let (sim, client) = if args.kubeconfig.is_some() {
-        out.line(format!("kstore demo — read-only against {}", args.kubeconfig.as_ref().unwrap().display()));
+    let (sim, client) = if let Some(path) = &args.kubeconfig {
+        out.line(format!("kstore demo — read-only against {}", path.display()));
         (None, client_for(args).await?)
     } else {
         let t = Instant::now();
