@@ -115,6 +115,17 @@ fn main() {
         ),
         2.0,
     );
+    // Typed object → dynamic form (not a requirement; shows `from_serialize`'s one-pass path).
+    let typed: k8s_openapi::api::networking::v1::Ingress = serde_json::from_slice(FIXTURES[0].1).unwrap();
+    row(
+        "from typed (to_value / from_serialize)",
+        "ingress",
+        race(
+            || drop(black_box(serde_json::to_value(black_box(&typed)).unwrap())),
+            || drop(black_box(CompactObject::from_serialize(black_box(&typed)).unwrap())),
+        ),
+        f64::NAN,
+    );
     for (name, json, _) in FIXTURES {
         let value: Value = serde_json::from_slice(json).unwrap();
         let compact = CompactObject::from_slice(json).unwrap();

@@ -19,13 +19,13 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// A typed value could not be serialized (its `Serialize` impl failed, or it produced a map
-    /// key that is not a string).
+    /// A typed value could not be serialized (its `Serialize` impl failed, it produced a map
+    /// key that is not a string, or an integer beyond `u64`/`i64`).
     #[error("serializing {type_name} failed: {source}")]
     Serialize {
         /// The Rust type that was being serialized.
         type_name: &'static str,
-        /// serde_json's error.
+        /// What went wrong, as a serde error.
         #[source]
         source: serde_json::Error,
     },

@@ -21,6 +21,7 @@ mod error;
 mod intern;
 mod node;
 mod object;
+mod ser;
 
 pub use de::DeError;
 pub use encode::MAX_DEPTH;

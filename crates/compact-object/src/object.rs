@@ -10,6 +10,7 @@ use crate::de::DeError;
 use crate::encode::{Builder, ValueSeed};
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::ser::{Encoder, SerError};
 
 /// An immutable Kubernetes object (or any JSON value) in kstore's compact encoding.
 ///
@@ -90,11 +91,20 @@ impl CompactObject {
         Self::from_encoded(b.buf)
     }
 
-    /// Encodes any serializable value, e.g. a typed k8s-openapi object.
-    pub fn from_serialize<T: serde::Serialize>(t: &T) -> Result<CompactObject> {
-        let json = serde_json::to_vec(t)
-            .map_err(|source| Error::Serialize { type_name: std::any::type_name::<T>(), source })?;
-        Self::from_slice(&json)
+    /// Encodes any serializable value, e.g. a typed k8s-openapi object, in one pass (no JSON
+    /// text, no `serde_json::Value` in between). The result equals
+    /// `from_value(&serde_json::to_value(t)?)`: same number types, non-finite floats become
+    /// `null`, map keys must serialize as strings (integers and booleans become their text).
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(t: &T) -> Result<CompactObject> {
+        let mut b = Builder::with_capacity(512);
+        match t.serialize(Encoder(&mut b)) {
+            Ok(()) => Self::from_encoded(b.buf),
+            Err(SerError::Limit(e)) => Err(e),
+            Err(SerError::Custom(message)) => Err(Error::Serialize {
+                type_name: std::any::type_name::<T>(),
+                source: <serde_json::Error as serde::ser::Error>::custom(message),
+            }),
+        }
     }
 
     /// Encodes a `kube_core::DynamicObject`.

@@ -279,3 +279,78 @@ fn large_containers_use_multi_byte_headers() {
     assert_eq!(obj.pointer("/map/k2999").unwrap().as_u64(), Some(2999));
     assert_eq!(obj.pointer("/items").unwrap().len(), 5000);
 }
+
+#[test]
+fn from_serialize_matches_serde_json_to_value() {
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Serialize)]
+    enum E {
+        Unit,
+        Newtype(u8),
+        Tuple(i32, String),
+        Struct { a: Option<bool>, b: () },
+    }
+    #[derive(serde::Serialize)]
+    struct Unit;
+    #[derive(serde::Serialize)]
+    struct Wrapper(f32);
+    #[derive(serde::Serialize)]
+    struct All {
+        e: Vec<E>,
+        chars: (char, char),
+        #[serde(with = "serde_bytes_like")]
+        bytes: Vec<u8>,
+        big: i128,
+        small: i128,
+        huge: u128,
+        float: Wrapper,
+        nan: f64,
+        unit: Unit,
+        int_keys: BTreeMap<i32, &'static str>,
+        bool_keys: BTreeMap<bool, u8>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        #[serde(flatten)]
+        flat: BTreeMap<String, i64>,
+    }
+    mod serde_bytes_like {
+        pub(super) fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(b)
+        }
+    }
+    let all = All {
+        e: vec![E::Unit, E::Newtype(7), E::Tuple(-1, "t".into()), E::Struct { a: None, b: () }],
+        chars: ('x', '✓'),
+        bytes: vec![0, 255],
+        big: -5,
+        small: 1 << 62,
+        huge: 12,
+        float: Wrapper(0.1),
+        nan: f64::NAN,
+        unit: Unit,
+        int_keys: [(-3, "a"), (10, "b")].into(),
+        bool_keys: [(true, 1)].into(),
+        skipped: None,
+        flat: [("extra".to_string(), -9)].into(),
+    };
+    let expected = serde_json::to_value(&all).unwrap();
+    let obj = CompactObject::from_serialize(&all).unwrap();
+    assert_eq!(obj.to_value(), expected);
+    assert_eq!(obj, CompactObject::from_value(&expected).unwrap());
+
+    // Shapes JSON cannot hold are named errors, as in serde_json.
+    let nested_int_keys: BTreeMap<String, BTreeMap<u8, u8>> = [("k".into(), [(1, 1)].into())].into();
+    assert!(CompactObject::from_serialize(&nested_int_keys).is_ok());
+    let bad: Vec<(Vec<u8>, u8)> = vec![(vec![1], 1)];
+    let bad_map: std::collections::HashMap<Vec<u8>, u8> = bad.into_iter().collect();
+    assert!(serde_json::to_value(&bad_map).is_err());
+    assert!(matches!(CompactObject::from_serialize(&bad_map), Err(Error::Serialize { .. })));
+    assert!(serde_json::to_value(u128::MAX).is_err());
+    assert!(matches!(CompactObject::from_serialize(&u128::MAX), Err(Error::Serialize { .. })));
+    let mut deep = json!(1);
+    for _ in 0..MAX_DEPTH + 1 {
+        deep = json!([deep]);
+    }
+    assert!(matches!(CompactObject::from_serialize(&deep), Err(Error::TooDeep { .. })));
+}

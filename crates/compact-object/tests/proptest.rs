@@ -92,7 +92,9 @@ proptest! {
         prop_assert_eq!(from_value.to_value(), v.clone());
         prop_assert_eq!(serde_json::to_vec(&from_value).unwrap(), bytes);
         prop_assert_eq!(from_value.root().to_string(), serde_json::to_string(&v).unwrap());
-        prop_assert_eq!(CompactObject::from_serialize(&v).unwrap().to_value(), reference);
+        let serialized = CompactObject::from_serialize(&v).unwrap();
+        prop_assert_eq!(serialized.to_value(), v.clone());
+        prop_assert_eq!(serialized.as_bytes(), from_value.as_bytes());
     }
 
     #[test]
