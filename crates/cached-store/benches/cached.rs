@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
     let typed: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut g = c.benchmark_group("miss");
-    g.measurement_time(Duration::from_secs(4));
+    g.measurement_time(Duration::from_secs(5));
     g.bench_function("Api<DynamicObject>::get", |b| {
         b.to_async(&rt).iter(|| async { black_box(dynamic.get(&name).await.unwrap()) })
     });

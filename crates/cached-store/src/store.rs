@@ -713,14 +713,18 @@ impl Inner {
         let c = &self.counters;
         c.hits.fetch_add((refs.len() - missing.len()) as u64, Relaxed);
         c.misses.fetch_add(missing.len() as u64, Relaxed);
-        let outcomes: Vec<(usize, Outcome)> = stream::iter(missing)
-            .map(|i| {
-                let load = self.load(refs[i].clone(), now);
-                async move { (i, load.await) }
-            })
-            .buffer_unordered(self.max_concurrent_fetches)
-            .collect()
-            .await;
+        let outcomes: Vec<(usize, Outcome)> = if let [i] = missing[..] {
+            vec![(i, self.load(refs[i].clone(), now).await)]
+        } else {
+            stream::iter(missing)
+                .map(|i| {
+                    let load = self.load(refs[i].clone(), now);
+                    async move { (i, load.await) }
+                })
+                .buffer_unordered(self.max_concurrent_fetches)
+                .collect()
+                .await
+        };
         let mut not_found = Vec::new();
         let mut failed = Vec::new();
         for (i, outcome) in outcomes {
