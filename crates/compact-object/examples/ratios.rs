@@ -49,7 +49,8 @@ fn race(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
 
 fn row(op: &str, fixture: &str, (value, compact): (Duration, Duration), limit: f64) {
     let ratio = compact.as_secs_f64() / value.as_secs_f64();
-    println!("| {op} | {fixture} | {value:.2?} | {compact:.2?} | {ratio:.2}× | ≤ {limit}× |",);
+    let limit = if limit.is_nan() { "—".to_owned() } else { format!("≤ {limit}×") };
+    println!("| {op} | {fixture} | {value:.2?} | {compact:.2?} | {ratio:.2}× | {limit} |");
 }
 
 fn main() {

@@ -393,6 +393,12 @@ impl serde::Serialize for Node<'_> {
     }
 }
 
+/// A leaf decoded in place by the serializer's walk.
+enum Scalar<'a> {
+    Str(&'a str),
+    Small(u64),
+}
+
 /// A child value being serialized; reports back where it ended so the parent's walk decodes
 /// each byte once.
 struct Child<'a, 'c> {
@@ -445,9 +451,22 @@ impl<'a> Node<'a> {
                 let mut seq = s.serialize_seq(Some(count))?;
                 let len = Cell::new(0);
                 for _ in 0..count {
-                    len.set(usize::MAX);
-                    seq.serialize_element(&Child { node: self.at(p), len: &len })?;
-                    p += self.child_len(&len, p);
+                    // Short strings and small integers directly; anything else recursively.
+                    match self.short_scalar(p) {
+                        Some((Scalar::Str(v), n)) => {
+                            seq.serialize_element(v)?;
+                            p += n;
+                        }
+                        Some((Scalar::Small(v), n)) => {
+                            seq.serialize_element(&v)?;
+                            p += n;
+                        }
+                        None => {
+                            len.set(usize::MAX);
+                            seq.serialize_element(&Child { node: self.at(p), len: &len })?;
+                            p += self.child_len(&len, p);
+                        }
+                    }
                 }
                 p = end;
                 seq.end()?
@@ -469,15 +488,42 @@ impl<'a> Node<'a> {
                         self.text.get(start..p).unwrap_or_default()
                     };
                     map.serialize_key(key)?;
-                    len.set(usize::MAX);
-                    map.serialize_value(&Child { node: self.at(p), len: &len })?;
-                    p += self.child_len(&len, p);
+                    match self.short_scalar(p) {
+                        Some((Scalar::Str(v), n)) => {
+                            map.serialize_value(v)?;
+                            p += n;
+                        }
+                        Some((Scalar::Small(v), n)) => {
+                            map.serialize_value(&v)?;
+                            p += n;
+                        }
+                        None => {
+                            len.set(usize::MAX);
+                            map.serialize_value(&Child { node: self.at(p), len: &len })?;
+                            p += self.child_len(&len, p);
+                        }
+                    }
                 }
                 p = end;
                 map.end()?
             }
         };
         Ok((ok, p))
+    }
+
+    /// The short string or small integer at `pos` and its encoded length, if that is what is
+    /// there (the common leaves, serialized without recursion).
+    #[inline]
+    fn short_scalar(&self, pos: usize) -> Option<(Scalar<'a>, usize)> {
+        let tag = *self.bytes().get(pos)?;
+        match tag {
+            SHORT_STR..=0x7F => {
+                let len = usize::from(tag - SHORT_STR);
+                Some((Scalar::Str(self.text.get(pos + 1..pos + 1 + len)?), 1 + len))
+            }
+            SMALL_UINT..=0x3F => Some((Scalar::Small(u64::from(tag - SMALL_UINT)), 1)),
+            _ => None,
+        }
     }
 
     /// The length a `Child` reported, or (if the serializer never serialized it) its length
