@@ -18,10 +18,7 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Drive a watcher until its initial sync is done; returns the number of objects seen.
@@ -58,30 +55,35 @@ async fn bench_initial_list(objects: usize) {
         .iter()
         .take(objects)
         .collect();
-    let bytes: usize = objs
-        .iter()
-        .map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0))
-        .sum();
+    let bytes: usize = objs.iter().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)).sum();
     report("generate Ingresses", objs.len(), t.elapsed());
     println!("  mean object size: {} bytes", bytes / objs.len().max(1));
     let t = Instant::now();
-    let sim = ApiServerSim::builder()
-        .objects(objs)
-        .start()
-        .await
-        .expect("start");
+    let sim = ApiServerSim::builder().objects(objs).start().await.expect("start");
     report("load into simulator", objects, t.elapsed());
 
-    let api: Api<Ingress> = Api::all(sim.client());
+    let client = sim.client();
+    // server + transfer only: fetch every page as text, no deserialisation
+    let t = Instant::now();
+    let mut cont = String::new();
+    let mut bytes = 0;
+    loop {
+        let path = format!("/apis/networking.k8s.io/v1/ingresses?&limit=500&continue={cont}");
+        let req = http::Request::get(path).body(Vec::new()).expect("request");
+        let text = client.request_text(req).await.expect("page");
+        bytes += text.len();
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        match v["metadata"]["continue"].as_str() {
+            Some(c) if !c.is_empty() => cont = form_urlencoded::byte_serialize(c.as_bytes()).collect(),
+            _ => break,
+        }
+    }
+    report("paged list as text (server + transfer + parse)", objects, t.elapsed());
+    println!("  {} MB transferred", bytes >> 20);
+    let api: Api<Ingress> = Api::all(client);
     for (name, cfg) in [
-        (
-            "initial list-watch (pages of 500) to watcher",
-            watcher::Config::default(),
-        ),
-        (
-            "initial streaming list to watcher",
-            watcher::Config::default().streaming_lists(),
-        ),
+        ("initial list-watch (pages of 500) to watcher", watcher::Config::default()),
+        ("initial streaming list to watcher", watcher::Config::default().streaming_lists()),
     ] {
         let t = Instant::now();
         let n = initial_sync(api.clone(), cfg).await;
@@ -115,11 +117,7 @@ async fn bench_event_throughput(events: usize) {
         n
     });
     sim.wait_for_watches(1).await;
-    let template = Cluster::new(2)
-        .namespaces(1)
-        .apps_per_namespace(1)
-        .only(&[Kind::Ingress])
-        .build();
+    let template = Cluster::new(2).namespaces(1).apps_per_namespace(1).only(&[Kind::Ingress]).build();
     let t = Instant::now();
     for i in 0..events {
         let mut obj = template[0].clone();
@@ -128,11 +126,7 @@ async fn bench_event_throughput(events: usize) {
     }
     let produced = t.elapsed();
     let n = reader.await.expect("reader");
-    report(
-        "create events (handle API, producer side)",
-        events,
-        produced,
-    );
+    report("create events (handle API, producer side)", events, produced);
     report("event throughput to watcher", n, t.elapsed());
     sim.shutdown().await;
 }
@@ -140,15 +134,9 @@ async fn bench_event_throughput(events: usize) {
 fn main() {
     // `cargo test --benches` passes `--bench`-less args; run a tiny size when not benchmarking.
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let objects = env_usize(
-        "SIM_BENCH_OBJECTS",
-        if benchmarking { 100_000 } else { 500 },
-    );
+    let objects = env_usize("SIM_BENCH_OBJECTS", if benchmarking { 100_000 } else { 500 });
     let events = env_usize("SIM_BENCH_EVENTS", if benchmarking { 50_000 } else { 200 });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         bench_initial_list(objects).await;
         bench_event_throughput(events).await;
