@@ -163,6 +163,27 @@ async fn one_hundred_concurrent_gets_send_one_get() {
     assert_eq!(store.cache_stats().fetches, 1);
 }
 
+#[tokio::test]
+async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(50));
+    sim.faults().reject_next(Matcher::verb(Verb::Get).resource("secrets"), 1, Rejection::status(500));
+    let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    feed_from_sim(&sim, &store);
+    let results = futures::future::join_all((0..20).map(|_| store.get(&["default", "s-000"]))).await;
+    for r in &results {
+        let Err(StoreError::Fetch { failed, .. }) = r else {
+            panic!("every caller sees the shared failure, got ok={}", r.is_ok())
+        };
+        assert_eq!(failed[0].key.name(), "s-000");
+    }
+    assert_eq!(gets(&sim), 1, "one GET for all twenty callers");
+    let s = store.cache_stats();
+    assert_eq!((s.fetch_errors, s.entries), (1, 0), "the failure is not cached");
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(gets(&sim), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
     let sim = sim_with_secrets("default", 100, 200).await;
