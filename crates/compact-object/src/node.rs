@@ -429,21 +429,7 @@ impl<'a> Node<'a> {
                 p += usize::from(tag - SHORT_STR);
                 s.serialize_str(self.text.get(1..p).unwrap_or_default())?
             }
-            STR => {
-                let len = get_varint(b, &mut p) as usize;
-                let start = p;
-                p += len;
-                s.serialize_str(self.text.get(start..p).unwrap_or_default())?
-            }
-            UINT => s.serialize_u64(get_varint(b, &mut p))?,
-            NEGINT => s.serialize_i64(!get_varint(b, &mut p) as i64)?,
-            FLOAT => {
-                p = value_len(b, 0);
-                match self.number() {
-                    Some(Number::F64(f)) => s.serialize_f64(f)?,
-                    _ => s.serialize_unit()?,
-                }
-            }
+            STR | UINT | NEGINT | FLOAT => return self.serialize_rare(s),
             ARRAY => {
                 let count = get_varint(b, &mut p) as usize;
                 let size = get_varint(b, &mut p) as usize;
@@ -506,6 +492,32 @@ impl<'a> Node<'a> {
                 }
                 p = end;
                 map.end()?
+            }
+        };
+        Ok((ok, p))
+    }
+
+    /// Long strings, large and negative integers, floats: kept out of the hot walk so that it
+    /// stays small enough for the serializer's writes to be inlined into it.
+    #[inline(never)]
+    fn serialize_rare<S: serde::Serializer>(&self, s: S) -> Result<(S::Ok, usize), S::Error> {
+        let b = self.bytes();
+        let mut p = 1;
+        let ok = match self.tag() {
+            STR => {
+                let len = get_varint(b, &mut p) as usize;
+                let start = p;
+                p += len;
+                s.serialize_str(self.text.get(start..p).unwrap_or_default())?
+            }
+            UINT => s.serialize_u64(get_varint(b, &mut p))?,
+            NEGINT => s.serialize_i64(!get_varint(b, &mut p) as i64)?,
+            _ => {
+                p = value_len(b, 0);
+                match self.number() {
+                    Some(Number::F64(f)) => s.serialize_f64(f)?,
+                    _ => s.serialize_unit()?,
+                }
             }
         };
         Ok((ok, p))
