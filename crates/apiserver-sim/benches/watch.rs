@@ -119,11 +119,12 @@ async fn bench_event_throughput(events: usize) {
     sim.wait_for_watches(1).await;
     let template = Cluster::new(2).namespaces(1).apps_per_namespace(1).only(&[Kind::Ingress]).build();
     let t = Instant::now();
-    for i in 0..events {
+    let objs = (0..events).map(|i| {
         let mut obj = template[0].clone();
         obj["metadata"]["name"] = json!(format!("ing-{i}"));
-        sim.create(obj).expect("create");
-    }
+        obj
+    });
+    sim.create_all(objs).expect("create");
     let produced = t.elapsed();
     let n = reader.await.expect("reader");
     report("create events (handle API, producer side)", events, produced);

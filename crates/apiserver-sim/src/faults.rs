@@ -28,18 +28,12 @@ impl Matcher {
 
     /// Requests of one verb.
     pub fn verb(verb: Verb) -> Self {
-        Self {
-            verbs: vec![verb],
-            resource: None,
-        }
+        Self { verbs: vec![verb], resource: None }
     }
 
     /// Requests of any of these verbs.
     pub fn verbs(verbs: &[Verb]) -> Self {
-        Self {
-            verbs: verbs.to_vec(),
-            resource: None,
-        }
+        Self { verbs: verbs.to_vec(), resource: None }
     }
 
     /// Restrict to one resource, written `plural` (core) or `plural.group`.
@@ -66,18 +60,12 @@ pub struct Rejection {
 impl Rejection {
     /// Reject with this status code and no `Retry-After`.
     pub fn status(code: u16) -> Self {
-        Self {
-            code,
-            retry_after: None,
-        }
+        Self { code, retry_after: None }
     }
 
     /// `429 Too Many Requests` with `Retry-After: secs`.
     pub fn too_many_requests(retry_after_secs: u32) -> Self {
-        Self {
-            code: 429,
-            retry_after: Some(retry_after_secs),
-        }
+        Self { code: 429, retry_after: Some(retry_after_secs) }
     }
 }
 
@@ -126,9 +114,7 @@ impl FaultState {
         let now = Instant::now();
         let mut rules = self.rules.lock();
         rules.retain(|r| r.remaining != Some(0) && r.until.is_none_or(|u| u > now));
-        let rule = rules
-            .iter_mut()
-            .find(|r| r.matcher.matches(verb, resource))?;
+        let rule = rules.iter_mut().find(|r| r.matcher.matches(verb, resource))?;
         if let Some(n) = rule.remaining.as_mut() {
             *n -= 1;
         }
@@ -140,11 +126,7 @@ impl FaultState {
     }
 
     pub(crate) fn latency(&self, verb: Verb, resource: Option<&str>) -> Option<Duration> {
-        self.latency
-            .lock()
-            .as_ref()
-            .filter(|(m, _)| m.matches(verb, resource))
-            .map(|(_, d)| *d)
+        self.latency.lock().as_ref().filter(|(m, _)| m.matches(verb, resource)).map(|(_, d)| *d)
     }
 
     pub(crate) fn take_malformed(&self) -> bool {
@@ -167,12 +149,7 @@ impl std::fmt::Debug for Faults {
 impl Faults {
     /// Reject the next `n` requests matching `matcher` with `rejection`.
     pub fn reject_next(&self, matcher: Matcher, n: usize, rejection: Rejection) {
-        self.state.rules.lock().push(Rule {
-            matcher,
-            rejection,
-            remaining: Some(n),
-            until: None,
-        });
+        self.state.rules.lock().push(Rule { matcher, rejection, remaining: Some(n), until: None });
     }
 
     /// Reject every request matching `matcher` for the next `duration`.
@@ -255,45 +232,25 @@ mod tests {
 
     fn faults() -> Faults {
         let reg = Arc::new(Registry::new(builtin_resources()));
-        let cfg = StoreConfig {
-            event_log_capacity: 10,
-            broadcast_capacity: 16,
-            snapshot_cache: 2,
-        };
-        Faults {
-            state: Arc::new(FaultState::new(Arc::new(Store::new(reg, cfg)))),
-        }
+        let cfg = StoreConfig { event_log_capacity: 10, broadcast_capacity: 16, snapshot_cache: 2 };
+        Faults { state: Arc::new(FaultState::new(Arc::new(Store::new(reg, cfg)))) }
     }
 
     #[tokio::test]
     async fn reject_next_n_then_pass() {
         let f = faults();
-        f.reject_next(
-            Matcher::verb(Verb::List).resource("secrets"),
-            2,
-            Rejection::status(503),
-        );
+        f.reject_next(Matcher::verb(Verb::List).resource("secrets"), 2, Rejection::status(503));
         assert!(f.state.check(Verb::List, Some("configmaps")).is_none());
         assert!(f.state.check(Verb::Get, Some("secrets")).is_none());
-        assert_eq!(
-            f.state.check(Verb::List, Some("secrets")).unwrap().code(),
-            503
-        );
-        assert_eq!(
-            f.state.check(Verb::List, Some("secrets")).unwrap().code(),
-            503
-        );
+        assert_eq!(f.state.check(Verb::List, Some("secrets")).unwrap().code(), 503);
+        assert_eq!(f.state.check(Verb::List, Some("secrets")).unwrap().code(), 503);
         assert!(f.state.check(Verb::List, Some("secrets")).is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn reject_for_duration() {
         let f = faults();
-        f.reject_for(
-            Matcher::any(),
-            Duration::from_secs(5),
-            Rejection::too_many_requests(1),
-        );
+        f.reject_for(Matcher::any(), Duration::from_secs(5), Rejection::too_many_requests(1));
         let e = f.state.check(Verb::Watch, Some("pods")).unwrap();
         assert_eq!((e.code(), e.retry_after()), (429, Some(1)));
         tokio::time::advance(Duration::from_secs(6)).await;

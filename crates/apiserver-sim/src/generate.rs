@@ -31,14 +31,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in generation order.
-    pub const ALL: [Kind; 6] = [
-        Kind::Namespace,
-        Kind::Ingress,
-        Kind::Service,
-        Kind::EndpointSlice,
-        Kind::Secret,
-        Kind::ConfigMap,
-    ];
+    pub const ALL: [Kind; 6] =
+        [Kind::Namespace, Kind::Ingress, Kind::Service, Kind::EndpointSlice, Kind::Secret, Kind::ConfigMap];
 }
 
 /// A small, fast, seedable PRNG (SplitMix64); stable across versions so output is reproducible.
@@ -89,8 +83,8 @@ impl Rng {
 }
 
 const TEAMS: &[&str] = &[
-    "payments", "checkout", "search", "identity", "catalog", "billing", "platform", "growth",
-    "media", "ledger", "notify", "risk",
+    "payments", "checkout", "search", "identity", "catalog", "billing", "platform", "growth", "media", "ledger",
+    "notify", "risk",
 ];
 const NOUNS: &[&str] = &[
     "api",
@@ -140,14 +134,7 @@ impl Cluster {
     /// A cluster with this seed; defaults: 3 namespaces × 4 apps, 5–50 endpoints per app,
     /// ~2 KB of certificate DER per TLS secret, every kind.
     pub fn new(seed: u64) -> Self {
-        Self {
-            seed,
-            namespaces: 3,
-            apps: 4,
-            endpoints: (5, 50),
-            cert_bytes: 2048,
-            kinds: Kind::ALL.to_vec(),
-        }
+        Self { seed, namespaces: 3, apps: 4, endpoints: (5, 50), cert_bytes: 2048, kinds: Kind::ALL.to_vec() }
     }
 
     /// Number of namespaces.
@@ -183,9 +170,7 @@ impl Cluster {
 
     /// Namespace names, in order.
     pub fn namespace_names(&self) -> Vec<String> {
-        (0..self.namespaces)
-            .map(|i| format!("{}-{i}", TEAMS[i % TEAMS.len()]))
-            .collect()
+        (0..self.namespaces).map(|i| format!("{}-{i}", TEAMS[i % TEAMS.len()])).collect()
     }
 
     /// How many objects [`build`](Self::build) yields (walks the generator).
@@ -201,27 +186,21 @@ impl Cluster {
 
     /// Lazily generate the objects (useful for very large clusters).
     pub fn iter(&self) -> impl Iterator<Item = Value> + '_ {
-        self.namespace_names()
-            .into_iter()
-            .enumerate()
-            .flat_map(move |(i, ns)| {
-                let mut rng = Rng::new(self.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
-                let mut out = Vec::new();
-                let base_time = 1_704_067_200 + rng.range(0, 86_400 * 30) as i64;
-                if self.kinds.contains(&Kind::Namespace) {
-                    out.push(namespace(&mut rng, &ns, base_time));
-                }
-                let ns_objects = (0..self.apps).flat_map(move |j| {
-                    let mut rng = Rng::new(
-                        self.seed
-                            ^ ((i as u64) << 32 | j as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
-                    );
-                    let app = format!("{}-{}-{j}", rng.pick(TEAMS), rng.pick(NOUNS));
-                    let t = base_time + rng.range(60, 86_400 * 90) as i64;
-                    self.app_objects(&mut rng, &ns, &app, t)
-                });
-                out.into_iter().chain(ns_objects)
-            })
+        self.namespace_names().into_iter().enumerate().flat_map(move |(i, ns)| {
+            let mut rng = Rng::new(self.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+            let mut out = Vec::new();
+            let base_time = 1_704_067_200 + rng.range(0, 86_400 * 30) as i64;
+            if self.kinds.contains(&Kind::Namespace) {
+                out.push(namespace(&mut rng, &ns, base_time));
+            }
+            let ns_objects = (0..self.apps).flat_map(move |j| {
+                let mut rng = Rng::new(self.seed ^ ((i as u64) << 32 | j as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+                let app = format!("{}-{}-{j}", rng.pick(TEAMS), rng.pick(NOUNS));
+                let t = base_time + rng.range(60, 86_400 * 90) as i64;
+                self.app_objects(&mut rng, &ns, &app, t)
+            });
+            out.into_iter().chain(ns_objects)
+        })
     }
 
     fn app_objects(&self, rng: &mut Rng, ns: &str, app: &str, t: i64) -> Vec<Value> {
@@ -235,16 +214,7 @@ impl Cluster {
         });
         let host_domain = rng.pick(DOMAINS);
         let hosts: Vec<String> = (0..rng.range(1, 3))
-            .map(|h| {
-                format!(
-                    "{app}{}.{ns}.{host_domain}",
-                    if h == 0 {
-                        String::new()
-                    } else {
-                        format!("-{h}")
-                    }
-                )
-            })
+            .map(|h| format!("{app}{}.{ns}.{host_domain}", if h == 0 { String::new() } else { format!("-{h}") }))
             .collect();
         let port = [8080, 8443, 3000, 9090][(rng.next_u64() % 4) as usize];
         let secret_name = format!("{app}-tls");
@@ -256,16 +226,7 @@ impl Cluster {
         let kind_rng = |k: u64| Rng::new(app_seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if self.kinds.contains(&Kind::Ingress) {
             let rng = &mut kind_rng(1);
-            out.push(ingress(
-                rng,
-                ns,
-                app,
-                &labels,
-                &hosts,
-                &secret_name,
-                port,
-                t,
-            ));
+            out.push(ingress(rng, ns, app, &labels, &hosts, &secret_name, port, t));
         }
         if self.kinds.contains(&Kind::Service) {
             let mut svc = service(&mut kind_rng(2), ns, app, &labels, port, t);
@@ -274,26 +235,14 @@ impl Cluster {
         }
         if self.kinds.contains(&Kind::EndpointSlice) {
             let rng = &mut kind_rng(3);
-            let slices = if total > 30 {
-                vec![total / 2, total - total / 2]
-            } else {
-                vec![total]
-            };
+            let slices = if total > 30 { vec![total / 2, total - total / 2] } else { vec![total] };
             for n in slices {
                 out.push(endpoint_slice(rng, ns, app, &service_uid, n, port, t));
             }
         }
         if self.kinds.contains(&Kind::Secret) {
             let rng = &mut kind_rng(4);
-            out.push(tls_secret(
-                rng,
-                ns,
-                &secret_name,
-                &labels,
-                &hosts,
-                self.cert_bytes,
-                t,
-            ));
+            out.push(tls_secret(rng, ns, &secret_name, &labels, &hosts, self.cert_bytes, t));
         }
         if self.kinds.contains(&Kind::ConfigMap) {
             out.push(config_map(&mut kind_rng(5), ns, app, &labels, t));
@@ -336,15 +285,9 @@ fn applied(mut obj: Value, rng: &mut Rng, t: i64, spec_fields: Value) -> Value {
     let meta = &mut obj["metadata"];
     meta["annotations"]
         .as_object_mut()
-        .map(|a| {
-            a.insert(
-                "kubectl.kubernetes.io/last-applied-configuration".into(),
-                json!(last_applied),
-            )
-        })
+        .map(|a| a.insert("kubectl.kubernetes.io/last-applied-configuration".into(), json!(last_applied)))
         .unwrap_or_else(|| {
-            meta["annotations"] =
-                json!({"kubectl.kubernetes.io/last-applied-configuration": last_applied});
+            meta["annotations"] = json!({"kubectl.kubernetes.io/last-applied-configuration": last_applied});
             None
         });
     meta["uid"] = json!(rng.uid());
@@ -420,14 +363,8 @@ fn ingress(
             "rules": rules,
         },
     });
-    let mut obj = applied(
-        obj,
-        rng,
-        t,
-        json!({"f:spec": {"f:ingressClassName": {}, "f:rules": {}, "f:tls": {}}}),
-    );
-    obj["status"] =
-        json!({"loadBalancer": {"ingress": [{"ip": format!("203.0.113.{}", rng.range(1, 254))}]}});
+    let mut obj = applied(obj, rng, t, json!({"f:spec": {"f:ingressClassName": {}, "f:rules": {}, "f:tls": {}}}));
+    obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": format!("203.0.113.{}", rng.range(1, 254))}]}});
     obj
 }
 
@@ -446,12 +383,7 @@ fn service(rng: &mut Rng, ns: &str, app: &str, labels: &Value, port: u64, t: i64
             ],
         },
     });
-    let mut obj = applied(
-        obj,
-        rng,
-        t,
-        json!({"f:spec": {"f:ports": {}, "f:selector": {}, "f:type": {}}}),
-    );
+    let mut obj = applied(obj, rng, t, json!({"f:spec": {"f:ports": {}, "f:selector": {}, "f:type": {}}}));
     let spec = &mut obj["spec"];
     spec["clusterIP"] = json!(ip);
     spec["clusterIPs"] = json!([ip]);
@@ -463,24 +395,13 @@ fn service(rng: &mut Rng, ns: &str, app: &str, labels: &Value, port: u64, t: i64
     obj
 }
 
-fn endpoint_slice(
-    rng: &mut Rng,
-    ns: &str,
-    app: &str,
-    service_uid: &str,
-    n: u64,
-    port: u64,
-    t: i64,
-) -> Value {
+fn endpoint_slice(rng: &mut Rng, ns: &str, app: &str, service_uid: &str, n: u64, port: u64, t: i64) -> Value {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let suffix: String = (0..5)
-        .map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize] as char)
-        .collect();
+    let suffix: String = (0..5).map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize] as char).collect();
     let endpoints: Vec<Value> = (0..n)
         .map(|_| {
-            let pod: String = (0..5)
-                .map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize] as char)
-                .collect();
+            let pod: String =
+                (0..5).map(|_| ALPHABET[(rng.next_u64() % ALPHABET.len() as u64) as usize] as char).collect();
             let ready = rng.range(0, 19) != 0;
             json!({
                 "addresses": [format!("10.244.{}.{}", rng.range(0, 255), rng.range(1, 254))],
@@ -552,11 +473,8 @@ fn tls_secret(
     cert_bytes: usize,
     t: i64,
 ) -> Value {
-    let chain = format!(
-        "{}{}",
-        pem("CERTIFICATE", &rng.bytes(cert_bytes)),
-        pem("CERTIFICATE", &rng.bytes(cert_bytes * 3 / 4))
-    );
+    let chain =
+        format!("{}{}", pem("CERTIFICATE", &rng.bytes(cert_bytes)), pem("CERTIFICATE", &rng.bytes(cert_bytes * 3 / 4)));
     let key = pem("PRIVATE KEY", &rng.bytes(1218));
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let obj = json!({
@@ -575,24 +493,12 @@ fn tls_secret(
         "type": "kubernetes.io/tls",
         "data": {"tls.crt": b64(&chain), "tls.key": b64(&key)},
     });
-    applied(
-        obj,
-        rng,
-        t,
-        json!({"f:data": {".": {}, "f:tls.crt": {}, "f:tls.key": {}}, "f:type": {}}),
-    )
+    applied(obj, rng, t, json!({"f:data": {".": {}, "f:tls.crt": {}, "f:tls.key": {}}, "f:type": {}}))
 }
 
 fn config_map(rng: &mut Rng, ns: &str, app: &str, labels: &Value, t: i64) -> Value {
     let props: String = (0..rng.range(5, 20))
-        .map(|i| {
-            format!(
-                "{}.{}.setting{i}={}\n",
-                app,
-                rng.pick(NOUNS),
-                rng.next_u64() % 10_000
-            )
-        })
+        .map(|i| format!("{}.{}.setting{i}={}\n", app, rng.pick(NOUNS), rng.next_u64() % 10_000))
         .collect();
     let obj = json!({
         "apiVersion": "v1",
@@ -625,28 +531,14 @@ mod tests {
         assert_eq!(of("Service").len(), 6);
         assert_eq!(of("Secret").len(), 6);
         assert_eq!(of("ConfigMap").len(), 6);
-        let eps: u64 = of("EndpointSlice")
-            .iter()
-            .map(|s| s["endpoints"].as_array().unwrap().len() as u64)
-            .sum();
+        let eps: u64 = of("EndpointSlice").iter().map(|s| s["endpoints"].as_array().unwrap().len() as u64).sum();
         assert!((30..=300).contains(&eps), "{eps}");
         for ing in of("Ingress") {
-            assert!(
-                !ing["spec"]["tls"][0]["secretName"]
-                    .as_str()
-                    .unwrap()
-                    .is_empty()
-            );
-            let paths = ing["spec"]["rules"][0]["http"]["paths"]
-                .as_array()
-                .unwrap()
-                .len();
+            assert!(!ing["spec"]["tls"][0]["secretName"].as_str().unwrap().is_empty());
+            let paths = ing["spec"]["rules"][0]["http"]["paths"].as_array().unwrap().len();
             assert!(paths >= 1);
             assert!(ing["metadata"]["managedFields"].is_array());
-            assert!(
-                ing["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-                    .is_string()
-            );
+            assert!(ing["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
         }
         for s in of("Secret") {
             let crt = s["data"]["tls.crt"].as_str().unwrap();
@@ -656,12 +548,7 @@ mod tests {
         // names are unique per kind and namespace
         let mut keys: Vec<String> = a
             .iter()
-            .map(|o| {
-                format!(
-                    "{}/{}/{}",
-                    o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]
-                )
-            })
+            .map(|o| format!("{}/{}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]))
             .collect();
         let n = keys.len();
         keys.sort();
@@ -672,11 +559,7 @@ mod tests {
     #[test]
     fn only_filters_the_same_objects() {
         let full = Cluster::new(1).namespaces(2).apps_per_namespace(2).build();
-        let secrets = Cluster::new(1)
-            .namespaces(2)
-            .apps_per_namespace(2)
-            .only(&[Kind::Secret])
-            .build();
+        let secrets = Cluster::new(1).namespaces(2).apps_per_namespace(2).only(&[Kind::Secret]).build();
         let from_full: Vec<&Value> = full.iter().filter(|o| o["kind"] == "Secret").collect();
         assert_eq!(secrets.iter().collect::<Vec<_>>(), from_full);
     }

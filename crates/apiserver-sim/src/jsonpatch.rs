@@ -21,11 +21,7 @@ fn split(path: &str) -> Result<(Vec<String>, String), ApiError> {
     Ok((tokens, last))
 }
 
-fn parent<'a>(
-    doc: &'a mut Value,
-    tokens: &[String],
-    path: &str,
-) -> Result<&'a mut Value, ApiError> {
+fn parent<'a>(doc: &'a mut Value, tokens: &[String], path: &str) -> Result<&'a mut Value, ApiError> {
     let mut cur = doc;
     for t in tokens {
         cur = match cur {
@@ -42,9 +38,7 @@ fn get(doc: &Value, path: &str) -> Result<Value, ApiError> {
     if path.is_empty() {
         return Ok(doc.clone());
     }
-    doc.pointer(path)
-        .cloned()
-        .ok_or_else(|| bad(format!("path {path:?} does not exist")))
+    doc.pointer(path).cloned().ok_or_else(|| bad(format!("path {path:?} does not exist")))
 }
 
 fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
@@ -62,8 +56,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
             let idx = if last == "-" {
                 a.len()
             } else {
-                last.parse::<usize>()
-                    .map_err(|_| bad(format!("bad array index in {path:?}")))?
+                last.parse::<usize>().map_err(|_| bad(format!("bad array index in {path:?}")))?
             };
             if idx > a.len() {
                 return Err(bad(format!("array index out of range in {path:?}")));
@@ -71,9 +64,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
             a.insert(idx, value);
             Ok(())
         }
-        _ => Err(bad(format!(
-            "path {path:?} does not point into a container"
-        ))),
+        _ => Err(bad(format!("path {path:?} does not point into a container"))),
     }
 }
 
@@ -95,18 +86,10 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
 
 /// Apply a JSON patch document (an array of operations) to `doc`.
 pub(crate) fn apply(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| bad("a JSON patch must be an array".into()))?;
+    let ops = patch.as_array().ok_or_else(|| bad("a JSON patch must be an array".into()))?;
     for op in ops {
-        let path = op["path"]
-            .as_str()
-            .ok_or_else(|| bad("operation without path".into()))?;
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| bad("operation without value".into()))
-        };
+        let path = op["path"].as_str().ok_or_else(|| bad("operation without path".into()))?;
+        let value = || op.get("value").cloned().ok_or_else(|| bad("operation without value".into()));
         match op["op"].as_str().unwrap_or_default() {
             "add" => add(doc, path, value()?)?,
             "remove" => {
@@ -117,16 +100,12 @@ pub(crate) fn apply(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 add(doc, path, value()?)?;
             }
             "move" => {
-                let from = op["from"]
-                    .as_str()
-                    .ok_or_else(|| bad("move without from".into()))?;
+                let from = op["from"].as_str().ok_or_else(|| bad("move without from".into()))?;
                 let v = remove(doc, from)?;
                 add(doc, path, v)?;
             }
             "copy" => {
-                let from = op["from"]
-                    .as_str()
-                    .ok_or_else(|| bad("copy without from".into()))?;
+                let from = op["from"].as_str().ok_or_else(|| bad("copy without from".into()))?;
                 let v = get(doc, from)?;
                 add(doc, path, v)?;
             }
@@ -160,10 +139,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(
-            d,
-            json!({"metadata": {"labels": {"a": "3", "b/c": "2"}}, "l": [2, 3]})
-        );
+        assert_eq!(d, json!({"metadata": {"labels": {"a": "3", "b/c": "2"}}, "l": [2, 3]}));
         assert!(apply(&mut d, &json!([{"op": "remove", "path": "/nope"}])).is_err());
         assert!(apply(&mut d, &json!({"op": "add"})).is_err());
     }

@@ -170,12 +170,8 @@ impl Builder {
         }
         store.load(seeded)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let shared = Arc::new(Shared {
             faults: Arc::new(FaultState::new(store.clone())),
             store,
@@ -186,12 +182,7 @@ impl Builder {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), shutdown_rx));
-        Ok(ApiServerSim {
-            addr,
-            shared,
-            shutdown,
-            task: Some(task),
-        })
+        Ok(ApiServerSim { addr, shared, shutdown, task: Some(task) })
     }
 }
 
@@ -205,9 +196,7 @@ pub struct ApiServerSim {
 
 impl std::fmt::Debug for ApiServerSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServerSim")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("ApiServerSim").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -248,9 +237,7 @@ impl ApiServerSim {
 
     /// The fault-injection handle.
     pub fn faults(&self) -> Faults {
-        Faults {
-            state: self.shared.faults.clone(),
-        }
+        Faults { state: self.shared.faults.clone() }
     }
 
     /// The request log.
@@ -284,9 +271,7 @@ impl ApiServerSim {
             .store
             .registry()
             .resolve(resource)
-            .ok_or_else(|| Error::UnknownResource {
-                resource: resource.to_owned(),
-            })
+            .ok_or_else(|| Error::UnknownResource { resource: resource.to_owned() })
     }
 
     fn resolve_obj(&self, obj: &Value) -> Result<usize, Error> {
@@ -308,51 +293,23 @@ impl ApiServerSim {
     /// Replace an object; a non-empty `metadata.resourceVersion` that is stale is a conflict.
     pub fn update(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self
-            .shared
-            .store
-            .update(res, None, None, obj, true)?
-            .value())
+        Ok(self.shared.store.update(res, None, None, obj, true)?.value())
     }
 
     /// JSON-merge-patch an object. `resource` is a plural, `plural.group`, kind or short name.
-    pub fn patch(
-        &self,
-        resource: &str,
-        namespace: Option<&str>,
-        name: &str,
-        patch: &Value,
-    ) -> Result<Value, Error> {
+    pub fn patch(&self, resource: &str, namespace: Option<&str>, name: &str, patch: &Value) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self
-            .shared
-            .store
-            .patch(res, namespace, name, patch, false)?
-            .value())
+        Ok(self.shared.store.patch(res, namespace, name, patch, false)?.value())
     }
 
     /// Delete an object; returns it with the deletion resourceVersion.
-    pub fn delete(
-        &self,
-        resource: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, Error> {
+    pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self
-            .shared
-            .store
-            .delete(res, namespace, name, None)?
-            .value())
+        Ok(self.shared.store.delete(res, namespace, name, None)?.value())
     }
 
     /// Get an object, `None` if it does not exist.
-    pub fn get(
-        &self,
-        resource: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Value>, Error> {
+    pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, Error> {
         let res = self.resolve(resource)?;
         match self.shared.store.get(res, namespace, name) {
             Ok(o) => Ok(Some(o.value())),
@@ -378,7 +335,8 @@ impl ApiServerSim {
     pub fn create_all(&self, objs: impl IntoIterator<Item = Value>) -> Result<usize, Error> {
         let mut n = 0;
         for obj in objs {
-            self.create(obj)?;
+            let res = self.resolve_obj(&obj)?;
+            self.shared.store.create(res, None, obj)?;
             n += 1;
         }
         Ok(n)

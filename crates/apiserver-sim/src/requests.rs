@@ -76,9 +76,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// The value of one query parameter, if present.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
     }
 }
 
@@ -100,9 +98,7 @@ pub struct RequestLog {
 
 impl fmt::Debug for RequestLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestLog")
-            .field("len", &self.len())
-            .finish()
+        f.debug_struct("RequestLog").field("len", &self.len()).finish()
     }
 }
 
@@ -114,10 +110,7 @@ impl Default for RequestLog {
 
 impl RequestLog {
     pub(crate) fn new() -> Self {
-        Self {
-            inner: Arc::default(),
-            version: Arc::new(watch::Sender::new(0)),
-        }
+        Self { inner: Arc::default(), version: Arc::new(watch::Sender::new(0)) }
     }
 
     pub(crate) fn push(&self, rec: RequestRecord) {
@@ -152,12 +145,7 @@ impl RequestLog {
     /// How many requests of `verb` on `resource` (`secrets`, `ingresses.networking.k8s.io`) were
     /// served since the last [`clear`](Self::clear). Use `""` as resource for discovery.
     pub fn count(&self, verb: Verb, resource: &str) -> usize {
-        self.inner
-            .lock()
-            .counters
-            .get(&(verb, resource.to_owned()))
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().counters.get(&(verb, resource.to_owned())).copied().unwrap_or(0)
     }
 
     /// All per-(verb, resource) counters.
@@ -172,13 +160,7 @@ impl RequestLog {
 
     /// Records matching a predicate.
     pub fn filter(&self, pred: impl Fn(&RequestRecord) -> bool) -> Vec<RequestRecord> {
-        self.inner
-            .lock()
-            .records
-            .iter()
-            .filter(|r| pred(r))
-            .cloned()
-            .collect()
+        self.inner.lock().records.iter().filter(|r| pred(r)).cloned().collect()
     }
 
     /// Forget all records and counters.
@@ -229,10 +211,7 @@ mod tests {
         assert_eq!(log.count(Verb::Watch, "secrets"), 1);
         assert_eq!(log.count(Verb::Get, "secrets"), 0);
         assert_eq!(log.path_counts()["/api/v1/secrets"], 3);
-        assert_eq!(
-            log.entries()[0].query_param("labelSelector").as_deref(),
-            Some("a=b")
-        );
+        assert_eq!(log.entries()[0].query_param("labelSelector").as_deref(), Some("a=b"));
         log.clear();
         assert!(log.is_empty());
         assert_eq!(log.count(Verb::List, "secrets"), 0);

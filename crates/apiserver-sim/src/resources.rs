@@ -52,11 +52,7 @@ impl ResourceDef {
 
     /// `apiVersion` as written in objects: `v1` or `group/version`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// Whether objects are namespaced.
@@ -76,11 +72,7 @@ impl ResourceDef {
 
 impl fmt::Display for ResourceDef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.group.is_empty() {
-            write!(f, "{}", self.plural)
-        } else {
-            write!(f, "{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { write!(f, "{}", self.plural) } else { write!(f, "{}.{}", self.plural, self.group) }
     }
 }
 
@@ -94,32 +86,11 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
         ResourceDef::new("", "v1", "Service", "services", Namespaced).with_short_names(&["svc"]),
         ResourceDef::new("", "v1", "Pod", "pods", Namespaced).with_short_names(&["po"]),
         ResourceDef::new("", "v1", "Node", "nodes", Cluster).with_short_names(&["no"]),
-        ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts", Namespaced)
-            .with_short_names(&["sa"]),
-        ResourceDef::new(
-            "networking.k8s.io",
-            "v1",
-            "Ingress",
-            "ingresses",
-            Namespaced,
-        )
-        .with_short_names(&["ing"]),
-        ResourceDef::new(
-            "networking.k8s.io",
-            "v1",
-            "IngressClass",
-            "ingressclasses",
-            Cluster,
-        ),
-        ResourceDef::new(
-            "discovery.k8s.io",
-            "v1",
-            "EndpointSlice",
-            "endpointslices",
-            Namespaced,
-        ),
-        ResourceDef::new("apps", "v1", "Deployment", "deployments", Namespaced)
-            .with_short_names(&["deploy"]),
+        ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts", Namespaced).with_short_names(&["sa"]),
+        ResourceDef::new("networking.k8s.io", "v1", "Ingress", "ingresses", Namespaced).with_short_names(&["ing"]),
+        ResourceDef::new("networking.k8s.io", "v1", "IngressClass", "ingressclasses", Cluster),
+        ResourceDef::new("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", Namespaced),
+        ResourceDef::new("apps", "v1", "Deployment", "deployments", Namespaced).with_short_names(&["deploy"]),
     ]
 }
 
@@ -148,9 +119,7 @@ impl Registry {
 
     /// Find by group, version and plural (the HTTP path form).
     pub(crate) fn by_path(&self, group: &str, version: &str, plural: &str) -> Option<usize> {
-        self.defs
-            .iter()
-            .position(|d| d.group == group && d.version == version && d.plural == plural)
+        self.defs.iter().position(|d| d.group == group && d.version == version && d.plural == plural)
     }
 
     /// Find by `apiVersion` and `kind` as written in an object.
@@ -159,9 +128,7 @@ impl Registry {
             Some((g, v)) => (g, v),
             None => ("", api_version),
         };
-        self.defs
-            .iter()
-            .position(|d| d.group == group && d.version == version && d.kind == kind)
+        self.defs.iter().position(|d| d.group == group && d.version == version && d.kind == kind)
     }
 
     /// Resolve a loose name as a test would write it: plural (`secrets`), `plural.group`
@@ -174,10 +141,7 @@ impl Registry {
         self.defs.iter().position(|d| {
             let group_ok = group.is_none_or(|g| g == d.group);
             group_ok
-                && (d.plural == head
-                    || d.kind == head
-                    || d.singular == head
-                    || d.short_names.iter().any(|s| s == head))
+                && (d.plural == head || d.kind == head || d.singular == head || d.short_names.iter().any(|s| s == head))
         })
     }
 
@@ -213,10 +177,7 @@ mod tests {
         assert_eq!(r.resolve("Ingress"), Some(ing));
         assert_eq!(r.resolve("ing"), Some(ing));
         assert_eq!(r.resolve("ingresses.apps"), None);
-        assert_eq!(
-            r.by_api_version_kind("networking.k8s.io/v1", "Ingress"),
-            Some(ing)
-        );
+        assert_eq!(r.by_api_version_kind("networking.k8s.io/v1", "Ingress"), Some(ing));
         assert_eq!(r.by_api_version_kind("v1", "Ingress"), None);
     }
 }

@@ -65,14 +65,11 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 317
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl LabelSelector {
@@ -108,14 +105,9 @@ impl LabelSelector {
                 (k.trim().to_owned(), Op::Lt(n))
             } else if let Some(open) = req.find('(') {
                 let head = req[..open].trim();
-                let body = req[open + 1..]
-                    .strip_suffix(')')
-                    .ok_or_else(|| err("missing ')'"))?;
-                let values: Vec<String> = body
-                    .split(',')
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                    .collect();
+                let body = req[open + 1..].strip_suffix(')').ok_or_else(|| err("missing ')'"))?;
+                let values: Vec<String> =
+                    body.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect();
                 if let Some(k) = head.strip_suffix(" notin") {
                     (k.trim().to_owned(), Op::NotIn(values))
                 } else if let Some(k) = head.strip_suffix(" in") {
@@ -158,12 +150,8 @@ impl LabelSelector {
                 Op::NotIn(set) => v.is_none_or(|v| !set.contains(v)),
                 Op::Exists => v.is_some(),
                 Op::NotExists => v.is_none(),
-                Op::Gt(n) => v
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|x| x > *n),
-                Op::Lt(n) => v
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|x| x < *n),
+                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
+                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
             }
         })
     }
@@ -240,10 +228,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]

@@ -27,8 +27,7 @@ use crate::store::{EventType, ListRequest, Store, StoredObject, object_matches};
 pub(crate) type Body = BoxBody<Bytes, io::Error>;
 
 const AGGREGATED_V2: &str = "g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-const AGGREGATED_V2_MIME: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const AGGREGATED_V2_MIME: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 const MAX_BODY: usize = 32 << 20;
 const META_MIME: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 const META_LIST_MIME: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
@@ -44,11 +43,7 @@ pub(crate) struct Shared {
 }
 
 /// Accept connections until `shutdown` flips (or its sender is dropped).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -75,9 +70,7 @@ pub(crate) async fn serve(
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
 }
 
 fn json_response(code: u16, body: impl Into<Bytes>, content_type: &str) -> Response<Body> {
@@ -90,22 +83,13 @@ fn json_response(code: u16, body: impl Into<Bytes>, content_type: &str) -> Respo
 }
 
 fn value_response(v: &Value) -> Response<Body> {
-    json_response(
-        200,
-        serde_json::to_vec(v).unwrap_or_default(),
-        "application/json",
-    )
+    json_response(200, serde_json::to_vec(v).unwrap_or_default(), "application/json")
 }
 
 pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
-    let mut resp = json_response(
-        e.code(),
-        serde_json::to_vec(&e.to_status()).unwrap_or_default(),
-        "application/json",
-    );
+    let mut resp = json_response(e.code(), serde_json::to_vec(&e.to_status()).unwrap_or_default(), "application/json");
     if let Some(secs) = e.retry_after() {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
@@ -119,16 +103,8 @@ enum Route {
     CoreVersions,
     Groups,
     Group(String),
-    ResourceList {
-        group: String,
-        version: String,
-    },
-    Resource {
-        res: usize,
-        namespace: Option<String>,
-        name: Option<String>,
-        sub: Option<String>,
-    },
+    ResourceList { group: String, version: String },
+    Resource { res: usize, namespace: Option<String>, name: Option<String>, sub: Option<String> },
     NotFound,
 }
 
@@ -140,18 +116,12 @@ fn parse_route(shared: &Shared, path: &str) -> Route {
         ["healthz" | "readyz" | "livez", ..] => return Route::Health,
         ["api"] => return Route::CoreVersions,
         ["api", v] => {
-            return Route::ResourceList {
-                group: String::new(),
-                version: (*v).into(),
-            };
+            return Route::ResourceList { group: String::new(), version: (*v).into() };
         }
         ["apis"] => return Route::Groups,
         ["apis", g] => return Route::Group((*g).into()),
         ["apis", g, v] => {
-            return Route::ResourceList {
-                group: (*g).into(),
-                version: (*v).into(),
-            };
+            return Route::ResourceList { group: (*g).into(), version: (*v).into() };
         }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
@@ -185,23 +155,14 @@ fn parse_route(shared: &Shared, path: &str) -> Route {
     if reg.def(res).namespaced() && namespace.is_none() && name.is_some() {
         return Route::NotFound;
     }
-    Route::Resource {
-        res,
-        namespace,
-        name,
-        sub,
-    }
+    Route::Resource { res, namespace, name, sub }
 }
 
 struct Query(Vec<(String, String)>);
 
 impl Query {
     fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, k: &str) -> Result<Option<bool>, ApiError> {
@@ -219,9 +180,7 @@ impl Query {
         match self.get(k) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| ApiError::BadRequest {
-                message: format!(
-                    "invalid value {v:?} for query parameter {k}: must be a non-negative integer"
-                ),
+                message: format!("invalid value {v:?} for query parameter {k}: must be a non-negative integer"),
             }),
         }
     }
@@ -254,31 +213,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
-    let query = Query(
-        form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect(),
-    );
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let query = Query(form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect());
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let metadata_only = accept.contains("as=PartialObjectMetadata");
     let route = parse_route(&shared, &path);
     let verb = classify(&method, &route, &query);
     let (resource, namespace, name) = match &route {
-        Route::Resource {
-            res,
-            namespace,
-            name,
-            ..
-        } => (
-            Some(shared.store.registry().def(*res).to_string()),
-            namespace.clone(),
-            name.clone(),
-        ),
+        Route::Resource { res, namespace, name, .. } => {
+            (Some(shared.store.registry().def(*res).to_string()), namespace.clone(), name.clone())
+        }
         _ => (None, None, None),
     };
     if let Some(delay) = shared.faults.latency(verb, resource.as_deref()) {
@@ -305,22 +248,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_owned();
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| ApiError::BadRequest {
-            message: format!("reading request body: {e}"),
-        })?
+        .map_err(|e| ApiError::BadRequest { message: format!("reading request body: {e}") })?
         .to_bytes();
-    let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
-        message: format!("couldn't decode request body as JSON: {e}"),
-    })?;
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest { message: format!("couldn't decode request body as JSON: {e}") })?;
     Ok((value, content_type))
 }
 
@@ -358,40 +294,25 @@ async fn dispatch(
         Route::Groups => Ok(value_response(&api_group_list(shared))),
         Route::Group(g) => {
             let groups = api_group_list(shared);
-            let found = groups["groups"]
-                .as_array()
-                .and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()).cloned());
+            let found = groups["groups"].as_array().and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()).cloned());
             match found {
                 Some(mut grp) => {
                     grp["kind"] = json!("APIGroup");
                     grp["apiVersion"] = json!("v1");
                     Ok(value_response(&grp))
                 }
-                None => Err(ApiError::ResourceNotFound {
-                    resource: format!("/apis/{g}"),
-                }),
+                None => Err(ApiError::ResourceNotFound { resource: format!("/apis/{g}") }),
             }
         }
-        Route::ResourceList { group, version } => {
-            resource_list(shared, group, version).map(|v| value_response(&v))
-        }
-        Route::NotFound => Err(ApiError::ResourceNotFound {
-            resource: req.uri().path().to_owned(),
-        }),
-        Route::Resource {
-            res,
-            namespace,
-            name,
-            sub,
-        } => {
+        Route::ResourceList { group, version } => resource_list(shared, group, version).map(|v| value_response(&v)),
+        Route::NotFound => Err(ApiError::ResourceNotFound { resource: req.uri().path().to_owned() }),
+        Route::Resource { res, namespace, name, sub } => {
             let res = *res;
             let def = store.registry().def(res).clone();
             if let Some(s) = sub
                 && s != "status"
             {
-                return Err(ApiError::ResourceNotFound {
-                    resource: format!("{def}/{s}"),
-                });
+                return Err(ApiError::ResourceNotFound { resource: format!("{def}/{s}") });
             }
             let ns = namespace.as_deref();
             match verb {
@@ -418,8 +339,7 @@ async fn dispatch(
                     let (body, content_type) = read_json(req).await?;
                     let ct = content_type.split(';').next().unwrap_or_default().trim();
                     let obj = match ct {
-                        "application/merge-patch+json"
-                        | "application/strategic-merge-patch+json" => {
+                        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                             store.patch(res, ns, &name, &body, false)?
                         }
                         "application/apply-patch+yaml" | "application/apply-patch+json" => {
@@ -429,10 +349,14 @@ async fn dispatch(
                             let current = store.get(res, ns, &name)?;
                             let mut value = current.value();
                             crate::jsonpatch::apply(&mut value, &body)?;
-                            let mut value_rv = value.clone();
                             // A JSON patch is applied to the version read just now.
-                            value_rv["metadata"]["resourceVersion"] = json!(current.rv.to_string());
-                            store.update(res, ns, Some(&name), value_rv, true)?
+                            let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
+                                return Err(ApiError::BadRequest {
+                                    message: "the patched object must keep an object metadata".into(),
+                                });
+                            };
+                            meta.insert("resourceVersion".into(), json!(current.rv.to_string()));
+                            store.update(res, ns, Some(&name), value, true)?
                         }
                         other => {
                             let _ = other;
@@ -445,24 +369,12 @@ async fn dispatch(
                 }
                 Verb::Delete => {
                     let precondition = delete_precondition(req).await?;
-                    let obj = store.delete(
-                        res,
-                        ns,
-                        name.as_deref().unwrap_or_default(),
-                        precondition.as_deref(),
-                    )?;
+                    let obj = store.delete(res, ns, name.as_deref().unwrap_or_default(), precondition.as_deref())?;
                     Ok(object_response(&obj, metadata_only))
                 }
                 Verb::DeleteCollection => {
                     let lr = list_request(ns, query)?;
-                    let page = store.list(
-                        res,
-                        &ListRequest {
-                            limit: None,
-                            continue_token: None,
-                            ..lr
-                        },
-                    )?;
+                    let page = store.list(res, &ListRequest { limit: None, continue_token: None, ..lr })?;
                     let mut deleted = Vec::new();
                     for obj in &page.items {
                         let ons = (!obj.namespace.is_empty()).then_some(obj.namespace.as_str());
@@ -485,19 +397,14 @@ async fn delete_precondition(req: Request<Incoming>) -> Result<Option<String>, A
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| ApiError::BadRequest {
-            message: format!("reading request body: {e}"),
-        })?
+        .map_err(|e| ApiError::BadRequest { message: format!("reading request body: {e}") })?
         .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
-        message: format!("couldn't decode DeleteOptions: {e}"),
-    })?;
-    Ok(v["preconditions"]["resourceVersion"]
-        .as_str()
-        .map(str::to_owned))
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest { message: format!("couldn't decode DeleteOptions: {e}") })?;
+    Ok(v["preconditions"]["resourceVersion"].as_str().map(str::to_owned))
 }
 
 fn object_response(obj: &StoredObject, metadata_only: bool) -> Response<Body> {
@@ -509,20 +416,13 @@ fn object_response(obj: &StoredObject, metadata_only: bool) -> Response<Body> {
 }
 
 fn list_request(ns: Option<&str>, query: &Query) -> Result<ListRequest, ApiError> {
-    let bad = |e: crate::selector::SelectorError| ApiError::BadRequest {
-        message: e.to_string(),
-    };
+    let bad = |e: crate::selector::SelectorError| ApiError::BadRequest { message: e.to_string() };
     Ok(ListRequest {
         namespace: ns.map(str::to_owned),
-        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
-            .map_err(bad)?,
-        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
-            .map_err(bad)?,
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or_default()).map_err(bad)?,
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or_default()).map_err(bad)?,
         limit: query.number("limit")?.map(|l| l as usize),
-        continue_token: query
-            .get("continue")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+        continue_token: query.get("continue").filter(|s| !s.is_empty()).map(str::to_owned),
         resource_version: query.get("resourceVersion").map(str::to_owned),
         rv_match: query.get("resourceVersionMatch").map(str::to_owned),
     })
@@ -538,14 +438,7 @@ fn list(
 ) -> Result<Response<Body>, ApiError> {
     let lr = list_request(ns, query)?;
     let page = shared.store.list(res, &lr)?;
-    Ok(list_response(
-        def,
-        page.rv,
-        page.continue_token.as_deref(),
-        page.remaining,
-        &page.items,
-        metadata_only,
-    ))
+    Ok(list_response(def, page.rv, page.continue_token.as_deref(), page.remaining, &page.items, metadata_only))
 }
 
 fn list_response(
@@ -564,10 +457,7 @@ fn list_response(
         meta["remainingItemCount"] = json!(r);
     }
     let (kind, api_version) = if metadata_only {
-        (
-            "PartialObjectMetadataList".to_owned(),
-            "meta.k8s.io/v1".to_owned(),
-        )
+        ("PartialObjectMetadataList".to_owned(), "meta.k8s.io/v1".to_owned())
     } else {
         (format!("{}List", def.kind), def.api_version())
     };
@@ -589,40 +479,19 @@ fn list_response(
         }
     }
     buf.put_slice(b"]}");
-    let ct = if metadata_only {
-        META_LIST_MIME
-    } else {
-        "application/json"
-    };
+    let ct = if metadata_only { META_LIST_MIME } else { "application/json" };
     json_response(200, buf.freeze(), ct)
 }
 
 fn verbs() -> Value {
-    json!([
-        "create",
-        "delete",
-        "deletecollection",
-        "get",
-        "list",
-        "patch",
-        "update",
-        "watch"
-    ])
+    json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
 }
 
 fn resource_list(shared: &Shared, group: &str, version: &str) -> Result<Value, ApiError> {
     let reg = shared.store.registry();
-    let defs: Vec<&ResourceDef> = reg
-        .defs()
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-        .collect();
+    let defs: Vec<&ResourceDef> = reg.defs().iter().filter(|d| d.group == group && d.version == version).collect();
     if defs.is_empty() {
-        let gv = if group.is_empty() {
-            version.to_owned()
-        } else {
-            format!("{group}/{version}")
-        };
+        let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
         return Err(ApiError::ResourceNotFound { resource: gv });
     }
     let resources: Vec<Value> = defs
@@ -707,10 +576,8 @@ fn api_group_list(shared: &Shared) -> Value {
         .groups()
         .into_iter()
         .map(|(g, versions)| {
-            let vs: Vec<Value> = versions
-                .iter()
-                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-                .collect();
+            let vs: Vec<Value> =
+                versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
             json!({"name": g, "versions": vs, "preferredVersion": vs[0].clone()})
         })
         .collect();
@@ -780,15 +647,13 @@ fn watch(
         return Err(ApiError::Invalid {
             kind: "ListOptions".into(),
             name: String::new(),
-            message: "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks=true".into(),
+            message: "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks=true"
+                .into(),
         });
     }
     let timeout = query.number("timeoutSeconds")?.map(Duration::from_secs);
     let (kind, api_version) = if metadata_only {
-        (
-            "PartialObjectMetadata".to_owned(),
-            "meta.k8s.io/v1".to_owned(),
-        )
+        ("PartialObjectMetadata".to_owned(), "meta.k8s.io/v1".to_owned())
     } else {
         (def.kind.clone(), def.api_version())
     };
@@ -805,9 +670,10 @@ fn watch(
         timeout,
     };
     let (tx, mut rx) = mpsc::channel::<Result<Frame<Bytes>, io::Error>>(64);
-    let start = shared
-        .store
-        .watch(res, lr.resource_version.as_deref(), send_initial);
+    let start = match shared.store.watch(res, lr.resource_version.as_deref(), send_initial) {
+        Err(e) if !matches!(e, ApiError::Expired { .. }) => return Err(e),
+        other => other,
+    };
     let control = shared.faults.control.subscribe();
     let shared2 = shared.clone();
     tokio::spawn(async move {
@@ -822,16 +688,12 @@ fn watch(
     });
     let body = StreamBody::new(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let mut resp = Response::new(BodyExt::boxed(body));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -860,11 +722,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn event_line(&self, ty: &str, obj: &StoredObject) -> Bytes {
-        let payload: &[u8] = if self.plan.metadata_only {
-            obj.metadata_json()
-        } else {
-            &obj.json
-        };
+        let payload: &[u8] = if self.plan.metadata_only { obj.metadata_json() } else { &obj.json };
         let mut buf = BytesMut::with_capacity(payload.len() + 32);
         buf.put_slice(b"{\"type\":\"");
         buf.put_slice(ty.as_bytes());
@@ -901,13 +759,7 @@ impl Writer<'_> {
                     _ => Bytes::from_static(b"{\"type\":\"MODIFIED\",\"object\":{\"kind\""),
                 };
                 let _ = self.tx.send(Ok(Frame::data(partial))).await;
-                let _ = self
-                    .tx
-                    .send(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "injected abort",
-                    )))
-                    .await;
+                let _ = self.tx.send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "injected abort"))).await;
                 Flow::Stop
             }
             Err(broadcast::error::RecvError::Lagged(_)) => Flow::Continue,
@@ -950,21 +802,11 @@ impl Writer<'_> {
     }
 
     fn matches(&self, obj: &StoredObject) -> bool {
-        object_matches(
-            obj,
-            self.plan.namespace.as_deref(),
-            &self.plan.labels,
-            &self.plan.fields,
-        )
+        object_matches(obj, self.plan.namespace.as_deref(), &self.plan.labels, &self.plan.fields)
     }
 
     /// The event a watch with selectors sees for a change, if any.
-    fn translate(
-        &self,
-        ty: EventType,
-        obj: &StoredObject,
-        prev: Option<&StoredObject>,
-    ) -> Option<&'static str> {
+    fn translate(&self, ty: EventType, obj: &StoredObject, prev: Option<&StoredObject>) -> Option<&'static str> {
         let now = self.matches(obj);
         match ty {
             EventType::Added => now.then_some("ADDED"),
@@ -1003,18 +845,10 @@ async fn run_watch(
         paused: shared.faults.paused.subscribe(),
         deadline: Box::pin(deadline),
     };
-    let crate::store::WatchStart {
-        initial,
-        replay,
-        mut rx,
-        start_rv,
-    } = start;
+    let crate::store::WatchStart { initial, replay, mut rx, start_rv } = start;
     if let Some(snap) = initial {
         let iter: Box<dyn Iterator<Item = Entry<'_>> + Send> = match plan.namespace.as_deref() {
-            Some(ns) => Box::new(
-                snap.range((ns.to_owned(), String::new())..)
-                    .take_while(move |(k, _)| k.0 == ns),
-            ),
+            Some(ns) => Box::new(snap.range((ns.to_owned(), String::new())..).take_while(move |(k, _)| k.0 == ns)),
             None => Box::new(snap.iter()),
         };
         for (_, obj) in iter {

@@ -83,9 +83,7 @@ pub enum ApiError {
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     /// The request body's media type is not supported.
-    #[error(
-        "the body of the request was in an unknown format - accepted media types include: {accepted}"
-    )]
+    #[error("the body of the request was in an unknown format - accepted media types include: {accepted}")]
     UnsupportedMediaType {
         /// Media types accepted.
         accepted: &'static str,
@@ -161,24 +159,9 @@ impl ApiError {
             "code": self.code(),
         });
         let details = match self {
-            Self::NotFound {
-                plural,
-                group,
-                name,
-                ..
-            }
-            | Self::AlreadyExists {
-                plural,
-                group,
-                name,
-                ..
-            }
-            | Self::Conflict {
-                plural,
-                group,
-                name,
-                ..
-            } => Some(json!({"name": name, "group": group, "kind": plural})),
+            Self::NotFound { plural, group, name, .. }
+            | Self::AlreadyExists { plural, group, name, .. }
+            | Self::Conflict { plural, group, name, .. } => Some(json!({"name": name, "group": group, "kind": plural})),
             Self::Invalid { kind, name, .. } => Some(json!({"name": name, "kind": kind})),
             _ => self.retry_after().map(|s| json!({"retryAfterSeconds": s})),
         };
@@ -208,12 +191,7 @@ pub fn rfc3339(unix_secs: i64) -> String {
     let days = unix_secs.div_euclid(86_400);
     let secs = unix_secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs / 60) % 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -239,11 +217,7 @@ mod tests {
         assert_eq!(s["code"], 404);
         assert_eq!(s["reason"], "NotFound");
         assert_eq!(s["message"], "secrets \"x\" not found");
-        let e = ApiError::Injected {
-            code: 429,
-            retry_after: Some(3),
-            message: "slow down".into(),
-        };
+        let e = ApiError::Injected { code: 429, retry_after: Some(3), message: "slow down".into() };
         assert_eq!(e.to_status()["details"]["retryAfterSeconds"], 3);
         assert_eq!(e.reason(), "TooManyRequests");
     }

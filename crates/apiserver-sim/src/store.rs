@@ -39,11 +39,7 @@ impl StoredObject {
         let s = |k: &str| meta[k].as_str().unwrap_or_default().to_owned();
         let labels = meta["labels"]
             .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect()
-            })
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
             .unwrap_or_default();
         Self {
             namespace: s("namespace"),
@@ -68,9 +64,7 @@ impl StoredObject {
                 #[serde(default)]
                 metadata: Value,
             }
-            let m: OnlyMeta = serde_json::from_slice(&self.json).unwrap_or(OnlyMeta {
-                metadata: json!({}),
-            });
+            let m: OnlyMeta = serde_json::from_slice(&self.json).unwrap_or(OnlyMeta { metadata: json!({}) });
             let v = json!({
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
@@ -184,10 +178,7 @@ pub(crate) fn parse_rv(s: &str) -> Result<u64, ApiError> {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -214,9 +205,7 @@ pub(crate) fn make_uid(seed: u64, n: u64) -> String {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -245,10 +234,7 @@ impl Store {
     pub(crate) fn new(registry: Arc<Registry>, cfg: StoreConfig) -> Self {
         let (tx, _) = broadcast::channel(cfg.broadcast_capacity.max(16));
         let n = registry.len();
-        let uid_seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
+        let uid_seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         Self {
             registry,
             cfg,
@@ -298,11 +284,7 @@ impl Store {
     }
 
     fn key_for(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Key {
-        let ns = if def.namespaced() {
-            namespace.unwrap_or_default()
-        } else {
-            ""
-        };
+        let ns = if def.namespaced() { namespace.unwrap_or_default() } else { "" };
         (ns.to_owned(), name.to_owned())
     }
 
@@ -324,13 +306,7 @@ impl Store {
             }
         }
         st.rv = object.rv;
-        let ev = Arc::new(Event {
-            rv: object.rv,
-            resource,
-            kind,
-            object,
-            prev,
-        });
+        let ev = Arc::new(Event { rv: object.rv, resource, kind, object, prev });
         if self.cfg.event_log_capacity > 0 {
             while st.log.len() >= self.cfg.event_log_capacity {
                 if let Some(old) = st.log.pop_front() {
@@ -346,15 +322,9 @@ impl Store {
     }
 
     /// Normalise an incoming object for `def`, checking apiVersion/kind and namespace.
-    fn check_body(
-        def: &ResourceDef,
-        namespace: Option<&str>,
-        body: &mut Value,
-    ) -> Result<(), ApiError> {
+    fn check_body(def: &ResourceDef, namespace: Option<&str>, body: &mut Value) -> Result<(), ApiError> {
         let Some(obj) = body.as_object_mut() else {
-            return Err(ApiError::BadRequest {
-                message: "the request body must be a JSON object".into(),
-            });
+            return Err(ApiError::BadRequest { message: "the request body must be a JSON object".into() });
         };
         let api_version = def.api_version();
         match obj.get("apiVersion").and_then(Value::as_str) {
@@ -377,30 +347,24 @@ impl Store {
             Some(k) if k == def.kind => {}
             Some(k) => {
                 return Err(ApiError::BadRequest {
-                    message: format!(
-                        "the kind in the data ({k}) does not match the expected kind ({})",
-                        def.kind
-                    ),
+                    message: format!("the kind in the data ({k}) does not match the expected kind ({})", def.kind),
                 });
             }
         }
         let meta = obj.entry("metadata").or_insert_with(|| json!({}));
         let Some(meta) = meta.as_object_mut() else {
-            return Err(ApiError::BadRequest {
-                message: "metadata must be an object".into(),
-            });
+            return Err(ApiError::BadRequest { message: "metadata must be an object".into() });
         };
         if def.namespaced() {
-            let body_ns = meta
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let body_ns = meta.get("namespace").and_then(Value::as_str).unwrap_or_default();
             let ns = match (namespace, body_ns) {
                 (Some(p), "") => p.to_owned(),
                 (Some(p), b) if p == b => p.to_owned(),
                 (Some(_), _) => {
                     return Err(ApiError::BadRequest {
-                        message: "the namespace of the provided object does not match the namespace sent on the request".into(),
+                        message:
+                            "the namespace of the provided object does not match the namespace sent on the request"
+                                .into(),
                     });
                 }
                 (None, "") => {
@@ -441,16 +405,14 @@ impl Store {
                 return Err(ApiError::Invalid {
                     kind: def.kind.clone(),
                     name: String::new(),
-                    message: "metadata.name: Required value: name or generateName is required"
-                        .into(),
+                    message: "metadata.name: Required value: name or generateName is required".into(),
                 });
             }
             st.name_counter += 1;
             let suffix = splitmix(self.uid_seed ^ st.name_counter);
             let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
-            let suffix: String = (0..5)
-                .map(|i| alphabet[((suffix >> (i * 8)) % alphabet.len() as u64) as usize] as char)
-                .collect();
+            let suffix: String =
+                (0..5).map(|i| alphabet[((suffix >> (i * 8)) % alphabet.len() as u64) as usize] as char).collect();
             name = format!("{prefix}{suffix}");
             Self::set_meta(&mut body, "name", Value::String(name.clone()));
         }
@@ -486,15 +448,8 @@ impl Store {
             let uid = make_uid(uid_seed, st.uid_counter);
             Self::set_meta(body, "uid", Value::String(uid));
         }
-        if body["metadata"]["creationTimestamp"]
-            .as_str()
-            .is_none_or(str::is_empty)
-        {
-            Self::set_meta(
-                body,
-                "creationTimestamp",
-                Value::String(rfc3339(now_unix())),
-            );
+        if body["metadata"]["creationTimestamp"].as_str().is_none_or(str::is_empty) {
+            Self::set_meta(body, "creationTimestamp", Value::String(rfc3339(now_unix())));
         }
         if body.get("spec").is_some() && body["metadata"]["generation"].as_i64().is_none() {
             Self::set_meta(body, "generation", json!(1));
@@ -517,10 +472,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         Self::check_body(def, namespace, &mut body)?;
-        let body_name = body["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let body_name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
         let name = match name {
             Some(n) if body_name.is_empty() || body_name == n => n.to_owned(),
             Some(_) => {
@@ -548,17 +500,15 @@ impl Store {
         mut body: Value,
         check_rv: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
-        let sent_rv = body["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let sent_rv = body["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_owned();
         if check_rv && !sent_rv.is_empty() && sent_rv != old.rv.to_string() {
             return Err(ApiError::Conflict {
                 plural: def.plural.clone(),
                 group: def.group.clone(),
                 kind: def.kind.clone(),
                 name: old.name.clone(),
-                message: "the object has been modified; please apply your changes to the latest version and try again".into(),
+                message: "the object has been modified; please apply your changes to the latest version and try again"
+                    .into(),
             });
         }
         let old_value = old.value();
@@ -589,11 +539,7 @@ impl Store {
             }
         }
         // A no-op update does not bump the resourceVersion.
-        Self::set_meta(
-            &mut body,
-            "resourceVersion",
-            Value::String(old.rv.to_string()),
-        );
+        Self::set_meta(&mut body, "resourceVersion", Value::String(old.rv.to_string()));
         if body == old_value {
             return Ok(old);
         }
@@ -615,10 +561,7 @@ impl Store {
         let def = self.registry.def(resource);
         let mut probe = body.clone();
         Self::check_body(def, namespace, &mut probe)?;
-        let name = probe["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let name = probe["metadata"]["name"].as_str().unwrap_or_default().to_owned();
         let key = Self::key_for(def, probe["metadata"]["namespace"].as_str(), &name);
         let exists = self.state.lock().objects[resource].contains_key(&key);
         if exists {
@@ -646,9 +589,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         if !patch.is_object() {
-            return Err(ApiError::BadRequest {
-                message: "a merge patch must be a JSON object".into(),
-            });
+            return Err(ApiError::BadRequest { message: "a merge patch must be a JSON object".into() });
         }
         let key = Self::key_for(def, namespace, name);
         let mut st = self.state.lock();
@@ -668,9 +609,7 @@ impl Store {
         merge_patch(&mut body, patch);
         Self::check_body(def, namespace, &mut body)?;
         if body["metadata"]["name"].as_str() != Some(name) {
-            return Err(ApiError::BadRequest {
-                message: "a patch may not change the name".into(),
-            });
+            return Err(ApiError::BadRequest { message: "a patch may not change the name".into() });
         }
         self.replace_locked(&mut st, resource, def, old, body, true)
     }
@@ -707,13 +646,7 @@ impl Store {
         let mut value = old.value();
         Self::set_meta(&mut value, "resourceVersion", Value::String(rv.to_string()));
         let obj = Arc::new(StoredObject::from_value(&value, rv));
-        self.commit(
-            &mut st,
-            resource,
-            EventType::Deleted,
-            obj.clone(),
-            Some(old),
-        );
+        self.commit(&mut st, resource, EventType::Deleted, obj.clone(), Some(old));
         Ok(obj)
     }
 
@@ -726,10 +659,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         let key = Self::key_for(def, namespace, name);
-        self.state.lock().objects[resource]
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Self::not_found(def, name))
+        self.state.lock().objects[resource].get(&key).cloned().ok_or_else(|| Self::not_found(def, name))
     }
 
     /// Bulk-load objects without logging events (seeding); the event log starts after them.
@@ -738,10 +668,7 @@ impl Store {
         for (resource, mut body) in objects {
             let def = self.registry.def(resource);
             Self::check_body(def, None, &mut body)?;
-            let name = body["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             if !valid_name(&name) {
                 return Err(ApiError::Invalid {
                     kind: def.kind.clone(),
@@ -799,22 +726,13 @@ impl Store {
     /// Serve one list page.
     pub(crate) fn list(&self, resource: usize, req: &ListRequest) -> Result<ListPage, ApiError> {
         let def = self.registry.def(resource);
-        let ns = if def.namespaced() {
-            req.namespace.as_deref()
-        } else {
-            None
-        };
+        let ns = if def.namespaced() { req.namespace.as_deref() } else { None };
         let (snap, snap_rv, start, served, total) = {
             let st = self.state.lock();
             if let Some(token) = &req.continue_token {
-                if req
-                    .resource_version
-                    .as_deref()
-                    .is_some_and(|s| !s.is_empty())
-                {
+                if req.resource_version.as_deref().is_some_and(|s| !s.is_empty()) {
                     return Err(ApiError::BadRequest {
-                        message: "specifying resource version is not allowed when using continue"
-                            .into(),
+                        message: "specifying resource version is not allowed when using continue".into(),
                     });
                 }
                 let tok: ContinueToken = base64::engine::general_purpose::STANDARD
@@ -829,10 +747,7 @@ impl Store {
                         message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".into(),
                     });
                 }
-                let start = tok
-                    .start
-                    .split_once('/')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+                let start = tok.start.split_once('/').map(|(a, b)| (a.to_owned(), b.to_owned()));
                 let snap = self.snapshot_at(&st, resource, tok.rv)?;
                 (snap, tok.rv, start, tok.served, tok.total)
             } else {
@@ -851,23 +766,19 @@ impl Store {
                             Some("Exact") => {
                                 if n == 0 {
                                     return Err(ApiError::BadRequest {
-                                        message: "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"".into(),
+                                        message:
+                                            "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\""
+                                                .into(),
                                     });
                                 }
                                 if n > st.rv {
-                                    return Err(ApiError::TooLargeResourceVersion {
-                                        requested: n,
-                                        current: st.rv,
-                                    });
+                                    return Err(ApiError::TooLargeResourceVersion { requested: n, current: st.rv });
                                 }
                                 n
                             }
                             None | Some("NotOlderThan") => {
                                 if n > st.rv {
-                                    return Err(ApiError::TooLargeResourceVersion {
-                                        requested: n,
-                                        current: st.rv,
-                                    });
+                                    return Err(ApiError::TooLargeResourceVersion { requested: n, current: st.rv });
                                 }
                                 st.rv
                             }
@@ -900,8 +811,7 @@ impl Store {
             {
                 break;
             }
-            let keep = unfiltered
-                || (req.labels.matches(&obj.labels) && req.fields.matches(&key.0, &key.1));
+            let keep = unfiltered || (req.labels.matches(&obj.labels) && req.fields.matches(&key.0, &key.1));
             if !keep {
                 continue;
             }
@@ -916,10 +826,9 @@ impl Store {
                 (Some(t), _) => Some(t),
                 (None, true) => Some(match ns {
                     None => snap.len() as u64,
-                    Some(ns) => snap
-                        .range((ns.to_owned(), String::new())..)
-                        .take_while(|(k, _)| k.0 == ns)
-                        .count() as u64,
+                    Some(ns) => {
+                        snap.range((ns.to_owned(), String::new())..).take_while(|(k, _)| k.0 == ns).count() as u64
+                    }
                 }),
                 (None, false) => None,
             };
@@ -932,8 +841,8 @@ impl Store {
                 served,
                 total,
             };
-            let encoded = base64::engine::general_purpose::STANDARD
-                .encode(serde_json::to_vec(&tok).unwrap_or_default());
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&tok).unwrap_or_default());
             let mut st = self.state.lock();
             if !st.snapshots.iter().any(|(k, _)| *k == (resource, snap_rv)) {
                 if st.snapshots.len() >= self.cfg.snapshot_cache.max(1) {
@@ -945,12 +854,7 @@ impl Store {
         } else {
             (None, None)
         };
-        Ok(ListPage {
-            rv: snap_rv,
-            items,
-            continue_token,
-            remaining,
-        })
+        Ok(ListPage { rv: snap_rv, items, continue_token, remaining })
     }
 
     /// Position a new watch. `rv`: None/"" or "0" means "send current state first".
@@ -982,29 +886,14 @@ impl Store {
                 message: format!("too old resource version: {from} ({})", st.compacted_rv),
             });
         }
-        let replay = st
-            .log
-            .iter()
-            .filter(|e| e.rv > from && e.resource == resource)
-            .cloned()
-            .collect();
-        Ok(WatchStart {
-            initial: None,
-            replay,
-            rx,
-            start_rv: st.rv.max(from),
-        })
+        let replay = st.log.iter().filter(|e| e.rv > from && e.resource == resource).cloned().collect();
+        Ok(WatchStart { initial: None, replay, rx, start_rv: st.rv.max(from) })
     }
 
     /// All objects of a resource (optionally one namespace) as values, for the handle API.
     pub(crate) fn list_values(&self, resource: usize, namespace: Option<&str>) -> Vec<Value> {
-        let req = ListRequest {
-            namespace: namespace.map(str::to_owned),
-            ..Default::default()
-        };
-        self.list(resource, &req)
-            .map(|p| p.items.iter().map(|o| o.value()).collect())
-            .unwrap_or_default()
+        let req = ListRequest { namespace: namespace.map(str::to_owned), ..Default::default() };
+        self.list(resource, &req).map(|p| p.items.iter().map(|o| o.value()).collect()).unwrap_or_default()
     }
 
     /// Number of stored objects of one resource.
@@ -1019,9 +908,7 @@ pub(crate) fn resource_of(registry: &Registry, obj: &Value) -> Result<usize, Api
     let kind = obj["kind"].as_str().unwrap_or_default();
     registry
         .by_api_version_kind(av, kind)
-        .ok_or_else(|| ApiError::ResourceNotFound {
-            resource: format!("{kind}.{av}"),
-        })
+        .ok_or_else(|| ApiError::ResourceNotFound { resource: format!("{kind}.{av}") })
 }
 
 /// Whether an event's object passes the scope/selectors of a watch.
@@ -1044,11 +931,7 @@ mod tests {
     fn store(log: usize) -> (Store, usize) {
         let reg = Arc::new(Registry::new(builtin_resources()));
         let cm = reg.by_path("", "v1", "configmaps").unwrap();
-        let cfg = StoreConfig {
-            event_log_capacity: log,
-            broadcast_capacity: 64,
-            snapshot_cache: 4,
-        };
+        let cfg = StoreConfig { event_log_capacity: log, broadcast_capacity: 64, snapshot_cache: 4 };
         (Store::new(reg, cfg), cm)
     }
 
@@ -1061,26 +944,17 @@ mod tests {
         let (s, r) = store(100);
         let a = s.create(r, Some("a"), cm("a", "x")).unwrap();
         assert_eq!(a.rv, 1);
-        assert!(matches!(
-            s.create(r, Some("a"), cm("a", "x")),
-            Err(ApiError::AlreadyExists { .. })
-        ));
+        assert!(matches!(s.create(r, Some("a"), cm("a", "x")), Err(ApiError::AlreadyExists { .. })));
         let mut v = a.value();
         v["data"]["k"] = json!("w");
         let b = s.update(r, Some("a"), Some("x"), v.clone(), true).unwrap();
         assert_eq!(b.rv, 2);
         // stale RV conflicts
-        assert!(matches!(
-            s.update(r, Some("a"), Some("x"), v, true),
-            Err(ApiError::Conflict { .. })
-        ));
+        assert!(matches!(s.update(r, Some("a"), Some("x"), v, true), Err(ApiError::Conflict { .. })));
         let d = s.delete(r, Some("a"), "x", None).unwrap();
         assert_eq!(d.rv, 3);
         assert_eq!(d.value()["metadata"]["resourceVersion"], "3");
-        assert!(matches!(
-            s.get(r, Some("a"), "x"),
-            Err(ApiError::NotFound { .. })
-        ));
+        assert!(matches!(s.get(r, Some("a"), "x"), Err(ApiError::NotFound { .. })));
     }
 
     #[test]
@@ -1089,10 +963,7 @@ mod tests {
         for i in 0..5 {
             s.create(r, Some("ns"), cm("ns", &format!("o{i}"))).unwrap();
         }
-        let req = ListRequest {
-            limit: Some(2),
-            ..Default::default()
-        };
+        let req = ListRequest { limit: Some(2), ..Default::default() };
         let p1 = s.list(r, &req).unwrap();
         assert_eq!(p1.items.len(), 2);
         assert_eq!(p1.remaining, Some(3));
@@ -1101,16 +972,7 @@ mod tests {
         let mut names: Vec<String> = p1.items.iter().map(|o| o.name.clone()).collect();
         let mut tok = p1.continue_token;
         while let Some(t) = tok {
-            let p = s
-                .list(
-                    r,
-                    &ListRequest {
-                        limit: Some(2),
-                        continue_token: Some(t),
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
+            let p = s.list(r, &ListRequest { limit: Some(2), continue_token: Some(t), ..Default::default() }).unwrap();
             assert_eq!(p.rv, 5);
             names.extend(p.items.iter().map(|o| o.name.clone()));
             tok = p.continue_token;
@@ -1120,16 +982,7 @@ mod tests {
         let p = s.list(r, &req).unwrap();
         s.create(r, Some("ns"), cm("ns", "o10")).unwrap();
         s.compact();
-        let err = s
-            .list(
-                r,
-                &ListRequest {
-                    continue_token: p.continue_token,
-                    ..Default::default()
-                },
-            )
-            .err()
-            .unwrap();
+        let err = s.list(r, &ListRequest { continue_token: p.continue_token, ..Default::default() }).err().unwrap();
         assert_eq!(err.code(), 410);
     }
 

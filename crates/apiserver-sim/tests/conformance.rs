@@ -11,8 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, VersionMatch,
-    WatchEvent, WatchParams,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, VersionMatch, WatchEvent, WatchParams,
 };
 use kube::core::PartialObjectMeta;
 use kube::discovery::{ApiResource, Discovery, Scope as KubeScope};
@@ -29,15 +28,9 @@ async fn dynamic_api_paged_list_get_create_update_delete() {
     let sim = ApiServerSim::start().await.unwrap();
     let api: Api<DynamicObject> = Api::namespaced_with(sim.client(), "team", &cm_resource());
     for i in 0..7 {
-        let obj: DynamicObject = serde_json::from_value(configmap(
-            "team",
-            &format!("cm-{i}"),
-            json!({"i": i.to_string()}),
-        ))
-        .unwrap();
-        let created = within("create", api.create(&PostParams::default(), &obj))
-            .await
-            .unwrap();
+        let obj: DynamicObject =
+            serde_json::from_value(configmap("team", &format!("cm-{i}"), json!({"i": i.to_string()}))).unwrap();
+        let created = within("create", api.create(&PostParams::default(), &obj)).await.unwrap();
         assert_eq!(created.resource_version().unwrap(), (i + 1).to_string());
         assert!(created.uid().is_some());
     }
@@ -70,10 +63,7 @@ async fn dynamic_api_paged_list_get_create_update_delete() {
     // replace with the current RV succeeds, with a stale one conflicts (409)
     let mut obj = got.clone();
     obj.data["data"]["k"] = json!("changed");
-    let replaced = api
-        .replace("cm-2", &PostParams::default(), &obj)
-        .await
-        .unwrap();
+    let replaced = api.replace("cm-2", &PostParams::default(), &obj).await.unwrap();
     assert_ne!(replaced.resource_version(), got.resource_version());
     match api.replace("cm-2", &PostParams::default(), &obj).await {
         Err(KubeError::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict")),
@@ -81,11 +71,7 @@ async fn dynamic_api_paged_list_get_create_update_delete() {
     }
     // merge patch
     let patched = api
-        .patch(
-            "cm-2",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"p": "1"}}})),
-        )
+        .patch("cm-2", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"p": "1"}}})))
         .await
         .unwrap();
     assert_eq!(patched.labels().get("p").map(String::as_str), Some("1"));
@@ -116,13 +102,7 @@ async fn typed_api_crud_and_json_patch() {
     let mut s = Secret::default();
     s.metadata.name = Some("creds".into());
     s.string_data = None;
-    s.data = Some(
-        [(
-            "user".to_owned(),
-            k8s_openapi::ByteString(b"admin".to_vec()),
-        )]
-        .into(),
-    );
+    s.data = Some([("user".to_owned(), k8s_openapi::ByteString(b"admin".to_vec()))].into());
     let created = secrets.create(&PostParams::default(), &s).await.unwrap();
     assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
     assert!(created.metadata.creation_timestamp.is_some());
@@ -133,16 +113,54 @@ async fn typed_api_crud_and_json_patch() {
     // raw JSON patch over HTTP
     let req = http::Request::patch("/api/v1/namespaces/default/secrets/creds")
         .header("content-type", "application/json-patch+json")
-        .body(
-            serde_json::to_vec(
-                &json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]),
-            )
-            .unwrap(),
-        )
+        .body(serde_json::to_vec(&json!([{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])).unwrap())
         .unwrap();
     let patched: Secret = client.request(req).await.unwrap();
     assert_eq!(patched.metadata.labels.unwrap()["a"], "b");
 
+    // a JSON patch that destroys the object shape is a 400, not a crash
+    for bad in [
+        json!([{"op": "add", "path": "", "value": [1]}]),
+        json!([{"op": "replace", "path": "/metadata", "value": "x"}]),
+    ] {
+        let req = http::Request::patch("/api/v1/namespaces/default/secrets/creds")
+            .header("content-type", "application/json-patch+json")
+            .body(serde_json::to_vec(&bad).unwrap())
+            .unwrap();
+        match client.request::<Secret>(req).await {
+            Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+    // so is a merge patch with a non-object metadata
+    let req = http::Request::patch("/api/v1/namespaces/default/secrets/creds")
+        .header("content-type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&json!({"metadata": 5})).unwrap())
+        .unwrap();
+    match client.request::<Secret>(req).await {
+        Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    // bad query parameters are 400 Status bodies
+    for q in [
+        "limit=abc",
+        "resourceVersion=abc",
+        "watch=true&timeoutSeconds=-1",
+        "watch=true&resourceVersion=x1",
+        "watch=true&allowWatchBookmarks=maybe",
+        "continue=%%%",
+        "resourceVersionMatch=Exact",
+        "resourceVersion=1&resourceVersionMatch=Sometimes",
+    ] {
+        let req = http::Request::get(format!("/api/v1/namespaces/default/secrets?&{q}")).body(vec![]).unwrap();
+        match client.request_text(req).await {
+            Err(KubeError::Api(s)) => {
+                assert_eq!(s.code, 400, "{q}");
+                assert!(s.is_failure(), "{q}")
+            }
+            other => panic!("expected 400 for {q}, got {other:?}"),
+        }
+    }
     // bad JSON body is a 400 Status, not a crash
     let req = http::Request::post("/api/v1/namespaces/default/secrets")
         .header("content-type", "application/json")
@@ -153,32 +171,20 @@ async fn typed_api_crud_and_json_patch() {
         other => panic!("expected 400, got {other:?}"),
     }
     // unknown resource is a 404 Status
-    let req = http::Request::get("/apis/nope.example.com/v1/things")
-        .body(vec![])
-        .unwrap();
+    let req = http::Request::get("/apis/nope.example.com/v1/things").body(vec![]).unwrap();
     match client.request::<serde_json::Value>(req).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 404),
         other => panic!("expected 404, got {other:?}"),
     }
-    // kube sends `?&limit=...` style queries; check the log saw them and answered 200
-    let lists = sim
-        .requests()
-        .filter(|r| r.verb == Verb::List && r.resource.as_deref() == Some("secrets"));
-    assert_eq!(lists.len(), 1);
-    assert_eq!(lists[0].status, 200);
+    // the one list kube sent answered 200; the bad queries above answered 400
+    let lists = sim.requests().filter(|r| r.verb == Verb::List && r.resource.as_deref() == Some("secrets"));
+    let ok: Vec<_> = lists.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 1);
+    assert!(ok[0].query.is_empty() || ok[0].query.starts_with('&'), "{:?}", ok[0].query);
+    assert_eq!(lists.iter().filter(|r| r.status == 400).count(), 5);
 
-    secrets
-        .delete("creds", &DeleteParams::default())
-        .await
-        .unwrap();
-    assert!(
-        secrets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    secrets.delete("creds", &DeleteParams::default()).await.unwrap();
+    assert!(secrets.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
 #[tokio::test]
@@ -199,28 +205,10 @@ async fn typed_paged_list_of_generated_ingresses() {
     assert_eq!(all.len(), 15);
     let ing = &all[0];
     let spec = ing.spec.as_ref().unwrap();
-    assert!(
-        !spec.tls.as_ref().unwrap()[0]
-            .hosts
-            .as_ref()
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        spec.rules.as_ref().unwrap()[0]
-            .http
-            .as_ref()
-            .unwrap()
-            .paths
-            .len()
-            >= 2
-    );
+    assert!(!spec.tls.as_ref().unwrap()[0].hosts.as_ref().unwrap().is_empty());
+    assert!(spec.rules.as_ref().unwrap()[0].http.as_ref().unwrap().paths.len() >= 2);
     assert!(ing.metadata.managed_fields.is_some());
-    assert_eq!(
-        sim.requests()
-            .count(Verb::List, "ingresses.networking.k8s.io"),
-        4
-    );
+    assert_eq!(sim.requests().count(Verb::List, "ingresses.networking.k8s.io"), 4);
 }
 
 #[tokio::test]
@@ -228,50 +216,25 @@ async fn list_resource_version_semantics() {
     let sim = ApiServerSim::start().await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "ns");
     for i in 0..3 {
-        sim.create(configmap("ns", &format!("c{i}"), json!({})))
-            .unwrap();
+        sim.create(configmap("ns", &format!("c{i}"), json!({}))).unwrap();
     }
     sim.delete("configmaps", Some("ns"), "c0").unwrap();
     // Exact at RV 2 sees the state before c2 was created and c0 deleted
-    let exact = api
-        .list(&ListParams::default().at("2").matching(VersionMatch::Exact))
-        .await
-        .unwrap();
+    let exact = api.list(&ListParams::default().at("2").matching(VersionMatch::Exact)).await.unwrap();
     let names: Vec<String> = exact.items.iter().map(|c| c.name_any()).collect();
     assert_eq!(names, ["c0", "c1"]);
     assert_eq!(exact.metadata.resource_version.as_deref(), Some("2"));
     // NotOlderThan serves the latest
-    let nto = api
-        .list(
-            &ListParams::default()
-                .at("2")
-                .matching(VersionMatch::NotOlderThan),
-        )
-        .await
-        .unwrap();
+    let nto = api.list(&ListParams::default().at("2").matching(VersionMatch::NotOlderThan)).await.unwrap();
     assert_eq!(nto.metadata.resource_version.as_deref(), Some("4"));
     assert_eq!(nto.items.len(), 2);
     // resourceVersion=0 (any) works too
-    assert_eq!(
-        api.list(&ListParams::default().match_any())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(api.list(&ListParams::default().match_any()).await.unwrap().items.len(), 2);
     // future RV: 504 Timeout "Too large resource version" (kube's default retry would retry 504s)
     let mut cfg = sim.config();
     cfg.default_retry = false;
     let api: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(cfg).unwrap(), "ns");
-    match api
-        .list(
-            &ListParams::default()
-                .at("99")
-                .matching(VersionMatch::NotOlderThan),
-        )
-        .await
-    {
+    match api.list(&ListParams::default().at("99").matching(VersionMatch::NotOlderThan)).await {
         Err(KubeError::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (504, "Timeout")),
         other => panic!("expected 504, got {other:?}"),
     }
@@ -280,18 +243,12 @@ async fn list_resource_version_semantics() {
     let token = page.metadata.continue_.unwrap();
     sim.create(configmap("ns", "c9", json!({}))).unwrap();
     sim.faults().compact();
-    match api
-        .list(&ListParams::default().limit(1).continue_token(&token))
-        .await
-    {
+    match api.list(&ListParams::default().limit(1).continue_token(&token)).await {
         Err(KubeError::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
         other => panic!("expected 410, got {other:?}"),
     }
     // Exact below the compaction point is expired too
-    match api
-        .list(&ListParams::default().at("2").matching(VersionMatch::Exact))
-        .await
-    {
+    match api.list(&ListParams::default().at("2").matching(VersionMatch::Exact)).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 410),
         other => panic!("expected 410, got {other:?}"),
     }
@@ -300,103 +257,44 @@ async fn list_resource_version_semantics() {
 #[tokio::test]
 async fn label_and_field_selectors() {
     let sim = ApiServerSim::start().await.unwrap();
-    for (ns, name, tier) in [
-        ("a", "x", "web"),
-        ("a", "y", "db"),
-        ("b", "x", "web"),
-        ("b", "z", "cache"),
-    ] {
-        sim.create(configmap(ns, name, json!({"tier": tier})))
-            .unwrap();
+    for (ns, name, tier) in [("a", "x", "web"), ("a", "y", "db"), ("b", "x", "web"), ("b", "z", "cache")] {
+        sim.create(configmap(ns, name, json!({"tier": tier}))).unwrap();
     }
     let api: Api<ConfigMap> = Api::all(sim.client());
     let names = |l: kube::api::ObjectList<ConfigMap>| {
-        l.items
-            .iter()
-            .map(|c| format!("{}/{}", c.namespace().unwrap(), c.name_any()))
-            .collect::<Vec<_>>()
+        l.items.iter().map(|c| format!("{}/{}", c.namespace().unwrap(), c.name_any())).collect::<Vec<_>>()
     };
-    let l = api
-        .list(&ListParams::default().labels("tier=web"))
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().labels("tier=web")).await.unwrap();
     assert_eq!(names(l), ["a/x", "b/x"]);
-    let l = api
-        .list(&ListParams::default().labels("tier in (db,cache)"))
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().labels("tier in (db,cache)")).await.unwrap();
     assert_eq!(names(l), ["a/y", "b/z"]);
-    let l = api
-        .list(&ListParams::default().labels("tier notin (web),tier!=db"))
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().labels("tier notin (web),tier!=db")).await.unwrap();
     assert_eq!(names(l), ["b/z"]);
-    let l = api
-        .list(&ListParams::default().fields("metadata.name=x"))
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().fields("metadata.name=x")).await.unwrap();
     assert_eq!(names(l), ["a/x", "b/x"]);
-    let l = api
-        .list(&ListParams::default().fields("metadata.namespace!=a"))
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().fields("metadata.namespace!=a")).await.unwrap();
     assert_eq!(names(l), ["b/x", "b/z"]);
-    let l = api
-        .list(
-            &ListParams::default()
-                .labels("tier")
-                .fields("metadata.name!=x")
-                .limit(1),
-        )
-        .await
-        .unwrap();
+    let l = api.list(&ListParams::default().labels("tier").fields("metadata.name!=x").limit(1)).await.unwrap();
     assert_eq!(names(l.clone()), ["a/y"]);
     assert!(l.metadata.continue_.is_some());
-    match api
-        .list(&ListParams::default().labels("tier in (web"))
-        .await
-    {
+    match api.list(&ListParams::default().labels("tier in (web")).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
         other => panic!("expected 400, got {other:?}"),
     }
-    match api
-        .list(&ListParams::default().fields("spec.nodeName=n1"))
-        .await
-    {
+    match api.list(&ListParams::default().fields("spec.nodeName=n1")).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
         other => panic!("expected 400, got {other:?}"),
     }
 
     // A watch with a label selector sees objects enter (ADDED) and leave (DELETED) the selection.
     let rv = sim.resource_version().to_string();
-    let mut stream = api
-        .watch(&WatchParams::default().labels("tier=web"), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    sim.patch(
-        "configmaps",
-        Some("a"),
-        "y",
-        &json!({"metadata": {"labels": {"tier": "web"}}}),
-    )
-    .unwrap();
-    sim.patch(
-        "configmaps",
-        Some("a"),
-        "x",
-        &json!({"metadata": {"labels": {"tier": "db"}}}),
-    )
-    .unwrap();
-    sim.patch("configmaps", Some("b"), "x", &json!({"data": {"k": "2"}}))
-        .unwrap();
+    let mut stream = api.watch(&WatchParams::default().labels("tier=web"), &rv).await.unwrap().boxed();
+    sim.patch("configmaps", Some("a"), "y", &json!({"metadata": {"labels": {"tier": "web"}}})).unwrap();
+    sim.patch("configmaps", Some("a"), "x", &json!({"metadata": {"labels": {"tier": "db"}}})).unwrap();
+    sim.patch("configmaps", Some("b"), "x", &json!({"data": {"k": "2"}})).unwrap();
     let mut got = Vec::new();
     while got.len() < 3 {
-        match within("selector watch", stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
+        match within("selector watch", stream.try_next()).await.unwrap().unwrap() {
             WatchEvent::Added(c) => got.push(format!("ADDED {}", c.name_any())),
             WatchEvent::Modified(c) => got.push(format!("MODIFIED {}", c.name_any())),
             WatchEvent::Deleted(c) => got.push(format!("DELETED {}", c.name_any())),
@@ -409,11 +307,7 @@ async fn label_and_field_selectors() {
 
 #[tokio::test]
 async fn watcher_default_list_watch_sees_add_modify_delete() {
-    let objs = Cluster::new(5)
-        .namespaces(2)
-        .apps_per_namespace(3)
-        .only(&[Kind::ConfigMap])
-        .build();
+    let objs = Cluster::new(5).namespaces(2).apps_per_namespace(3).only(&[Kind::ConfigMap]).build();
     let sim = ApiServerSim::builder().objects(objs).start().await.unwrap();
     let api: Api<ConfigMap> = Api::all(sim.client());
     let mut probe = Probe::spawn(watcher(api, watcher::Config::default().page_size(4)));
@@ -422,37 +316,22 @@ async fn watcher_default_list_watch_sees_add_modify_delete() {
     within("watch to start", sim.wait_for_watches(1)).await;
 
     sim.create(configmap("n1", "new", json!({}))).unwrap();
-    sim.patch(
-        "configmaps",
-        Some("n1"),
-        "new",
-        &json!({"data": {"k": "v2"}}),
-    )
-    .unwrap();
+    sim.patch("configmaps", Some("n1"), "new", &json!({"data": {"k": "v2"}})).unwrap();
     sim.delete("configmaps", Some("n1"), "new").unwrap();
-    probe
-        .until("delete", |s| s.contains(&Seen::Delete("new".into())))
-        .await;
+    probe.until("delete", |s| s.contains(&Seen::Delete("new".into()))).await;
     assert_eq!(probe.count(&Seen::Apply("new".into())), 2);
     assert_eq!(probe.count(&Seen::Error), 0);
     // paged initial list: 6 objects / 4 per page = 2 list calls, then one watch
     assert_eq!(sim.requests().count(Verb::List, "configmaps"), 2);
     assert_eq!(sim.requests().count(Verb::Watch, "configmaps"), 1);
     let watch = &sim.requests().filter(|r| r.verb == Verb::Watch)[0];
-    assert_eq!(
-        watch.query_param("allowWatchBookmarks").as_deref(),
-        Some("true")
-    );
+    assert_eq!(watch.query_param("allowWatchBookmarks").as_deref(), Some("true"));
     assert_eq!(watch.query_param("resourceVersion").as_deref(), Some("6"));
 }
 
 #[tokio::test]
 async fn watcher_streaming_lists_sees_add_modify_delete() {
-    let objs = Cluster::new(6)
-        .namespaces(2)
-        .apps_per_namespace(2)
-        .only(&[Kind::Secret])
-        .build();
+    let objs = Cluster::new(6).namespaces(2).apps_per_namespace(2).only(&[Kind::Secret]).build();
     let sim = ApiServerSim::builder().objects(objs).start().await.unwrap();
     let api: Api<Secret> = Api::all(sim.client());
     let mut probe = Probe::spawn(watcher(api, watcher::Config::default().streaming_lists()));
@@ -462,36 +341,21 @@ async fn watcher_streaming_lists_sees_add_modify_delete() {
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "s-new", "namespace": "x"}, "data": {}});
     sim.create(secret).unwrap();
-    sim.patch(
-        "secrets",
-        Some("x"),
-        "s-new",
-        &json!({"metadata": {"labels": {"m": "1"}}}),
-    )
-    .unwrap();
+    sim.patch("secrets", Some("x"), "s-new", &json!({"metadata": {"labels": {"m": "1"}}})).unwrap();
     sim.delete("secrets", Some("x"), "s-new").unwrap();
-    probe
-        .until("delete", |s| s.contains(&Seen::Delete("s-new".into())))
-        .await;
+    probe.until("delete", |s| s.contains(&Seen::Delete("s-new".into()))).await;
     assert_eq!(probe.count(&Seen::Apply("s-new".into())), 2);
     // no list at all: the initial state came from the watch's initial events
     assert_eq!(sim.requests().count(Verb::List, "secrets"), 0);
     assert_eq!(sim.requests().count(Verb::Watch, "secrets"), 1);
     let w = &sim.requests().filter(|r| r.verb == Verb::Watch)[0];
     assert_eq!(w.query_param("sendInitialEvents").as_deref(), Some("true"));
-    assert_eq!(
-        w.query_param("resourceVersionMatch").as_deref(),
-        Some("NotOlderThan")
-    );
+    assert_eq!(w.query_param("resourceVersionMatch").as_deref(), Some("NotOlderThan"));
 }
 
 #[tokio::test]
 async fn metadata_only_watch_and_get() {
-    let objs = Cluster::new(8)
-        .namespaces(1)
-        .apps_per_namespace(3)
-        .only(&[Kind::Secret])
-        .build();
+    let objs = Cluster::new(8).namespaces(1).apps_per_namespace(3).only(&[Kind::Secret]).build();
     let sim = ApiServerSim::builder().objects(objs).start().await.unwrap();
     let api: Api<PartialObjectMeta<Secret>> = Api::all(sim.client());
     let mut probe = Probe::spawn(watcher(api, watcher::Config::default()));
@@ -503,43 +367,28 @@ async fn metadata_only_watch_and_get() {
     let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
     let ns = obj["metadata"]["namespace"].as_str().unwrap().to_owned();
     sim.update(obj).unwrap();
-    probe
-        .until("update", |s| s.contains(&Seen::Apply(name.clone())))
-        .await;
+    probe.until("update", |s| s.contains(&Seen::Apply(name.clone()))).await;
 
     // get via the metadata Accept header
     let api_ns: Api<PartialObjectMeta<Secret>> = Api::namespaced(sim.client(), &ns);
     let meta = api_ns.get(&name).await.unwrap();
     assert_eq!(meta.types.as_ref().unwrap().kind, "PartialObjectMetadata");
     assert_eq!(meta.labels()["rotated"], "yes");
-    assert!(
-        meta.annotations()
-            .contains_key("kubectl.kubernetes.io/last-applied-configuration")
-    );
+    assert!(meta.annotations().contains_key("kubectl.kubernetes.io/last-applied-configuration"));
 
     // the secret bodies never left the server: every secrets request was metadata-only
-    let reqs = sim
-        .requests()
-        .filter(|r| r.resource.as_deref() == Some("secrets"));
+    let reqs = sim.requests().filter(|r| r.resource.as_deref() == Some("secrets"));
     assert_eq!(reqs.len(), 3, "list, watch, get: {reqs:?}");
     assert!(reqs.iter().all(|r| r.metadata_only), "{reqs:?}");
 }
 
 #[tokio::test]
 async fn raw_watch_semantics_bookmarks_410_and_timeout() {
-    let sim = ApiServerSim::builder()
-        .bookmark_interval(std::time::Duration::from_millis(50))
-        .start()
-        .await
-        .unwrap();
+    let sim = ApiServerSim::builder().bookmark_interval(std::time::Duration::from_millis(50)).start().await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "w");
     sim.create(configmap("w", "a", json!({}))).unwrap();
     // RV "0": synthetic ADDED for current state, then live events and bookmarks
-    let mut s = api
-        .watch(&WatchParams::default(), "0")
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default(), "0").await.unwrap().boxed();
     match within("added", s.try_next()).await.unwrap().unwrap() {
         WatchEvent::Added(c) => assert_eq!(c.name_any(), "a"),
         other => panic!("{other:?}"),
@@ -559,22 +408,14 @@ async fn raw_watch_semantics_bookmarks_410_and_timeout() {
         }
     }
     // replay from an RV in the log
-    let mut s = api
-        .watch(&WatchParams::default().disable_bookmarks(), "1")
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), "1").await.unwrap().boxed();
     match within("replay", s.try_next()).await.unwrap().unwrap() {
         WatchEvent::Added(c) => assert_eq!(c.name_any(), "b"),
         other => panic!("{other:?}"),
     }
     // compaction: a watch from an old RV gets HTTP 200 + one ERROR 410 event, then EOF
     sim.faults().compact();
-    let mut s = api
-        .watch(&WatchParams::default(), "1")
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default(), "1").await.unwrap().boxed();
     match within("410", s.try_next()).await.unwrap().unwrap() {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("{other:?}"),
@@ -585,18 +426,12 @@ async fn raw_watch_semantics_bookmarks_410_and_timeout() {
     // timeoutSeconds ends the stream cleanly
     let rv = sim.resource_version().to_string();
     let start = std::time::Instant::now();
-    let mut s = api
-        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv).await.unwrap().boxed();
     assert!(within("timeout end", s.try_next()).await.unwrap().is_none());
     assert!(start.elapsed() >= std::time::Duration::from_millis(900));
     // sendInitialEvents without NotOlderThan is rejected like the real apiserver does
     let req =
-        http::Request::get("/api/v1/namespaces/w/configmaps?watch=true&sendInitialEvents=true")
-            .body(vec![])
-            .unwrap();
+        http::Request::get("/api/v1/namespaces/w/configmaps?watch=true&sendInitialEvents=true").body(vec![]).unwrap();
     match sim.client().request_text(req).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 422),
         other => panic!("expected 422, got {other:?}"),
@@ -606,27 +441,13 @@ async fn raw_watch_semantics_bookmarks_410_and_timeout() {
 #[tokio::test]
 async fn discovery_finds_builtins_and_registered_resources() {
     let sim = ApiServerSim::builder()
-        .resource(ResourceDef::new(
-            "example.com",
-            "v1alpha1",
-            "Widget",
-            "widgets",
-            Scope::Namespaced,
-        ))
-        .resource(ResourceDef::new(
-            "example.com",
-            "v1alpha1",
-            "Gadget",
-            "gadgets",
-            Scope::Cluster,
-        ))
+        .resource(ResourceDef::new("example.com", "v1alpha1", "Widget", "widgets", Scope::Namespaced))
+        .resource(ResourceDef::new("example.com", "v1alpha1", "Gadget", "gadgets", Scope::Cluster))
         .start()
         .await
         .unwrap();
     let client = sim.client();
-    let discovery = within("discovery", Discovery::new(client.clone()).run())
-        .await
-        .unwrap();
+    let discovery = within("discovery", Discovery::new(client.clone()).run()).await.unwrap();
     let mut kinds = BTreeSet::new();
     for group in discovery.groups() {
         for (ar, caps) in group.recommended_resources() {
@@ -640,26 +461,11 @@ async fn discovery_finds_builtins_and_registered_resources() {
             }
         }
     }
-    for k in [
-        "Secret",
-        "ConfigMap",
-        "Service",
-        "Pod",
-        "Namespace",
-        "Ingress",
-        "EndpointSlice",
-        "Widget",
-        "Gadget",
-    ] {
+    for k in ["Secret", "ConfigMap", "Service", "Pod", "Namespace", "Ingress", "EndpointSlice", "Widget", "Gadget"] {
         assert!(kinds.contains(k), "{k} missing from {kinds:?}");
     }
     // aggregated discovery (two requests) finds the same kinds
-    let aggregated = within(
-        "aggregated discovery",
-        Discovery::new(client.clone()).run_aggregated(),
-    )
-    .await
-    .unwrap();
+    let aggregated = within("aggregated discovery", Discovery::new(client.clone()).run_aggregated()).await.unwrap();
     let mut agg_kinds = BTreeSet::new();
     for group in aggregated.groups() {
         for (ar, _) in group.recommended_resources() {
@@ -667,13 +473,8 @@ async fn discovery_finds_builtins_and_registered_resources() {
         }
     }
     assert_eq!(agg_kinds, kinds);
-    let (ar, _) = discovery
-        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
-            "example.com",
-            "v1alpha1",
-            "Widget",
-        ))
-        .unwrap();
+    let (ar, _) =
+        discovery.resolve_gvk(&kube::api::GroupVersionKind::gvk("example.com", "v1alpha1", "Widget")).unwrap();
     assert_eq!(ar.plural, "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "ns", &ar);
     let w: DynamicObject = serde_json::from_value(json!({
@@ -683,35 +484,18 @@ async fn discovery_finds_builtins_and_registered_resources() {
     .unwrap();
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
-    assert_eq!(
-        widgets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
-    let gadget =
-        json!({"apiVersion": "example.com/v1alpha1", "kind": "Gadget", "metadata": {"name": "g1"}});
+    assert_eq!(widgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let gadget = json!({"apiVersion": "example.com/v1alpha1", "kind": "Gadget", "metadata": {"name": "g1"}});
     sim.create(gadget).unwrap();
-    let (gar, _) = discovery
-        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
-            "example.com",
-            "v1alpha1",
-            "Gadget",
-        ))
-        .unwrap();
+    let (gar, _) =
+        discovery.resolve_gvk(&kube::api::GroupVersionKind::gvk("example.com", "v1alpha1", "Gadget")).unwrap();
     let gadgets: Api<DynamicObject> = Api::all_with(client, &gar);
     assert_eq!(gadgets.get("g1").await.unwrap().name_any(), "g1");
     assert!(sim.requests().count(Verb::Discovery, "") >= 3);
 }
 
 fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    std::process::Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success())
 }
 
 fn kubectl(url: String, args: Vec<String>) -> std::process::Output {
@@ -739,61 +523,27 @@ async fn kubectl_get_against_the_simulator() {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         tokio::task::spawn_blocking(move || kubectl(url, args))
     };
-    let out = within("kubectl", run(&["get", "ingresses", "-A"]))
-        .await
-        .unwrap();
+    let out = within("kubectl", run(&["get", "ingresses", "-A"])).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ingresses = sim.list("ingresses", None).unwrap();
     for ing in &ingresses {
-        assert!(
-            stdout.contains(ing["metadata"]["name"].as_str().unwrap()),
-            "{stdout}"
-        );
+        assert!(stdout.contains(ing["metadata"]["name"].as_str().unwrap()), "{stdout}");
     }
     assert_eq!(stdout.lines().count(), ingresses.len() + 1, "{stdout}");
     // JSON output, a short name, a namespace and a label selector
-    let ns = sim.list("namespaces", None).unwrap()[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let out = within("kubectl", run(&["get", "cm", "-n", &ns, "-o", "json"]))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ns = sim.list("namespaces", None).unwrap()[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let out = within("kubectl", run(&["get", "cm", "-n", &ns, "-o", "json"])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    let out = within(
-        "kubectl",
-        run(&[
-            "get",
-            "secrets",
-            "-A",
-            "-l",
-            "app.kubernetes.io/managed-by=kubectl",
-            "-o",
-            "name",
-        ]),
-    )
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        within("kubectl", run(&["get", "secrets", "-A", "-l", "app.kubernetes.io/managed-by=kubectl", "-o", "name"]))
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
-    let out = within("kubectl", run(&["get", "secret", "-n", &ns, "nope"]))
-        .await
-        .unwrap();
+    let out = within("kubectl", run(&["get", "secret", "-n", &ns, "nope"])).await.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
     // kubectl used aggregated discovery (no per-group-version discovery requests)

@@ -75,20 +75,14 @@ impl Probe {
                 }
             }
         });
-        Self {
-            rx,
-            seen: Vec::new(),
-            task,
-        }
+        Self { rx, seen: Vec::new(), task }
     }
 
     /// Wait until `done` holds on everything seen so far.
     pub async fn until(&mut self, what: &str, done: impl Fn(&[Seen]) -> bool) {
         within(what, async {
             while !done(&self.seen) {
-                let Some(s) = self.rx.recv().await else {
-                    panic!("watcher stream ended")
-                };
+                let Some(s) = self.rx.recv().await else { panic!("watcher stream ended") };
                 self.seen.push(s);
             }
         })
@@ -102,9 +96,6 @@ impl Probe {
 
     /// How many `InitApply` events were seen.
     pub fn init_applies(&self) -> usize {
-        self.seen
-            .iter()
-            .filter(|s| matches!(s, Seen::InitApply(_)))
-            .count()
+        self.seen.iter().filter(|s| matches!(s, Seen::InitApply(_))).count()
     }
 }
