@@ -59,6 +59,16 @@ pub enum FetchError {
         /// The resourceVersion the reference holds.
         known: String,
     },
+    /// The fetch task panicked or its runtime shut down.
+    #[error("fetching {resource} {identity} was interrupted: {reason}")]
+    Interrupted {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// What the task reported.
+        reason: String,
+    },
 }
 
 impl FetchError {
@@ -68,7 +78,8 @@ impl FetchError {
             FetchError::Timeout { identity, .. }
             | FetchError::Api { identity, .. }
             | FetchError::Encode { identity, .. }
-            | FetchError::Stale { identity, .. } => identity,
+            | FetchError::Stale { identity, .. }
+            | FetchError::Interrupted { identity, .. } => identity,
         }
     }
 }

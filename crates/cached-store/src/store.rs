@@ -750,7 +750,18 @@ impl Inner {
             return futures::future::ready(Ok(Some(object))).boxed().shared();
         }
         let id = r.id;
-        let f = Arc::clone(self).fetch_and_fill(r).boxed().shared();
+        let identity = r.identity();
+        let resource = self.fetcher.resource_name.clone();
+        // The fetch runs as its own task: it completes (and leaves the in-flight map) even if
+        // every caller waiting for it is cancelled, so no half-run fetch is left behind.
+        let task = tokio::spawn(Arc::clone(self).fetch_and_fill(r));
+        let f = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Arc::new(FetchError::Interrupted { resource, identity, reason: e.to_string() }))
+            })
+        }
+        .boxed()
+        .shared();
         inflight.insert(id, f.clone());
         f
     }

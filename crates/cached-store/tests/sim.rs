@@ -184,6 +184,22 @@ async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries()
     assert_eq!(gets(&sim), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_caller_does_not_cancel_the_fetch() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(5));
+    let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    feed_from_sim(&sim, &store);
+    let start = Instant::now();
+    let cancelled = tokio::time::timeout(Duration::from_secs(1), store.get(&["default", "s-000"])).await;
+    assert!(cancelled.is_err(), "the caller gave up after 1 s");
+    // The fetch went on without it; the next caller joins it instead of sending another GET.
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(gets(&sim), 1);
+    assert_eq!(store.cache_stats().entries, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
     let sim = sim_with_secrets("default", 100, 200).await;
