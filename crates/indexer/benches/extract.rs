@@ -61,71 +61,42 @@ fn bench(c: &mut Criterion) {
     let dynamic: DynamicObject = serde_json::from_value(value.clone()).unwrap();
     let compact = CompactObject::from_value(&value).unwrap();
     let ix = Indexer::new(["metadata.namespace", "metadata.labels['app']"], [""; 0]).unwrap();
-    assert_eq!(
-        ix.keys(&value).unwrap().to_vec(),
-        ["shop-production", "shop-frontend"]
-    );
+    assert_eq!(ix.keys(&value).unwrap().to_vec(), ["shop-production", "shop-frontend"]);
 
     let mut g = c.benchmark_group("extract_two_keys");
     g.bench_function("serde_json_pointer_x2", |b| {
         b.iter(|| {
             let v = black_box(&value);
-            (
-                black_box(v.pointer("/metadata/namespace")),
-                black_box(v.pointer("/metadata/labels/app")),
-            )
+            (black_box(v.pointer("/metadata/namespace")), black_box(v.pointer("/metadata/labels/app")))
         })
     });
-    g.bench_function("indexer/value", |b| {
-        b.iter(|| ix.keys(black_box(&value)).unwrap())
-    });
-    g.bench_function("indexer/typed", |b| {
-        b.iter(|| ix.keys(&Typed(black_box(&typed))).unwrap())
-    });
-    g.bench_function("indexer/dynamic", |b| {
-        b.iter(|| ix.keys(black_box(&dynamic)).unwrap())
-    });
-    g.bench_function("indexer/compact", |b| {
-        b.iter(|| ix.keys(black_box(&compact)).unwrap())
-    });
+    g.bench_function("indexer/value", |b| b.iter(|| ix.keys(black_box(&value)).unwrap()));
+    g.bench_function("indexer/typed", |b| b.iter(|| ix.keys(&Typed(black_box(&typed))).unwrap()));
+    g.bench_function("indexer/dynamic", |b| b.iter(|| ix.keys(black_box(&dynamic)).unwrap()));
+    g.bench_function("indexer/compact", |b| b.iter(|| ix.keys(black_box(&compact)).unwrap()));
     // The floor every `indexer/*` row pays: building the store key itself.
     g.bench_function("keytuple_new_only", |b| {
-        b.iter(|| {
-            store_types::KeyTuple::new([black_box("shop-production"), black_box("shop-frontend")])
-        })
+        b.iter(|| store_types::KeyTuple::new([black_box("shop-production"), black_box("shop-frontend")]))
     });
     g.bench_function("compact_pointer_x2", |b| {
         b.iter(|| {
             let o = black_box(&compact);
-            (
-                black_box(o.pointer("/metadata/namespace")),
-                black_box(o.pointer("/metadata/labels/app")),
-            )
+            (black_box(o.pointer("/metadata/namespace")), black_box(o.pointer("/metadata/labels/app")))
         })
     });
     g.finish();
 
     let mut g = c.benchmark_group("other");
-    let fsel =
-        FieldSelector::parse("spec.ingressClassName=haproxy,metadata.namespace!=kube-system")
-            .unwrap();
+    let fsel = FieldSelector::parse("spec.ingressClassName=haproxy,metadata.namespace!=kube-system").unwrap();
     let lsel = LabelSelector::parse("app in (shop-frontend,shop-api),!legacy").unwrap();
-    g.bench_function("field_selector/value", |b| {
-        b.iter(|| fsel.matches(black_box(&value)))
-    });
-    g.bench_function("label_selector/value", |b| {
-        b.iter(|| lsel.matches(black_box(&value)))
-    });
+    g.bench_function("field_selector/value", |b| b.iter(|| fsel.matches(black_box(&value))));
+    g.bench_function("label_selector/value", |b| b.iter(|| lsel.matches(black_box(&value))));
     g.bench_function("parse_expression", |b| {
         b.iter(|| Path::parse(black_box("metadata.labels['kubernetes.io/service-name']")).unwrap())
     });
     let prep = Indexer::new(
         ["metadata.name"],
-        [
-            "metadata.managedFields",
-            "metadata.annotations['meta.helm.sh/release-name']",
-            "status",
-        ],
+        ["metadata.managedFields", "metadata.annotations['meta.helm.sh/release-name']", "status"],
     )
     .unwrap();
     g.bench_function("prepare/value", |b| {

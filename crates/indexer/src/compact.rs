@@ -25,10 +25,7 @@ impl<'a> NodeRef<'a> for Node<'a> {
         // `Node::elements`/`entries` return iterators that borrow the `Node` value itself
         // (edition-2024 capture of `&self`), so they cannot outlive this call: collect the
         // children (only wildcard paths get here).
-        let children: Vec<Node<'a>> = self
-            .elements()
-            .chain(self.entries().map(|(_, v)| v))
-            .collect();
+        let children: Vec<Node<'a>> = self.elements().chain(self.entries().map(|(_, v)| v)).collect();
         children.into_iter()
     }
     fn as_str(self) -> Option<&'a str> {
@@ -114,8 +111,7 @@ mod tests {
         leaf.prop_recursive(3, 32, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                prop::collection::btree_map("[a-c]", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-c]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

@@ -130,11 +130,7 @@ pub(crate) fn resolve<'a, N: NodeRef<'a>>(node: N, path: &[Segment]) -> Option<N
 pub(crate) fn render<'a, N: NodeRef<'a>>(node: N) -> Cow<'a, str> {
     match node.kind() {
         NodeKind::Null => Cow::Borrowed(""),
-        NodeKind::Bool => Cow::Borrowed(if node.as_bool() == Some(true) {
-            "true"
-        } else {
-            "false"
-        }),
+        NodeKind::Bool => Cow::Borrowed(if node.as_bool() == Some(true) { "true" } else { "false" }),
         NodeKind::String => Cow::Borrowed(node.as_str().unwrap_or("")),
         NodeKind::Number => Cow::Owned(render_number(node)),
         NodeKind::Array | NodeKind::Object => {
@@ -325,15 +321,8 @@ impl<'a> NodeRef<'a> for MetaNode<'a> {
             MetaRepr::StrList(l) => (None, Some(l.iter()), None),
             _ => (None, None, self.as_json()),
         };
-        let strs = map
-            .into_iter()
-            .flatten()
-            .chain(list.into_iter().flatten())
-            .map(|s| MetaNode(MetaRepr::Str(s)));
-        strs.chain(
-            json.into_iter()
-                .flat_map(|v| v.children().map(MetaNode::json)),
-        )
+        let strs = map.into_iter().flatten().chain(list.into_iter().flatten()).map(|s| MetaNode(MetaRepr::Str(s)));
+        strs.chain(json.into_iter().flat_map(|v| v.children().map(MetaNode::json)))
     }
 
     fn as_str(self) -> Option<&'a str> {
@@ -404,8 +393,7 @@ impl ObjectAccess for ResourceDoc<'_> {
     }
 
     fn meta_json(&self) -> &Value {
-        self.meta_json
-            .get_or_init(|| serde_json::to_value(self.meta).unwrap_or(Value::Null))
+        self.meta_json.get_or_init(|| serde_json::to_value(self.meta).unwrap_or(Value::Null))
     }
 
     fn full_json(&self) -> &Value {

@@ -53,11 +53,7 @@ impl ExtractionFailures {
     pub fn new(capacity: usize) -> Self {
         ExtractionFailures {
             count: AtomicU64::new(0),
-            seen: Mutex::new(Seen {
-                set: HashSet::new(),
-                order: VecDeque::new(),
-                capacity: capacity.max(1),
-            }),
+            seen: Mutex::new(Seen { set: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }),
         }
     }
 
@@ -98,11 +94,7 @@ impl ExtractionFailures {
 
     /// Identities currently remembered as failing.
     pub fn distinct(&self) -> usize {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set
-            .len()
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).set.len()
     }
 }
 
@@ -118,19 +110,11 @@ mod tests {
     use super::*;
 
     fn err() -> IndexError {
-        IndexError::MissingField {
-            object: "x".into(),
-            position: 0,
-            path: "a".into(),
-        }
+        IndexError::MissingField { object: "x".into(), position: 0, path: "a".into() }
     }
 
     fn id<'a>(ns: &'a str, name: &'a str) -> IdentityRef<'a> {
-        IdentityRef {
-            namespace: ns,
-            name,
-            uid: None,
-        }
+        IdentityRef { namespace: ns, name, uid: None }
     }
 
     #[test]

@@ -111,11 +111,8 @@ impl FieldSelector {
                 pos = selector.len() - after.len();
                 continue;
             }
-            let (path, end) =
-                Path::parse_prefix(rest).map_err(|source| FieldSelectorError::Path {
-                    selector: selector.to_owned(),
-                    source,
-                })?;
+            let (path, end) = Path::parse_prefix(rest)
+                .map_err(|source| FieldSelectorError::Path { selector: selector.to_owned(), source })?;
             pos += end;
             let rest = &selector[pos..];
             let (op, len) = if rest.starts_with("==") {
@@ -224,9 +221,7 @@ impl serde::Serialize for FieldSelector {
 
 impl<'de> serde::Deserialize<'de> for FieldSelector {
     /// Parses the string form, so a configuration with an invalid selector fails to load.
-    fn deserialize<D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<FieldSelector, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<FieldSelector, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         FieldSelector::parse(&s).map_err(serde::de::Error::custom)
     }
@@ -278,29 +273,14 @@ mod tests {
     #[test]
     fn parse_errors() {
         let e = FieldSelector::parse("spec.type").unwrap_err();
-        assert_eq!(
-            e,
-            FieldSelectorError::ExpectedOperator {
-                selector: "spec.type".into(),
-                position: 9
-            }
-        );
+        assert_eq!(e, FieldSelectorError::ExpectedOperator { selector: "spec.type".into(), position: 9 });
         assert!(matches!(
             FieldSelector::parse("a=b,c d"),
             Err(FieldSelectorError::ExpectedOperator { position: 5, .. })
         ));
-        assert!(matches!(
-            FieldSelector::parse("a['x=1"),
-            Err(FieldSelectorError::Path { .. })
-        ));
-        assert!(matches!(
-            FieldSelector::parse("=x"),
-            Err(FieldSelectorError::Path { .. })
-        ));
-        assert!(matches!(
-            FieldSelector::parse("a=x\\"),
-            Err(FieldSelectorError::DanglingEscape { position: 3, .. })
-        ));
+        assert!(matches!(FieldSelector::parse("a['x=1"), Err(FieldSelectorError::Path { .. })));
+        assert!(matches!(FieldSelector::parse("=x"), Err(FieldSelectorError::Path { .. })));
+        assert!(matches!(FieldSelector::parse("a=x\\"), Err(FieldSelectorError::DanglingEscape { position: 3, .. })));
         let e = FieldSelector::parse("a['x=1").unwrap_err();
         assert!(e.to_string().contains("unclosed quote"), "{e}");
     }
@@ -308,10 +288,7 @@ mod tests {
     #[test]
     fn serde_uses_the_string_form() {
         let sel: FieldSelector = serde_json::from_str(r#""spec.type==ClusterIP""#).unwrap();
-        assert_eq!(
-            serde_json::to_string(&sel).unwrap(),
-            r#""spec.type=ClusterIP""#
-        );
+        assert_eq!(serde_json::to_string(&sel).unwrap(), r#""spec.type=ClusterIP""#);
         assert!(serde_json::from_str::<FieldSelector>(r#""spec.type""#).is_err());
     }
 

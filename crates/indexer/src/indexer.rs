@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_core::DynamicObject;
 use serde_json::Value;
 use store_types::KeyTuple;
@@ -20,9 +21,7 @@ pub(crate) type Result<T, E = ConfigError> = std::result::Result<T, E>;
 ///
 /// `metadata.namespace` is never "missing": on a cluster-scoped object it yields `""` under
 /// both policies.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MissingFieldPolicy {
     /// [`Indexer::keys`] fails with [`IndexError::MissingField`]; the watcher does not store
@@ -182,11 +181,7 @@ impl Indexer {
 
     /// Compiles `index_by` with the global and per-resource `ignoreFields` lists merged
     /// (duplicates removed).
-    pub fn with_ignore_lists<I, S, G, T, R, U>(
-        index_by: I,
-        global: G,
-        resource: R,
-    ) -> Result<Indexer>
+    pub fn with_ignore_lists<I, S, G, T, R, U>(index_by: I, global: G, resource: R) -> Result<Indexer>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -198,10 +193,7 @@ impl Indexer {
         let index_by = index_by
             .into_iter()
             .enumerate()
-            .map(|(index, s)| {
-                Path::parse(s.as_ref())
-                    .map_err(|source| ConfigError::InvalidIndexBy { index, source })
-            })
+            .map(|(index, s)| Path::parse(s.as_ref()).map_err(|source| ConfigError::InvalidIndexBy { index, source }))
             .collect::<Result<Vec<_>>>()?;
         if index_by.is_empty() {
             return Err(ConfigError::NoIndexKeys);
@@ -212,31 +204,18 @@ impl Indexer {
             .chain(resource.into_iter().map(|s| s.as_ref().to_owned()));
         let mut ignore: Vec<Path> = Vec::new();
         for (index, s) in patterns.enumerate() {
-            let p = Path::parse(&s)
-                .map_err(|source| ConfigError::InvalidIgnoreField { index, source })?;
-            if matches!(
-                p.segments().last(),
-                Some(Segment::Index(_) | Segment::Wildcard)
-            ) {
-                return Err(ConfigError::IgnoreEndsInArray {
-                    pattern: p.to_string(),
-                });
+            let p = Path::parse(&s).map_err(|source| ConfigError::InvalidIgnoreField { index, source })?;
+            if matches!(p.segments().last(), Some(Segment::Index(_) | Segment::Wildcard)) {
+                return Err(ConfigError::IgnoreEndsInArray { pattern: p.to_string() });
             }
             if let Some(ix) = index_by.iter().find(|ix| ix.overlaps(&p)) {
-                return Err(ConfigError::IgnoresIndexedField {
-                    pattern: p.to_string(),
-                    index_by: ix.to_string(),
-                });
+                return Err(ConfigError::IgnoresIndexedField { pattern: p.to_string(), index_by: ix.to_string() });
             }
             if !ignore.contains(&p) {
                 ignore.push(p);
             }
         }
-        Ok(Indexer {
-            index_by,
-            ignore,
-            missing: MissingFieldPolicy::default(),
-        })
+        Ok(Indexer { index_by, ignore, missing: MissingFieldPolicy::default() })
     }
 
     /// Sets the missing-field policy.
@@ -278,8 +257,8 @@ impl Indexer {
     pub fn keys_of_document<D: Document + ?Sized>(&self, doc: &D) -> Result<IndexKeys, IndexError> {
         let root = doc.root();
         let mut missing = None;
-        let keys = KeyTuple::new(self.index_by.iter().enumerate().map(|(i, path)| {
-            match resolve(root, path.segments()) {
+        let keys =
+            KeyTuple::new(self.index_by.iter().enumerate().map(|(i, path)| match resolve(root, path.segments()) {
                 Some(node) => render(node),
                 None => {
                     if self.missing == MissingFieldPolicy::Error && !path.is_metadata_namespace() {
@@ -287,8 +266,7 @@ impl Indexer {
                     }
                     Cow::Borrowed("")
                 }
-            }
-        }));
+            }));
         match missing {
             None => Ok(keys),
             Some(position) => Err(IndexError::MissingField {
@@ -320,6 +298,42 @@ impl Indexer {
         }
     }
 
+    /// Applies, on a typed `ObjectMeta`, the `ignoreFields` patterns that address a whole
+    /// metadata field or one label or annotation (`metadata.managedFields`,
+    /// `metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']`, …), so
+    /// callers that convert the metadata to JSON afterwards do not convert what is removed
+    /// anyway. Other patterns are left for [`Indexer::prepare`]; applying both is the same as
+    /// applying `prepare` alone.
+    pub fn prepare_meta(&self, meta: &mut ObjectMeta) {
+        for p in &self.ignore {
+            let Some((Segment::Field(root), rest)) = p.segments().split_first() else { continue };
+            if &**root != "metadata" {
+                continue;
+            }
+            match rest {
+                [Segment::Field(f)] => match &**f {
+                    "managedFields" => meta.managed_fields = None,
+                    "annotations" => meta.annotations = None,
+                    "labels" => meta.labels = None,
+                    "ownerReferences" => meta.owner_references = None,
+                    "finalizers" => meta.finalizers = None,
+                    _ => {}
+                },
+                [Segment::Field(f), Segment::Field(key)] if &**f == "annotations" => {
+                    if let Some(a) = &mut meta.annotations {
+                        a.remove(&**key);
+                    }
+                }
+                [Segment::Field(f), Segment::Field(key)] if &**f == "labels" => {
+                    if let Some(l) = &mut meta.labels {
+                        l.remove(&**key);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// [`Indexer::prepare`] for a `DynamicObject`: `data` is prepared in place; the typed
     /// `metadata` goes through JSON only when some pattern can reach into it.
     pub fn prepare_dynamic(&self, obj: &mut DynamicObject) -> Result<(), PrepareError> {
@@ -329,18 +343,12 @@ impl Indexer {
             Segment::Index(_) => false,
         });
         if reaches_meta {
-            let convert = |source| PrepareError::Convert {
-                type_name: "ObjectMeta",
-                source,
-            };
+            let convert = |source| PrepareError::Convert { type_name: "ObjectMeta", source };
             let mut wrapped = serde_json::json!({
                 "metadata": serde_json::to_value(&obj.metadata).map_err(convert)?
             });
             self.remove_fields(&mut wrapped);
-            let meta = wrapped
-                .as_object_mut()
-                .and_then(|m| m.remove("metadata"))
-                .unwrap_or(Value::Null);
+            let meta = wrapped.as_object_mut().and_then(|m| m.remove("metadata")).unwrap_or(Value::Null);
             obj.metadata = serde_json::from_value(meta).map_err(convert)?;
         }
         self.prepare(&mut obj.data);
@@ -354,10 +362,7 @@ impl Indexer {
     where
         K: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let convert = |source| PrepareError::Convert {
-            type_name: std::any::type_name::<K>(),
-            source,
-        };
+        let convert = |source| PrepareError::Convert { type_name: std::any::type_name::<K>(), source };
         let mut v = serde_json::to_value(obj).map_err(convert)?;
         self.prepare(&mut v);
         serde_json::from_value(v).map_err(convert)
@@ -467,6 +472,34 @@ mod tests {
     }
 
     #[test]
+    fn prepare_meta_agrees_with_prepare() {
+        let ix = Indexer::new(
+            ["metadata.name"],
+            [
+                "metadata.managedFields",
+                "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']",
+                "metadata.labels.tier",
+                "spec.x",
+            ],
+        )
+        .unwrap();
+        let v = serde_json::json!({"metadata": {"name": "a", "namespace": "n",
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:x": {}}}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "1"},
+            "labels": {"tier": "web", "app": "a"}}, "spec": {"x": 1, "y": 2}});
+        let mut expected = v.clone();
+        ix.prepare(&mut expected);
+        let mut meta: ObjectMeta = serde_json::from_value(v["metadata"].clone()).unwrap();
+        ix.prepare_meta(&mut meta);
+        let mut both = v.clone();
+        both["metadata"] = serde_json::to_value(&meta).unwrap();
+        ix.prepare(&mut both);
+        assert_eq!(both, expected);
+        assert!(meta.managed_fields.is_none());
+        assert_eq!(meta.annotations.unwrap().len(), 1);
+    }
+
+    #[test]
     fn original_documented_cases_and_value_rules() {
         let obj = ingress();
         for (expr, want) in [
@@ -483,10 +516,7 @@ mod tests {
             ("spec.enabled", "true"),
             ("spec.tls", ""),
             ("spec.weight", "0.25"),
-            (
-                "spec.rules[0].http.paths[0].backend.service.port.number",
-                "80",
-            ),
+            ("spec.rules[0].http.paths[0].backend.service.port.number", "80"),
             ("spec.rules[1]", r#"{"host":"b.example"}"#),
             ("metadata.managedFields[0].fieldsV1", "{}"),
         ] {
@@ -518,43 +548,25 @@ mod tests {
         let err = ix.keys(&cluster_scoped).unwrap_err();
         assert_eq!(
             err,
-            IndexError::MissingField {
-                object: "node-1".into(),
-                position: 1,
-                path: "metadata.labels.app".into()
-            }
+            IndexError::MissingField { object: "node-1".into(), position: 1, path: "metadata.labels.app".into() }
         );
-        assert_eq!(
-            err.to_string(),
-            "object node-1: index key 1 (metadata.labels.app) is missing"
-        );
+        assert_eq!(err.to_string(), "object node-1: index key 1 (metadata.labels.app) is missing");
         let ix = ix.with_missing_fields(MissingFieldPolicy::Empty);
         assert_eq!(ix.keys(&cluster_scoped).unwrap().to_vec(), ["node-1", ""]);
         // Through a scalar or out of range is missing, too.
         let ix = Indexer::new(["metadata.name.x"], [""; 0]).unwrap();
         assert!(ix.keys(&cluster_scoped).is_err());
         let ix = Indexer::new(["spec.rules[5]"], [""; 0]).unwrap();
-        assert!(
-            matches!(ix.keys(&ingress()), Err(IndexError::MissingField { object, .. }) if object == "shop/web")
-        );
+        assert!(matches!(ix.keys(&ingress()), Err(IndexError::MissingField { object, .. }) if object == "shop/web"));
     }
 
     #[test]
     fn config_errors() {
         let e = Indexer::new(["metadata.labels['x"], [""; 0]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"indexBy[0]: invalid index expression "metadata.labels['x" at 16: unclosed quote"#
-        );
-        assert!(matches!(
-            Indexer::new([""; 0], [""; 0]),
-            Err(ConfigError::NoIndexKeys)
-        ));
+        assert_eq!(e.to_string(), r#"indexBy[0]: invalid index expression "metadata.labels['x" at 16: unclosed quote"#);
+        assert!(matches!(Indexer::new([""; 0], [""; 0]), Err(ConfigError::NoIndexKeys)));
         let e = Indexer::new(["metadata.name"], ["a", "b["]).unwrap_err();
-        assert!(
-            matches!(e, ConfigError::InvalidIgnoreField { index: 1, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, ConfigError::InvalidIgnoreField { index: 1, .. }), "{e}");
         for bad in ["spec.rules[0]", "spec.rules[*]"] {
             let e = Indexer::new(["metadata.name"], [bad]).unwrap_err();
             assert!(matches!(e, ConfigError::IgnoreEndsInArray { .. }), "{e}");
@@ -567,10 +579,7 @@ mod tests {
             ("spec.rules[*].host", "spec.rules[1].host"),
         ] {
             let e = Indexer::new([index_by], [ignore]).unwrap_err();
-            assert!(
-                matches!(e, ConfigError::IgnoresIndexedField { .. }),
-                "{index_by} / {ignore}: {e}"
-            );
+            assert!(matches!(e, ConfigError::IgnoresIndexedField { .. }), "{index_by} / {ignore}: {e}");
         }
         let e = Indexer::new(["metadata.labels.app"], ["metadata.labels"]).unwrap_err();
         assert_eq!(
@@ -578,30 +587,15 @@ mod tests {
             "ignoreFields pattern \"metadata.labels\" removes data that indexBy expression \
              \"metadata.labels.app\" reads; remove one of them"
         );
-        assert!(
-            Indexer::new(
-                ["metadata.labels['app']"],
-                ["metadata.annotations", "spec.rules[1].host"]
-            )
-            .is_ok()
-        );
+        assert!(Indexer::new(["metadata.labels['app']"], ["metadata.annotations", "spec.rules[1].host"]).is_ok());
     }
 
     #[test]
     fn merged_ignore_lists_and_removal() {
         let ix = Indexer::with_ignore_lists(
             ["metadata.name"],
-            [
-                "metadata.managedFields",
-                "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']",
-            ],
-            [
-                "metadata.managedFields",
-                "spec.rules[*].http",
-                "spec.rules[0].missing",
-                "spec.enabled.deeper",
-                "nope.x",
-            ],
+            ["metadata.managedFields", "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']"],
+            ["metadata.managedFields", "spec.rules[*].http", "spec.rules[0].missing", "spec.enabled.deeper", "nope.x"],
         )
         .unwrap();
         assert_eq!(ix.ignore_fields().len(), 6);
@@ -610,10 +604,7 @@ mod tests {
         let meta = &obj["metadata"];
         assert!(meta.get("managedFields").is_none());
         assert_eq!(meta["annotations"], json!({"a.b/c": "dotted"}));
-        assert_eq!(
-            obj["spec"]["rules"],
-            json!([{"host": "a.example"}, {"host": "b.example"}])
-        );
+        assert_eq!(obj["spec"]["rules"], json!([{"host": "a.example"}, {"host": "b.example"}]));
         assert_eq!(obj["spec"]["enabled"], json!(true));
         let once = obj.clone();
         ix.prepare(&mut obj);
@@ -676,32 +667,20 @@ mod tests {
         assert_eq!(ix.keys(&crate::Typed(&typed)).unwrap(), want);
 
         let missing = Indexer::new(["metadata.labels['nope']"], [""; 0]).unwrap();
-        assert_eq!(
-            missing.keys(&dynamic).unwrap_err(),
-            missing.keys(&v).unwrap_err()
-        );
+        assert_eq!(missing.keys(&dynamic).unwrap_err(), missing.keys(&v).unwrap_err());
     }
 
     #[test]
     fn prepare_dynamic_and_typed() {
         use k8s_openapi::api::networking::v1::Ingress;
-        let ix = Indexer::new(
-            ["metadata.name"],
-            [
-                "metadata.managedFields",
-                "metadata.labels['app']",
-                "spec.rules[*].http",
-            ],
-        )
-        .unwrap();
+        let ix =
+            Indexer::new(["metadata.name"], ["metadata.managedFields", "metadata.labels['app']", "spec.rules[*].http"])
+                .unwrap();
         let mut dynamic: DynamicObject = serde_json::from_value(ingress()).unwrap();
         ix.prepare_dynamic(&mut dynamic).unwrap();
         assert!(dynamic.metadata.managed_fields.is_none());
         assert_eq!(dynamic.metadata.labels.as_ref().unwrap().len(), 1);
-        assert_eq!(
-            dynamic.data["spec"]["rules"][0],
-            json!({"host": "a.example"})
-        );
+        assert_eq!(dynamic.data["spec"]["rules"][0], json!({"host": "a.example"}));
         let mut v = ingress();
         normalize_numbers(&mut v);
         let typed: Ingress = serde_json::from_value(v).unwrap();
@@ -715,11 +694,7 @@ mod tests {
             required: String,
         }
         let ix = Indexer::new(["metadata.name"], ["required"]).unwrap();
-        let e = ix
-            .prepare_typed(&Strict {
-                required: "x".into(),
-            })
-            .unwrap_err();
+        let e = ix.prepare_typed(&Strict { required: "x".into() }).unwrap_err();
         assert!(e.to_string().contains("Strict"), "{e}");
         assert!(e.to_string().contains("missing field `required`"), "{e}");
     }
@@ -736,8 +711,7 @@ mod tests {
         leaf.prop_recursive(4, 48, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
-                prop::collection::btree_map("[a-c]", inner, 0..5)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-c]", inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -762,11 +736,7 @@ mod tests {
     /// An indexer with these removal patterns (which may overlap any index path, so the
     /// overlap check is bypassed: only removal is under test).
     fn remover(ignore: Vec<Path>) -> Indexer {
-        Indexer {
-            index_by: vec![Path::parse("zzz").unwrap()],
-            ignore,
-            missing: MissingFieldPolicy::Error,
-        }
+        Indexer { index_by: vec![Path::parse("zzz").unwrap()], ignore, missing: MissingFieldPolicy::Error }
     }
 
     proptest! {

@@ -100,16 +100,8 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Parses and validates a selector string.
     pub fn parse(input: &str) -> Result<LabelSelector> {
-        let expressions = Parser {
-            input,
-            tokens: tokenize(input),
-            at: 0,
-        }
-        .selector()?;
-        Ok(LabelSelector {
-            selector: expressions.iter().cloned().collect(),
-            expressions,
-        })
+        let expressions = Parser { input, tokens: tokenize(input), at: 0 }.selector()?;
+        Ok(LabelSelector { selector: expressions.iter().cloned().collect(), expressions })
     }
 
     /// The kube selector, for `ListParams`/`WatchParams::labels_from`.
@@ -243,9 +235,7 @@ impl<'s> Parser<'s> {
 
     /// Byte offset of the current token (end of input when exhausted).
     fn offset(&self) -> usize {
-        self.tokens
-            .get(self.at)
-            .map_or(self.input.len(), |(o, _)| *o)
+        self.tokens.get(self.at).map_or(self.input.len(), |(o, _)| *o)
     }
 
     fn err(&self, offset: usize, reason: LabelErrorKind) -> LabelSelectorError {
@@ -283,15 +273,7 @@ impl<'s> Parser<'s> {
         let at = self.offset();
         match self.next() {
             Some(Tok::Ident(k)) => {
-                validate_key(k).map_err(|why| {
-                    self.err(
-                        at,
-                        LabelErrorKind::InvalidKey {
-                            key: k.to_owned(),
-                            why,
-                        },
-                    )
-                })?;
+                validate_key(k).map_err(|why| self.err(at, LabelErrorKind::InvalidKey { key: k.to_owned(), why }))?;
                 Ok(k.to_owned())
             }
             _ => Err(self.err(at, LabelErrorKind::ExpectedKey)),
@@ -323,28 +305,14 @@ impl<'s> Parser<'s> {
                 self.at += 1;
                 Ok(Expression::NotIn(key, self.value_set()?))
             }
-            Some(Tok::Gt) => Err(self.err(
-                op_at,
-                LabelErrorKind::UnsupportedOperator { op: ">".into() },
-            )),
-            Some(Tok::Lt) => Err(self.err(
-                op_at,
-                LabelErrorKind::UnsupportedOperator { op: "<".into() },
-            )),
+            Some(Tok::Gt) => Err(self.err(op_at, LabelErrorKind::UnsupportedOperator { op: ">".into() })),
+            Some(Tok::Lt) => Err(self.err(op_at, LabelErrorKind::UnsupportedOperator { op: "<".into() })),
             Some(_) => Err(self.err(op_at, LabelErrorKind::ExpectedOperator)),
         }
     }
 
     fn value(&self, at: usize, v: &str) -> Result<String> {
-        validate_value(v).map_err(|why| {
-            self.err(
-                at,
-                LabelErrorKind::InvalidValue {
-                    value: v.to_owned(),
-                    why,
-                },
-            )
-        })?;
+        validate_value(v).map_err(|why| self.err(at, LabelErrorKind::InvalidValue { value: v.to_owned(), why }))?;
         Ok(v.to_owned())
     }
 
@@ -421,8 +389,7 @@ fn validate_key(k: &str) -> std::result::Result<(), &'static str> {
                 && l.len() <= 63
                 && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         };
         if p.is_empty() || p.len() > 253 || !p.split('.').all(label_ok) {
             return Err("prefix must be a lowercase DNS subdomain of at most 253 characters");
@@ -433,11 +400,7 @@ fn validate_key(k: &str) -> std::result::Result<(), &'static str> {
 
 /// A label value: empty or a valid name.
 fn validate_value(v: &str) -> std::result::Result<(), &'static str> {
-    if v.is_empty() {
-        Ok(())
-    } else {
-        validate_name(v)
-    }
+    if v.is_empty() { Ok(()) } else { validate_name(v) }
 }
 
 impl serde::Serialize for LabelSelector {
@@ -448,9 +411,7 @@ impl serde::Serialize for LabelSelector {
 
 impl<'de> serde::Deserialize<'de> for LabelSelector {
     /// Parses the string form, so a configuration with an invalid selector fails to load.
-    fn deserialize<D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<LabelSelector, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<LabelSelector, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         LabelSelector::parse(&s).map_err(serde::de::Error::custom)
     }
@@ -473,36 +434,18 @@ mod tests {
         use Expression::*;
         for (input, want, printed) in [
             ("", vec![], ""),
-            (
-                "app=web",
-                vec![Equal("app".into(), "web".into())],
-                "app=web",
-            ),
-            (
-                "app == web",
-                vec![Equal("app".into(), "web".into())],
-                "app=web",
-            ),
-            (
-                "tier!=db",
-                vec![NotEqual("tier".into(), "db".into())],
-                "tier!=db",
-            ),
+            ("app=web", vec![Equal("app".into(), "web".into())], "app=web"),
+            ("app == web", vec![Equal("app".into(), "web".into())], "app=web"),
+            ("tier!=db", vec![NotEqual("tier".into(), "db".into())], "tier!=db"),
             ("app=", vec![Equal("app".into(), "".into())], "app="),
             (
                 "app in (a,b),!legacy",
-                vec![
-                    In("app".into(), set(&["a", "b"])),
-                    DoesNotExist("legacy".into()),
-                ],
+                vec![In("app".into(), set(&["a", "b"])), DoesNotExist("legacy".into())],
                 "app in (a,b),!legacy",
             ),
             (
                 " env notin ( dev , test ) , kubernetes.io/name ",
-                vec![
-                    NotIn("env".into(), set(&["dev", "test"])),
-                    Exists("kubernetes.io/name".into()),
-                ],
+                vec![NotIn("env".into(), set(&["dev", "test"])), Exists("kubernetes.io/name".into())],
                 "env notin (dev,test),kubernetes.io/name",
             ),
             ("x in ()", vec![In("x".into(), set(&[""]))], "x in ()"),
@@ -526,35 +469,16 @@ mod tests {
             ("!", 1, LabelErrorKind::ExpectedKey),
             (",", 0, LabelErrorKind::ExpectedKey),
             ("a,", 2, LabelErrorKind::ExpectedKey),
-            (
-                "replicas>3",
-                8,
-                LabelErrorKind::UnsupportedOperator { op: ">".into() },
-            ),
-            (
-                "a<3",
-                1,
-                LabelErrorKind::UnsupportedOperator { op: "<".into() },
-            ),
+            ("replicas>3", 8, LabelErrorKind::UnsupportedOperator { op: ">".into() }),
+            ("a<3", 1, LabelErrorKind::UnsupportedOperator { op: "<".into() }),
         ] {
             let e = LabelSelector::parse(input).unwrap_err();
             assert_eq!((e.position, &e.reason), (pos, &reason), "{input}: {e}");
         }
-        for bad in [
-            "-app=x",
-            "Foo.Com/app=x",
-            "a/b/c",
-            "/x",
-            "app=-x",
-            "app in (a,-b)",
-            "x/=1",
-        ] {
+        for bad in ["-app=x", "Foo.Com/app=x", "a/b/c", "/x", "app=-x", "app in (a,-b)", "x/=1"] {
             let e = LabelSelector::parse(bad).unwrap_err();
             assert!(
-                matches!(
-                    e.reason,
-                    LabelErrorKind::InvalidKey { .. } | LabelErrorKind::InvalidValue { .. }
-                ),
+                matches!(e.reason, LabelErrorKind::InvalidKey { .. } | LabelErrorKind::InvalidValue { .. }),
                 "{bad}: {e}"
             );
         }
@@ -569,10 +493,7 @@ mod tests {
     #[test]
     fn serde_uses_the_string_form() {
         let sel: LabelSelector = serde_json::from_str(r#""app in (a,b),!legacy""#).unwrap();
-        assert_eq!(
-            serde_json::to_string(&sel).unwrap(),
-            r#""app in (a,b),!legacy""#
-        );
+        assert_eq!(serde_json::to_string(&sel).unwrap(), r#""app in (a,b),!legacy""#);
         let e = serde_json::from_str::<LabelSelector>(r#""app in (a""#).unwrap_err();
         assert!(e.to_string().contains("invalid label selector"), "{e}");
     }
@@ -580,8 +501,7 @@ mod tests {
     #[test]
     fn works_on_dynamic_objects() {
         let d: kube_core::DynamicObject =
-            serde_json::from_value(json!({"metadata": {"name": "x", "labels": {"app": "a"}}}))
-                .unwrap();
+            serde_json::from_value(json!({"metadata": {"name": "x", "labels": {"app": "a"}}})).unwrap();
         assert!(LabelSelector::parse("app=a").unwrap().matches(&d));
         assert!(!LabelSelector::parse("app=b").unwrap().matches(&d));
         assert!(LabelSelector::parse("!tier").unwrap().matches(&json!({})));

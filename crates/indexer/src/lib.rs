@@ -27,9 +27,6 @@ mod path;
 pub use document::{Document, Indexable, MetaNode, NodeKind, NodeRef, ResourceDoc, Typed};
 pub use failures::ExtractionFailures;
 pub use field_selector::{FieldOp, FieldSelector, FieldSelectorError, FieldTerm};
-pub use indexer::{
-    ConfigError, IndexError, IndexKeys, Indexer, MissingFieldPolicy, PrepareError,
-    normalize_numbers,
-};
+pub use indexer::{ConfigError, IndexError, IndexKeys, Indexer, MissingFieldPolicy, PrepareError, normalize_numbers};
 pub use label_selector::{LabelErrorKind, LabelSelector, LabelSelectorError};
 pub use path::{ExprError, ExprErrorKind, Path, Segment};

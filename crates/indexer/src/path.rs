@@ -21,10 +21,7 @@ pub enum Segment {
 impl Segment {
     /// True when `self` and `other` can select the same child (equal, or either is a wildcard).
     pub(crate) fn may_overlap(&self, other: &Segment) -> bool {
-        matches!(
-            (self, other),
-            (Segment::Wildcard, _) | (_, Segment::Wildcard)
-        ) || self == other
+        matches!((self, other), (Segment::Wildcard, _) | (_, Segment::Wildcard)) || self == other
     }
 }
 
@@ -121,15 +118,8 @@ pub struct ExprError {
 impl ExprError {
     fn at(input: &str, byte_pos: usize, reason: ExprErrorKind) -> Self {
         let byte_pos = byte_pos.min(input.len());
-        let position = input
-            .char_indices()
-            .take_while(|(i, _)| *i < byte_pos)
-            .count();
-        ExprError {
-            expression: input.to_owned(),
-            position,
-            reason,
-        }
+        let position = input.char_indices().take_while(|(i, _)| *i < byte_pos).count();
+        ExprError { expression: input.to_owned(), position, reason }
     }
 }
 
@@ -144,11 +134,7 @@ impl Path {
         let (path, end) = Self::parse_prefix(input)?;
         if end < input.len() {
             let found = input[end..].chars().next().unwrap_or(' ');
-            return Err(ExprError::at(
-                input,
-                end,
-                ExprErrorKind::Unexpected { found },
-            ));
+            return Err(ExprError::at(input, end, ExprErrorKind::Unexpected { found }));
         }
         Ok(path)
     }
@@ -187,10 +173,7 @@ impl Path {
     /// True when one of the paths is a prefix of the other, segment by segment, where a wildcard
     /// matches any segment: then changing what one selects may change what the other selects.
     pub fn overlaps(&self, other: &Path) -> bool {
-        self.segments
-            .iter()
-            .zip(&other.segments)
-            .all(|(a, b)| a.may_overlap(b))
+        self.segments.iter().zip(&other.segments).all(|(a, b)| a.may_overlap(b))
     }
 }
 
@@ -400,10 +383,7 @@ mod tests {
         let cases: Vec<(&str, Vec<Segment>)> = vec![
             ("metadata.namespace", vec![f("metadata"), f("namespace")]),
             (".metadata.name", vec![f("metadata"), f("name")]),
-            (
-                "metadata.labels['app']",
-                vec![f("metadata"), f("labels"), f("app")],
-            ),
+            ("metadata.labels['app']", vec![f("metadata"), f("labels"), f("app")]),
             (
                 r"metadata.labels.kubernetes\.io/service-name",
                 vec![f("metadata"), f("labels"), f("kubernetes.io/service-name")],
@@ -412,18 +392,9 @@ mod tests {
                 "metadata.labels['kubernetes.io/service-name']",
                 vec![f("metadata"), f("labels"), f("kubernetes.io/service-name")],
             ),
-            (
-                r#"metadata.annotations["a.b/c"]"#,
-                vec![f("metadata"), f("annotations"), f("a.b/c")],
-            ),
-            (
-                "spec.rules[0].host",
-                vec![f("spec"), f("rules"), Index(0), f("host")],
-            ),
-            (
-                "spec.ports[*].port",
-                vec![f("spec"), f("ports"), Wildcard, f("port")],
-            ),
+            (r#"metadata.annotations["a.b/c"]"#, vec![f("metadata"), f("annotations"), f("a.b/c")]),
+            ("spec.rules[0].host", vec![f("spec"), f("rules"), Index(0), f("host")]),
+            ("spec.ports[*].port", vec![f("spec"), f("ports"), Wildcard, f("port")]),
             ("['metadata']", vec![f("metadata")]),
             (".['a b']", vec![f("a b")]),
             ("a['']", vec![f("a"), f("")]),
@@ -444,10 +415,7 @@ mod tests {
     fn printing_is_canonical() {
         for (input, printed) in [
             (".metadata.name", "metadata.name"),
-            (
-                r"metadata.labels.kubernetes\.io/x",
-                "metadata.labels['kubernetes.io/x']",
-            ),
+            (r"metadata.labels.kubernetes\.io/x", "metadata.labels['kubernetes.io/x']"),
             (r#"a["it's"]"#, r"a['it\'s']"),
             ("['a']['b'][0][*]", "a.b[0][*]"),
             ("a['']", "a['']"),
@@ -471,11 +439,7 @@ mod tests {
             ("a[x]", 2, ExprErrorKind::BadBracket),
             ("a[0x]", 3, ExprErrorKind::BadBracket),
             ("a[-1]", 2, ExprErrorKind::NegativeIndex),
-            (
-                "a[99999999999999999999999]",
-                2,
-                ExprErrorKind::IndexOverflow,
-            ),
+            ("a[99999999999999999999999]", 2, ExprErrorKind::IndexOverflow),
             ("a\\", 1, ExprErrorKind::DanglingEscape),
             ("a b", 1, ExprErrorKind::Unexpected { found: ' ' }),
             ("a=b", 1, ExprErrorKind::Unexpected { found: '=' }),
@@ -512,10 +476,7 @@ mod tests {
     #[test]
     fn serde_round_trip() {
         let p: Path = serde_json::from_str(r#""metadata.labels['a.b']""#).unwrap();
-        assert_eq!(
-            serde_json::to_string(&p).unwrap(),
-            r#""metadata.labels['a.b']""#
-        );
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#""metadata.labels['a.b']""#);
         assert!(serde_json::from_str::<Path>(r#""a['""#).is_err());
     }
 

@@ -83,11 +83,7 @@ fn check(s: &str) {
     match Path::parse(s) {
         Ok(p) => {
             let printed = p.to_string();
-            assert_eq!(
-                Path::parse(&printed).as_ref(),
-                Ok(&p),
-                "{s:?} printed as {printed:?}"
-            );
+            assert_eq!(Path::parse(&printed).as_ref(), Ok(&p), "{s:?} printed as {printed:?}");
         }
         Err(e) => {
             assert!(e.position <= s.chars().count(), "{s:?}: {e}");
@@ -95,18 +91,10 @@ fn check(s: &str) {
         }
     }
     if let Ok(sel) = FieldSelector::parse(s) {
-        assert_eq!(
-            FieldSelector::parse(&sel.to_string()).as_ref(),
-            Ok(&sel),
-            "{s:?}"
-        );
+        assert_eq!(FieldSelector::parse(&sel.to_string()).as_ref(), Ok(&sel), "{s:?}");
     }
     match LabelSelector::parse(s) {
-        Ok(sel) => assert_eq!(
-            LabelSelector::parse(&sel.to_string()).as_ref(),
-            Ok(&sel),
-            "{s:?}"
-        ),
+        Ok(sel) => assert_eq!(LabelSelector::parse(&sel.to_string()).as_ref(), Ok(&sel), "{s:?}"),
         Err(e) => assert!(e.position <= s.chars().count(), "{s:?}: {e}"),
     }
 }
@@ -130,9 +118,7 @@ fn random_strings_never_panic() {
     let mut rng = Rng(42);
     for _ in 0..20_000 {
         let len = rng.below(24);
-        let s: String = (0..len)
-            .map(|_| ALPHABET[rng.below(ALPHABET.len())])
-            .collect();
+        let s: String = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
         check(&s);
     }
 }

@@ -71,6 +71,17 @@ where
     let steady = heap_meter::live().saturating_sub(base);
     let peak = heap_meter::peak().saturating_sub(base);
     drop(held);
+    // Aborted tasks free their stores asynchronously: wait until the heap stops shrinking so
+    // the next measurement starts from a clean baseline.
+    let mut last = heap_meter::live();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = heap_meter::live();
+        if now + (64 << 10) >= last {
+            break;
+        }
+        last = now;
+    }
     Measured { name, time, peak, steady, objects }
 }
 

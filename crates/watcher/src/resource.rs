@@ -527,7 +527,9 @@ impl Shared {
 
     /// Field removal → field selector → key extraction → compact object.
     fn prepare(&self, obj: DynamicObject) -> Prepared {
-        let DynamicObject { types, metadata, data } = obj;
+        let DynamicObject { types, mut metadata, data } = obj;
+        // Drop ignored metadata (managedFields, last-applied…) before converting it to JSON.
+        self.config.indexer.prepare_meta(&mut metadata);
         let Some(identity) = Self::identity_of(&metadata) else {
             warn!(resource = %self.config.name, "object without metadata.name ignored");
             return Prepared::Ignore;

@@ -1,0 +1,459 @@
+//! Fault-injection convergence: a `ResourceSet` (two full stores, one with non-unique keys, and
+//! an on-demand store) runs against apiserver-sim through a real `kube::Client` while a seeded
+//! workload creates, updates (including index-key changes) and deletes objects and each scenario
+//! injects its fault. Once the fault stops, every store must equal the simulator's state within a
+//! bounded time: same identities, uids, keys and resourceVersions, no lost, ghost or duplicate
+//! object, `validate()` passing, and CachedStore reads returning the current objects.
+//!
+//! Each scenario is one test running all its seeds concurrently (every seed has its own
+//! simulator). A failure names the scenario and seed; replay one with
+//! `KSTORE_SEED=<n> KSTORE_SCENARIO=<name> cargo test -p watcher --test reliability`.
+//! `KSTORE_SEEDS=<n>` changes the number of seeds, `KSTORE_BURST=<n>` the size of the relist
+//! burst, and `KSTORE_SOAK_MINUTES=<m>` the duration of the ignored `soak` test.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
+use store_types::Store;
+use support::{Checked, OpCounts, Workload, cluster, converge, env_u64, seeds, selected};
+use watcher::{ResourceSet, SetOptions, WatchConfig};
+
+/// Seeds per scenario in CI.
+const SEEDS: u64 = 20;
+/// Bound on the initial sync and on convergence after the faults stop.
+const SYNC_WITHIN: Duration = Duration::from_secs(30);
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+/// Bound on waiting for a fault to be observed in the request log.
+const OBSERVE_WITHIN: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    WatchEnded,
+    WatchAborted,
+    Gone410,
+    ExpiredContinue,
+    RejectList,
+    RejectWatch,
+    RejectGet,
+    Latency,
+    MalformedEvent,
+    PausedPastIdleTimeout,
+    Restart,
+    RelistBurst,
+    RecreatedWhileDisconnected,
+}
+
+use Scenario::*;
+
+const ALL: [Scenario; 13] = [
+    WatchEnded,
+    WatchAborted,
+    Gone410,
+    ExpiredContinue,
+    RejectList,
+    RejectWatch,
+    RejectGet,
+    Latency,
+    MalformedEvent,
+    PausedPastIdleTimeout,
+    Restart,
+    RelistBurst,
+    RecreatedWhileDisconnected,
+];
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            WatchEnded => "watch_ended",
+            WatchAborted => "watch_aborted",
+            Gone410 => "gone_410",
+            ExpiredContinue => "expired_continue",
+            RejectList => "reject_list",
+            RejectWatch => "reject_watch",
+            RejectGet => "reject_get",
+            Latency => "latency",
+            MalformedEvent => "malformed_event",
+            PausedPastIdleTimeout => "paused_past_idle_timeout",
+            Restart => "restart",
+            RelistBurst => "relist_burst",
+            RecreatedWhileDisconnected => "recreated_while_disconnected",
+        }
+    }
+
+    /// Odd seeds use streaming lists, except where the fault needs paged lists.
+    fn streaming(self, seed: u64) -> bool {
+        seed % 2 == 1 && !matches!(self, ExpiredContinue | RejectList | RelistBurst)
+    }
+
+    fn page_size(self) -> u32 {
+        match self {
+            ExpiredContinue => 2,
+            RelistBurst => 4,
+            _ => 7,
+        }
+    }
+}
+
+/// What one seed did and checked.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeedReport {
+    faults: u64,
+    ops: OpCounts,
+    checked: Checked,
+}
+
+/// 500, 503 or 429 with Retry-After, by seed.
+fn rejection(seed: u64) -> Rejection {
+    match seed % 3 {
+        0 => Rejection::status(500),
+        1 => Rejection::status(503),
+        _ => Rejection::too_many_requests(1),
+    }
+}
+
+/// Waits (bounded) until `n` requests matching `pred` are in the log; returns how many.
+async fn observe(
+    sim: &ApiServerSim,
+    what: &str,
+    n: usize,
+    pred: impl Fn(&apiserver_sim::RequestRecord) -> bool,
+) -> Result<u64, String> {
+    let deadline = tokio::time::Instant::now() + OBSERVE_WITHIN;
+    loop {
+        let found = sim.requests().filter(&pred).len();
+        if found >= n {
+            return Ok(found as u64);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("fault never observed: {what} ({found} of {n})"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn watches_open(sim: &ApiServerSim, n: usize) -> Result<(), String> {
+    tokio::time::timeout(OBSERVE_WITHIN, sim.wait_for_watches(n)).await.map_err(|_| format!("{n} watches never open"))
+}
+
+/// Reads every secret once so the CachedStore holds them: a stale cache entry after the fault
+/// would then show in the final reads.
+async fn warm_cache(set: &ResourceSet) {
+    if let Some(c) = set.watcher("secrets").and_then(|w| w.store().as_cached()) {
+        let _ = Store::list(c).await;
+    }
+}
+
+async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
+    let objects = cluster(seed);
+    let sim = ApiServerSim::builder()
+        .objects(objects.clone())
+        .bookmark_interval(Duration::from_millis(200))
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut wl = Workload::new(seed, &objects);
+    let client = if sc == PausedPastIdleTimeout {
+        // The watch's idle timeout: kube's own is timeoutSeconds + 5 s (295 s, not
+        // configurable through WatchOptions), so the transport's read timeout plays that role.
+        let mut cfg = sim.config();
+        cfg.read_timeout = Some(Duration::from_secs(1));
+        cfg.reset_reader_on_write = true;
+        kube::Client::try_from(cfg).map_err(|e| e.to_string())?
+    } else {
+        sim.client()
+    };
+    let config = WatchConfig::from_yaml(support::CONFIG).map_err(|e| e.to_string())?;
+    let options = SetOptions {
+        streaming_lists: sc.streaming(seed),
+        page_size: Some(sc.page_size()),
+        debounce: Some(Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let faults = sim.faults();
+    let mut fired = 0u64;
+
+    if sc == ExpiredContinue {
+        // Slow pages, so the initial paged lists are in progress when the log is compacted.
+        faults.set_latency(Matcher::verb(Verb::List), Duration::from_millis(40));
+    }
+    let set = ResourceSet::start(client, &config, options).await.map_err(|e| e.to_string())?;
+    if sc == ExpiredContinue {
+        observe(&sim, "a continued list", 1, |r| r.verb == Verb::List && r.query_param("continue").is_some()).await?;
+        wl.run(&sim, 2).await?;
+        faults.compact();
+        fired = observe(&sim, "410 on a continue token", 1, |r| {
+            r.verb == Verb::List && r.status == 410 && r.query_param("continue").is_some()
+        })
+        .await?;
+        faults.clear_latency();
+    }
+    tokio::time::timeout(SYNC_WITHIN, set.wait_for_sync()).await.map_err(|_| "initial sync timed out".to_string())?;
+    warm_cache(&set).await;
+    wl.run(&sim, 12).await?;
+    watches_open(&sim, 3).await?;
+
+    match sc {
+        WatchEnded => {
+            for _ in 0..3 {
+                watches_open(&sim, 3).await?;
+                fired += faults.end_watches() as u64;
+                wl.run(&sim, 5).await?;
+            }
+        }
+        WatchAborted => {
+            wl.run(&sim, 3).await?;
+            fired += faults.abort_watches() as u64;
+            wl.run(&sim, 10).await?;
+        }
+        Gone410 => {
+            faults.pause_events();
+            wl.run(&sim, 10).await?;
+            faults.compact();
+            fired += faults.end_watches() as u64;
+            faults.resume_events();
+            wl.run(&sim, 5).await?;
+        }
+        ExpiredContinue => wl.run(&sim, 5).await?,
+        RejectList => {
+            // A forced relist (410) whose list requests are rejected.
+            let code = rejection(seed).code;
+            faults.pause_events();
+            wl.run(&sim, 5).await?;
+            faults.compact();
+            faults.reject_next(Matcher::verb(Verb::List), 3, rejection(seed));
+            faults.end_watches();
+            faults.resume_events();
+            wl.run(&sim, 5).await?;
+            fired = observe(&sim, "rejected list", 1, |r| r.verb == Verb::List && r.status == code).await?;
+        }
+        RejectWatch => {
+            let code = rejection(seed).code;
+            faults.reject_next(Matcher::verb(Verb::Watch), 3, rejection(seed));
+            faults.end_watches();
+            wl.run(&sim, 10).await?;
+            fired = observe(&sim, "rejected watch", 1, |r| r.verb == Verb::Watch && r.status == code).await?;
+        }
+        RejectGet => {
+            let code = rejection(seed).code;
+            let cached = set.watcher("secrets").and_then(|w| w.store().as_cached()).ok_or("no cached store")?;
+            cached.clear_cache();
+            faults.reject_for(
+                Matcher::verb(Verb::Get).resource("secrets"),
+                Duration::from_millis(500),
+                rejection(seed),
+            );
+            wl.run(&sim, 5).await?;
+            // Reads during the fault may fail (a named error), never panic or hand out a
+            // wrong object.
+            for o in sim.list("secrets", None).unwrap_or_default().iter().take(3) {
+                let ns = o.pointer("/metadata/namespace").and_then(|v| v.as_str()).unwrap_or_default();
+                let name = o.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default();
+                if let Ok(got) = Store::get(cached, &[ns, name]).await {
+                    for g in got.iter() {
+                        if g.pointer("/metadata/name").and_then(|n| n.as_str()) != Some(name) {
+                            return Err(format!("read {ns}/{name} during the fault gave another object"));
+                        }
+                    }
+                }
+            }
+            fired = observe(&sim, "rejected get", 1, |r| r.verb == Verb::Get && r.status == code).await?;
+            wl.run(&sim, 5).await?;
+        }
+        Latency => {
+            faults.set_latency(Matcher::any(), Duration::from_millis(150));
+            wl.run(&sim, 10).await?;
+            fired += faults.end_watches() as u64;
+            wl.run(&sim, 10).await?;
+            observe(&sim, "re-watch under latency", 6, |r| r.verb == Verb::Watch).await?;
+        }
+        MalformedEvent => {
+            for _ in 0..3 {
+                faults.malformed_event();
+                wl.run(&sim, 4).await?;
+                fired += 1;
+            }
+        }
+        PausedPastIdleTimeout => {
+            let watches = sim.requests().count(Verb::Watch, "endpointslices.discovery.k8s.io");
+            faults.pause_events();
+            wl.run(&sim, 10).await?;
+            // Held until the client gave up on the silent stream and watched again.
+            observe(&sim, "re-watch after the idle timeout", watches + 1, |r| {
+                r.verb == Verb::Watch && r.resource.as_deref() == Some("endpointslices.discovery.k8s.io")
+            })
+            .await?;
+            fired += 1;
+            faults.resume_events();
+        }
+        Restart => {
+            wl.run(&sim, 3).await?;
+            faults.restart();
+            fired += 1;
+            wl.run(&sim, 10).await?;
+        }
+        RelistBurst => {
+            let lists = |sim: &ApiServerSim| sim.requests().count(Verb::List, "endpointslices.discovery.k8s.io");
+            let before = lists(&sim);
+            faults.pause_events();
+            faults.compact();
+            faults.set_latency(Matcher::verb(Verb::List), Duration::from_millis(100));
+            faults.end_watches();
+            faults.resume_events();
+            // The first page of the relist has been served; the next pages are slow: burst now.
+            observe(&sim, "relist started", before + 1, |r| {
+                r.verb == Verb::List && r.resource.as_deref() == Some("endpointslices.discovery.k8s.io")
+            })
+            .await?;
+            wl.burst(&sim, env_u64("KSTORE_BURST").unwrap_or(1000) as usize)?;
+            fired += 1;
+            faults.clear_latency();
+        }
+        RecreatedWhileDisconnected => {
+            faults.reject_for(
+                Matcher::verbs(&[Verb::Watch, Verb::List]),
+                Duration::from_secs(5),
+                Rejection::status(503),
+            );
+            faults.end_watches();
+            for _ in 0..3 {
+                wl.recreate(&sim)?;
+                wl.run(&sim, 3).await?;
+            }
+            if seed % 2 == 0 {
+                faults.compact();
+            }
+            fired = observe(&sim, "rejected reconnect", 1, |r| r.status == 503).await?;
+        }
+    }
+    faults.reset();
+    wl.run(&sim, 8).await?;
+    let checked = converge(&sim, &set, CONVERGE_WITHIN).await?;
+    set.stop();
+    Ok(SeedReport { faults: fired, ops: wl.ops, checked })
+}
+
+/// Runs every selected seed of a scenario concurrently; panics naming each failed seed.
+async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
+    if !selected(sc.name()) {
+        eprintln!("{}: skipped (KSTORE_SCENARIO)", sc.name());
+        return None;
+    }
+    let seeds = seeds(default_seeds);
+    let start = Instant::now();
+    let tasks: Vec<_> = seeds.iter().map(|&seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
+    let mut failures = Vec::new();
+    let mut total = SeedReport::default();
+    for (seed, task) in tasks {
+        match task.await {
+            Ok(Ok(r)) => {
+                total.faults += r.faults;
+                total.ops.add(&r.ops);
+                total.checked.full += r.checked.full;
+                total.checked.references += r.checked.references;
+                total.checked.cached_reads += r.checked.cached_reads;
+            }
+            Ok(Err(e)) => failures.push(format!("scenario={} seed={seed}: {e}", sc.name())),
+            Err(e) => failures.push(format!("scenario={} seed={seed}: panicked: {e}", sc.name())),
+        }
+    }
+    println!(
+        "reliability: scenario={} seeds={} faults={} ops={} (created {}, modified {}, relabelled {}, deleted {}, recreated {}) \
+         objects_checked={} references_checked={} cached_reads={} elapsed={:.1}s",
+        sc.name(),
+        seeds.len(),
+        total.faults,
+        total.ops.total(),
+        total.ops.created,
+        total.ops.modified,
+        total.ops.relabelled,
+        total.ops.deleted,
+        total.ops.recreated,
+        total.checked.full,
+        total.checked.references,
+        total.checked.cached_reads,
+        start.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        let replay: Vec<String> = failures
+            .iter()
+            .filter_map(|f| f.split_whitespace().nth(1).and_then(|s| s.strip_prefix("seed=")))
+            .map(|seed| {
+                format!(
+                    "  KSTORE_SEED={} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
+                    seed.trim_end_matches(':'),
+                    sc.name()
+                )
+            })
+            .collect();
+        panic!(
+            "{} of {} seeds failed:\n{}\nreplay:\n{}",
+            failures.len(),
+            seeds.len(),
+            failures.join("\n"),
+            replay.join("\n")
+        );
+    }
+    Some(total)
+}
+
+macro_rules! scenario_tests {
+    ($($name:ident => $sc:expr),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            assert_eq!($sc.name(), stringify!($name));
+            run_scenario($sc, SEEDS).await;
+        }
+    )*};
+}
+
+scenario_tests! {
+    watch_ended => WatchEnded,
+    watch_aborted => WatchAborted,
+    gone_410 => Gone410,
+    expired_continue => ExpiredContinue,
+    reject_list => RejectList,
+    reject_watch => RejectWatch,
+    reject_get => RejectGet,
+    latency => Latency,
+    malformed_event => MalformedEvent,
+    paused_past_idle_timeout => PausedPastIdleTimeout,
+    restart => Restart,
+    relist_burst => RelistBurst,
+    recreated_while_disconnected => RecreatedWhileDisconnected,
+}
+
+/// Every scenario, round after round with fresh seeds, for `KSTORE_SOAK_MINUTES` (default 1)
+/// with `KSTORE_SEEDS` seeds per round (run by `cargo xtask soak`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: run by cargo xtask soak"]
+async fn soak() {
+    let minutes = env_u64("KSTORE_SOAK_MINUTES").unwrap_or(1);
+    let per_round = env_u64("KSTORE_SEEDS").unwrap_or(SEEDS);
+    let until = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut round = 0u64;
+    let mut seeds_run = 0u64;
+    while Instant::now() < until && round < 1_000_000 {
+        for sc in ALL {
+            if !selected(sc.name()) {
+                continue;
+            }
+            let base = round * per_round;
+            let tasks: Vec<_> = (base..base + per_round).map(|seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
+            for (seed, task) in tasks {
+                match task.await {
+                    Ok(Ok(_)) => seeds_run += 1,
+                    Ok(Err(e)) => panic!(
+                        "scenario={} seed={seed}: {e}\nreplay: KSTORE_SEED={seed} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
+                        sc.name(),
+                        sc.name()
+                    ),
+                    Err(e) => panic!("scenario={} seed={seed}: panicked: {e}", sc.name()),
+                }
+            }
+        }
+        round += 1;
+    }
+    println!("soak: {round} rounds, {seeds_run} scenario×seed runs in {minutes} min");
+}
