@@ -9,6 +9,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench_report;
 #[cfg(test)]
 mod tidy;
 
@@ -20,7 +21,11 @@ tasks:
   lint                 cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
   ci                   lint + test + a short demo run + cargo deny (when installed)
   demo [args]          the main job: kstore on a generated cluster (see `cargo xtask demo --help`)
-  bench [args]         every benchmark; results go to docs/benchmarks.md
+  integration [--kubeconfig PATH [--context NAME]]
+                       the integration suite against the embedded apiserver-sim (default) or,
+                       read-write in a throwaway namespace, a real cluster
+  bench [--quick]      every benchmark, side by side with its peers; rewrites the generated
+                       tables in docs/benchmarks.md
   fuzz <target> [--seconds N]   run a cargo-fuzz target (needs cargo-fuzz and a nightly toolchain)
   help                 this text
 ";
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "demo" => demo(&rest),
         "bench" => bench(&rest),
+        "integration" => integration(&rest),
         "fuzz" => fuzz(&rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
@@ -52,10 +58,7 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -66,14 +69,8 @@ fn cargo() -> Command {
 
 fn run(mut cmd: Command) -> Result<(), String> {
     eprintln!("$ {}", describe(&cmd));
-    let status = cmd
-        .status()
-        .map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{} failed: {status}", describe(&cmd)))
-    }
+    let status = cmd.status().map_err(|e| format!("could not start {}: {e}", describe(&cmd)))?;
+    if status.success() { Ok(()) } else { Err(format!("{} failed: {status}", describe(&cmd))) }
 }
 
 fn describe(cmd: &Command) -> String {
@@ -99,14 +96,7 @@ fn lint() -> Result<(), String> {
     c.args(["fmt", "--all", "--", "--check"]);
     run(c)?;
     let mut c = cargo();
-    c.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(c)
 }
 
@@ -114,18 +104,13 @@ fn ci() -> Result<(), String> {
     lint()?;
     test(&[])?;
     demo(&["--small".into()])?;
-    let has_deny = Command::new("cargo")
-        .args(["deny", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_deny = Command::new("cargo").args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());
     if has_deny {
         let mut c = cargo();
         c.args(["deny", "check", "licenses", "bans", "sources"]);
         run(c)?;
     } else {
-        eprintln!(
-            "xtask: cargo-deny is not installed; skipping `cargo deny check licenses bans sources`"
-        );
+        eprintln!("xtask: cargo-deny is not installed; skipping `cargo deny check licenses bans sources`");
     }
     Ok(())
 }
@@ -141,38 +126,65 @@ fn demo(args: &[String]) -> Result<(), String> {
     run(c)
 }
 
-fn bench(args: &[String]) -> Result<(), String> {
+fn integration(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["bench", "--workspace"]).args(args);
+    c.args(["test", "-p", "watcher", "--test", "integration", "--", "--test-threads", "1"]);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--kubeconfig" => {
+                let path = it.next().ok_or("--kubeconfig needs a path")?;
+                let path = std::fs::canonicalize(path).map_err(|e| format!("{path}: {e}"))?;
+                c.env("KSTORE_KUBECONFIG", path);
+            }
+            "--context" => {
+                c.env("KSTORE_CONTEXT", it.next().ok_or("--context needs a name")?);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
     run(c)
 }
 
+fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut c = cargo();
+    c.args(["bench", "--workspace"]);
+    if quick {
+        c.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
+        c.env("KSTORE_SYNC_OBJECTS", "10000").env("ROUNDS", "1");
+    }
+    eprintln!("$ {}", describe(&c));
+    let output = c.output().map_err(|e| format!("could not run cargo bench: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    std::fs::write(root().join("target/bench-output.txt"), &stdout).map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err(format!("cargo bench failed: {}", output.status));
+    }
+    let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
+    let generated = bench_report::render(&root().join("target/criterion"), &stdout, command)?;
+    let path = root().join("docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let updated = bench_report::splice(&doc, &generated)?;
+    std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+    eprintln!("xtask: wrote the generated tables of {}", path.display());
+    Ok(())
+}
+
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let target = args
-        .first()
-        .ok_or("usage: cargo xtask fuzz <target> [--seconds N]")?;
+    let target = args.first().ok_or("usage: cargo xtask fuzz <target> [--seconds N]")?;
     let seconds = match args.iter().position(|a| a == "--seconds") {
         Some(i) => args.get(i + 1).ok_or("--seconds needs a number")?.clone(),
         None => "60".into(),
     };
     let dir = match target.as_str() {
         t if t.starts_with("compact") => "crates/compact-object/fuzz",
-        t if t.starts_with("expr") || t.starts_with("index") || t.starts_with("parse") => {
-            "crates/indexer/fuzz"
-        }
+        t if t.starts_with("expr") || t.starts_with("index") || t.starts_with("parse") => "crates/indexer/fuzz",
         t => return Err(format!("unknown fuzz target {t:?}")),
     };
     let mut c = Command::new("cargo");
     c.current_dir(root().join(dir));
-    c.args([
-        "+nightly",
-        "fuzz",
-        "run",
-        target,
-        "--",
-        &format!("-max_total_time={seconds}"),
-    ]);
-    run(c).map_err(|e| {
-        format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)")
-    })
+    c.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
+    run(c).map_err(|e| format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)"))
 }

@@ -24,18 +24,8 @@ const LAYERS: &[(&str, u32)] = &[
 
 /// Crates that must do no I/O and pull in no async runtime or HTTP stack, even transitively.
 const NO_IO: &[&str] = &["store-types", "heap-meter", "compact-object", "indexer", "memory-store"];
-const IO_CRATES: &[&str] = &[
-    "tokio",
-    "hyper",
-    "hyper-util",
-    "kube-client",
-    "kube-runtime",
-    "kube",
-    "axum",
-    "rustls",
-    "reqwest",
-    "mio",
-];
+const IO_CRATES: &[&str] =
+    &["tokio", "hyper", "hyper-util", "kube-client", "kube-runtime", "kube", "axum", "rustls", "reqwest", "mio"];
 
 fn metadata() -> Value {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -43,11 +33,7 @@ fn metadata() -> Value {
         .args(["metadata", "--format-version", "1"])
         .output()
         .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
@@ -69,13 +55,7 @@ fn graph(meta: &Value) -> (HashMap<String, String>, HashMap<String, Vec<String>>
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|d| {
-                d["dep_kinds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|k| k["kind"].as_str() != Some("dev"))
-            })
+            .filter(|d| d["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].as_str() != Some("dev")))
             .map(|d| str_of(d, "pkg").to_owned())
             .collect();
         edges.insert(str_of(node, "id").to_owned(), deps);
@@ -84,13 +64,7 @@ fn graph(meta: &Value) -> (HashMap<String, String>, HashMap<String, Vec<String>>
 }
 
 fn members(meta: &Value) -> Vec<String> {
-    meta["workspace_members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(String::from)
-        .collect()
+    meta["workspace_members"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
 }
 
 #[test]
@@ -120,11 +94,7 @@ fn layering_points_one_way() {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "layering violated (see docs/architecture.md):\n{}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "layering violated (see docs/architecture.md):\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -148,11 +118,7 @@ fn lower_layers_do_no_io() {
             stack.extend(edges.get(&p).into_iter().flatten().cloned());
         }
     }
-    assert!(
-        problems.is_empty(),
-        "architecture invariant broken:\n{}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "architecture invariant broken:\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -173,10 +139,7 @@ fn every_crate_opts_into_workspace_lints_and_documents_itself() {
             if kinds.iter().any(|k| k == "lib") {
                 let src = fs::read_to_string(str_of(target, "src_path")).unwrap();
                 if !src.trim_start().starts_with("//!") {
-                    problems.push(format!(
-                        "{}: lib.rs must open with a `//!` paragraph",
-                        str_of(target, "src_path")
-                    ));
+                    problems.push(format!("{}: lib.rs must open with a `//!` paragraph", str_of(target, "src_path")));
                 }
             }
         }
@@ -190,8 +153,7 @@ fn external_dependencies_are_declared_once_in_the_workspace() {
     let mut problems = Vec::new();
     for p in meta["packages"].as_array().into_iter().flatten() {
         let manifest = str_of(p, "manifest_path");
-        if !manifest.starts_with(root().to_str().unwrap()) || manifest.ends_with("/fuzz/Cargo.toml")
-        {
+        if !manifest.starts_with(root().to_str().unwrap()) || manifest.ends_with("/fuzz/Cargo.toml") {
             continue;
         }
         let text = fs::read_to_string(manifest).unwrap();
@@ -206,9 +168,7 @@ fn external_dependencies_are_declared_once_in_the_workspace() {
                 && !l.starts_with("harness")
                 && !l.starts_with("required-features")
             {
-                problems.push(format!(
-                    "{manifest}: `{l}` — declare it in [workspace.dependencies]"
-                ));
+                problems.push(format!("{manifest}: `{l}` — declare it in [workspace.dependencies]"));
             }
         }
     }
