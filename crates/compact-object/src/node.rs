@@ -32,6 +32,13 @@ pub enum NodeKind {
 /// A `Node` is two words, `Copy`, and borrows the object; reading it never allocates and never
 /// decodes more than the value asked for. Lookups skip sibling values in O(1) each.
 ///
+/// # Concurrency
+///
+/// `Node` is `Send + Sync`: it is a shared borrow of immutable bytes. Strings and keys it
+/// returns are borrowed from the object (or, for interned keys, `'static`).
+///
+/// # Usage
+///
 /// ```
 /// let obj = compact_object::CompactObject::from_slice(
 ///     br#"{"spec":{"rules":[{"host":"a.example"}]},"metadata":{"labels":{"app":"web"}}}"#,
@@ -245,13 +252,18 @@ impl<'a> Node<'a> {
     }
 
     /// Object members in their original order; empty for non-objects.
-    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Node<'a>)> + 'a {
+    ///
+    /// The iterator borrows the object, not this `Node` (`use<'a>`), so it may outlive a
+    /// temporary node.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Node<'a>)> + use<'a> {
         let (pos, remaining) = self.header(OBJECT).map_or((0, 0), |h| (h.content, h.count));
         Entries { node: *self, pos, remaining }
     }
 
     /// Array elements in order; empty for non-arrays.
-    pub fn elements(&self) -> impl Iterator<Item = Node<'a>> + 'a {
+    ///
+    /// The iterator borrows the object, not this `Node` (`use<'a>`).
+    pub fn elements(&self) -> impl Iterator<Item = Node<'a>> + use<'a> {
         let (pos, remaining) = self.header(ARRAY).map_or((0, 0), |h| (h.content, h.count));
         Elements { node: *self, pos, remaining }
     }

@@ -354,3 +354,55 @@ fn from_serialize_matches_serde_json_to_value() {
     }
     assert!(matches!(CompactObject::from_serialize(&deep), Err(Error::TooDeep { .. })));
 }
+
+#[test]
+fn objects_built_and_read_across_threads() {
+    use std::sync::Arc;
+    let objects: Vec<Arc<CompactObject>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let v = json!({
+                                "metadata": {"name": format!("o-{t}-{i}"), "namespace": "ns",
+                                             "labels": {format!("threads.test/k{}", i % 7): "v"}},
+                                "spec": {format!("threads-test-{}", i % 5): [i, t]},
+                            });
+                            Arc::new(CompactObject::from_value(&v).unwrap())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    std::thread::scope(|s| {
+        for chunk in objects.chunks(50) {
+            s.spawn(move || {
+                for (i, o) in chunk.iter().enumerate() {
+                    let id = o.identity().unwrap();
+                    assert!(id.name.ends_with(&format!("-{i}")));
+                    let key = format!("threads-test-{}", i % 5);
+                    assert_eq!(o.root().get("spec").unwrap().get(&key).unwrap().len(), 2);
+                    let label = format!("threads.test/k{}", i % 7);
+                    let labels = o.pointer("/metadata/labels").unwrap();
+                    assert_eq!(labels.get(&label).and_then(|n| n.as_str()), Some("v"));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn iterators_outlive_the_node_they_came_from() {
+    // Compiles only because `entries`/`elements` capture the object's lifetime, not `&self`.
+    fn children<'a>(n: crate::Node<'a>) -> impl Iterator<Item = crate::Node<'a>> + 'a {
+        n.elements().chain(n.entries().map(|(_, v)| v))
+    }
+    let obj = CompactObject::from_slice(br#"{"a":[1,2],"b":{"c":3}}"#).unwrap();
+    let kids: Vec<_> = children(obj.root()).map(|n| n.to_string()).collect();
+    assert_eq!(kids, ["[1,2]", r#"{"c":3}"#]);
+    let nested: Vec<_> = children(obj.pointer("/a").unwrap()).map(|n| n.as_u64()).collect();
+    assert_eq!(nested, [Some(1), Some(2)]);
+}
