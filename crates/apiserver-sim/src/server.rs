@@ -250,6 +250,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiError> {
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if !(media.is_empty() || media.ends_with("json") || media == "application/apply-patch+yaml") {
+        return Err(ApiError::UnsupportedMediaType {
+            accepted: "application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
+        });
+    }
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
