@@ -551,3 +551,39 @@ async fn kubectl_get_against_the_simulator() {
     assert!(paths.contains_key("/apis"), "{paths:?}");
     assert!(!paths.contains_key("/apis/networking.k8s.io/v1"), "{paths:?}");
 }
+
+#[tokio::test]
+async fn deleted_events_carry_the_deletion_rv_and_shutdown_stops_serving() {
+    let sim = ApiServerSim::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "d");
+    sim.create(configmap("d", "gone", json!({}))).unwrap();
+    let rv = sim.resource_version().to_string();
+    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+    within("watch", sim.wait_for_watches(1)).await;
+    sim.delete("configmaps", Some("d"), "gone").unwrap();
+    match within("deleted", s.try_next()).await.unwrap().unwrap() {
+        WatchEvent::Deleted(c) => {
+            assert_eq!(c.resource_version(), Some(sim.resource_version().to_string()));
+            assert_eq!(sim.resource_version(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    // shutdown ends open watches and refuses new connections
+    let addr = sim.addr();
+    sim.shutdown().await;
+    assert!(within("stream end", s.next()).await.is_none_or(|r| r.is_err()));
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // dropping a simulator stops it too
+    let sim = ApiServerSim::start().await.unwrap();
+    let addr = sim.addr();
+    drop(sim);
+    let mut refused = false;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "listener still open after drop");
+}
