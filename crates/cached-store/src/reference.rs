@@ -1,7 +1,10 @@
 //! [`Reference`]: what the cached store keeps in memory for each object.
 
 use std::fmt;
+use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+use compact_object::CompactObject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use store_types::{Identity, IdentityRef, KubeObject};
 
@@ -35,17 +38,19 @@ const HAS_RV: u8 = 2;
 /// and last known resourceVersion — never the object's body.
 ///
 /// # Memory usage
-/// One boxed string holding the four fields back to back, plus 15 bytes of lengths, flags and
-/// the store-assigned version id: `size_of::<Reference>()` is 32 bytes, the heap part is the
-/// sum of the field lengths. A typical Secret reference (namespace 10, name 25, uid 36,
+/// One boxed string holding the four fields back to back, lengths and flags, the
+/// store-assigned version id and the (usually empty) cache slot: `size_of::<Reference>()` is
+/// 40 bytes, the heap part is the sum of the field lengths. A typical Secret reference (namespace 10, name 25, uid 36,
 /// resourceVersion 8 bytes) therefore holds about 120 bytes including its `Arc`; the index
 /// entry around it is measured in `benches/memory.rs` and documented in `docs/cached-store.md`.
-#[derive(Clone, PartialEq, Eq)]
 pub struct Reference {
     text: Box<str>,
     /// Store-assigned id of this version of the reference (0 until stored). Cache entries are
     /// keyed by it, so a new resourceVersion can never hit an entry of an older one.
     pub(crate) id: u64,
+    /// The cached object of this reference version, when cached. Set and cleared only by the
+    /// store, together with the quick_cache entry that accounts for it.
+    pub(crate) slot: ArcSwapOption<Cached>,
     ns_len: u16,
     name_len: u16,
     uid_len: u16,
@@ -84,7 +89,15 @@ impl Reference {
         text.push_str(uid.unwrap_or(""));
         text.push_str(resource_version.unwrap_or(""));
         let flags = if uid.is_some() { HAS_UID } else { 0 } | if resource_version.is_some() { HAS_RV } else { 0 };
-        Ok(Reference { text: text.into_boxed_str(), id: 0, ns_len, name_len, uid_len, flags })
+        Ok(Reference {
+            text: text.into_boxed_str(),
+            id: 0,
+            slot: ArcSwapOption::empty(),
+            ns_len,
+            name_len,
+            uid_len,
+            flags,
+        })
     }
 
     /// The reference of any object that knows its identity: a `PartialObjectMeta<K>` from a
@@ -144,6 +157,48 @@ impl Reference {
     }
 }
 
+/// A cached object, as held in a reference's slot.
+pub(crate) struct Cached {
+    /// The object as a one-element result set, so a lookup of one object hands it out without
+    /// allocating.
+    pub(crate) one: Arc<[Arc<CompactObject>]>,
+    /// When the entry expires (fixed at fetch time).
+    pub(crate) expires_at: tokio::time::Instant,
+}
+
+impl Cached {
+    pub(crate) fn object(&self) -> &Arc<CompactObject> {
+        &self.one[0]
+    }
+}
+
+impl Clone for Reference {
+    /// A copy of the reference; the cache slot is not copied.
+    fn clone(&self) -> Self {
+        Reference {
+            text: self.text.clone(),
+            id: self.id,
+            slot: ArcSwapOption::empty(),
+            ns_len: self.ns_len,
+            name_len: self.name_len,
+            uid_len: self.uid_len,
+            flags: self.flags,
+        }
+    }
+}
+
+impl PartialEq for Reference {
+    /// Same fields and version id (the cache slot is not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.text == other.text
+            && (self.ns_len, self.name_len, self.uid_len, self.flags)
+                == (other.ns_len, other.name_len, other.uid_len, other.flags)
+    }
+}
+
+impl Eq for Reference {}
+
 impl KubeObject for Reference {
     fn identity(&self) -> Option<IdentityRef<'_>> {
         Some(IdentityRef { namespace: self.namespace(), name: self.name(), uid: self.uid() })
@@ -199,7 +254,7 @@ mod tests {
         );
         let long = "x".repeat(70_000);
         assert!(matches!(Reference::new("ns", &long, None, None), Err(ReferenceError::TooLong { field: "name", .. })));
-        assert_eq!(std::mem::size_of::<Reference>(), 32);
+        assert_eq!(std::mem::size_of::<Reference>(), 40);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,11 +20,11 @@ use tokio::time::Instant;
 
 use crate::config::{CachedStoreConfig, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::reference::{Reference, ReferenceError, compare_versions};
+use crate::reference::{Cached, Reference, ReferenceError, compare_versions};
 
-/// Estimated bytes a cache entry costs besides its object's heap: the entry, the
-/// `CompactObject` handle and quick_cache's slot.
-const ENTRY_OVERHEAD: u64 = 96;
+/// Estimated bytes a cache entry costs besides its object's heap: the `Cached` slot value, the
+/// one-element result slice, the `CompactObject` handle and quick_cache's entry.
+const ENTRY_OVERHEAD: u64 = 160;
 
 /// A feeding call (from the watcher) was rejected; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +115,15 @@ struct Counters {
     refreshes: AtomicU64,
 }
 
-/// One cached object. Cheap to clone (quick_cache clones values on every read).
+/// quick_cache's record of one cached object: it accounts for the object's weight and decides
+/// its eviction; the object itself lives in the reference's slot, so a hit never touches the
+/// cache. Cheap to clone.
 #[derive(Clone)]
 struct Entry {
-    /// The object as a one-element result set, so a lookup of one object hands it out without
-    /// allocating.
-    one: Arc<[Arc<CompactObject>]>,
+    reference: Weak<Reference>,
     expires_at: Instant,
     weight: u64,
+    bytes: u64,
 }
 
 #[derive(Clone)]
@@ -134,14 +135,27 @@ impl Weighter<u64, Entry> for EntryWeighter {
     }
 }
 
+/// Clears the slot of the entry being evicted (if the slot still holds that entry's object)
+/// and counts the eviction. Runs under the cache shard's lock; touches only the slot.
 #[derive(Clone)]
 struct EvictionCounter(Arc<AtomicU64>);
 
 impl Lifecycle<u64, Entry> for EvictionCounter {
     type RequestState = ();
 
-    fn on_evict(&self, _state: &mut (), _key: u64, _entry: Entry) {
+    fn on_evict(&self, _state: &mut (), _key: u64, entry: Entry) {
         self.0.fetch_add(1, Relaxed);
+        if let Some(r) = entry.reference.upgrade() {
+            clear_slot_if(&r, entry.expires_at);
+        }
+    }
+}
+
+/// Empties `r`'s slot if it holds the object that expires at `expires_at`.
+fn clear_slot_if(r: &Reference, expires_at: Instant) {
+    let current = r.slot.load();
+    if current.as_ref().is_some_and(|c| c.expires_at == expires_at) {
+        r.slot.compare_and_swap(&*current, None);
     }
 }
 
@@ -183,9 +197,10 @@ struct Inner {
 ///
 /// The index is a [`MemoryStore`] of [`Reference`]s (namespace, name, uid, last known
 /// resourceVersion), so key semantics are exactly MemoryStore's: `N` keys, tuple keys,
-/// non-unique keys, identity-aware update and delete, prefix gets, deterministic order. Objects
-/// live in a bounded [quick_cache](quick_cache) keyed by the reference's version id, with a
-/// fixed time to live.
+/// non-unique keys, identity-aware update and delete, prefix gets, deterministic order. A cached
+/// object sits in a slot of its reference version, with a fixed time to live; a bounded
+/// [quick_cache](quick_cache), keyed by the reference's version id, accounts for every cached
+/// object's weight and decides evictions.
 ///
 /// # Usage
 /// ```no_run
@@ -221,14 +236,16 @@ struct Inner {
 ///
 /// # Consistency and concurrency
 /// `CachedStore` is `Send + Sync + Clone`; clones share one store. Reads never block on
-/// writers: they load the index like a `MemoryStore` read and look up each object in the cache
-/// (one hash lookup under a sharded read lock, one `Arc` clone). Concurrent lookups of one
+/// writers: a hit costs a `MemoryStore` lookup (one hash lookup), one clock read, one atomic
+/// load of the reference's slot and one `Arc` clone — no lock, and for a one-object result no
+/// allocation. Hits do not touch quick_cache, so its eviction order is insertion order, not
+/// recency (entries live at most one TTL anyway). Concurrent lookups of one
 /// missing object share one fetch (single flight): exactly one GET is sent, every caller gets
 /// its result. A failed fetch is not cached; the next lookup retries. Feeding calls are
 /// serialised with each other and with cache fills.
 ///
 /// # Memory usage
-/// Per object: one [`Reference`] (about 120 bytes for a typical Secret) plus the index entry
+/// Per object: one [`Reference`] (about 125 bytes for a typical Secret) plus the index entry
 /// around it (see `docs/cached-store.md` for measured figures). Cached objects are held as
 /// [`CompactObject`]s, bounded by `max_bytes` and/or `max_entries`; a result held by a caller
 /// keeps its objects alive after eviction. Expired entries are removed on access, by an
@@ -390,7 +407,7 @@ impl CachedStore {
     pub fn delete_reference(&self, identity: &Identity) -> Option<Arc<Reference>> {
         let _feed = self.inner.feed.lock();
         let removed = self.inner.refs.delete(identity)?;
-        if self.inner.cache.remove(&removed.id).is_some() {
+        if self.inner.uncache(&removed).is_some() {
             self.inner.counters.invalidations.fetch_add(1, Relaxed);
         }
         Some(removed)
@@ -418,9 +435,8 @@ impl CachedStore {
         let stats = inner.refs.replace_all(items)?;
         for prev in old.iter() {
             let now = inner.refs.get_by_identity(prev.namespace(), prev.name());
-            match now {
-                Some(n) if n.id == prev.id => {}
-                n => inner.retire(prev.id, n.as_deref(), None),
+            if !now.as_ref().is_some_and(|n| Arc::ptr_eq(n, prev)) {
+                inner.retire(prev, now.as_ref(), None);
             }
         }
         Ok(stats)
@@ -454,7 +470,7 @@ impl CachedStore {
     /// Counters and sizes. Costs O(cached entries) for the byte count.
     pub fn cache_stats(&self) -> CacheStats {
         let c = &self.inner.counters;
-        let cached_bytes = self.inner.cache.iter().map(|(_, e)| entry_bytes(&e.one[0])).sum();
+        let cached_bytes = self.inner.cache.iter().map(|(_, e)| e.bytes).sum();
         CacheStats {
             hits: c.hits.load(Relaxed),
             misses: c.misses.load(Relaxed),
@@ -474,16 +490,50 @@ impl CachedStore {
 
     /// Drops every cached object (references stay; the next lookups fetch again).
     pub fn clear_cache(&self) {
-        self.inner.cache.clear();
+        let _feed = self.inner.feed.lock();
+        self.inner.clear_cache_locked();
     }
 
     /// Drops the cached object of this identity, if cached (its reference stays; the next
     /// lookup fetches it again). Returns whether an entry was dropped.
     pub fn evict(&self, namespace: &str, name: &str) -> bool {
+        let _feed = self.inner.feed.lock();
         let Some(r) = self.inner.refs.get_by_identity(namespace, name) else {
             return false;
         };
-        self.inner.cache.remove(&r.id).is_some()
+        self.inner.uncache(&r).is_some()
+    }
+
+    /// Checks the store's invariants: the reference index validates, and every cached object
+    /// (held in its reference's slot) is accounted for by exactly one cache entry of that
+    /// reference version, and the other way round. For tests, while no lookup runs; O(n).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let inner = &*self.inner;
+        let _feed = inner.feed.lock();
+        inner.refs.validate()?;
+        for r in inner.refs.snapshot().iter() {
+            if let Some(c) = r.slot.load_full() {
+                match inner.cache.peek(&r.id) {
+                    Some(e)
+                        if e.expires_at == c.expires_at
+                            && e.reference.upgrade().is_some_and(|x| Arc::ptr_eq(&x, r)) => {}
+                    _ => return Err(format!("{} is cached but has no cache entry", r.identity())),
+                }
+            }
+        }
+        for (id, e) in inner.cache.iter() {
+            let Some(r) = e.reference.upgrade() else {
+                return Err(format!("cache entry {id} outlived its reference"));
+            };
+            if r.id != id || r.slot.load().as_ref().is_none_or(|c| c.expires_at != e.expires_at) {
+                return Err(format!("cache entry {id} does not match the slot of {}", r.identity()));
+            }
+            let current = inner.refs.get_by_identity(r.namespace(), r.name());
+            if !current.is_some_and(|c| Arc::ptr_eq(&c, &r)) {
+                return Err(format!("cache entry {id} belongs to a replaced reference of {}", r.identity()));
+            }
+        }
+        Ok(())
     }
 
     /// Removes expired cache entries now; returns how many were removed.
@@ -526,12 +576,38 @@ fn same_incarnation(object: &CompactObject, reference: &Reference) -> bool {
 }
 
 impl Inner {
-    fn entry(&self, object: Arc<CompactObject>, expires_at: Instant) -> Entry {
+    fn weigh(&self, object: &CompactObject) -> (u64, u64) {
+        let bytes = entry_bytes(object);
         let weight = match self.weighing {
-            Weighing::Bytes { min } => entry_bytes(&object).max(min),
+            Weighing::Bytes { min } => bytes.max(min),
             Weighing::Entries => 1,
         };
-        Entry { one: Arc::new([object]), expires_at, weight }
+        (weight, bytes)
+    }
+
+    /// Caches `cached` for reference version `r`: sets the slot, then lets quick_cache account
+    /// for it (which may evict others, or reject this one if it is larger than a shard; either
+    /// way the lifecycle clears the evicted slots). The feed lock is held.
+    fn install(&self, r: &Arc<Reference>, cached: Arc<Cached>) {
+        let (weight, bytes) = self.weigh(cached.object());
+        let entry = Entry { reference: Arc::downgrade(r), expires_at: cached.expires_at, weight, bytes };
+        r.slot.store(Some(cached));
+        self.cache.insert(r.id, entry);
+    }
+
+    /// Drops `r`'s cached object, if any, and returns it. The feed lock is held.
+    fn uncache(&self, r: &Reference) -> Option<Arc<Cached>> {
+        let cached = r.slot.swap(None);
+        self.cache.remove(&r.id);
+        cached
+    }
+
+    /// Empties every slot of the current references and the cache. The feed lock is held.
+    fn clear_cache_locked(&self) {
+        for r in self.refs.snapshot().iter() {
+            r.slot.store(None);
+        }
+        self.cache.clear();
     }
 
     fn check_scope(&self, r: &Reference) -> std::result::Result<(), FeedError> {
@@ -568,62 +644,67 @@ impl Inner {
             Some(p) if p.same_version(&reference) => p.id,
             _ => self.next_id.fetch_add(1, Relaxed),
         };
-        let reference = Arc::new(reference);
-        let change = self.refs.update(reference.clone(), keys)?;
-        if let Some(p) = prev
-            && p.id != reference.id
-        {
-            self.retire(p.id, Some(&reference), full);
+        let change = self.refs.update(Arc::new(reference), keys)?;
+        if let Some(p) = prev {
+            let now = self.refs.get_by_identity(p.namespace(), p.name());
+            if !now.as_ref().is_some_and(|n| Arc::ptr_eq(n, &p)) {
+                self.retire(&p, now.as_ref(), full);
+            }
         }
         Ok(change)
     }
 
-    /// The reference with version id `old` was replaced by `new` (or deleted): refresh or drop
-    /// its cache entry.
-    fn retire(&self, old: u64, new: Option<&Reference>, full: Option<&Arc<CompactObject>>) {
-        let Some((_, entry)) = self.cache.remove(&old) else {
-            return;
-        };
-        let carried = match (new, full) {
-            (Some(_), Some(object)) => Some(self.entry(object.clone(), Instant::now() + self.ttl)),
-            (Some(n), None)
-                if n.resource_version().is_some()
-                    && entry.one[0].resource_version() == n.resource_version()
-                    && same_incarnation(&entry.one[0], n) =>
-            {
-                Some(entry)
-            }
-            _ => None,
-        };
-        match (new, carried) {
-            (Some(n), Some(entry)) => {
-                self.cache.insert(n.id, entry);
-                self.counters.refreshes.fetch_add(1, Relaxed);
-            }
-            _ => {
+    /// The stored reference `old` was replaced by `new` (or deleted): move, refresh or drop its
+    /// cached object. The feed lock is held.
+    fn retire(&self, old: &Reference, new: Option<&Arc<Reference>>, full: Option<&Arc<CompactObject>>) {
+        let cached = self.uncache(old);
+        let Some(new) = new else {
+            if cached.is_some() {
                 self.counters.invalidations.fetch_add(1, Relaxed);
             }
+            return;
+        };
+        let Some(cached) = cached else { return };
+        if new.id == old.id {
+            // Same version, new index entry (its keys moved): the object is still current.
+            self.install(new, cached);
+        } else if let Some(object) = full {
+            let one: Arc<[Arc<CompactObject>]> = Arc::new([object.clone()]);
+            self.install(new, Arc::new(Cached { one, expires_at: Instant::now() + self.ttl }));
+            self.counters.refreshes.fetch_add(1, Relaxed);
+        } else if new.resource_version().is_some()
+            && cached.object().resource_version() == new.resource_version()
+            && same_incarnation(cached.object(), new)
+        {
+            self.install(new, cached);
+            self.counters.refreshes.fetch_add(1, Relaxed);
+        } else {
+            self.counters.invalidations.fetch_add(1, Relaxed);
         }
     }
 
-    /// The cached object of reference version `id` (as a one-element slice), unless expired
-    /// (then it is removed).
+    /// The cached object of reference version `r` as a one-element slice, unless expired (an
+    /// expired one is dropped). One atomic load, one `Arc` clone.
     #[inline]
-    fn cached_one(&self, id: u64, now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
-        let entry = self.cache.get(&id)?;
-        if entry.expires_at > now {
-            return Some(entry.one);
+    fn cached_one(&self, r: &Reference, now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
+        let slot = r.slot.load();
+        let cached = slot.as_ref()?;
+        if cached.expires_at > now {
+            return Some(cached.one.clone());
         }
-        if self.cache.remove_if(&id, |e| e.expires_at <= now).is_some() {
+        let expires_at = cached.expires_at;
+        drop(slot);
+        clear_slot_if(r, expires_at);
+        if self.cache.remove_if(&r.id, |e| e.expires_at == expires_at).is_some() {
             self.counters.expirations.fetch_add(1, Relaxed);
         }
         None
     }
 
-    /// The cached object of reference version `id`, unless expired.
+    /// The cached object of reference version `r`, unless expired.
     #[inline]
-    fn cached(&self, id: u64, now: Instant) -> Option<Arc<CompactObject>> {
-        self.cached_one(id, now).map(|one| one[0].clone())
+    fn cached(&self, r: &Reference, now: Instant) -> Option<Arc<CompactObject>> {
+        self.cached_one(r, now).map(|one| one[0].clone())
     }
 
     fn maybe_sweep(&self, now: Instant) {
@@ -639,20 +720,23 @@ impl Inner {
         }
     }
 
-    /// Removes expired entries and entries whose reference version is gone.
+    /// Removes expired entries, and entries whose reference is no longer in the index.
     fn sweep(&self, now: Instant) -> u64 {
         let expired = AtomicU64::new(0);
         let orphaned = AtomicU64::new(0);
-        self.cache.retain(|id, e| {
+        self.cache.retain(|_, e| {
+            let Some(r) = e.reference.upgrade() else {
+                orphaned.fetch_add(1, Relaxed);
+                return false;
+            };
             if e.expires_at <= now {
+                clear_slot_if(&r, e.expires_at);
                 expired.fetch_add(1, Relaxed);
                 return false;
             }
-            let live = e.one[0]
-                .identity()
-                .and_then(|i| self.refs.get_by_identity(i.namespace, i.name))
-                .is_some_and(|r| r.id == *id);
+            let live = self.refs.get_by_identity(r.namespace(), r.name()).is_some_and(|c| Arc::ptr_eq(&c, &r));
             if !live {
+                clear_slot_if(&r, e.expires_at);
                 orphaned.fetch_add(1, Relaxed);
             }
             live
@@ -661,12 +745,7 @@ impl Inner {
         self.counters.expirations.fetch_add(expired, Relaxed);
         self.counters.invalidations.fetch_add(orphaned, Relaxed);
         if expired + orphaned > 0 {
-            tracing::debug!(
-                resource = %self.fetcher.resource_name,
-                expired,
-                orphaned,
-                "swept cache"
-            );
+            tracing::debug!(resource = %self.fetcher.resource_name, expired, orphaned, "swept cache");
         }
         expired + orphaned
     }
@@ -676,14 +755,14 @@ impl Inner {
         let now = Instant::now();
         self.maybe_sweep(now);
         if let [r] = refs
-            && let Some(one) = self.cached_one(r.id, now)
+            && let Some(one) = self.cached_one(r, now)
         {
             self.counters.hits.fetch_add(1, Relaxed);
             return Fetched { objects: Objects::shared(one), not_found: Vec::new(), failed: Vec::new() };
         }
         let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
-            match self.cached(r.id, now) {
+            match self.cached(r, now) {
                 Some(object) => out.push(object),
                 None => return self.resolve_slow(refs, out, i, now).await,
             }
@@ -704,7 +783,7 @@ impl Inner {
         let mut missing = vec![first_miss];
         slots.push(None);
         for (i, r) in refs.iter().enumerate().skip(first_miss + 1) {
-            let object = self.cached(r.id, now);
+            let object = self.cached(r, now);
             if object.is_none() {
                 missing.push(i);
             }
@@ -746,7 +825,7 @@ impl Inner {
             return f.clone();
         }
         // A fetch may have filled the cache and left the map since this lookup missed.
-        if let Some(object) = self.cached(r.id, now) {
+        if let Some(object) = self.cached(&r, now) {
             return futures::future::ready(Ok(Some(object))).boxed().shared();
         }
         let id = r.id;
@@ -826,12 +905,12 @@ impl Inner {
     /// Caches `object` for reference version `r`, unless a watch event replaced it meanwhile.
     fn fill(&self, r: &Reference, object: &Arc<CompactObject>) {
         let _feed = self.feed.lock();
-        match self.refs.get_by_identity(r.namespace(), r.name()) {
-            Some(current) if current.id == r.id => {}
-            _ => return,
+        let Some(current) = self.refs.get_by_identity(r.namespace(), r.name()) else { return };
+        if current.id != r.id {
+            return;
         }
-        let entry = self.entry(object.clone(), Instant::now() + self.ttl);
-        self.cache.insert(r.id, entry);
+        let one: Arc<[Arc<CompactObject>]> = Arc::new([object.clone()]);
+        self.install(&current, Arc::new(Cached { one, expires_at: Instant::now() + self.ttl }));
     }
 }
 
@@ -870,7 +949,7 @@ impl Store<CompactObject> for CachedStore {
         let Some(removed) = self.inner.refs.delete(identity) else {
             return Ok(None);
         };
-        let cached = self.inner.cache.remove(&removed.id).map(|(_, e)| e.one[0].clone());
+        let cached = self.inner.uncache(&removed).map(|c| c.object().clone());
         if cached.is_some() {
             self.inner.counters.invalidations.fetch_add(1, Relaxed);
         }
@@ -882,7 +961,7 @@ impl Store<CompactObject> for CachedStore {
         let victims = self.inner.refs.get(keys)?;
         let n = self.inner.refs.delete_all_under(keys)?;
         for v in &victims {
-            if self.inner.cache.remove(&v.id).is_some() {
+            if self.inner.uncache(v).is_some() {
                 self.inner.counters.invalidations.fetch_add(1, Relaxed);
             }
         }
@@ -891,8 +970,8 @@ impl Store<CompactObject> for CachedStore {
 
     async fn clear(&self) -> Result<()> {
         let _feed = self.inner.feed.lock();
+        self.inner.clear_cache_locked();
         self.inner.refs.clear();
-        self.inner.cache.clear();
         Ok(())
     }
 

@@ -187,7 +187,9 @@ async fn step(
         }
     }
     prop_assert_eq!(Store::len(store), model.len());
-    prop_assert!(store.references().validate().is_ok());
+    if let Err(e) = store.validate() {
+        return Err(TestCaseError::fail(e));
+    }
     Ok(())
 }
 
@@ -224,7 +226,9 @@ proptest! {
         let rt = runtime();
         rt.block_on(async {
             let sim = ApiServerSim::start().await.unwrap();
-            let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
+            // A cache smaller than the 8 possible objects, so evictions happen too.
+            let config = secrets_config().max_bytes(None).max_entries(Some(3));
+            let store = CachedStore::new(sim.client(), config).unwrap();
             let oracle = MemoryStore::<Reference>::new(N).unwrap();
             let mut model = Model::new();
             let mut counter = 0;
@@ -233,6 +237,7 @@ proptest! {
             }
             let s = store.cache_stats();
             prop_assert_eq!((s.fetch_errors, s.stale_fetches), (0, 0));
+            prop_assert!(s.entries <= 3);
             Ok::<(), TestCaseError>(())
         })?;
     }

@@ -128,6 +128,7 @@ async fn weight_and_entry_bounds_evict() {
     assert!(s.entries < 40 && s.entries > 0, "{s:?}");
     assert!(s.evictions > 0, "{s:?}");
     assert_eq!(s.evictions as usize + s.entries, 40, "{s:?}");
+    store.validate().unwrap();
 
     let store = CachedStore::new(sim.client(), secrets_config().max_bytes(Some(1 << 30)).max_entries(Some(5))).unwrap();
     feed_from_sim(&sim, &store);
