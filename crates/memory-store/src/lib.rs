@@ -21,7 +21,3 @@ pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 #[cfg(test)]
 mod tests;
 
-/// The README's examples, compiled and run as doc tests.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
