@@ -26,7 +26,8 @@ tasks:
                        read-write in a throwaway namespace, a real cluster
   bench [--quick]      every benchmark, side by side with its peers; rewrites the generated
                        tables in docs/benchmarks.md
-  fuzz <target> [--seconds N]   run a cargo-fuzz target (needs cargo-fuzz and a nightly toolchain)
+  fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
+                       (needs cargo-fuzz and a nightly toolchain)
   help                 this text
 ";
 
@@ -172,19 +173,31 @@ fn bench(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// cargo-fuzz targets: (name, crate directory).
+const FUZZ_TARGETS: &[(&str, &str)] = &[
+    ("compact_from_slice", "crates/compact-object/fuzz"),
+    ("parse_expr", "crates/indexer/fuzz"),
+    ("parse_config", "crates/watcher/fuzz"),
+];
+
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let target = args.first().ok_or("usage: cargo xtask fuzz <target> [--seconds N]")?;
     let seconds = match args.iter().position(|a| a == "--seconds") {
         Some(i) => args.get(i + 1).ok_or("--seconds needs a number")?.clone(),
         None => "60".into(),
     };
-    let dir = match target.as_str() {
-        t if t.starts_with("compact") => "crates/compact-object/fuzz",
-        t if t.starts_with("expr") || t.starts_with("index") || t.starts_with("parse") => "crates/indexer/fuzz",
-        t => return Err(format!("unknown fuzz target {t:?}")),
+    let named: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && **a != seconds).collect();
+    let targets: Vec<(&str, &str)> = match named.as_slice() {
+        [] => FUZZ_TARGETS.to_vec(),
+        [t] => vec![*FUZZ_TARGETS.iter().find(|(n, _)| n == t).ok_or_else(|| {
+            format!("unknown fuzz target {t:?}; targets: {:?}", FUZZ_TARGETS.iter().map(|t| t.0).collect::<Vec<_>>())
+        })?],
+        _ => return Err("usage: cargo xtask fuzz [TARGET] [--seconds N]".into()),
     };
-    let mut c = Command::new("cargo");
-    c.current_dir(root().join(dir));
-    c.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
-    run(c).map_err(|e| format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)"))
+    for (target, dir) in targets {
+        let mut c = Command::new("cargo");
+        c.current_dir(root().join(dir));
+        c.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
+        run(c).map_err(|e| format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)"))?;
+    }
+    Ok(())
 }
