@@ -266,6 +266,13 @@ impl ApiServerSim {
         let _ = rx.wait_for(|c| *c >= n).await;
     }
 
+    /// Wait until the number of streaming watches satisfies `pred` (e.g. `|n| n == 0` after
+    /// clients went away). Wrap in a timeout in tests.
+    pub async fn wait_for_watch_count(&self, pred: impl Fn(usize) -> bool) {
+        let mut rx = self.shared.active_watches.subscribe();
+        let _ = rx.wait_for(|c| pred(*c)).await;
+    }
+
     fn resolve(&self, resource: &str) -> Result<usize, Error> {
         self.shared
             .store

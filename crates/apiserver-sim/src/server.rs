@@ -788,6 +788,7 @@ impl Writer<'_> {
                 }
                 changed = self.paused.changed() => if changed.is_err() { return Flow::Stop },
                 _ = &mut self.deadline => return Flow::Stop,
+                _ = self.tx.closed() => return Flow::Stop,
             }
         }
         if let Ok(ctl) = self.control.try_recv()
@@ -894,6 +895,8 @@ async fn run_watch(
                 if let Flow::Stop = w.on_control(ctl, None).await { return; }
             }
             _ = &mut w.deadline => return,
+            // The client went away (or the connection was dropped): stop at once.
+            _ = w.tx.closed() => return,
             changed = w.paused.changed() => if changed.is_err() { return },
             ev = rx.recv(), if !paused => match ev {
                 Ok(ev) => {

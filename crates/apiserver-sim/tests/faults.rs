@@ -22,9 +22,7 @@ async fn seeded(n: usize) -> ApiServerSim {
 async fn started_watcher(sim: &ApiServerSim, cfg: watcher::Config) -> Probe {
     let api: Api<ConfigMap> = Api::all(sim.client());
     let mut probe = Probe::spawn(watcher(api, cfg));
-    probe
-        .until("initial sync", |s| s.contains(&Seen::InitDone))
-        .await;
+    probe.until("initial sync", |s| s.contains(&Seen::InitDone)).await;
     within("watch to start", sim.wait_for_watches(1)).await;
     probe
 }
@@ -35,24 +33,13 @@ async fn watcher_resumes_after_clean_end_without_relisting() {
     let mut probe = started_watcher(&sim, watcher::Config::default()).await;
     assert_eq!(sim.faults().end_watches(), 1);
     sim.create(configmap("f", "after-end", json!({}))).unwrap();
-    probe
-        .until("event after re-watch", |s| {
-            s.contains(&Seen::Apply("after-end".into()))
-        })
-        .await;
+    probe.until("event after re-watch", |s| s.contains(&Seen::Apply("after-end".into()))).await;
     let log = sim.requests();
-    assert_eq!(
-        log.count(Verb::List, "configmaps"),
-        1,
-        "no relist after a clean end"
-    );
+    assert_eq!(log.count(Verb::List, "configmaps"), 1, "no relist after a clean end");
     assert_eq!(log.count(Verb::Watch, "configmaps"), 2);
     // the second watch resumed from the last seen resourceVersion
     let watches = log.filter(|r| r.verb == Verb::Watch);
-    assert_eq!(
-        watches[1].query_param("resourceVersion").as_deref(),
-        Some("3")
-    );
+    assert_eq!(watches[1].query_param("resourceVersion").as_deref(), Some("3"));
     assert_eq!(probe.count(&Seen::Init), 1);
 }
 
@@ -61,13 +48,8 @@ async fn watcher_resumes_after_aborted_stream() {
     let sim = seeded(2).await;
     let mut probe = started_watcher(&sim, watcher::Config::default()).await;
     assert_eq!(sim.faults().abort_watches(), 1);
-    sim.create(configmap("f", "after-abort", json!({})))
-        .unwrap();
-    probe
-        .until("event after abort", |s| {
-            s.contains(&Seen::Apply("after-abort".into()))
-        })
-        .await;
+    sim.create(configmap("f", "after-abort", json!({}))).unwrap();
+    probe.until("event after abort", |s| s.contains(&Seen::Apply("after-abort".into()))).await;
     assert!(sim.requests().count(Verb::Watch, "configmaps") >= 2);
     assert_eq!(sim.requests().count(Verb::List, "configmaps"), 1);
     assert_eq!(probe.count(&Seen::Init), 1);
@@ -79,21 +61,14 @@ async fn watcher_relists_after_410_expired() {
     let mut probe = started_watcher(&sim, watcher::Config::default()).await;
     // history moves on and is compacted while the watcher is disconnected
     sim.create(configmap("f", "missed", json!({}))).unwrap();
-    probe
-        .until("missed", |s| s.contains(&Seen::Apply("missed".into())))
-        .await;
+    probe.until("missed", |s| s.contains(&Seen::Apply("missed".into()))).await;
     sim.faults().pause_events();
-    sim.create(configmap("f", "during-pause", json!({})))
-        .unwrap();
+    sim.create(configmap("f", "during-pause", json!({}))).unwrap();
     sim.faults().compact();
     sim.faults().end_watches();
     sim.faults().resume_events();
     // re-watch from RV 3 < compaction point 4 → ERROR 410 → relist, which sees everything
-    probe
-        .until("relist", |s| {
-            s.iter().filter(|x| **x == Seen::InitDone).count() == 2
-        })
-        .await;
+    probe.until("relist", |s| s.iter().filter(|x| **x == Seen::InitDone).count() == 2).await;
     assert!(probe.seen.contains(&Seen::Error), "{:?}", probe.seen);
     assert!(probe.seen.contains(&Seen::InitApply("during-pause".into())));
     assert_eq!(probe.count(&Seen::Init), 2);
@@ -110,11 +85,7 @@ async fn streaming_list_watcher_recovers_after_410() {
     sim.faults().compact();
     sim.faults().end_watches();
     sim.faults().resume_events();
-    probe
-        .until("re-init", |s| {
-            s.iter().filter(|x| **x == Seen::InitDone).count() == 2
-        })
-        .await;
+    probe.until("re-init", |s| s.iter().filter(|x| **x == Seen::InitDone).count() == 2).await;
     assert!(probe.seen.contains(&Seen::InitApply("late".into())));
     assert_eq!(sim.requests().count(Verb::List, "configmaps"), 0);
 }
@@ -127,26 +98,17 @@ async fn rejections_with_status_and_retry_after() {
     let client = kube::Client::try_from(cfg).unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "f");
     let faults = sim.faults();
-    faults.reject_next(
-        Matcher::verb(Verb::List).resource("configmaps"),
-        2,
-        Rejection::status(500),
-    );
+    faults.reject_next(Matcher::verb(Verb::List).resource("configmaps"), 2, Rejection::status(500));
     for _ in 0..2 {
         match api.list(&ListParams::default()).await {
             Err(KubeError::Api(s)) => assert_eq!(s.code, 500),
             other => panic!("expected 500, got {other:?}"),
         }
     }
-    assert_eq!(
-        api.list(&ListParams::default()).await.unwrap().items.len(),
-        1
-    );
+    assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 1);
     // gets are not affected by a list rule; a 429 carries Retry-After
     faults.reject_next(Matcher::verb(Verb::Get), 1, Rejection::too_many_requests(7));
-    let req = http::Request::get("/api/v1/namespaces/f/configmaps/seed-0")
-        .body(kube::client::Body::empty())
-        .unwrap();
+    let req = http::Request::get("/api/v1/namespaces/f/configmaps/seed-0").body(kube::client::Body::empty()).unwrap();
     let resp = client.send(req).await.unwrap();
     assert_eq!(resp.status().as_u16(), 429);
     assert_eq!(resp.headers()["retry-after"], "7");
@@ -159,11 +121,7 @@ async fn rejections_with_status_and_retry_after() {
     let statuses: Vec<u16> = gets.iter().rev().take(3).map(|r| r.status).collect();
     assert_eq!(statuses, [200, 503, 503]);
     // reject watches for a duration
-    faults.reject_for(
-        Matcher::verb(Verb::Watch),
-        Duration::from_secs(60),
-        Rejection::status(503),
-    );
+    faults.reject_for(Matcher::verb(Verb::Watch), Duration::from_secs(60), Rejection::status(503));
     match api.watch(&WatchParams::default(), "0").await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 503),
         other => panic!("expected 503, got {:?}", other.map(|_| ())),
@@ -176,8 +134,7 @@ async fn rejections_with_status_and_retry_after() {
 async fn latency_is_added_to_matching_requests() {
     let sim = seeded(1).await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
-    sim.faults()
-        .set_latency(Matcher::verb(Verb::Get), Duration::from_millis(150));
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(150));
     let t = Instant::now();
     api.get("seed-0").await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(150));
@@ -192,19 +149,12 @@ async fn one_malformed_event_line_then_the_stream_continues() {
     let sim = seeded(0).await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
     let rv = sim.resource_version().to_string();
-    let mut s = api
-        .watch(&WatchParams::default().disable_bookmarks(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
     within("watch", sim.wait_for_watches(1)).await;
     sim.faults().malformed_event();
     sim.create(configmap("f", "a", json!({}))).unwrap();
     sim.create(configmap("f", "b", json!({}))).unwrap();
-    assert!(matches!(
-        within("bad line", s.next()).await,
-        Some(Err(KubeError::SerdeError(_)))
-    ));
+    assert!(matches!(within("bad line", s.next()).await, Some(Err(KubeError::SerdeError(_)))));
     let mut names = Vec::new();
     while names.len() < 2 {
         match within("events", s.try_next()).await.unwrap().unwrap() {
@@ -220,24 +170,15 @@ async fn paused_delivery_buffers_then_resumes_in_order() {
     let sim = seeded(0).await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
     let rv = sim.resource_version().to_string();
-    let mut s = api
-        .watch(&WatchParams::default().disable_bookmarks(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
     within("watch", sim.wait_for_watches(1)).await;
     sim.faults().pause_events();
     for i in 0..3 {
-        sim.create(configmap("f", &format!("p{i}"), json!({})))
-            .unwrap();
+        sim.create(configmap("f", &format!("p{i}"), json!({}))).unwrap();
     }
     // writes succeeded, but nothing is delivered while paused (bounded negative check)
     assert_eq!(sim.count("configmaps").unwrap(), 3);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), s.next())
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(200), s.next()).await.is_err());
     sim.faults().resume_events();
     let mut names = Vec::new();
     while names.len() < 3 {
@@ -254,21 +195,17 @@ async fn restart_drops_connections_but_keeps_state_and_resource_versions() {
     let mut probe = started_watcher(&sim, watcher::Config::default()).await;
     let rv_before = sim.resource_version();
     sim.faults().restart();
-    sim.create(configmap("f", "after-restart", json!({})))
-        .unwrap();
-    probe
-        .until("after restart", |s| {
-            s.contains(&Seen::Apply("after-restart".into()))
-        })
-        .await;
+    sim.create(configmap("f", "after-restart", json!({}))).unwrap();
+    probe.until("after restart", |s| s.contains(&Seen::Apply("after-restart".into()))).await;
     assert_eq!(sim.resource_version(), rv_before + 1);
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
     let list = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 3);
-    assert_eq!(
-        list.metadata.resource_version,
-        Some((rv_before + 1).to_string())
-    );
+    assert_eq!(list.metadata.resource_version, Some((rv_before + 1).to_string()));
+    // the server side of the dropped watch ended at once; when the client goes, so does the other
+    assert_eq!(sim.active_watches(), 1);
+    drop(probe);
+    within("watch tasks to end", sim.wait_for_watch_count(|n| n == 0)).await;
 }
 
 #[tokio::test]
@@ -285,10 +222,7 @@ async fn request_log_counts_concurrent_gets_and_no_lists() {
     let log = sim.requests();
     assert_eq!(log.count(Verb::Get, "configmaps"), 20);
     assert_eq!(log.count(Verb::List, "configmaps"), 0);
-    assert_eq!(
-        log.path_counts()["/api/v1/namespaces/f/configmaps/seed-0"],
-        7
-    );
+    assert_eq!(log.path_counts()["/api/v1/namespaces/f/configmaps/seed-0"], 7);
     let counters = log.counters();
     assert_eq!(counters.len(), 1);
     log.clear();
