@@ -1,6 +1,7 @@
 //! `compact-object` is kstore's representation of dynamic Kubernetes objects: an immutable,
-//! `Arc`-shared [`CompactObject`] that stores a JSON value in one allocation, typically at
-//! 0.5–0.95× its compact JSON size (against 10–13× for `serde_json::Value` and
+//! `Arc`-shared [`CompactObject`] that stores a JSON value in one allocation, at 0.4–0.65× its
+//! compact JSON size for typical objects and ≈ 0.96× for a TLS Secret whose payload is one long
+//! base64 string (against 4–16× and 1.3× for `serde_json::Value` and
 //! `kube::api::DynamicObject`), while still answering path lookups
 //! ([`CompactObject::pointer`], [`Node::get`]), iterating maps and arrays, serializing through
 //! serde and deserializing into typed objects — all without decoding the whole object.

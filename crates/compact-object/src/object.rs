@@ -46,8 +46,9 @@ use crate::ser::{Encoder, SerError};
 ///
 /// # Memory usage
 ///
-/// [`heap_size`](Self::heap_size) is the buffer plus the `Arc` counts, typically 0.5–0.95× the
-/// object's compact JSON size (see `docs/compact-object.md`); `size_of::<CompactObject>()` is
+/// [`heap_size`](Self::heap_size) is the buffer plus the `Arc` counts: 0.4–0.65× the object's
+/// compact JSON size for typical objects, up to ≈ 0.96× for objects that are mostly one long
+/// string value (see `docs/compact-object.md`); `size_of::<CompactObject>()` is
 /// 32 bytes. Keys are shared by all objects through the key table, which is append-only and
 /// capped at [`MAX_KEYS`](crate::MAX_KEYS) keys of ≤ [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes
 /// (≈ 1.5 MB at worst, typically under 100 KB); keys beyond the cap are stored inline.
