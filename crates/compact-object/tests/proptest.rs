@@ -137,3 +137,43 @@ proptest! {
         }
     }
 }
+
+/// JSON text of an object whose members (key, value text) may repeat keys.
+fn object_text(members: &[(String, String)]) -> String {
+    let body: Vec<String> = members.iter().map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap())).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn duplicate_keys_resolve_like_serde_json(
+        outer in prop::collection::vec((prop::sample::select(vec!["a", "b", "metadata", "x.y/z", ""]), json()), 0..12),
+        inner in prop::collection::vec((prop::sample::select(vec!["a", "b", "c"]), json()), 0..8),
+    ) {
+        let inner: Vec<(String, String)> =
+            inner.into_iter().map(|(k, v)| (k.to_owned(), v.to_string())).collect();
+        let inner_text = object_text(&inner);
+        // The duplicate-laden inner object appears as a member and inside an array.
+        let mut members = vec![
+            ("nested".to_owned(), format!("[{inner_text},1]")),
+            ("n2".to_owned(), inner_text),
+        ];
+        members.extend(outer.into_iter().map(|(k, v)| (k.to_owned(), v.to_string())));
+        let text = object_text(&members);
+        let reference: Value = serde_json::from_str(&text).unwrap();
+        let obj = CompactObject::from_slice(text.as_bytes()).unwrap();
+        prop_assert_eq!(obj.to_value(), reference.clone());
+        let root = obj.root();
+        prop_assert_eq!(root.len(), reference.as_object().unwrap().len());
+        for (k, v) in reference.as_object().unwrap() {
+            prop_assert_eq!(root.get(k).map(|n| n.to_value()), Some(v.clone()));
+        }
+        let keys: Vec<&str> = root.entries().map(|(k, _)| k).collect();
+        let mut unique = keys.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        prop_assert_eq!(unique.len(), keys.len());
+    }
+}
