@@ -42,6 +42,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -23,14 +23,27 @@ use crate::resources::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{EventType, ListRequest, Store, StoredObject, object_matches};
+use crate::table::{self, Include};
 
 pub(crate) type Body = BoxBody<Bytes, io::Error>;
 
 const AGGREGATED_V2: &str = "g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 const AGGREGATED_V2_MIME: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const TABLE_MIME: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const MAX_BODY: usize = 32 << 20;
 const META_MIME: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 const META_LIST_MIME: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// The representation a client asked for with its `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Plain JSON objects and lists.
+    Full,
+    /// `PartialObjectMetadata` / `PartialObjectMetadataList`.
+    Metadata,
+    /// `meta.k8s.io/v1` `Table` (server-side printing for kubectl).
+    Table(Include),
+}
 
 /// Everything a request handler needs.
 pub(crate) struct Shared {
@@ -215,7 +228,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let raw_query = req.uri().query().unwrap_or_default().to_owned();
     let query = Query(form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect());
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let metadata_only = accept.contains("as=PartialObjectMetadata");
+    let format = if accept.contains("as=PartialObjectMetadata") {
+        Format::Metadata
+    } else if accept.contains("as=Table") {
+        Format::Table(Include::parse(query.get("includeObject")))
+    } else {
+        Format::Full
+    };
+    let metadata_only = format == Format::Metadata;
     let route = parse_route(&shared, &path);
     let verb = classify(&method, &route, &query);
     let (resource, namespace, name) = match &route {
@@ -229,9 +249,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     let resp = match shared.faults.check(verb, resource.as_deref()) {
         Some(err) => error_response(&err),
-        None => dispatch(&shared, req, &route, verb, &query, &accept, metadata_only)
-            .await
-            .unwrap_or_else(|e| error_response(&e)),
+        None => {
+            dispatch(&shared, req, &route, verb, &query, &accept, format).await.unwrap_or_else(|e| error_response(&e))
+        }
     };
     shared.requests.push(RequestRecord {
         method: method.to_string(),
@@ -273,7 +293,7 @@ async fn dispatch(
     verb: Verb,
     query: &Query,
     accept: &str,
-    metadata_only: bool,
+    format: Format,
 ) -> Result<Response<Body>, ApiError> {
     let store = &shared.store;
     match route {
@@ -324,21 +344,21 @@ async fn dispatch(
             match verb {
                 Verb::Get => {
                     let obj = store.get(res, ns, name.as_deref().unwrap_or_default())?;
-                    Ok(object_response(&obj, metadata_only))
+                    Ok(object_response(&def, &obj, format))
                 }
-                Verb::List => list(shared, res, &def, ns, query, metadata_only),
-                Verb::Watch => watch(shared, res, &def, ns, query, accept, metadata_only),
+                Verb::List => list(shared, res, &def, ns, query, format),
+                Verb::Watch => watch(shared, res, &def, ns, query, format),
                 Verb::Create => {
                     let (body, _) = read_json(req).await?;
                     let obj = store.create(res, ns, body)?;
-                    let mut resp = object_response(&obj, metadata_only);
+                    let mut resp = object_response(&def, &obj, format);
                     *resp.status_mut() = StatusCode::CREATED;
                     Ok(resp)
                 }
                 Verb::Update => {
                     let (body, _) = read_json(req).await?;
                     let obj = store.update(res, ns, name.as_deref(), body, true)?;
-                    Ok(object_response(&obj, metadata_only))
+                    Ok(object_response(&def, &obj, format))
                 }
                 Verb::Patch => {
                     let name = name.clone().unwrap_or_default();
@@ -371,12 +391,12 @@ async fn dispatch(
                             });
                         }
                     };
-                    Ok(object_response(&obj, metadata_only))
+                    Ok(object_response(&def, &obj, format))
                 }
                 Verb::Delete => {
                     let precondition = delete_precondition(req).await?;
                     let obj = store.delete(res, ns, name.as_deref().unwrap_or_default(), precondition.as_deref())?;
-                    Ok(object_response(&obj, metadata_only))
+                    Ok(object_response(&def, &obj, format))
                 }
                 Verb::DeleteCollection => {
                     let lr = list_request(ns, query)?;
@@ -391,7 +411,7 @@ async fn dispatch(
                         }
                     }
                     let rv = store.current_rv();
-                    Ok(list_response(&def, rv, None, None, &deleted, metadata_only))
+                    Ok(list_response(&def, rv, None, None, &deleted, format))
                 }
                 Verb::Discovery | Verb::Other => Err(ApiError::MethodNotAllowed),
             }
@@ -413,11 +433,15 @@ async fn delete_precondition(req: Request<Incoming>) -> Result<Option<String>, A
     Ok(v["preconditions"]["resourceVersion"].as_str().map(str::to_owned))
 }
 
-fn object_response(obj: &StoredObject, metadata_only: bool) -> Response<Body> {
-    if metadata_only {
-        json_response(200, obj.metadata_json().clone(), META_MIME)
-    } else {
-        json_response(200, obj.json.clone(), "application/json")
+fn object_response(def: &ResourceDef, obj: &StoredObject, format: Format) -> Response<Body> {
+    match format {
+        Format::Metadata => json_response(200, obj.metadata_json().clone(), META_MIME),
+        Format::Full => json_response(200, obj.json.clone(), "application/json"),
+        Format::Table(include) => {
+            let meta = json!({"resourceVersion": obj.rv.to_string()});
+            let t = table::table(def, &[obj], include, meta);
+            json_response(200, serde_json::to_vec(&t).unwrap_or_default(), TABLE_MIME)
+        }
     }
 }
 
@@ -440,11 +464,11 @@ fn list(
     def: &ResourceDef,
     ns: Option<&str>,
     query: &Query,
-    metadata_only: bool,
+    format: Format,
 ) -> Result<Response<Body>, ApiError> {
     let lr = list_request(ns, query)?;
     let page = shared.store.list(res, &lr)?;
-    Ok(list_response(def, page.rv, page.continue_token.as_deref(), page.remaining, &page.items, metadata_only))
+    Ok(list_response(def, page.rv, page.continue_token.as_deref(), page.remaining, &page.items, format))
 }
 
 fn list_response(
@@ -453,7 +477,7 @@ fn list_response(
     continue_token: Option<&str>,
     remaining: Option<u64>,
     items: &[Arc<StoredObject>],
-    metadata_only: bool,
+    format: Format,
 ) -> Response<Body> {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = continue_token {
@@ -462,6 +486,12 @@ fn list_response(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
+    if let Format::Table(include) = format {
+        let objs: Vec<&StoredObject> = items.iter().map(|o| o.as_ref()).collect();
+        let t = table::table(def, &objs, include, meta);
+        return json_response(200, serde_json::to_vec(&t).unwrap_or_default(), TABLE_MIME);
+    }
+    let metadata_only = format == Format::Metadata;
     let (kind, api_version) = if metadata_only {
         ("PartialObjectMetadataList".to_owned(), "meta.k8s.io/v1".to_owned())
     } else {
@@ -608,7 +638,8 @@ struct WatchPlan {
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
-    metadata_only: bool,
+    format: Format,
+    def: ResourceDef,
     bookmarks: bool,
     initial_end_bookmark: bool,
     timeout: Option<Duration>,
@@ -625,8 +656,7 @@ fn watch(
     def: &ResourceDef,
     ns: Option<&str>,
     query: &Query,
-    _accept: &str,
-    metadata_only: bool,
+    format: Format,
 ) -> Result<Response<Body>, ApiError> {
     let lr = list_request(ns, query)?;
     let bookmarks = query.flag("allowWatchBookmarks")?.unwrap_or(false);
@@ -658,7 +688,7 @@ fn watch(
         });
     }
     let timeout = query.number("timeoutSeconds")?.map(Duration::from_secs);
-    let (kind, api_version) = if metadata_only {
+    let (kind, api_version) = if format == Format::Metadata {
         ("PartialObjectMetadata".to_owned(), "meta.k8s.io/v1".to_owned())
     } else {
         (def.kind.clone(), def.api_version())
@@ -670,7 +700,8 @@ fn watch(
         namespace: lr.namespace.clone().filter(|_| def.namespaced()),
         labels: lr.labels,
         fields: lr.fields,
-        metadata_only,
+        format,
+        def: def.clone(),
         bookmarks,
         initial_end_bookmark: send_initial == Some(true),
         timeout,
@@ -728,7 +759,17 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn event_line(&self, ty: &str, obj: &StoredObject) -> Bytes {
-        let payload: &[u8] = if self.plan.metadata_only { obj.metadata_json() } else { &obj.json };
+        let table_json;
+        let payload: &[u8] = match self.plan.format {
+            Format::Metadata => obj.metadata_json(),
+            Format::Full => &obj.json,
+            Format::Table(include) => {
+                let meta = json!({"resourceVersion": obj.rv.to_string()});
+                table_json =
+                    serde_json::to_vec(&table::table(&self.plan.def, &[obj], include, meta)).unwrap_or_default();
+                &table_json
+            }
+        };
         let mut buf = BytesMut::with_capacity(payload.len() + 32);
         buf.put_slice(b"{\"type\":\"");
         buf.put_slice(ty.as_bytes());

@@ -531,6 +531,11 @@ async fn kubectl_get_against_the_simulator() {
         assert!(stdout.contains(ing["metadata"]["name"].as_str().unwrap()), "{stdout}");
     }
     assert_eq!(stdout.lines().count(), ingresses.len() + 1, "{stdout}");
+    // server-side printing: the Ingress columns kubectl shows for a real cluster
+    let header: Vec<&str> = stdout.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAMESPACE", "NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]);
+    let host = ingresses[0]["spec"]["rules"][0]["host"].as_str().unwrap();
+    assert!(stdout.contains(host), "{stdout}");
     // JSON output, a short name, a namespace and a label selector
     let ns = sim.list("namespaces", None).unwrap()[0]["metadata"]["name"].as_str().unwrap().to_owned();
     let out = within("kubectl", run(&["get", "cm", "-n", &ns, "-o", "json"])).await.unwrap();
@@ -586,4 +591,46 @@ async fn deleted_events_carry_the_deletion_rv_and_shutdown_stops_serving() {
         }
     }
     assert!(refused, "listener still open after drop");
+}
+
+#[tokio::test]
+async fn table_responses_for_list_get_and_watch() {
+    let objs = Cluster::new(4).namespaces(1).apps_per_namespace(2).only(&[Kind::Secret]).build();
+    let sim = ApiServerSim::builder().objects(objs).start().await.unwrap();
+    let client = sim.client();
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let get = |path: String| http::Request::get(path).header("accept", accept).body(Vec::new()).unwrap();
+    let table: serde_json::Value = client.request(get("/api/v1/secrets?limit=1".into())).await.unwrap();
+    assert_eq!(table["kind"], "Table");
+    let cols: Vec<&str> =
+        table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(cols, ["Name", "Type", "Data", "Age"]);
+    let row = &table["rows"][0];
+    assert_eq!(row["cells"][1], "kubernetes.io/tls");
+    assert_eq!(row["cells"][2], 2);
+    assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+    assert!(table["metadata"]["continue"].is_string());
+    let name = row["cells"][0].as_str().unwrap().to_owned();
+    let ns = row["object"]["metadata"]["namespace"].as_str().unwrap().to_owned();
+    // includeObject=Object carries the whole object; None carries none
+    let t: serde_json::Value =
+        client.request(get(format!("/api/v1/namespaces/{ns}/secrets/{name}?includeObject=Object"))).await.unwrap();
+    assert_eq!(t["rows"][0]["object"]["kind"], "Secret");
+    assert!(t["rows"][0]["object"]["data"]["tls.crt"].is_string());
+    let t: serde_json::Value =
+        client.request(get(format!("/api/v1/namespaces/{ns}/secrets/{name}?includeObject=None"))).await.unwrap();
+    assert!(t["rows"][0].get("object").is_none());
+    // a watch carries one-row tables
+    let rv = sim.resource_version();
+    let req = get(format!("/api/v1/secrets?watch=true&resourceVersion={rv}"));
+    let mut events = client.request_events::<serde_json::Value>(req).await.unwrap().boxed();
+    within("watch", sim.wait_for_watches(1)).await;
+    sim.patch("secrets", Some(&ns), &name, &json!({"metadata": {"labels": {"x": "1"}}})).unwrap();
+    match within("table event", events.try_next()).await.unwrap().unwrap() {
+        WatchEvent::Modified(t) => {
+            assert_eq!(t["kind"], "Table");
+            assert_eq!(t["rows"][0]["cells"][0], name.as_str());
+        }
+        other => panic!("{other:?}"),
+    }
 }
