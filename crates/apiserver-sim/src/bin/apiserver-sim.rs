@@ -29,13 +29,7 @@ fn usage() -> &'static str {
 }
 
 fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        port: 0,
-        seed: 1,
-        namespaces: 3,
-        apps: 4,
-        empty: false,
-    };
+    let mut args = Args { port: 0, seed: 1, namespaces: 3, apps: 4, empty: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--empty" {
@@ -69,10 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");
@@ -83,18 +74,10 @@ fn main() -> ExitCode {
         let objects = if args.empty {
             Vec::new()
         } else {
-            Cluster::new(args.seed)
-                .namespaces(args.namespaces)
-                .apps_per_namespace(args.apps)
-                .build()
+            Cluster::new(args.seed).namespaces(args.namespaces).apps_per_namespace(args.apps).build()
         };
         let n = objects.len();
-        let sim = match ApiServerSim::builder()
-            .port(args.port)
-            .objects(objects)
-            .start()
-            .await
-        {
+        let sim = match ApiServerSim::builder().port(args.port).objects(objects).start().await {
             Ok(sim) => sim,
             Err(e) => {
                 eprintln!("cannot start: {e}");
