@@ -764,7 +764,8 @@ impl Inner {
         for (i, r) in refs.iter().enumerate() {
             match self.cached(r, now) {
                 Some(object) => out.push(object),
-                None => return self.resolve_slow(refs, out, i, now).await,
+                // Boxed: keeps the (large) fetching state machine out of every hit's future.
+                None => return Box::pin(self.resolve_slow(refs, out, i, now)).await,
             }
         }
         self.counters.hits.fetch_add(refs.len() as u64, Relaxed);
