@@ -10,9 +10,11 @@
 //! or the table is full) is simply stored inline in the object that uses it; results are the
 //! same either way.
 //!
-//! Reads are lock-free (two or three atomic loads): an open-addressing probe table of `u16` ids
-//! maps a key's hash to its id, and a segmented array maps an id back to its `&'static str`.
-//! Inserts take a mutex. Interned strings are leaked on purpose, which is what makes them
+//! Reads are lock-free (a few atomic loads): an open-addressing probe table of `u16` ids maps a
+//! key's hash to its id, and a segmented array maps an id back to its `&'static str`. Inserts
+//! take a mutex; the probe table starts at 1,024 slots (2 KiB) and is replaced by a 4×/4×/2×
+//! larger copy whenever it would pass half full (the replaced tables stay allocated, so a
+//! reader holding one is never invalidated). Interned strings are leaked on purpose, which is what makes them
 //! `'static` and lets [`Node::as_str`](crate::Node::as_str) and
 //! [`Node::entries`](crate::Node::entries) hand out plain `&str` without any `unsafe` code.
 
@@ -25,14 +27,15 @@ pub const MAX_KEYS: usize = 16_000;
 /// Keys longer than this many bytes are always stored inline.
 pub const MAX_KEY_LEN: usize = 64;
 
-/// Probe-table slots: a power of two at least twice `MAX_KEYS` (load factor ≤ 0.5).
-const SLOTS: usize = 32_768;
+/// Sizes of the successive probe tables (powers of two). A table is replaced by the next one,
+/// rehashed, when it would become more than half full; the last holds `2 * MAX_KEYS` slots.
+const LEVELS: [usize; 4] = [1_024, 4_096, 16_384, 32_768];
 /// Segment `k` of the id → string array holds `FIRST_SEGMENT << k` ids.
 const FIRST_SEGMENT: usize = 64;
 /// `FIRST_SEGMENT * (2^SEGMENTS - 1)` ≥ `MAX_KEYS`.
 const SEGMENTS: usize = 9;
 
-const _: () = assert!(MAX_KEYS < u16::MAX as usize && SLOTS >= 2 * MAX_KEYS);
+const _: () = assert!(MAX_KEYS < u16::MAX as usize && LEVELS[LEVELS.len() - 1] >= 2 * MAX_KEYS);
 const _: () = assert!(FIRST_SEGMENT * ((1 << SEGMENTS) - 1) >= MAX_KEYS);
 
 /// Keys seeded at start-up, most frequent first, so that they get one-byte ids (ids 0..63) and
@@ -149,14 +152,20 @@ pub fn interner_stats() -> InternerStats {
         .sum();
     InternerStats {
         keys,
-        heap_bytes: t.slots.len() * size_of::<AtomicU16>() + segments + t.string_bytes.load(Ordering::Relaxed),
+        heap_bytes: t.levels.iter().filter_map(OnceLock::get).map(|l| l.len() * size_of::<AtomicU16>()).sum::<usize>()
+            + segments
+            + t.string_bytes.load(Ordering::Relaxed),
     }
 }
 
 pub(crate) struct Interner {
-    /// `0` = empty, otherwise `id + 1`. A slot goes from empty to full once and never changes
-    /// again.
-    slots: Box<[AtomicU16]>,
+    /// Open-addressing probe tables, `0` = empty, otherwise `id + 1`; only `levels[level]` is
+    /// current. A slot goes from empty to full once and never changes again; a table that is
+    /// replaced stays allocated (it is smaller than its successor) so readers holding it stay
+    /// valid.
+    levels: [OnceLock<Box<[AtomicU16]>>; LEVELS.len()],
+    /// Index of the current probe table.
+    level: AtomicUsize,
     /// id → key. Segments are allocated on demand.
     segments: [OnceLock<Box<[OnceLock<&'static str>]>>; SEGMENTS],
     /// Number of ids handed out.
@@ -186,6 +195,10 @@ pub(crate) fn key_str(id: usize) -> Option<&'static str> {
     }
 }
 
+fn empty_table(size: usize) -> Box<[AtomicU16]> {
+    (0..size).map(|_| AtomicU16::new(0)).collect()
+}
+
 #[inline]
 fn locate(id: usize) -> (usize, usize) {
     let block = id / FIRST_SEGMENT + 1;
@@ -196,13 +209,15 @@ fn locate(id: usize) -> (usize, usize) {
 impl Interner {
     fn new() -> Self {
         let t = Interner {
-            slots: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
+            levels: Default::default(),
+            level: AtomicUsize::new(0),
             segments: Default::default(),
             len: AtomicUsize::new(0),
             string_bytes: AtomicUsize::new(0),
             insert_lock: Mutex::new(()),
             hasher: foldhash::fast::RandomState::default(),
         };
+        let _ = t.levels[0].set(empty_table(LEVELS[0]));
         for key in COMMON_KEYS {
             t.intern(key);
         }
@@ -216,20 +231,30 @@ impl Interner {
         self.segments.get(k)?.get()?.get(off)?.get().copied()
     }
 
-    /// Probes for `key`: `Ok(id)` when interned, `Err(slot)` with the empty slot ending the probe.
+    /// The current probe table.
     #[inline]
-    fn probe(&self, key: &str) -> Result<u16, usize> {
-        let mut i = (self.hasher.hash_one(key) as usize) & (SLOTS - 1);
+    fn table(&self) -> &[AtomicU16] {
+        let level = self.level.load(Ordering::Acquire);
+        self.levels.get(level).and_then(OnceLock::get).map_or(&[], |t| t)
+    }
+
+    /// Probes `table` for `key`: `Ok(id)` when interned, `Err(slot)` with the empty slot ending
+    /// the probe.
+    #[inline]
+    fn probe(&self, table: &[AtomicU16], key: &str) -> Result<u16, usize> {
+        let mask = table.len().wrapping_sub(1);
+        let mut i = (self.hasher.hash_one(key) as usize) & mask;
+        // Tables are at most half full, so an empty slot always ends the probe.
         loop {
-            match self.slots[i].load(Ordering::Acquire) {
-                0 => return Err(i),
-                v => {
+            match table.get(i).map(|s| s.load(Ordering::Acquire)) {
+                None | Some(0) => return Err(i),
+                Some(v) => {
                     if self.get(usize::from(v - 1)) == Some(key) {
                         return Ok(v - 1);
                     }
                 }
             }
-            i = (i + 1) & (SLOTS - 1);
+            i = (i + 1) & mask;
         }
     }
 
@@ -239,7 +264,7 @@ impl Interner {
         if key.len() > MAX_KEY_LEN {
             return None;
         }
-        self.probe(key).ok()
+        self.probe(self.table(), key).ok()
     }
 
     /// The id of `key`, interning it if there is room; `None` when it must be stored inline.
@@ -248,7 +273,7 @@ impl Interner {
         if key.len() > MAX_KEY_LEN {
             return None;
         }
-        match self.probe(key) {
+        match self.probe(self.table(), key) {
             Ok(id) => Some(id),
             Err(_) => self.insert_slow(key),
         }
@@ -259,13 +284,18 @@ impl Interner {
         // A poisoned lock only means another insert panicked (out of memory); the table itself
         // is always consistent, so carry on.
         let _guard = self.insert_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let slot = match self.probe(key) {
+        let mut table = self.table();
+        let mut slot = match self.probe(table, key) {
             Ok(id) => return Some(id),
             Err(slot) => slot,
         };
         let id = self.len.load(Ordering::Relaxed);
         if id >= MAX_KEYS {
             return None;
+        }
+        if 2 * (id + 1) > table.len() {
+            table = self.grow(id);
+            slot = self.probe(table, key).err()?;
         }
         let (k, off) = locate(id);
         let segment = self.segments[k].get_or_init(|| (0..FIRST_SEGMENT << k).map(|_| OnceLock::new()).collect());
@@ -278,8 +308,30 @@ impl Interner {
         let id16 = u16::try_from(id).ok()?;
         self.len.store(id + 1, Ordering::Release);
         // Publish last: a reader that sees the slot also sees the string.
-        self.slots[slot].store(id16 + 1, Ordering::Release);
+        table.get(slot)?.store(id16 + 1, Ordering::Release);
         Some(id16)
+    }
+
+    /// Replaces the current probe table by the next, larger one holding ids `0..len`. Called
+    /// under the insert lock.
+    #[cold]
+    fn grow(&self, len: usize) -> &[AtomicU16] {
+        let next = self.level.load(Ordering::Relaxed) + 1;
+        let Some(&size) = LEVELS.get(next) else {
+            return self.table();
+        };
+        let table = empty_table(size);
+        for id in 0..len {
+            if let (Some(key), Ok(id16)) = (self.get(id), u16::try_from(id))
+                && let Err(slot) = self.probe(&table, key)
+            {
+                table[slot].store(id16 + 1, Ordering::Relaxed);
+            }
+        }
+        // Filled before it is published (the `Release` below orders these stores).
+        let _ = self.levels[next].set(table);
+        self.level.store(next, Ordering::Release);
+        self.table()
     }
 }
 
@@ -329,7 +381,8 @@ mod tests {
 
     #[test]
     fn concurrent_interning_agrees() {
-        let keys: Vec<String> = (0..200).map(|i| format!("compact-object.test/c{i}")).collect();
+        // Enough keys to force at least one probe-table replacement while threads race.
+        let keys: Vec<String> = (0..700).map(|i| format!("compact-object.test/c{i}")).collect();
         let ids: Vec<Vec<u16>> = std::thread::scope(|s| {
             let handles: Vec<_> =
                 (0..4).map(|_| s.spawn(|| keys.iter().map(|k| interner().intern(k).unwrap()).collect())).collect();
@@ -340,6 +393,11 @@ mod tests {
         }
         for (k, id) in keys.iter().zip(&ids[0]) {
             assert_eq!(interner().get(usize::from(*id)), Some(k.as_str()));
+            assert_eq!(interner().lookup(k), Some(*id));
+        }
+        assert!(interner().level.load(Ordering::Acquire) >= 1);
+        for (i, key) in COMMON_KEYS.iter().enumerate() {
+            assert_eq!(interner().lookup(key), Some(i as u16), "{key} after growth");
         }
     }
 }

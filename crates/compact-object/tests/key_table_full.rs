@@ -11,11 +11,24 @@ fn full_table_falls_back_to_inline_keys() {
     let mut i = 0;
     while interner_stats().keys < MAX_KEYS {
         let map: serde_json::Map<String, Value> = (0..500).map(|j| (format!("fill-{i}-{j}"), json!(j))).collect();
-        CompactObject::from_value(&Value::Object(map)).unwrap();
+        let v = Value::Object(map);
+        let obj = CompactObject::from_value(&v).unwrap();
+        assert_eq!(obj.to_value(), v);
         i += 1;
     }
     let stats = interner_stats();
     assert_eq!(stats.keys, MAX_KEYS);
+    // Every key interned on the way (through all probe-table replacements) is still found. (The
+    // last filling object hit the cap part-way, so some of its keys are inline.)
+    for n in 0..i - 1 {
+        let probe = json!({ format!("fill-{n}-499"): 1, format!("fill-{n}-0"): 2 });
+        let obj = CompactObject::from_value(&probe).unwrap();
+        // Header (3 bytes) + two members of a 2–3 byte key id and a 1-byte value; inline keys
+        // would need 3 + 10..=12 bytes each.
+        let len = obj.as_bytes().len();
+        assert!(len <= 3 + 2 * (3 + 1), "keys of object {n} are not interned ({len} bytes)");
+        assert_eq!(obj.to_value(), probe);
+    }
     assert!(stats.heap_bytes < 1_600_000, "{stats:?}");
 
     // New keys: inline, yet lookups, iteration, pointers and serialization are unchanged.
