@@ -40,9 +40,10 @@ const HAS_RV: u8 = 2;
 /// # Memory usage
 /// One boxed string holding the four fields back to back, lengths and flags, the
 /// store-assigned version id and the (usually empty) cache slot: `size_of::<Reference>()` is
-/// 40 bytes, the heap part is the sum of the field lengths. A typical Secret reference (namespace 10, name 25, uid 36,
-/// resourceVersion 8 bytes) therefore holds about 120 bytes including its `Arc`; the index
-/// entry around it is measured in `benches/memory.rs` and documented in `docs/cached-store.md`.
+/// 40 bytes, the heap part is the sum of the field lengths. A typical Secret reference
+/// (namespace 8, name 17, uid 36, resourceVersion 7 bytes) holds 124 bytes including its `Arc`;
+/// the index entry around it is measured in `benches/memory.rs` and documented in
+/// `docs/cached-store.md`.
 pub struct Reference {
     text: Box<str>,
     /// Store-assigned id of this version of the reference (0 until stored). Cache entries are

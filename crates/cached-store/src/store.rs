@@ -245,7 +245,7 @@ struct Inner {
 /// serialised with each other and with cache fills.
 ///
 /// # Memory usage
-/// Per object: one [`Reference`] (about 125 bytes for a typical Secret) plus the index entry
+/// Per object: one [`Reference`] (124 bytes for a typical Secret) plus the index entry
 /// around it (see `docs/cached-store.md` for measured figures). Cached objects are held as
 /// [`CompactObject`]s, bounded by `max_bytes` and/or `max_entries`; a result held by a caller
 /// keeps its objects alive after eviction. Expired entries are removed on access, by an
