@@ -67,8 +67,8 @@ async fn bench_initial_list(objects: usize) {
         .iter()
         .take(objects)
         .collect();
-    let bytes: usize = objs.iter().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)).sum();
     report("generate Ingresses", objs.len(), t.elapsed());
+    let bytes: usize = objs.iter().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)).sum();
     println!("  mean object size: {} bytes", bytes / objs.len().max(1));
     let t = Instant::now();
     let sim = ApiServerSim::builder().objects(objs).start().await.expect("start");
