@@ -687,7 +687,8 @@ fn watch(
                 .into(),
         });
     }
-    let timeout = query.number("timeoutSeconds")?.map(Duration::from_secs);
+    // 0 means "no timeout" (the real apiserver then picks its own, much longer one).
+    let timeout = query.number("timeoutSeconds")?.filter(|s| *s > 0).map(Duration::from_secs);
     let (kind, api_version) = if format == Format::Metadata {
         ("PartialObjectMetadata".to_owned(), "meta.k8s.io/v1".to_owned())
     } else {
