@@ -5,6 +5,7 @@
 //! kubectl --server http://127.0.0.1:8001 get ingresses -A
 //! ```
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use apiserver_sim::ApiServerSim;
@@ -84,8 +85,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("apiserver-sim serving {n} objects on {}", sim.url());
-        println!("try: kubectl --server {} get ingresses -A", sim.url());
+        // A closed stdout (e.g. a parent that read the URL and left) must not stop the server.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "apiserver-sim serving {n} objects on {}", sim.url());
+        let _ = writeln!(out, "try: kubectl --server {} get ingresses -A", sim.url());
+        let _ = out.flush();
         std::future::pending::<()>().await;
         ExitCode::SUCCESS
     })
