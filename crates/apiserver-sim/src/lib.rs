@@ -1,9 +1,10 @@
 //! `apiserver-sim` is an in-process, Kubernetes-API-compatible HTTP server on loopback for
 //! tests, benchmarks and demos: kube's `Api`, `kube::runtime::watcher` (list-watch, streaming
 //! lists, metadata-only) and `kubectl get` talk to it unchanged. It keeps objects in memory with
-//! one global resourceVersion counter, serves discovery, paged lists over consistent snapshots,
-//! watches with bookmarks and 410 handling, writes, label/field selectors and metadata-only
-//! responses, and lets tests inject faults and inspect every request served.
+//! one global resourceVersion counter, serves legacy and aggregated discovery, paged lists over
+//! consistent snapshots, watches with bookmarks, streaming lists and 410 handling, writes
+//! (create, update, merge/JSON patch, delete), label/field selectors, metadata-only and
+//! `Table` responses, and lets tests inject faults and inspect every request served.
 //!
 //! It is not a real apiserver: there is no authentication, admission, validation beyond names,
 //! defaulting, garbage collection, server-side apply field management or persistence; see
