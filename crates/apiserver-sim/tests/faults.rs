@@ -134,14 +134,14 @@ async fn rejections_with_status_and_retry_after() {
 async fn latency_is_added_to_matching_requests() {
     let sim = seeded(1).await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
-    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(150));
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(400));
     let t = Instant::now();
     api.get("seed-0").await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert!(t.elapsed() >= Duration::from_millis(400));
     sim.faults().clear_latency();
     let t = Instant::now();
     api.get("seed-0").await.unwrap();
-    assert!(t.elapsed() < Duration::from_millis(150));
+    assert!(t.elapsed() < Duration::from_millis(400));
 }
 
 #[tokio::test]
