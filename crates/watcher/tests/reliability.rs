@@ -239,24 +239,31 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             let code = rejection(seed).code;
             let cached = set.watcher("secrets").and_then(|w| w.store().as_cached()).ok_or("no cached store")?;
             cached.clear_cache();
-            faults.reject_for(
-                Matcher::verb(Verb::Get).resource("secrets"),
-                Duration::from_millis(500),
-                rejection(seed),
-            );
+            // kube's client retries 429/503 itself (a few times, with backoff): three rejections
+            // reach it as one slow read or as one error, depending on the code.
+            faults.reject_next(Matcher::verb(Verb::Get).resource("secrets"), 3, rejection(seed));
             wl.run(&sim, 5).await?;
             // Reads during the fault may fail (a named error), never panic or hand out a
-            // wrong object.
-            for o in sim.list("secrets", None).unwrap_or_default().iter().take(3) {
-                let ns = o.pointer("/metadata/namespace").and_then(|v| v.as_str()).unwrap_or_default();
-                let name = o.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default();
-                if let Ok(got) = Store::get(cached, &[ns, name]).await {
-                    for g in got.iter() {
-                        if g.pointer("/metadata/name").and_then(|n| n.as_str()) != Some(name) {
-                            return Err(format!("read {ns}/{name} during the fault gave another object"));
+            // wrong object. Read until a read has met the fault (bounded).
+            let rejected =
+                |sim: &ApiServerSim| sim.requests().filter(|r| r.verb == Verb::Get && r.status == code).len();
+            for _ in 0..50 {
+                if rejected(&sim) > 0 {
+                    break;
+                }
+                cached.clear_cache();
+                for o in sim.list("secrets", None).unwrap_or_default() {
+                    let ns = o.pointer("/metadata/namespace").and_then(|v| v.as_str()).unwrap_or_default();
+                    let name = o.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default();
+                    if let Ok(got) = Store::get(cached, &[ns, name]).await {
+                        for g in got.iter() {
+                            if g.pointer("/metadata/name").and_then(|n| n.as_str()) != Some(name) {
+                                return Err(format!("read {ns}/{name} during the fault gave another object"));
+                            }
                         }
                     }
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             fired = observe(&sim, "rejected get", 1, |r| r.verb == Verb::Get && r.status == code).await?;
             wl.run(&sim, 5).await?;
@@ -297,6 +304,8 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             let lists = |sim: &ApiServerSim| sim.requests().count(Verb::List, "endpointslices.discovery.k8s.io");
             let before = lists(&sim);
             faults.pause_events();
+            // A write the watchers have not seen, then compaction: their resume point is gone.
+            wl.run(&sim, 3).await?;
             faults.compact();
             faults.set_latency(Matcher::verb(Verb::List), Duration::from_millis(100));
             faults.end_watches();
@@ -321,7 +330,7 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
                 wl.recreate(&sim)?;
                 wl.run(&sim, 3).await?;
             }
-            if seed % 2 == 0 {
+            if seed.is_multiple_of(2) {
                 faults.compact();
             }
             fired = observe(&sim, "rejected reconnect", 1, |r| r.status == 503).await?;
