@@ -754,12 +754,24 @@ impl Inner {
     async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
         let now = Instant::now();
         self.maybe_sweep(now);
-        if let [r] = refs
-            && let Some(one) = self.cached_one(r, now)
-        {
-            self.counters.hits.fetch_add(1, Relaxed);
+        if let Some(one) = self.single_hit(refs, now) {
             return Fetched { objects: Objects::shared(one), not_found: Vec::new(), failed: Vec::new() };
         }
+        self.resolve_at(refs, now).await
+    }
+
+    /// The object of a one-reference result, when cached: the common exact lookup, answered
+    /// without allocating.
+    #[inline]
+    fn single_hit(&self, refs: &[Arc<Reference>], now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
+        let [r] = refs else { return None };
+        let one = self.cached_one(r, now)?;
+        self.counters.hits.fetch_add(1, Relaxed);
+        Some(one)
+    }
+
+    /// `resolve` after the clock was read.
+    async fn resolve_at(self: &Arc<Self>, refs: &[Arc<Reference>], now: Instant) -> Fetched {
         let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             match self.cached(r, now) {
@@ -924,7 +936,14 @@ impl Store<CompactObject> for CachedStore {
     /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
     /// every object whose fetch failed. Objects that no longer exist (404) are left out.
     async fn get(&self, keys: &[&str]) -> Result<Objects<CompactObject>> {
-        self.get_detailed(keys).await?.into_result(Operation::Get, keys)
+        let inner = &self.inner;
+        let refs = inner.refs.get(keys)?;
+        let now = Instant::now();
+        inner.maybe_sweep(now);
+        if let Some(one) = inner.single_hit(&refs, now) {
+            return Ok(Objects::shared(one));
+        }
+        inner.resolve_at(&refs, now).await.into_result(Operation::Get, keys)
     }
 
     /// Every object (fetching all that are not cached).
