@@ -28,6 +28,8 @@ tasks:
                        tables in docs/benchmarks.md
   fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
                        (needs cargo-fuzz and a nightly toolchain)
+  soak [--seeds N] [--minutes M]  the reliability suite in release with N seeds per scenario,
+                       then its ignored soak test (every scenario, fresh seeds) for M minutes
   help                 this text
 ";
 
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         "bench" => bench(&rest),
         "integration" => integration(&rest),
         "fuzz" => fuzz(&rest),
+        "soak" => soak(&rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -200,4 +203,31 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         run(c).map_err(|e| format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)"))?;
     }
     Ok(())
+}
+
+/// `cargo xtask soak [--seeds N] [--minutes M]`: the fault-injection reliability suite in
+/// release with N seeds per scenario, then its `#[ignore]`d soak test for M minutes.
+fn soak(args: &[String]) -> Result<(), String> {
+    let value = |flag: &str, default: &str| -> Result<String, String> {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => {
+                let v = args.get(i + 1).ok_or(format!("{flag} needs a number"))?;
+                v.parse::<u64>().map_err(|_| format!("{flag} needs a number, not {v:?}"))?;
+                Ok(v.clone())
+            }
+            None => Ok(default.into()),
+        }
+    };
+    let seeds = value("--seeds", "100")?;
+    let minutes = value("--minutes", "10")?;
+    if let Some(a) = args.iter().find(|a| a.starts_with("--") && *a != "--seeds" && *a != "--minutes") {
+        return Err(format!("unknown argument {a:?}; usage: cargo xtask soak [--seeds N] [--minutes M]"));
+    }
+    let mut c = cargo();
+    c.env("KSTORE_SEEDS", &seeds).args(["test", "--release", "-p", "watcher", "--test", "reliability"]);
+    run(c)?;
+    let mut c = cargo();
+    c.env("KSTORE_SEEDS", &seeds).env("KSTORE_SOAK_MINUTES", &minutes);
+    c.args(["test", "--release", "-p", "watcher", "--test", "reliability", "--", "--ignored", "--nocapture", "soak"]);
+    run(c)
 }

@@ -25,6 +25,8 @@ const SEEDS: u64 = 20;
 /// Bound on the initial sync and on convergence after the faults stop.
 const SYNC_WITHIN: Duration = Duration::from_secs(30);
 const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+/// Seeds run concurrently (each with its own simulator).
+const CONCURRENT: usize = 20;
 /// Bound on waiting for a fault to be observed in the request log.
 const OBSERVE_WITHIN: Duration = Duration::from_secs(15);
 
@@ -351,11 +353,18 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
     }
     let seeds = seeds(default_seeds);
     let start = Instant::now();
-    let tasks: Vec<_> = seeds.iter().map(|&seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
     let mut failures = Vec::new();
     let mut total = SeedReport::default();
-    for (seed, task) in tasks {
-        match task.await {
+    let mut results = Vec::new();
+    // At most CONCURRENT seeds (simulators) at once.
+    for chunk in seeds.chunks(CONCURRENT) {
+        let tasks: Vec<_> = chunk.iter().map(|&seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
+        for (seed, task) in tasks {
+            results.push((seed, task.await));
+        }
+    }
+    for (seed, result) in results {
+        match result {
             Ok(Ok(r)) => {
                 total.faults += r.faults;
                 total.ops.add(&r.ops);
@@ -443,26 +452,33 @@ async fn soak() {
     let until = Instant::now() + Duration::from_secs(minutes * 60);
     let mut round = 0u64;
     let mut seeds_run = 0u64;
-    while Instant::now() < until && round < 1_000_000 {
+    // At least one round, then until the time is up (bounded in rounds too).
+    loop {
         for sc in ALL {
             if !selected(sc.name()) {
                 continue;
             }
-            let base = round * per_round;
-            let tasks: Vec<_> = (base..base + per_round).map(|seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
-            for (seed, task) in tasks {
-                match task.await {
-                    Ok(Ok(_)) => seeds_run += 1,
-                    Ok(Err(e)) => panic!(
-                        "scenario={} seed={seed}: {e}\nreplay: KSTORE_SEED={seed} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
-                        sc.name(),
-                        sc.name()
-                    ),
-                    Err(e) => panic!("scenario={} seed={seed}: panicked: {e}", sc.name()),
+            let base = 1_000 + round * per_round; // beyond the CI seeds
+            let seeds: Vec<u64> = (base..base + per_round).collect();
+            for chunk in seeds.chunks(CONCURRENT) {
+                let tasks: Vec<_> = chunk.iter().map(|&seed| (seed, tokio::spawn(run_seed(sc, seed)))).collect();
+                for (seed, task) in tasks {
+                    match task.await {
+                        Ok(Ok(_)) => seeds_run += 1,
+                        Ok(Err(e)) => panic!(
+                            "scenario={} seed={seed}: {e}\nreplay: KSTORE_SEED={seed} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
+                            sc.name(),
+                            sc.name()
+                        ),
+                        Err(e) => panic!("scenario={} seed={seed}: panicked: {e}", sc.name()),
+                    }
                 }
             }
         }
         round += 1;
+        if Instant::now() >= until || round >= 1_000_000 {
+            break;
+        }
     }
     println!("soak: {round} rounds, {seeds_run} scenario×seed runs in {minutes} min");
 }
