@@ -90,6 +90,15 @@ fn exact_get(c: &mut Criterion) {
                 black_box(p.mem.get(&[ns.as_str(), name.as_str()]).unwrap())
             })
         });
+        let mut reader = p.mem.reader();
+        g.bench_with_input(BenchmarkId::new("memory_store_reader", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                let (ns, name) = &ids[i & 4095];
+                i += 1;
+                black_box(reader.get(&[ns.as_str(), name.as_str()]).unwrap())
+            })
+        });
         let snap = p.mem.snapshot();
         g.bench_with_input(BenchmarkId::new("memory_store_snapshot", n), &n, |b, _| {
             let mut i = 0;

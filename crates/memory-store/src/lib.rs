@@ -15,9 +15,8 @@ mod index;
 mod store;
 
 pub use index::{Change, MemoryStats};
-pub use store::{Batch, MemoryStore, Snapshot};
+pub use store::{Batch, MemoryStore, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]
 mod tests;
-

@@ -68,7 +68,7 @@ pub struct MemoryStore<T> {
 
 struct Inner<T> {
     num_keys: usize,
-    state: ArcSwap<Index<T>>,
+    state: Arc<ArcSwap<Index<T>>>,
     writer: Mutex<()>,
 }
 
@@ -130,7 +130,7 @@ impl<T: KubeObject> MemoryStore<T> {
         Ok(MemoryStore {
             inner: Arc::new(Inner {
                 num_keys,
-                state: ArcSwap::from_pointee(Index::new(num_keys)),
+                state: Arc::new(ArcSwap::from_pointee(Index::new(num_keys))),
                 writer: Mutex::new(()),
             }),
         })
@@ -175,6 +175,15 @@ impl<T: KubeObject> MemoryStore<T> {
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
         Snapshot { state: self.inner.state.load_full() }
+    }
+
+    /// A reader handle that always sees the latest published state, checking for a new one
+    /// with a single relaxed pointer comparison per call instead of the publication load of
+    /// [`get`](Self::get). Use one per thread or task for hot lookup loops.
+    ///
+    /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
+    pub fn reader(&self) -> Reader<T> {
+        Reader { cache: arc_swap::Cache::new(self.inner.state.clone()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -283,6 +292,47 @@ impl<T: KubeObject> MemoryStore<T> {
     /// held; buckets sorted; counts agree). For tests; O(n).
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.inner.state.load().validate()
+    }
+}
+
+/// A cached reader of a [`MemoryStore`]; see [`MemoryStore::reader`].
+///
+/// Every call sees the latest published state (never a half-applied write), like the store's
+/// own methods; calls take `&mut self` because the handle refreshes its cached state.
+pub struct Reader<T> {
+    cache: arc_swap::Cache<Arc<ArcSwap<Index<T>>>, Arc<Index<T>>>,
+}
+
+impl<T> Clone for Reader<T> {
+    fn clone(&self) -> Self {
+        Reader { cache: self.cache.clone() }
+    }
+}
+
+impl<T: KubeObject> Reader<T> {
+    /// Like [`MemoryStore::get`].
+    pub fn get(&mut self, keys: &[&str]) -> Result<Objects<T>> {
+        lookup(self.cache.load(), keys)
+    }
+
+    /// Like [`MemoryStore::list`].
+    pub fn list(&mut self) -> Objects<T> {
+        list_all(self.cache.load())
+    }
+
+    /// Number of objects now.
+    pub fn len(&mut self) -> usize {
+        self.cache.load().len()
+    }
+
+    /// True when the store is empty now.
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the latest state.
+    pub fn snapshot(&mut self) -> Snapshot<T> {
+        Snapshot { state: self.cache.load().clone() }
     }
 }
 

@@ -170,6 +170,21 @@ fn results_never_change_and_snapshots_are_stable() {
 }
 
 #[test]
+fn reader_sees_every_new_state() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    let mut r = s.reader();
+    assert!(r.is_empty());
+    s.add(cm("ns", "a", "1"), k(["ns", "a"])).unwrap();
+    assert_eq!(names(&r.get(&["ns", "a"]).unwrap()), ["ns/a"]);
+    s.update(cm("ns", "a", "2"), k(["ns", "b"])).unwrap();
+    assert!(r.get(&["ns", "a"]).unwrap().is_empty());
+    assert_eq!(r.get(&["ns"]).unwrap()[0].metadata.resource_version.as_deref(), Some("2"));
+    let mut r2 = r.clone();
+    s.clear();
+    assert_eq!((r.len(), r2.list().len(), r.snapshot().len()), (0, 0, 0));
+}
+
+#[test]
 fn batch_publishes_once() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     s.add(cm("ns", "keep", "1"), k(["ns", "keep"])).unwrap();
@@ -243,6 +258,7 @@ fn send_sync_clone() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
     assert_send_sync::<MemoryStore<ConfigMap>>();
     assert_send_sync::<crate::Snapshot<ConfigMap>>();
+    assert_send_sync::<crate::Reader<ConfigMap>>();
     fn assert_dyn(_: &dyn Store<ConfigMap>) {}
     assert_dyn(&MemoryStore::<ConfigMap>::new(1).unwrap());
     let s = MemoryStore::<ConfigMap>::new(1).unwrap();
