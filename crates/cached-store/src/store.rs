@@ -178,7 +178,7 @@ struct Inner {
     cache: ObjectCache,
     evictions: Arc<AtomicU64>,
     weighing: Weighing,
-    inflight: Mutex<HashMap<u64, InFlight>>,
+    inflight: Mutex<HashMap<u64, InFlight, foldhash::fast::RandomState>>,
     /// Serialises feeding and cache fills, so a fill can never land after the watch event that
     /// invalidated it.
     feed: Mutex<()>,
@@ -341,7 +341,7 @@ impl CachedStore {
                 cache,
                 evictions,
                 weighing,
-                inflight: Mutex::new(HashMap::new()),
+                inflight: Mutex::new(HashMap::default()),
                 feed: Mutex::new(()),
                 fetcher: Fetcher {
                     client,
