@@ -291,6 +291,38 @@ impl Indexer {
         self.prepare(std::sync::Arc::make_mut(value));
     }
 
+    /// True when [`apply_to_meta`] fully applies `p` on a typed `ObjectMeta`.
+    fn meta_handles(p: &Path) -> bool {
+        matches!(p.segments(), [Segment::Field(root), rest @ ..] if &**root == "metadata" && match rest {
+            [Segment::Field(f)] => matches!(&**f, "managedFields" | "annotations" | "labels" | "ownerReferences" | "finalizers"),
+            [Segment::Field(f), Segment::Field(_)] => matches!(&**f, "annotations" | "labels"),
+            _ => false,
+        })
+    }
+
+    /// Applies one ignore pattern to a typed `ObjectMeta` when [`Self::meta_handles`] says it can.
+    fn apply_to_meta(p: &Path, meta: &mut ObjectMeta) {
+        if !Self::meta_handles(p) {
+            return;
+        }
+        match &p.segments()[1..] {
+            [Segment::Field(f)] => match &**f {
+                "managedFields" => meta.managed_fields = None,
+                "annotations" => meta.annotations = None,
+                "labels" => meta.labels = None,
+                "ownerReferences" => meta.owner_references = None,
+                _ => meta.finalizers = None,
+            },
+            [Segment::Field(f), Segment::Field(key)] => {
+                let map = if &**f == "annotations" { &mut meta.annotations } else { &mut meta.labels };
+                if let Some(m) = map {
+                    m.remove(&**key);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Removes every `ignoreFields` pattern from `value`, in place. Idempotent.
     pub fn remove_fields(&self, value: &mut Value) {
         for p in &self.ignore {
@@ -306,41 +338,23 @@ impl Indexer {
     /// applying `prepare` alone.
     pub fn prepare_meta(&self, meta: &mut ObjectMeta) {
         for p in &self.ignore {
-            let Some((Segment::Field(root), rest)) = p.segments().split_first() else { continue };
-            if &**root != "metadata" {
-                continue;
-            }
-            match rest {
-                [Segment::Field(f)] => match &**f {
-                    "managedFields" => meta.managed_fields = None,
-                    "annotations" => meta.annotations = None,
-                    "labels" => meta.labels = None,
-                    "ownerReferences" => meta.owner_references = None,
-                    "finalizers" => meta.finalizers = None,
-                    _ => {}
-                },
-                [Segment::Field(f), Segment::Field(key)] if &**f == "annotations" => {
-                    if let Some(a) = &mut meta.annotations {
-                        a.remove(&**key);
-                    }
-                }
-                [Segment::Field(f), Segment::Field(key)] if &**f == "labels" => {
-                    if let Some(l) = &mut meta.labels {
-                        l.remove(&**key);
-                    }
-                }
-                _ => {}
-            }
+            Self::apply_to_meta(p, meta);
         }
     }
 
     /// [`Indexer::prepare`] for a `DynamicObject`: `data` is prepared in place; the typed
     /// `metadata` goes through JSON only when some pattern can reach into it.
     pub fn prepare_dynamic(&self, obj: &mut DynamicObject) -> Result<(), PrepareError> {
-        let reaches_meta = self.ignore.iter().any(|p| match &p.segments()[0] {
-            Segment::Field(f) => &**f == "metadata",
-            Segment::Wildcard => true,
-            Segment::Index(_) => false,
+        // Patterns on whole metadata fields, labels or annotations apply to the typed
+        // metadata directly; only other patterns that reach into metadata need JSON.
+        self.prepare_meta(&mut obj.metadata);
+        let reaches_meta = self.ignore.iter().any(|p| {
+            let reaches = match &p.segments()[0] {
+                Segment::Field(f) => &**f == "metadata",
+                Segment::Wildcard => true,
+                Segment::Index(_) => false,
+            };
+            reaches && !Self::meta_handles(p)
         });
         if reaches_meta {
             let convert = |source| PrepareError::Convert { type_name: "ObjectMeta", source };
@@ -497,6 +511,10 @@ mod tests {
         assert_eq!(both, expected);
         assert!(meta.managed_fields.is_none());
         assert_eq!(meta.annotations.unwrap().len(), 1);
+        // The DynamicObject path gives the same object.
+        let mut d: DynamicObject = serde_json::from_value(v.clone()).unwrap();
+        ix.prepare_dynamic(&mut d).unwrap();
+        assert_eq!(serde_json::to_value(&d).unwrap(), expected);
     }
 
     #[test]

@@ -525,43 +525,28 @@ impl Shared {
         })
     }
 
-    /// Field removal → field selector → key extraction → compact object.
-    fn prepare(&self, obj: DynamicObject) -> Prepared {
-        let DynamicObject { types, mut metadata, data } = obj;
-        // Drop ignored metadata (managedFields, last-applied…) before converting it to JSON.
-        self.config.indexer.prepare_meta(&mut metadata);
-        let Some(identity) = Self::identity_of(&metadata) else {
+    /// Field removal → field selector → key extraction → compact object, on the
+    /// `DynamicObject` itself (typed metadata, JSON body): no intermediate JSON tree.
+    fn prepare(&self, mut obj: DynamicObject) -> Prepared {
+        let Some(identity) = Self::identity_of(&obj.metadata) else {
             warn!(resource = %self.config.name, "object without metadata.name ignored");
             return Prepared::Ignore;
         };
-        let mut map = match data {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        if let Some(t) = types {
-            map.insert("apiVersion".into(), Value::String(t.api_version));
-            map.insert("kind".into(), Value::String(t.kind));
+        if let Err(e) = self.config.indexer.prepare_dynamic(&mut obj) {
+            warn!(resource = %self.config.name, object = %identity, error = %e, "object not preparable; not stored");
+            return Prepared::Exclude(identity);
         }
-        match serde_json::to_value(&metadata) {
-            Ok(m) => map.insert("metadata".into(), m),
-            Err(e) => {
-                warn!(resource = %self.config.name, object = %identity, error = %e, "metadata not serialisable");
-                return Prepared::Exclude(identity);
-            }
-        };
-        let mut value = Value::Object(map);
-        self.config.indexer.prepare(&mut value);
         if let Some(fs) = &self.config.field_selector
-            && !fs.matches(&value)
+            && !fs.matches(&obj)
         {
             return Prepared::Exclude(identity);
         }
         let id_ref = store_types::IdentityRef {
-            namespace: metadata.namespace.as_deref().unwrap_or(""),
-            name: metadata.name.as_deref().unwrap_or(""),
-            uid: metadata.uid.as_deref(),
+            namespace: obj.metadata.namespace.as_deref().unwrap_or(""),
+            name: obj.metadata.name.as_deref().unwrap_or(""),
+            uid: obj.metadata.uid.as_deref(),
         };
-        let keys = match self.config.indexer.keys(&value) {
+        let keys = match self.config.indexer.keys(&obj) {
             Ok(k) => k,
             Err(e) => {
                 self.metrics.extraction_failures.get_or_create(&self.labels).inc();
@@ -572,7 +557,7 @@ impl Shared {
             }
         };
         self.failures.forget(id_ref);
-        match CompactObject::from_value(&value) {
+        match CompactObject::from_dynamic(&obj) {
             Ok(o) => Prepared::Store(Arc::new(o), keys),
             Err(e) => {
                 warn!(resource = %self.config.name, object = %identity, error = %e, "object not representable; not stored");
