@@ -29,7 +29,8 @@ tasks:
   fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
                        (needs cargo-fuzz and a nightly toolchain)
   soak [--seeds N] [--minutes M]  the reliability suite in release with N seeds per scenario,
-                       then its ignored soak test (every scenario, fresh seeds) for M minutes
+                       then its ignored soak test (every scenario, fresh seeds) for M minutes,
+                       then the 1M-object MemoryStore stress test
   help                 this text
 ";
 
@@ -229,5 +230,9 @@ fn soak(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.env("KSTORE_SEEDS", &seeds).env("KSTORE_SOAK_MINUTES", &minutes);
     c.args(["test", "--release", "-p", "watcher", "--test", "reliability", "--", "--ignored", "--nocapture", "soak"]);
+    run(c)?;
+    // The 1M-object MemoryStore stress variant (8 readers, 2 writers).
+    let mut c = cargo();
+    c.args(["test", "--release", "-p", "memory-store", "--test", "stress", "--", "--ignored", "--nocapture"]);
     run(c)
 }
