@@ -251,6 +251,13 @@ struct Inner {
 /// keeps its objects alive after eviction. Expired entries are removed on access, by an
 /// on-access sweep every `sweep_interval`, and by [`spawn_sweeper`](Self::spawn_sweeper).
 /// Object bodies never appear in `Debug` output or logs.
+///
+/// # Runtime
+/// Lookups that miss spawn their fetch as a Tokio task (so a cancelled caller neither stalls
+/// nor abandons it), so they must run inside a Tokio runtime — as every `kube::Client` call
+/// must. Construction and feeding are synchronous and need no runtime. Without
+/// [`spawn_sweeper`](Self::spawn_sweeper), the sweep of expired entries runs on the first
+/// lookup after each `sweep_interval`, costing that lookup one O(entries) pass.
 #[derive(Clone)]
 pub struct CachedStore {
     inner: Arc<Inner>,
@@ -542,8 +549,12 @@ impl CachedStore {
     }
 
     /// Spawns a task that sweeps expired entries every `sweep_interval` (default: the TTL), so
-    /// they do not pin memory while nobody reads. The task ends when the last handle to the
-    /// store is dropped; abort the returned handle to stop it earlier.
+    /// they do not pin memory while nobody reads, and so the sweep's O(entries) pass runs off
+    /// the read path. The task ends when the last handle to the store is dropped; abort the
+    /// returned handle to stop it earlier.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime, like `tokio::spawn`.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         let every = self.inner.sweep_every;
