@@ -322,7 +322,7 @@ impl CachedStore {
             (Some(b), Some(e)) => (Weighing::Bytes { min: b.div_ceil(e as u64) }, b),
             (Some(b), None) => (Weighing::Bytes { min: 1 }, b),
             (None, Some(e)) => (Weighing::Entries, e as u64),
-            (None, None) => unreachable!("validated"),
+            (None, None) => return Err(ConfigError::Unbounded { resource: config.resource_name() }),
         };
         let estimated_items = match config.max_entries {
             Some(e) => e,
