@@ -210,12 +210,27 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             wl.run(&sim, 10).await?;
         }
         Gone410 => {
+            let relists = |sim: &ApiServerSim| {
+                sim.requests()
+                    .filter(|r| {
+                        (r.verb == Verb::List && r.query_param("continue").is_none())
+                            || r.query_param("sendInitialEvents").as_deref() == Some("true")
+                    })
+                    .len()
+            };
+            let before = relists(&sim);
             faults.pause_events();
             wl.run(&sim, 10).await?;
             faults.compact();
             fired += faults.end_watches() as u64;
             faults.resume_events();
             wl.run(&sim, 5).await?;
+            // Every watcher relisted (paged or streaming) after its 410.
+            observe(&sim, "relists after 410", before + 3, |r| {
+                (r.verb == Verb::List && r.query_param("continue").is_none())
+                    || r.query_param("sendInitialEvents").as_deref() == Some("true")
+            })
+            .await?;
         }
         ExpiredContinue => wl.run(&sim, 5).await?,
         RejectList => {
