@@ -562,9 +562,13 @@ impl<'a> Node<'a> {
 }
 
 impl fmt::Debug for Node<'_> {
-    /// The value as compact JSON.
+    /// The value's shape only (kind and size), never its content — it may be part of a
+    /// Secret. Use `Display` to see the JSON on purpose.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        match self.kind() {
+            NodeKind::Object | NodeKind::Array => write!(f, "Node({:?}, {} entries)", self.kind(), self.len()),
+            k => write!(f, "Node({k:?})"),
+        }
     }
 }
 

@@ -242,9 +242,25 @@ impl<'de> serde::Deserialize<'de> for CompactObject {
 }
 
 impl fmt::Debug for CompactObject {
-    /// The object as compact JSON.
+    /// A summary that never shows values — objects may be Secrets, and `Debug` output ends up
+    /// in logs and panic messages: kind, identity, resourceVersion and encoded size. Use
+    /// `Display` (or [`CompactObject::to_value`]) to see the content on purpose.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.root(), f)
+        let text = |p: &str| self.pointer(p).and_then(|n| n.as_str());
+        let mut d = f.debug_struct("CompactObject");
+        match self.identity() {
+            Some(id) => {
+                d.field("kind", &text("/kind").unwrap_or("?"));
+                if !id.namespace.is_empty() {
+                    d.field("namespace", &id.namespace);
+                }
+                d.field("name", &id.name).field("resource_version", &self.resource_version().unwrap_or(""));
+            }
+            None => {
+                d.field("value", &self.root().kind());
+            }
+        }
+        d.field("bytes", &self.as_bytes().len()).finish()
     }
 }
 

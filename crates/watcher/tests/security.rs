@@ -233,12 +233,10 @@ async fn secret_data_never_reaches_logs_or_debug_output() {
     assert!(metadata_lists.len() >= 2, "initial list and the forced relist were metadata-only");
 }
 
-/// Known gap, kept visible: `CompactObject`'s `Debug` is the object's JSON, so `{:?}` of a
-/// Secret read from a store (or of a `Single`/`Objects` holding one) prints its data.
-/// compact-object is being changed by its owner; the proposed fix is a `Debug` that redacts
-/// `data`/`stringData` of `kind: Secret` (see docs/reliability.md). Run with `--ignored`.
+/// `CompactObject`'s `Debug` is a summary (kind, identity, resourceVersion, size) that never
+/// shows values, so `{:?}` of a Secret read from a store (or of a `Single`/`Objects` holding
+/// one) cannot print its data.
 #[test]
-#[ignore = "known gap: CompactObject Debug prints Secret data (compact-object owner to decide)"]
 fn debug_of_a_secret_object_redacts_its_data() {
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "a", "name": "b"},
         "data": {"tls.key": "UFJJVkFURS1LRVktREFUQS1ORVZFUi1JTi1ERUJVRw=="}});
