@@ -313,6 +313,22 @@ async fn watch_events_refresh_or_evict_entries() {
 }
 
 #[tokio::test]
+async fn moving_keys_without_a_new_version_keeps_the_cached_object() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    feed_from_sim(&sim, &store);
+    let before = store.get(&["default", "s-000"]).await.unwrap()[0].clone();
+    let v = sim.get("secrets", Some("default"), "s-000").unwrap().unwrap();
+    let same = Reference::new("default", "s-000", v["metadata"]["uid"].as_str(), Some(&rv_of(&v))).unwrap();
+    store.apply_reference(same, KeyTuple::new(["moved", "s-000"])).unwrap();
+    assert!(store.get(&["default", "s-000"]).await.unwrap().is_empty());
+    let after = store.get(&["moved"]).await.unwrap();
+    assert!(Arc::ptr_eq(&before, &after[0]), "the cached object moved with its reference");
+    assert_eq!(gets(&sim), 1);
+    store.validate().unwrap();
+}
+
+#[tokio::test]
 async fn relist_keeps_unchanged_entries_and_drops_the_rest() {
     let sim = sim_with_secrets("default", 3, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
