@@ -92,6 +92,9 @@ pub(crate) struct Index<T> {
     pub(crate) ordered: Option<OrdMap<KeyTuple, Bucket<T>>>,
     /// Sum of `heap_size()` of the objects plus their key bytes.
     pub(crate) bytes: usize,
+    /// Objects whose key tuple is exactly their (namespace, name): when that is every object,
+    /// key order is identity order and prefix results need no sorting check.
+    pub(crate) identity_keyed: usize,
     /// Every object in (namespace, name) order, built on the first `list` of this state and
     /// shared by every later one (states are immutable once published).
     pub(crate) list_cache: OnceLock<Arc<[Arc<T>]>>,
@@ -105,6 +108,7 @@ impl<T> Clone for Index<T> {
             exact: self.exact.clone(),
             ordered: self.ordered.clone(),
             bytes: self.bytes,
+            identity_keyed: self.identity_keyed,
             // A clone is about to be modified: its list is built afresh when asked for.
             list_cache: OnceLock::new(),
         }
@@ -119,6 +123,7 @@ impl<T: KubeObject> Index<T> {
             exact: ExactIndex::new(),
             ordered: (num_keys > 1).then(OrdMap::new),
             bytes: 0,
+            identity_keyed: 0,
             list_cache: OnceLock::new(),
         }
     }
@@ -138,6 +143,10 @@ impl<T: KubeObject> Index<T> {
             key_tuples,
             estimated_bytes: self.bytes + map_entries * MAP_ENTRY_OVERHEAD + buckets + boxes,
         }
+    }
+
+    fn keyed_by_identity(keys: &KeyTuple, okey: &ObjectKey) -> usize {
+        usize::from(keys == okey.as_tuple())
     }
 
     fn object_bytes(object: &T, keys: &KeyTuple, okey: &ObjectKey) -> usize {
@@ -173,7 +182,8 @@ impl<T: KubeObject> Index<T> {
         for (_, bucket) in self.prefix_buckets(prefix) {
             out.extend(bucket.iter().cloned());
         }
-        if !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
+        let keys_are_identities = self.identity_keyed == self.objects.len();
+        if !keys_are_identities && !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
             out.sort_by(|a, b| cmp_objects(&**a, &**b));
         }
         Objects::from(out)
@@ -201,6 +211,7 @@ impl<T: KubeObject> Index<T> {
                 }
                 let old = old.clone();
                 self.bytes -= Self::object_bytes(&old.object, &old.keys, &okey);
+                self.identity_keyed -= Self::keyed_by_identity(&old.keys, &okey);
                 if moved {
                     self.bucket_remove(&old.keys, &old.object);
                     self.bucket_insert(&keys, &object);
@@ -215,6 +226,7 @@ impl<T: KubeObject> Index<T> {
             }
         };
         self.bytes += Self::object_bytes(&object, &keys, &okey);
+        self.identity_keyed += Self::keyed_by_identity(&keys, &okey);
         self.objects.insert(okey, Slot { object, keys });
         change
     }
@@ -229,6 +241,7 @@ impl<T: KubeObject> Index<T> {
         }
         let slot = self.objects.remove(&identity.key)?;
         self.bytes -= Self::object_bytes(&slot.object, &slot.keys, &identity.key);
+        self.identity_keyed -= Self::keyed_by_identity(&slot.keys, &identity.key);
         self.bucket_remove(&slot.keys, &slot.object);
         Some(slot.object)
     }
@@ -307,6 +320,7 @@ impl<T: KubeObject> Index<T> {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let mut rebuilt: std::collections::BTreeMap<KeyTuple, Vec<Arc<T>>> = Default::default();
         let mut bytes = 0;
+        let mut identity_keyed = 0;
         for (okey, slot) in &self.objects {
             let Some(id) = slot.object.identity() else {
                 return Err(format!("object at {okey} has no identity"));
@@ -318,7 +332,11 @@ impl<T: KubeObject> Index<T> {
                 return Err(format!("object {okey} has {} keys, store has {}", slot.keys.len(), self.num_keys));
             }
             bytes += Self::object_bytes(&slot.object, &slot.keys, okey);
+            identity_keyed += Self::keyed_by_identity(&slot.keys, okey);
             rebuilt.entry(slot.keys.clone()).or_default().push(slot.object.clone());
+        }
+        if identity_keyed != self.identity_keyed {
+            return Err(format!("identity-keyed count {} != recomputed {identity_keyed}", self.identity_keyed));
         }
         if bytes != self.bytes {
             return Err(format!("byte count {} != recomputed {bytes}", self.bytes));

@@ -64,6 +64,11 @@ fn any_keys() -> impl Strategy<Value = Vec<String>> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (ns(), name(), full_keys(), 0u8..3).prop_map(|(ns, name, keys, rv)| Op::Add { ns, name, keys, rv }),
+        // Keys equal to the identity: the store's "keys are identities" fast path.
+        3 => (ns(), name(), 0u8..3).prop_map(|(ns, name, rv)| {
+            let keys = vec![ns.clone(), name.clone()];
+            Op::Add { ns, name, keys, rv }
+        }),
         4 => (ns(), name(), prop_oneof![9 => full_keys(), 1 => any_keys()], 0u8..3)
             .prop_map(|(ns, name, keys, rv)| Op::Update { ns, name, keys, rv }),
         2 => (ns(), name()).prop_map(|(ns, name)| Op::Delete { ns, name }),
