@@ -73,7 +73,11 @@ struct Counts {
     group_checks: AtomicU64,
 }
 
+/// The heap figures are process-wide: never run two stress tests at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn stress(objects: u64, secs: u64) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let writer_objects = WRITERS as u64 * GROUPS * GROUP_SIZE;
     assert!(objects > writer_objects, "at least {writer_objects} objects");
     let baseline = heap_meter::live();
