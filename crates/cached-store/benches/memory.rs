@@ -142,6 +142,18 @@ fn main() {
     println!("  (empty CachedStore incl. cache shards: {empty} B, not included above)");
     drop(cached);
 
+    // The same with a one-key index (no ordered map for prefix lookups).
+    let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 1);
+    let client = rt
+        .block_on(async { kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap() });
+    let cached = CachedStore::new(client, config).unwrap();
+    let before = live();
+    for (ns, name, uid, rv) in &metas {
+        cached.apply_reference(Reference::new(ns, name, Some(uid), Some(rv)).unwrap(), KeyTuple::new([name])).unwrap();
+    }
+    report("CachedStore: references + [name] index", live() - before, json_bytes);
+    drop(cached);
+
     // MemoryStore of the Secrets as compact objects.
     let compact: Vec<Arc<CompactObject>> =
         values.iter().map(|v| Arc::new(CompactObject::from_value(v).unwrap())).collect();
