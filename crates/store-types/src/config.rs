@@ -5,9 +5,7 @@ use std::ops::{Add, AddAssign};
 use std::str::FromStr;
 
 /// Which store holds a resource.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StoreType {
     /// Every object in memory (`store: full`, also accepted: `memory`).
     #[default]
@@ -42,9 +40,7 @@ impl FromStr for StoreType {
         match s {
             "full" | "memory" => Ok(StoreType::Memory),
             "on-demand" | "cached" => Ok(StoreType::Cached),
-            _ => Err(ParseStoreTypeError {
-                given: s.to_owned(),
-            }),
+            _ => Err(ParseStoreTypeError { given: s.to_owned() }),
         }
     }
 }
@@ -82,11 +78,8 @@ impl AddAssign for ChangeStats {
         self.created += rhs.created;
         self.modified += rhs.modified;
         self.deleted += rhs.deleted;
-        self.is_initial_sync = if was_empty {
-            rhs.is_initial_sync
-        } else {
-            self.is_initial_sync && rhs.is_initial_sync
-        };
+        self.is_initial_sync =
+            if was_empty { rhs.is_initial_sync } else { self.is_initial_sync && rhs.is_initial_sync };
     }
 }
 
@@ -122,20 +115,10 @@ mod tests {
 
     #[test]
     fn change_stats_sum() {
-        let a = ChangeStats {
-            created: 1,
-            is_initial_sync: true,
-            ..Default::default()
-        };
-        let b = ChangeStats {
-            deleted: 2,
-            ..Default::default()
-        };
+        let a = ChangeStats { created: 1, is_initial_sync: true, ..Default::default() };
+        let b = ChangeStats { deleted: 2, ..Default::default() };
         let s = a + b;
-        assert_eq!(
-            (s.created, s.deleted, s.total(), s.is_initial_sync),
-            (1, 2, 3, false)
-        );
+        assert_eq!((s.created, s.deleted, s.total(), s.is_initial_sync), (1, 2, 3, false));
         assert!(ChangeStats::default().is_empty());
         assert!((ChangeStats::default() + a).is_initial_sync);
     }

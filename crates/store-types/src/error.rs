@@ -167,20 +167,12 @@ mod tests {
 
     #[test]
     fn messages_name_operation_and_keys() {
-        let e =
-            StoreError::check_arity(Operation::Add, KeyArity::Exactly(2), &["a/b"]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"add: expected exactly 2 keys, got 1: ["a/b"]"#
-        );
+        let e = StoreError::check_arity(Operation::Add, KeyArity::Exactly(2), &["a/b"]).unwrap_err();
+        assert_eq!(e.to_string(), r#"add: expected exactly 2 keys, got 1: ["a/b"]"#);
         assert_eq!(e.operation(), Some(Operation::Add));
-        let e =
-            StoreError::check_arity::<&str>(Operation::Get, KeyArity::UpTo(2), &[]).unwrap_err();
+        let e = StoreError::check_arity::<&str>(Operation::Get, KeyArity::UpTo(2), &[]).unwrap_err();
         assert_eq!(e.to_string(), "get: expected 1 to 2 keys, got 0: []");
         assert!(StoreError::check_arity(Operation::Get, KeyArity::UpTo(2), &["a", "b"]).is_ok());
-        assert_eq!(
-            StoreError::NoIndexKeys.to_string(),
-            "a store needs at least one index key, got 0"
-        );
+        assert_eq!(StoreError::NoIndexKeys.to_string(), "a store needs at least one index key, got 0");
     }
 }

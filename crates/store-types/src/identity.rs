@@ -25,10 +25,7 @@ impl IdentityRef<'_> {
 
     /// An owned copy.
     pub fn to_owned(&self) -> Identity {
-        Identity {
-            key: self.key(),
-            uid: self.uid.map(Box::from),
-        }
+        Identity { key: self.key(), uid: self.uid.map(Box::from) }
     }
 }
 
@@ -73,11 +70,7 @@ impl fmt::Display for ObjectKey {
     /// comparisons never use this string).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ns = self.namespace();
-        if ns.is_empty() {
-            write!(f, "{}", self.name())
-        } else {
-            write!(f, "{ns}/{}", self.name())
-        }
+        if ns.is_empty() { write!(f, "{}", self.name()) } else { write!(f, "{ns}/{}", self.name()) }
     }
 }
 
@@ -96,10 +89,7 @@ pub struct Identity {
 impl Identity {
     /// An identity without uid.
     pub fn new(namespace: &str, name: &str) -> Self {
-        Identity {
-            key: ObjectKey::new(namespace, name),
-            uid: None,
-        }
+        Identity { key: ObjectKey::new(namespace, name), uid: None }
     }
 
     /// Sets the uid.
@@ -203,27 +193,17 @@ mod tests {
 
     #[test]
     fn typed_dynamic_partial_and_json_agree() {
-        let cm = ConfigMap {
-            metadata: meta(Some("default"), Some("cfg")),
-            ..Default::default()
-        };
+        let cm = ConfigMap { metadata: meta(Some("default"), Some("cfg")), ..Default::default() };
         let id = cm.identity().unwrap();
-        assert_eq!(
-            (id.namespace, id.name, id.uid),
-            ("default", "cfg", Some("u1"))
-        );
+        assert_eq!((id.namespace, id.name, id.uid), ("default", "cfg", Some("u1")));
         assert_eq!(KubeObject::resource_version(&cm), Some("42"));
 
-        let dynamic: DynamicObject =
-            serde_json::from_value(serde_json::to_value(&cm).unwrap()).unwrap();
+        let dynamic: DynamicObject = serde_json::from_value(serde_json::to_value(&cm).unwrap()).unwrap();
         assert_eq!(dynamic.identity(), Some(id));
         assert_eq!(KubeObject::resource_version(&dynamic), Some("42"));
 
-        let partial: PartialObjectMeta<ConfigMap> = PartialObjectMeta {
-            types: None,
-            metadata: cm.metadata.clone(),
-            _phantom: Default::default(),
-        };
+        let partial: PartialObjectMeta<ConfigMap> =
+            PartialObjectMeta { types: None, metadata: cm.metadata.clone(), _phantom: Default::default() };
         assert_eq!(partial.identity(), Some(id));
 
         let v = serde_json::to_value(&cm).unwrap();
@@ -233,26 +213,16 @@ mod tests {
 
     #[test]
     fn cluster_scoped_and_nameless() {
-        let ns = Namespace {
-            metadata: meta(None, Some("kube-system")),
-            ..Default::default()
-        };
+        let ns = Namespace { metadata: meta(None, Some("kube-system")), ..Default::default() };
         assert_eq!(ns.identity().unwrap().namespace, "");
-        let nameless = Namespace {
-            metadata: meta(None, None),
-            ..Default::default()
-        };
+        let nameless = Namespace { metadata: meta(None, None), ..Default::default() };
         assert!(nameless.identity().is_none());
         assert!(json_identity(&serde_json::json!({"metadata": {"name": 3}})).is_none());
     }
 
     #[test]
     fn object_keys_order_by_namespace_then_name() {
-        let mut keys = [
-            ObjectKey::new("b", "a"),
-            ObjectKey::new("a", "z"),
-            ObjectKey::new("", "x"),
-        ];
+        let mut keys = [ObjectKey::new("b", "a"), ObjectKey::new("a", "z"), ObjectKey::new("", "x")];
         keys.sort();
         let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["x", "a/z", "b/a"]);

@@ -253,10 +253,7 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
     /// `None` when some element contains `\0` (use [`KeyTuple::new`] for those).
     #[inline]
     pub fn new(elements: &'a [S]) -> Option<Self> {
-        elements
-            .iter()
-            .all(|e| !e.as_ref().as_bytes().contains(&0))
-            .then_some(PlainKeys(elements))
+        elements.iter().all(|e| !e.as_ref().as_bytes().contains(&0)).then_some(PlainKeys(elements))
     }
 
     /// Same value as [`KeyTuple::hash_with`] of the same elements.
@@ -304,10 +301,7 @@ impl Iterator for KeyElements<'_> {
         }
         self.rest = &self.rest[i.min(self.rest.len())..];
         // Elements were encoded from `&str`, so the bytes are valid UTF-8.
-        Some(
-            String::from_utf8(out)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        )
+        Some(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 }
 
@@ -331,15 +325,11 @@ mod tests {
         assert_eq!(k.to_vec(), v);
         assert_eq!(k.len(), 6);
         assert!(KeyTuple::new::<_, &str>([]).is_empty());
-        assert_eq!(
-            format!("{k:?}"),
-            r#"["", "a/b", "\0", "x\0\u{1}y", "ünï", "\u{10ffff}"]"#
-        );
+        assert_eq!(format!("{k:?}"), r#"["", "a/b", "\0", "x\0\u{1}y", "ünï", "\u{10ffff}"]"#);
     }
 
     fn elem() -> impl Strategy<Value = String> {
-        prop::sample::select(vec!["", "a", "b", "a/b", "\0", "a\0", "\u{1}", "ä", "ab"])
-            .prop_map(String::from)
+        prop::sample::select(vec!["", "a", "b", "a/b", "\0", "a\0", "\u{1}", "ä", "ab"]).prop_map(String::from)
     }
 
     fn tuple() -> impl Strategy<Value = Vec<String>> {
