@@ -102,9 +102,47 @@ pub struct CacheStats {
     pub references: usize,
 }
 
+/// Number of cache lines a [`Striped`] counter spreads over.
+const STRIPES: usize = 16;
+
+/// One counter on its own cache line.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// A counter spread over cache lines by thread, so hits on many cores at once do not contend
+/// for one line (2 KiB per store).
+struct Striped([Padded; STRIPES]);
+
+impl Default for Striped {
+    fn default() -> Self {
+        Striped(std::array::from_fn(|_| Padded::default()))
+    }
+}
+
+thread_local! {
+    /// This thread's stripe, assigned round-robin on first use.
+    static STRIPE: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % STRIPES
+    };
+}
+
+impl Striped {
+    #[inline]
+    fn add(&self, n: u64) {
+        let i = STRIPE.with(|i| *i);
+        self.0[i].0.fetch_add(n, Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Relaxed)).sum()
+    }
+}
+
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
+    hits: Striped,
     misses: AtomicU64,
     fetches: AtomicU64,
     fetch_errors: AtomicU64,
@@ -479,7 +517,7 @@ impl CachedStore {
         let c = &self.inner.counters;
         let cached_bytes = self.inner.cache.iter().map(|(_, e)| e.bytes).sum();
         CacheStats {
-            hits: c.hits.load(Relaxed),
+            hits: c.hits.sum(),
             misses: c.misses.load(Relaxed),
             fetches: c.fetches.load(Relaxed),
             fetch_errors: c.fetch_errors.load(Relaxed),
@@ -777,7 +815,7 @@ impl Inner {
     fn single_hit(&self, refs: &[Arc<Reference>], now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
         let [r] = refs else { return None };
         let one = self.cached_one(r, now)?;
-        self.counters.hits.fetch_add(1, Relaxed);
+        self.counters.hits.add(1);
         Some(one)
     }
 
@@ -791,7 +829,7 @@ impl Inner {
                 None => return Box::pin(self.resolve_slow(refs, out, i, now)).await,
             }
         }
-        self.counters.hits.fetch_add(refs.len() as u64, Relaxed);
+        self.counters.hits.add(refs.len() as u64);
         Fetched { objects: Objects::from(out), not_found: Vec::new(), failed: Vec::new() }
     }
 
@@ -814,7 +852,7 @@ impl Inner {
             slots.push(object);
         }
         let c = &self.counters;
-        c.hits.fetch_add((refs.len() - missing.len()) as u64, Relaxed);
+        c.hits.add((refs.len() - missing.len()) as u64);
         c.misses.fetch_add(missing.len() as u64, Relaxed);
         let outcomes: Vec<(usize, Outcome)> = if let [i] = missing[..] {
             vec![(i, self.load(refs[i].clone(), now).await)]
