@@ -157,7 +157,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     c.args(["bench", "--workspace"]);
     if quick {
         c.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
-        c.env("KSTORE_SYNC_OBJECTS", "10000").env("ROUNDS", "1");
+        c.env("KSTORE_SYNC_OBJECTS", "10000")
+            .env("ROUNDS", "1")
+            .env("SIM_BENCH_OBJECTS", "20000")
+            .env("SIM_BENCH_EVENTS", "10000");
     }
     eprintln!("$ {}", describe(&c));
     let output = c.output().map_err(|e| format!("could not run cargo bench: {e}"))?;
