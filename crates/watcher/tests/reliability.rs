@@ -15,6 +15,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use apiserver_sim::generate::Rng;
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use store_types::Store;
 use support::{Checked, OpCounts, Workload, cluster, converge, env_u64, seeds, selected};
@@ -45,11 +46,12 @@ enum Scenario {
     Restart,
     RelistBurst,
     RecreatedWhileDisconnected,
+    Mixed,
 }
 
 use Scenario::*;
 
-const ALL: [Scenario; 13] = [
+const ALL: [Scenario; 14] = [
     WatchEnded,
     WatchAborted,
     Gone410,
@@ -63,6 +65,7 @@ const ALL: [Scenario; 13] = [
     Restart,
     RelistBurst,
     RecreatedWhileDisconnected,
+    Mixed,
 ];
 
 impl Scenario {
@@ -81,6 +84,7 @@ impl Scenario {
             Restart => "restart",
             RelistBurst => "relist_burst",
             RecreatedWhileDisconnected => "recreated_while_disconnected",
+            Mixed => "mixed",
         }
     }
 
@@ -352,6 +356,41 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             }
             fired = observe(&sim, "rejected reconnect", 1, |r| r.status == 503).await?;
         }
+        Mixed => {
+            // Three faults drawn by the seed, back to back, each landing wherever the
+            // previous one left the watchers (backoff, relist, re-watch).
+            let mut rng = Rng::new(seed ^ 0xF417);
+            for _ in 0..3 {
+                match rng.range(0, 6) {
+                    0 => {
+                        faults.end_watches();
+                    }
+                    1 => {
+                        faults.abort_watches();
+                    }
+                    2 => {
+                        faults.pause_events();
+                        wl.run(&sim, 3).await?;
+                        faults.compact();
+                        faults.end_watches();
+                        faults.resume_events();
+                    }
+                    3 => faults.malformed_event(),
+                    4 => faults.restart(),
+                    5 => {
+                        faults.reject_next(Matcher::verb(Verb::Watch), 2, Rejection::status(500));
+                        faults.end_watches();
+                    }
+                    _ => {
+                        faults.set_latency(Matcher::any(), Duration::from_millis(100));
+                        wl.run(&sim, 3).await?;
+                        faults.clear_latency();
+                    }
+                }
+                fired += 1;
+                wl.run(&sim, 4).await?;
+            }
+        }
     }
     faults.reset();
     wl.run(&sim, 8).await?;
@@ -455,6 +494,7 @@ scenario_tests! {
     restart => Restart,
     relist_burst => RelistBurst,
     recreated_while_disconnected => RecreatedWhileDisconnected,
+    mixed => Mixed,
 }
 
 /// Every scenario, round after round with fresh seeds, for `KSTORE_SOAK_MINUTES` (default 1)
