@@ -150,7 +150,9 @@ impl<T: KubeObject> Index<T> {
     }
 
     fn object_bytes(object: &T, keys: &KeyTuple, okey: &ObjectKey) -> usize {
-        object.heap_size() + keys.heap_size() + okey.as_tuple().heap_size()
+        // A key tuple equal to the identity shares the identity's allocation (see `upsert`).
+        let key_bytes = if keys == okey.as_tuple() { 0 } else { keys.heap_size() };
+        object.heap_size() + key_bytes + okey.as_tuple().heap_size()
     }
 
     /// Exact lookup by a full key tuple's elements.
@@ -202,6 +204,13 @@ impl<T: KubeObject> Index<T> {
 
     /// Inserts or replaces `object` (whose identity has been checked) under `keys`.
     pub(crate) fn upsert(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> Change {
+        // `[namespace, name]` keys are the identity's own encoding: keep one allocation (the
+        // stored slot's, which shares the map's key, or the new identity's).
+        let keys = match self.objects.get(&okey) {
+            Some(old) if old.keys == keys => old.keys.clone(),
+            _ if keys == *okey.as_tuple() => okey.as_tuple().clone(),
+            _ => keys,
+        };
         let change = match self.objects.get(&okey) {
             Some(old) => {
                 let moved = old.keys != keys;
