@@ -170,7 +170,13 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
     } else {
         sim.client()
     };
-    let config = WatchConfig::from_yaml(support::CONFIG).map_err(|e| e.to_string())?;
+    // Half the seeds (2 and 3 mod 4, independent of the list mode) watch per namespace: one
+    // stream per namespace, relists published per namespace.
+    let per_namespace = seed % 4 >= 2;
+    let namespaces = support::namespaces_of(&objects);
+    let yaml = support::config(per_namespace.then_some(namespaces.as_slice()));
+    let config = WatchConfig::from_yaml(&yaml).map_err(|e| e.to_string())?;
+    let streams = if per_namespace { 3 * namespaces.len() } else { 3 };
     let options = SetOptions {
         streaming_lists: sc.streaming(seed),
         page_size: Some(sc.page_size()),
@@ -198,12 +204,12 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
     tokio::time::timeout(SYNC_WITHIN, set.wait_for_sync()).await.map_err(|_| "initial sync timed out".to_string())?;
     warm_cache(&set).await;
     wl.run(&sim, 12).await?;
-    watches_open(&sim, 3).await?;
+    watches_open(&sim, streams).await?;
 
     match sc {
         WatchEnded => {
             for _ in 0..3 {
-                watches_open(&sim, 3).await?;
+                watches_open(&sim, streams).await?;
                 fired += faults.end_watches() as u64;
                 wl.run(&sim, 5).await?;
             }
@@ -230,7 +236,7 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             faults.resume_events();
             wl.run(&sim, 5).await?;
             // Every watcher relisted (paged or streaming) after its 410.
-            observe(&sim, "relists after 410", before + 3, |r| {
+            observe(&sim, "relists after 410", before + streams, |r| {
                 (r.verb == Verb::List && r.query_param("continue").is_none())
                     || r.query_param("sendInitialEvents").as_deref() == Some("true")
             })

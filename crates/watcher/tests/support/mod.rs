@@ -34,6 +34,35 @@ watchedResources:
     cacheTTL: 1m
 "#;
 
+/// [`CONFIG`], optionally with every resource restricted to `namespaces` (one watch stream per
+/// namespace, so relists are per namespace too).
+pub fn config(namespaces: Option<&[String]>) -> String {
+    match namespaces {
+        None => CONFIG.to_owned(),
+        Some(ns) => {
+            let list = format!("    namespaces: [{}]\n", ns.join(", "));
+            let mut out = String::new();
+            for line in CONFIG.lines() {
+                out.push_str(line);
+                out.push('\n');
+                if line.trim_start().starts_with("indexBy:") {
+                    out.push_str(&list);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The namespaces of a set of objects, sorted.
+pub fn namespaces_of(objects: &[Value]) -> Vec<String> {
+    let set: BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    set.into_iter().collect()
+}
+
 /// The label the endpointslice store is indexed by.
 pub const SERVICE_LABEL: &str = "kubernetes.io/service-name";
 
