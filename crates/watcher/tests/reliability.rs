@@ -13,6 +13,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use apiserver_sim::generate::Rng;
@@ -47,11 +49,12 @@ enum Scenario {
     RelistBurst,
     RecreatedWhileDisconnected,
     Mixed,
+    ConcurrentReaders,
 }
 
 use Scenario::*;
 
-const ALL: [Scenario; 14] = [
+const ALL: [Scenario; 15] = [
     WatchEnded,
     WatchAborted,
     Gone410,
@@ -66,6 +69,7 @@ const ALL: [Scenario; 14] = [
     RelistBurst,
     RecreatedWhileDisconnected,
     Mixed,
+    ConcurrentReaders,
 ];
 
 impl Scenario {
@@ -85,6 +89,7 @@ impl Scenario {
             RelistBurst => "relist_burst",
             RecreatedWhileDisconnected => "recreated_while_disconnected",
             Mixed => "mixed",
+            ConcurrentReaders => "concurrent_readers",
         }
     }
 
@@ -106,6 +111,8 @@ impl Scenario {
 #[derive(Debug, Default, Clone, Copy)]
 struct SeedReport {
     faults: u64,
+    /// Reads checked by concurrent readers (snapshot buckets, CachedStore freshness).
+    reader_checks: u64,
     ops: OpCounts,
     checked: Checked,
 }
@@ -185,6 +192,7 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
     };
     let faults = sim.faults();
     let mut fired = 0u64;
+    let mut reader_checks = 0u64;
 
     if sc == ExpiredContinue {
         // Slow pages, so the initial paged lists are in progress when the log is compacted.
@@ -397,12 +405,100 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
                 wl.run(&sim, 4).await?;
             }
         }
+        ConcurrentReaders => {
+            // Readers run through churn, a 410 relist and a restart; each read checks what a
+            // render relies on (see `reader`).
+            let stop = Arc::new(AtomicBool::new(false));
+            let slices = set.watcher("endpointslices").and_then(|w| w.store().as_memory()).ok_or("no slices")?;
+            let cached = set.watcher("secrets").and_then(|w| w.store().as_cached()).ok_or("no cached store")?;
+            let readers: Vec<_> = (0..4)
+                .map(|r| tokio::spawn(reader(seed * 8 + r, slices.clone(), cached.clone(), stop.clone())))
+                .collect();
+            wl.run(&sim, 10).await?;
+            faults.pause_events();
+            wl.run(&sim, 5).await?;
+            faults.compact();
+            fired += faults.end_watches() as u64;
+            faults.resume_events();
+            wl.run(&sim, 10).await?;
+            faults.restart();
+            fired += 1;
+            wl.run(&sim, 10).await?;
+            // Let the readers see the recovery too, then stop them.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.store(true, Ordering::Relaxed);
+            for r in readers {
+                let (checks, fresh) = r.await.map_err(|e| format!("reader panicked: {e}"))??;
+                if checks == 0 || fresh == 0 {
+                    return Err(format!("a reader did not check anything ({checks} snapshots, {fresh} cached reads)"));
+                }
+                reader_checks += checks + fresh;
+            }
+        }
     }
     faults.reset();
     wl.run(&sim, 8).await?;
     let checked = converge(&sim, &set, CONVERGE_WITHIN).await?;
     set.stop();
-    Ok(SeedReport { faults: fired, ops: wl.ops, checked })
+    Ok(SeedReport { faults: fired, reader_checks, ops: wl.ops, checked })
+}
+
+/// A render-like reader: on every MemoryStore snapshot, a random slice is in the bucket of its
+/// own keys and that bucket holds only objects with those keys; every CachedStore read returns
+/// an object at least as new as the reference seen before the read (never stale). Returns the
+/// number of checks; errors of reads during faults are allowed (named errors), wrong answers
+/// are not.
+async fn reader(
+    seed: u64,
+    slices: memory_store::MemoryStore<compact_object::CompactObject>,
+    cached: cached_store::CachedStore,
+    stop: Arc<AtomicBool>,
+) -> Result<(u64, u64), String> {
+    let mut rng = Rng::new(seed);
+    let mut checks = 0;
+    let mut fresh = 0;
+    let name_of = |o: &compact_object::CompactObject, p: &str| o.pointer(p).and_then(|n| n.as_str().map(str::to_owned));
+    for _ in 0..100_000 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let snap = slices.snapshot();
+        let all = snap.list();
+        if !all.is_empty() {
+            let o = &all[(rng.next_u64() % all.len() as u64) as usize];
+            let ns = name_of(o, "/metadata/namespace").unwrap_or_default();
+            let name = name_of(o, "/metadata/name").unwrap_or_default();
+            let svc = name_of(o, &format!("/metadata/labels/{}", support::SERVICE_LABEL.replace('/', "~1")))
+                .unwrap_or_default();
+            let bucket = snap.get(&[&ns, &svc]).map_err(|e| e.to_string())?;
+            if !bucket.iter().any(|b| name_of(b, "/metadata/name").as_deref() == Some(&*name)) {
+                return Err(format!("{ns}/{name} missing from the bucket of its keys [{ns}, {svc}]"));
+            }
+            if let Some(b) = bucket.iter().find(|b| {
+                name_of(b, &format!("/metadata/labels/{}", support::SERVICE_LABEL.replace('/', "~1"))).as_deref()
+                    != Some(&*svc)
+            }) {
+                return Err(format!("bucket [{ns}, {svc}] holds {:?}", name_of(b, "/metadata/name")));
+            }
+        }
+        let refs = cached.references().list();
+        if !refs.is_empty() {
+            let r = &refs[(rng.next_u64() % refs.len() as u64) as usize];
+            let before: u64 = r.resource_version().and_then(|v| v.parse().ok()).unwrap_or_default();
+            if let Ok(got) = Store::get(&cached, &[r.namespace(), r.name()]).await
+                && let Some(o) = got.first()
+            {
+                let rv: u64 = name_of(o, "/metadata/resourceVersion").and_then(|v| v.parse().ok()).unwrap_or_default();
+                if rv < before {
+                    return Err(format!("stale read of {}/{}: rv {rv} < reference {before}", r.namespace(), r.name()));
+                }
+                fresh += 1;
+            }
+        }
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok((checks, fresh))
 }
 
 /// Runs every selected seed of a scenario concurrently; panics naming each failed seed.
@@ -427,6 +523,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
         match result {
             Ok(Ok(r)) => {
                 total.faults += r.faults;
+                total.reader_checks += r.reader_checks;
                 total.ops.add(&r.ops);
                 total.checked.full += r.checked.full;
                 total.checked.references += r.checked.references;
@@ -438,7 +535,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
     }
     println!(
         "reliability: scenario={} seeds={} faults={} ops={} (created {}, modified {}, relabelled {}, deleted {}, recreated {}) \
-         objects_checked={} references_checked={} cached_reads={} elapsed={:.1}s",
+         objects_checked={} references_checked={} cached_reads={} reader_checks={} elapsed={:.1}s",
         sc.name(),
         seeds.len(),
         total.faults,
@@ -451,6 +548,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
         total.checked.full,
         total.checked.references,
         total.checked.cached_reads,
+        total.reader_checks,
         start.elapsed().as_secs_f64()
     );
     if !failures.is_empty() {
@@ -501,6 +599,7 @@ scenario_tests! {
     relist_burst => RelistBurst,
     recreated_while_disconnected => RecreatedWhileDisconnected,
     mixed => Mixed,
+    concurrent_readers => ConcurrentReaders,
 }
 
 /// Every scenario, round after round with fresh seeds, for `KSTORE_SOAK_MINUTES` (default 1)
