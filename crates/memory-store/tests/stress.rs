@@ -141,9 +141,32 @@ fn stress(objects: u64, secs: u64) {
             let validate_at = Duration::from_millis(secs * 1000 * (r as u64 + 1) / (READERS as u64 + 2));
             let mut validated = false;
             let mut n = 0u64;
+            // Odd readers go through a `Reader` handle (cached pointer to the latest state),
+            // even ones through `MemoryStore::snapshot`.
+            let mut reader = (r % 2 == 1).then(|| store.reader());
             while !stop.load(Ordering::Relaxed) && n < 50_000_000 {
                 n += 1;
-                let snap = store.snapshot();
+                let snap = match reader.as_mut() {
+                    Some(reader) => {
+                        // One `Reader::get` sees one state: a group's side-a bucket is whole or
+                        // empty, at one even generation.
+                        let w = rng.below(WRITERS as u64) as usize;
+                        let g = rng.below(GROUPS);
+                        let a = reader.get(&[&writer_ns(w), &format!("g{g}-a")]).unwrap();
+                        assert!(a.is_empty() || a.len() as u64 == GROUP_SIZE, "half a group through Reader::get");
+                        if let Some(first) = a.first() {
+                            let rv = first.metadata.resource_version.clone();
+                            assert!(a.iter().all(|o| o.metadata.resource_version == rv), "mixed generations");
+                            let generation: u64 = rv.as_deref().unwrap().parse().unwrap();
+                            assert_eq!(generation % 2, 0, "side a holds even generations");
+                            let last = seen.entry((w, g)).or_default();
+                            assert!(generation >= *last, "generation went back through Reader::get");
+                            *last = generation;
+                        }
+                        reader.snapshot()
+                    }
+                    None => store.snapshot(),
+                };
                 counts.snapshots.fetch_add(1, Ordering::Relaxed);
                 assert_eq!(snap.len() as u64, objects, "object count is constant");
                 // A few groups per snapshot: entirely on one side, one generation, never older.
