@@ -100,7 +100,7 @@ impl Scenario {
 
     fn page_size(self) -> u32 {
         match self {
-            ExpiredContinue => 2,
+            ExpiredContinue => 1,
             RelistBurst => 4,
             _ => 7,
         }
@@ -196,13 +196,29 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
 
     if sc == ExpiredContinue {
         // Slow pages, so the initial paged lists are in progress when the log is compacted.
-        faults.set_latency(Matcher::verb(Verb::List), Duration::from_millis(40));
+        faults.set_latency(Matcher::verb(Verb::List), Duration::from_millis(50));
     }
     let set = ResourceSet::start(client, &config, options).await.map_err(|e| e.to_string())?;
     if sc == ExpiredContinue {
         observe(&sim, "a continued list", 1, |r| r.verb == Verb::List && r.query_param("continue").is_some()).await?;
-        wl.run(&sim, 2).await?;
-        faults.compact();
+        let expired = |sim: &ApiServerSim| {
+            sim.requests()
+                .filter(|r| r.verb == Verb::List && r.status == 410 && r.query_param("continue").is_some())
+                .len()
+        };
+        // A write and compaction while pages are pending; again (bounded) if every list
+        // happened to be between pages' responses and none was caught.
+        for _ in 0..5 {
+            wl.run(&sim, 1).await?;
+            faults.compact();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while expired(&sim) == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if expired(&sim) > 0 {
+                break;
+            }
+        }
         fired = observe(&sim, "410 on a continue token", 1, |r| {
             r.verb == Verb::List && r.status == 410 && r.query_param("continue").is_some()
         })
@@ -414,6 +430,30 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             let readers: Vec<_> = (0..4)
                 .map(|r| tokio::spawn(reader(seed * 8 + r, slices.clone(), cached.clone(), stop.clone())))
                 .collect();
+            // Evictions race the readers' fetches (single flight vs. eviction and invalidation).
+            let evictor = {
+                let (cached, stop) = (cached.clone(), stop.clone());
+                let mut rng = Rng::new(seed ^ 0xE71C);
+                tokio::spawn(async move {
+                    let mut evictions = 0u64;
+                    for i in 0..100_000u64 {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let refs = cached.references().list();
+                        if let Some(r) = refs.get((rng.next_u64() % refs.len().max(1) as u64) as usize) {
+                            cached.evict(r.namespace(), r.name());
+                            evictions += 1;
+                        }
+                        if i % 50 == 49 {
+                            cached.clear_cache();
+                            cached.sweep_expired();
+                        }
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    evictions
+                })
+            };
             wl.run(&sim, 10).await?;
             faults.pause_events();
             wl.run(&sim, 5).await?;
@@ -427,6 +467,7 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
             // Let the readers see the recovery too, then stop them.
             tokio::time::sleep(Duration::from_millis(300)).await;
             stop.store(true, Ordering::Relaxed);
+            fired += evictor.await.map_err(|e| format!("evictor panicked: {e}"))?;
             for r in readers {
                 let (checks, fresh) = r.await.map_err(|e| format!("reader panicked: {e}"))??;
                 if checks == 0 || fresh == 0 {
