@@ -328,8 +328,9 @@ impl Workload {
         Ok(())
     }
 
-    /// `n` endpointslice creates and relabels at once, without yielding (a burst).
-    pub fn burst(&mut self, sim: &ApiServerSim, n: usize) -> Result<(), String> {
+    /// `n` endpointslice creates and relabels in a burst (yielding every 25 writes, so that
+    /// the other seeds' tasks sharing the runtime keep running).
+    pub async fn burst(&mut self, sim: &ApiServerSim, n: usize) -> Result<(), String> {
         let e = |e: apiserver_sim::Error| e.to_string();
         let mut created = Vec::new();
         for i in 0..n {
@@ -347,6 +348,9 @@ impl Workload {
                 sim.create(obj).map_err(e)?;
                 self.ops.created += 1;
                 created.push((ns, name));
+            }
+            if i % 25 == 24 {
+                tokio::task::yield_now().await;
             }
         }
         Ok(())
