@@ -26,6 +26,7 @@ tasks:
                        read-write in a throwaway namespace, a real cluster
   bench [--quick]      every benchmark, side by side with its peers; rewrites the generated
                        tables in docs/benchmarks.md
+  loom                 loom models of snapshot publication (memory-store, --cfg kstore_loom)
   fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
                        (needs cargo-fuzz and a nightly toolchain)
   soak [--seeds N] [--minutes M]  the reliability suite in release with N seeds per scenario,
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         "demo" => demo(&rest),
         "bench" => bench(&rest),
         "integration" => integration(&rest),
+        "loom" => loom(),
         "fuzz" => fuzz(&rest),
         "soak" => soak(&rest),
         "help" | "-h" | "--help" => {
@@ -128,6 +130,16 @@ fn demo(args: &[String]) -> Result<(), String> {
         c.arg("--release");
     }
     c.arg("--").args(args);
+    run(c)
+}
+
+fn loom() -> Result<(), String> {
+    let mut c = cargo();
+    // A separate target directory: the cfg flag changes every dependency's build.
+    c.env("RUSTFLAGS", "--cfg kstore_loom")
+        .env("CARGO_TARGET_DIR", root().join("target/loom"))
+        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .args(["test", "--release", "-p", "memory-store", "--test", "loom"]);
     run(c)
 }
 

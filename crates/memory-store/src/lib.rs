@@ -13,9 +13,12 @@
 mod exact;
 mod index;
 mod store;
+mod sync;
 
 pub use index::{Change, MemoryStats};
-pub use store::{Batch, MemoryStore, Reader, Snapshot};
+#[cfg(not(kstore_loom))]
+pub use store::Reader;
+pub use store::{Batch, MemoryStore, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]

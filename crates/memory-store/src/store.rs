@@ -1,15 +1,15 @@
 //! `MemoryStore`, its snapshots and batches.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use store_types::{
     ChangeStats, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result, Store, StoreError,
 };
 
 use crate::index::{Change, Index, MemoryStats, Slot, encode};
+use crate::sync::{Mutex, MutexGuard, Published, published};
 
 /// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
 ///
@@ -41,7 +41,7 @@ use crate::index::{Change, Index, MemoryStats, Slot, encode};
 ///
 /// # Consistency and concurrency
 /// `MemoryStore` is `Send + Sync` and `Clone` (clones are handles to the same store). The whole
-/// state is an immutable, persistent value published through an [`ArcSwap`]:
+/// state is an immutable, persistent value published through an [`ArcSwap`](arc_swap::ArcSwap):
 /// * reads never take a lock and never wait for writers;
 /// * a read sees one complete state: the one published before it started, or a later one;
 ///   never a half-applied write or batch;
@@ -68,7 +68,7 @@ pub struct MemoryStore<T> {
 
 struct Inner<T> {
     num_keys: usize,
-    state: Arc<ArcSwap<Index<T>>>,
+    state: Arc<Published<Index<T>>>,
     writer: Mutex<()>,
 }
 
@@ -128,11 +128,7 @@ impl<T: KubeObject> MemoryStore<T> {
             return Err(StoreError::NoIndexKeys);
         }
         Ok(MemoryStore {
-            inner: Arc::new(Inner {
-                num_keys,
-                state: Arc::new(ArcSwap::from_pointee(Index::new(num_keys))),
-                writer: Mutex::new(()),
-            }),
+            inner: Arc::new(Inner { num_keys, state: published(Index::new(num_keys)), writer: Mutex::new(()) }),
         })
     }
 
@@ -182,6 +178,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// [`get`](Self::get). Use one per thread or task for hot lookup loops.
     ///
     /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
+    #[cfg(not(kstore_loom))]
     pub fn reader(&self) -> Reader<T> {
         Reader { cache: arc_swap::Cache::new(self.inner.state.clone()) }
     }
@@ -299,16 +296,19 @@ impl<T: KubeObject> MemoryStore<T> {
 ///
 /// Every call sees the latest published state (never a half-applied write), like the store's
 /// own methods; calls take `&mut self` because the handle refreshes its cached state.
+#[cfg(not(kstore_loom))]
 pub struct Reader<T> {
-    cache: arc_swap::Cache<Arc<ArcSwap<Index<T>>>, Arc<Index<T>>>,
+    cache: arc_swap::Cache<Arc<Published<Index<T>>>, Arc<Index<T>>>,
 }
 
+#[cfg(not(kstore_loom))]
 impl<T> Clone for Reader<T> {
     fn clone(&self) -> Self {
         Reader { cache: self.cache.clone() }
     }
 }
 
+#[cfg(not(kstore_loom))]
 impl<T: KubeObject> Reader<T> {
     /// Like [`MemoryStore::get`].
     pub fn get(&mut self, keys: &[&str]) -> Result<Objects<T>> {
