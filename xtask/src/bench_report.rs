@@ -13,7 +13,17 @@ pub(crate) const END: &str = "<!-- xtask-bench:end -->";
 
 /// Peers that results are compared with, in order of preference, matched against the
 /// benchmark's function id.
-const BASELINES: &[&str] = &["kube_reflector", "kube", "serde_json", "value_pointer", "value", "api_get", "plain"];
+const BASELINES: &[&str] = &[
+    "kube_reflector",
+    "kube",
+    "serde_json",
+    "value_pointer",
+    "value",
+    "Api<DynamicObject>::get",
+    "MemoryStore via Store::get",
+    "api_get",
+    "plain",
+];
 
 struct Row {
     function: String,
@@ -86,17 +96,23 @@ pub(crate) fn render(criterion_dir: &Path, stdout: &str, command: &str) -> Resul
             ))
         });
         md.push_str(&format!("#### {group}\n\n| benchmark | size | mean | ratio |\n|---|---:|---:|---:|\n"));
+        // Peers are compared within one size and one family (`ingress/…` vs `ingress/…`).
+        let family = |f: &str| f.rsplit_once('/').map_or("", |(a, _)| a).to_owned();
         for r in &rows {
             let peer = BASELINES
                 .iter()
-                .find_map(|b| rows.iter().find(|x| x.param == r.param && x.function.contains(b)))
+                .find_map(|b| {
+                    rows.iter().find(|x| {
+                        x.param == r.param && family(&x.function) == family(&r.function) && x.function.contains(b)
+                    })
+                })
                 .map(|p| r.mean_ns / p.mean_ns);
             md.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 r.function,
                 r.param,
                 fmt_ns(r.mean_ns),
-                peer.map_or("–".into(), |x| format!("{x:.2}"))
+                peer.map_or("–".into(), |x| if x < 0.01 { format!("{x:.1e}") } else { format!("{x:.2}") })
             ));
         }
         md.push('\n');
@@ -122,6 +138,9 @@ pub(crate) fn render(criterion_dir: &Path, stdout: &str, command: &str) -> Resul
         }
     }
     if !block.is_empty() {
+        if let Some(h) = heading {
+            md.push_str(&format!("#### {}\n\n", h.trim()));
+        }
         md.push_str(&block.join("\n"));
         md.push('\n');
     }
@@ -171,8 +190,14 @@ mod tests {
     #[test]
     fn renders_criterion_groups_with_ratios_and_printed_tables() {
         let dir = std::env::temp_dir().join(format!("kstore-bench-{}", std::process::id()));
-        for (f, mean) in [("memory_store", 50.0), ("kube_reflector", 100.0)] {
-            let d = dir.join("exact_get").join(f).join("1000").join("new");
+        for (f, mean) in [
+            ("memory_store", 50.0),
+            ("kube_reflector", 100.0),
+            ("b/serde_json", 10.0),
+            ("a/serde_json", 20.0),
+            ("a/compact", 10.0),
+        ] {
+            let d = dir.join("exact_get").join(f.replace('/', "_")).join("1000").join("new");
             fs::create_dir_all(&d).unwrap();
             fs::write(
                 d.join("benchmark.json"),
@@ -181,11 +206,18 @@ mod tests {
             .unwrap();
             fs::write(d.join("estimates.json"), format!(r#"{{"mean":{{"point_estimate":{mean}}}}}"#)).unwrap();
         }
-        let md = render(&dir, "noise\nsync of 10 objects\n| a | b |\n|---|---|\n| 1 | 2 |\ntrailer\n", "cmd").unwrap();
+        let md = render(
+            &dir,
+            "noise\nsync of 10 objects\n| a | b |\n|---|---|\n| 1 | 2 |\ntrailer\nlast table\n| c |\n",
+            "cmd",
+        )
+        .unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert!(md.contains("| memory_store | 1000 | 50.0 ns | 0.50 |"), "{md}");
         assert!(md.contains("| kube_reflector | 1000 | 100.0 ns | 1.00 |"), "{md}");
+        assert!(md.contains("| a/compact | 1000 | 10.0 ns | 0.50 |"), "peers within one family: {md}");
         assert!(md.contains("#### sync of 10 objects\n\n| a | b |"), "{md}");
+        assert!(md.contains("#### last table\n\n| c |"), "a table at the very end keeps its heading: {md}");
         assert_eq!(chrono_free_date().len(), 10);
     }
 }

@@ -24,8 +24,9 @@ tasks:
   integration [--kubeconfig PATH [--context NAME]]
                        the integration suite against the embedded apiserver-sim (default) or,
                        read-write in a throwaway namespace, a real cluster
-  bench [--quick]      every benchmark, side by side with its peers; rewrites the generated
-                       tables in docs/benchmarks.md
+  bench [--quick] [--report-only]
+                       every benchmark, side by side with its peers; rewrites the generated
+                       tables in docs/benchmarks.md (--report-only: from the last run's results)
   loom                 loom models of snapshot publication (memory-store, --cfg kstore_loom)
   fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
                        (needs cargo-fuzz and a nightly toolchain)
@@ -165,6 +166,11 @@ fn integration(args: &[String]) -> Result<(), String> {
 
 fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--report-only") {
+        // Re-render docs/benchmarks.md from the last run's results.
+        let stdout = std::fs::read_to_string(root().join("target/bench-output.txt")).map_err(|e| e.to_string())?;
+        return write_bench_report(&stdout, if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" });
+    }
     let mut c = cargo();
     // Only `[[bench]]` targets: libraries' unit-test harness rejects criterion's flags.
     c.args(["bench", "--workspace", "--bench", "*"]);
@@ -183,8 +189,11 @@ fn bench(args: &[String]) -> Result<(), String> {
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
         return Err(format!("cargo bench failed: {}", output.status));
     }
-    let command = if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
-    let generated = bench_report::render(&root().join("target/criterion"), &stdout, command)?;
+    write_bench_report(&stdout, if quick { "cargo xtask bench --quick" } else { "cargo xtask bench" })
+}
+
+fn write_bench_report(stdout: &str, command: &str) -> Result<(), String> {
+    let generated = bench_report::render(&root().join("target/criterion"), stdout, command)?;
     let path = root().join("docs/benchmarks.md");
     let doc = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let updated = bench_report::splice(&doc, &generated)?;

@@ -71,8 +71,13 @@ where
     let steady = heap_meter::live().saturating_sub(base);
     let peak = heap_meter::peak().saturating_sub(base);
     drop(held);
-    // Aborted tasks free their stores asynchronously: wait until the heap stops shrinking so
-    // the next measurement starts from a clean baseline.
+    settle_heap().await;
+    Measured { name, time, peak, steady, objects }
+}
+
+/// Aborted tasks free their stores asynchronously: wait until the heap stops shrinking so the
+/// next measurement starts from a clean baseline.
+async fn settle_heap() {
     let mut last = heap_meter::live();
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -82,7 +87,6 @@ where
         }
         last = now;
     }
-    Measured { name, time, peak, steady, objects }
 }
 
 async fn kstore(client: kube::Client, ignore: bool) -> (ResourceWatcher, usize) {
@@ -161,6 +165,7 @@ fn main() {
         // Warm-up: connection pools, TLS-free HTTP client state, the simulator's caches.
         drop(kstore(client.clone(), true).await);
         drop(reflector_dynamic(client.clone()).await);
+        settle_heap().await;
         let mut all: Vec<Measured> = Vec::new();
         for _ in 0..rounds {
             all.push(measure("kstore MemoryStore (ignoreFields)", || kstore(client.clone(), true)).await);
