@@ -6,14 +6,7 @@ use crate::document::{Document, Indexable, NodeKind, NodeRef};
 
 impl<'a> NodeRef<'a> for Node<'a> {
     fn kind(self) -> NodeKind {
-        match Node::kind(&self) {
-            compact_object::NodeKind::Null => NodeKind::Null,
-            compact_object::NodeKind::Bool => NodeKind::Bool,
-            compact_object::NodeKind::Number => NodeKind::Number,
-            compact_object::NodeKind::String => NodeKind::String,
-            compact_object::NodeKind::Array => NodeKind::Array,
-            compact_object::NodeKind::Object => NodeKind::Object,
-        }
+        Node::kind(&self)
     }
     fn get(self, key: &str) -> Option<Self> {
         Node::get(&self, key)

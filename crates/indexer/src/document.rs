@@ -14,22 +14,8 @@ use serde_json::Value;
 
 use crate::path::Segment;
 
-/// The JSON type of a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NodeKind {
-    /// `null`.
-    Null,
-    /// `true` or `false`.
-    Bool,
-    /// Any number.
-    Number,
-    /// A string.
-    String,
-    /// An array.
-    Array,
-    /// A map.
-    Object,
-}
+/// The JSON type of a node: compact-object's, shared by every document representation.
+pub use compact_object::NodeKind;
 
 /// A cheap (`Copy`) reference to one node of a [`Document`].
 ///

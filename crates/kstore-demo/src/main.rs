@@ -596,16 +596,7 @@ async fn churn(
             forced_410 = true;
             out.line(format!("  {:>6}  forced 410: event log compacted, watches ended", ms(start.elapsed())));
         }
-        while let Ok((name, s, at)) = changes.try_recv() {
-            notifications += 1;
-            out.line(format!(
-                "  {:>6}  on_change {name:<10} +{} ~{} -{}",
-                ms(at.duration_since(start)),
-                s.created,
-                s.modified,
-                s.deleted
-            ));
-        }
+        notifications += print_changes(changes, start, out);
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     // Converge: every full store must equal the simulator's state (identity and version).
@@ -659,16 +650,7 @@ async fn churn(
     let converged = start.elapsed();
     // Let the last debounced notifications fire.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    while let Ok((name, s, at)) = changes.try_recv() {
-        notifications += 1;
-        out.line(format!(
-            "  {:>6}  on_change {name:<10} +{} ~{} -{}",
-            ms(at.duration_since(start)),
-            s.created,
-            s.modified,
-            s.deleted
-        ));
-    }
+    notifications += print_changes(changes, start, out);
     out.line(format!(
         "  {ops} changes, {notifications} debounced notifications; every store equals the cluster \
          ({checked} objects checked by identity and resourceVersion) after {}",
@@ -676,6 +658,26 @@ async fn churn(
     ));
     Ok(json!({"changes": ops, "notifications": notifications, "objects_checked": checked, "forced_410": forced_410,
               "converged_ms": converged.as_secs_f64() * 1e3}))
+}
+
+/// Prints the change notifications received so far; returns how many.
+fn print_changes(
+    changes: &mut mpsc::UnboundedReceiver<(String, ChangeStats, Instant)>,
+    start: Instant,
+    out: &Out,
+) -> usize {
+    let mut n = 0;
+    while let Ok((name, s, at)) = changes.try_recv() {
+        n += 1;
+        out.line(format!(
+            "  {:>6}  on_change {name:<10} +{} ~{} -{}",
+            ms(at.saturating_duration_since(start)),
+            s.created,
+            s.modified,
+            s.deleted
+        ));
+    }
+    n
 }
 
 fn strip_server_fields(o: &mut Value) {
