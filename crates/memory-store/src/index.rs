@@ -132,6 +132,41 @@ impl<T: KubeObject> Index<T> {
         self.objects.len()
     }
 
+    /// A whole index from checked objects in one pass (a relist): sorted by identity once,
+    /// each bucket built once, instead of one upsert per object. The same identity twice: the
+    /// later one wins, as with repeated upserts.
+    pub(crate) fn build(num_keys: usize, mut items: Vec<(ObjectKey, Arc<T>, KeyTuple)>) -> Self {
+        // Stable: equal identities keep their input order, so the last of each run is the latest.
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(ObjectKey, Arc<T>, KeyTuple)> = Vec::with_capacity(items.len());
+        for item in items {
+            match unique.last_mut() {
+                Some(last) if last.0 == item.0 => *last = item,
+                _ => unique.push(item),
+            }
+        }
+        let mut index = Index::new(num_keys);
+        // Objects arrive in identity order, so every bucket is built already sorted.
+        let mut buckets: std::collections::HashMap<KeyTuple, Vec<Arc<T>>, foldhash::fast::RandomState> =
+            Default::default();
+        for (okey, object, keys) in unique {
+            // `[namespace, name]` keys share the identity's allocation, as in `upsert`.
+            let keys = if keys == *okey.as_tuple() { okey.as_tuple().clone() } else { keys };
+            index.bytes += Self::object_bytes(&object, &keys, &okey);
+            index.identity_keyed += Self::keyed_by_identity(&keys, &okey);
+            buckets.entry(keys.clone()).or_default().push(object.clone());
+            index.objects.insert(okey, Slot { object, keys });
+        }
+        for (keys, objects) in buckets {
+            let bucket: Bucket<T> = Arc::from(objects);
+            if let Some(ordered) = &mut index.ordered {
+                ordered.insert(keys.clone(), bucket.clone());
+            }
+            index.exact.insert(keys, bucket);
+        }
+        index
+    }
+
     pub(crate) fn stats(&self) -> MemoryStats {
         let objects = self.objects.len();
         let key_tuples = self.exact.len();

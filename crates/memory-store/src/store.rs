@@ -264,13 +264,13 @@ impl<T: KubeObject> MemoryStore<T> {
     {
         let guard = self.lock();
         let old = self.inner.state.load_full();
-        let mut next = Index::new(self.inner.num_keys);
+        let mut items = Vec::new();
         for (object, keys) in objects {
             check_full_keys(Operation::Batch, self.inner.num_keys, &keys)?;
             let okey = check_identity(Operation::Batch, &*object, &keys)?;
-            // The same identity twice in one relist: the later one wins.
-            next.upsert(okey, object, keys);
+            items.push((okey, object, keys));
         }
+        let next = Index::build(self.inner.num_keys, items);
         let mut stats = ChangeStats::default();
         for (okey, slot) in &next.objects {
             match old.get_object(okey) {
