@@ -71,14 +71,7 @@ impl Rng {
     fn uid(&mut self) -> String {
         let a = self.next_u64();
         let b = self.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            0x8000 | (b >> 48 & 0x3fff),
-            b & 0xffff_ffff_ffff
-        )
+        uuid_from(a, b)
     }
 }
 
@@ -118,6 +111,19 @@ const PATHS: &[&str] = &[
     "/assets",
 ];
 const ZONES: &[&str] = &["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+
+/// A version-4-UUID-shaped string from 128 random bits (used by the generator and by the
+/// simulator for the uids of created objects).
+pub(crate) fn uuid_from(a: u64, b: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 48 & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
 
 /// Builder of a generated cluster.
 #[derive(Debug, Clone)]

@@ -192,14 +192,7 @@ fn splitmix(mut x: u64) -> u64 {
 pub(crate) fn make_uid(seed: u64, n: u64) -> String {
     let a = splitmix(seed ^ n);
     let b = splitmix(a ^ n.rotate_left(17));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48 & 0x3fff),
-        b & 0xffff_ffff_ffff
-    )
+    crate::generate::uuid_from(a, b)
 }
 
 fn valid_name(name: &str) -> bool {

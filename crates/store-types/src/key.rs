@@ -52,12 +52,6 @@ impl KeyTuple {
         KeyTuple(Arc::from(buf))
     }
 
-    /// Encodes `elements` into `buf` (appending) without building a `KeyTuple`; used for
-    /// allocation-free lookups in maps keyed by [`KeyTuple::as_bytes`].
-    pub fn encode_into<S: AsRef<str>>(buf: &mut impl Extend<u8>, elements: &[S]) {
-        Self::encode_with(elements, |chunk| buf.extend(chunk.iter().copied()));
-    }
-
     /// Encodes `elements`, handing the encoded bytes to `sink` in chunks (the fastest way to
     /// fill a stack buffer: `|c| buf.extend_from_slice(c)`).
     #[inline]
