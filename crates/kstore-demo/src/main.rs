@@ -236,7 +236,8 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
     let mut kube_total = 0usize;
     for (name, w) in set.watchers() {
         let (ar, _) = watcher::resolve(&client, w.config()).await?;
-        let (objects, kstore_bytes) = store_bytes(w.store());
+        let stats = w.store().stats();
+        let (objects, kstore_bytes) = (stats.objects, stats.estimated_bytes);
         let (kube_time, kube_bytes, kube_objects) = reflector_cost(client.clone(), &ar).await?;
         kube_total += kube_bytes;
         let kb = kstore_bytes / objects.max(1);
@@ -314,21 +315,6 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
     set.stop();
     out.line(format!("\ndone in {}", ms(started.elapsed())));
     Ok(Value::Object(report))
-}
-
-/// Objects and bytes a store accounts for (references plus cached bodies for on-demand).
-fn store_bytes(store: &StoreHandle) -> (usize, usize) {
-    match store {
-        StoreHandle::Memory(s) => {
-            let st = s.stats();
-            (st.objects, st.estimated_bytes)
-        }
-        StoreHandle::Cached(c) => {
-            let st = c.references().stats();
-            (st.objects, st.estimated_bytes + c.cache_stats().cached_bytes as usize)
-        }
-        _ => (store.len(), 0),
-    }
 }
 
 /// Progress bars per resource, updated as events arrive, until everything is synced.

@@ -153,6 +153,21 @@ impl StoreHandle {
         }
     }
 
+    /// Objects (or references), key tuples and estimated bytes; for an on-demand store the
+    /// estimate covers its references and the cached objects.
+    pub fn stats(&self) -> memory_store::MemoryStats {
+        match self {
+            StoreHandle::Memory(s) => s.stats(),
+            StoreHandle::Cached(c) => {
+                let refs = c.references().stats();
+                memory_store::MemoryStats {
+                    estimated_bytes: refs.estimated_bytes + c.cache_stats().cached_bytes as usize,
+                    ..refs
+                }
+            }
+        }
+    }
+
     /// The CachedStore, for `store: on-demand` resources.
     pub fn as_cached(&self) -> Option<&CachedStore> {
         match self {
@@ -734,16 +749,7 @@ impl Shared {
     }
 
     fn update_gauges(&self) {
-        let st = match &self.store {
-            StoreHandle::Memory(store) => store.stats(),
-            StoreHandle::Cached(c) => {
-                let refs = c.references().stats();
-                memory_store::MemoryStats {
-                    estimated_bytes: refs.estimated_bytes + c.cache_stats().cached_bytes as usize,
-                    ..refs
-                }
-            }
-        };
+        let st = self.store.stats();
         self.metrics.objects.get_or_create(&self.labels).set(st.objects as i64);
         self.metrics.key_tuples.get_or_create(&self.labels).set(st.key_tuples as i64);
         self.metrics.estimated_bytes.get_or_create(&self.labels).set(st.estimated_bytes as i64);
