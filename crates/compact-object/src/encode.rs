@@ -142,11 +142,13 @@ pub(crate) struct Builder {
     keys: Vec<usize>,
     /// The real error behind a serde `custom` error raised while a `Deserializer` drove us.
     pub(crate) error: Option<Error>,
+    /// Store floats without fractional part as integers (see [`crate::integral`]).
+    pub(crate) normalize_numbers: bool,
 }
 
 impl Builder {
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        Builder { buf: Vec::with_capacity(cap), depth: 0, keys: Vec::new(), error: None }
+        Builder { buf: Vec::with_capacity(cap), depth: 0, keys: Vec::new(), error: None, normalize_numbers: false }
     }
 
     #[inline]
@@ -183,6 +185,13 @@ impl Builder {
     /// Non-finite floats become `null`, as in `serde_json::Value`.
     #[inline]
     pub(crate) fn f64(&mut self, f: f64) {
+        if self.normalize_numbers {
+            match crate::prune::integral(f) {
+                Some(crate::Integral::I64(i)) => return self.i64(i),
+                Some(crate::Integral::U64(u)) => return self.u64(u),
+                None => {}
+            }
+        }
         if f.is_finite() {
             self.buf.push(FLOAT);
             put_f64(&mut self.buf, f);
@@ -227,6 +236,12 @@ impl Builder {
 
     pub(crate) fn end_array(&mut self, open: Open, count: usize) -> Result<()> {
         self.finish(open, ARRAY, count)
+    }
+
+    /// Closes an object whose keys are known to be distinct (copied from an encoded object).
+    pub(crate) fn end_unique_object(&mut self, open: Open, count: usize) -> Result<()> {
+        self.keys.truncate(open.keys_mark);
+        self.finish(open, OBJECT, count)
     }
 
     pub(crate) fn end_object(&mut self, open: Open, count: usize) -> Result<()> {

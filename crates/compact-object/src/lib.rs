@@ -22,6 +22,8 @@ mod error;
 mod intern;
 mod node;
 mod object;
+mod prune;
+mod resource;
 mod ser;
 
 pub use de::DeError;
@@ -30,6 +32,8 @@ pub use error::{Error, Result};
 pub use intern::{InternerStats, MAX_KEY_LEN, MAX_KEYS, interner_stats};
 pub use node::{Node, NodeKind};
 pub use object::CompactObject;
+pub use prune::{Integral, Pruner, Step, integral};
+pub use resource::CompactResource;
 
 #[cfg(test)]
 mod tests;

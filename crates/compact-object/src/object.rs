@@ -160,7 +160,7 @@ impl CompactObject {
         self.buf.as_bytes()
     }
 
-    fn from_encoded(buf: Vec<u8>) -> Result<CompactObject> {
+    pub(crate) fn from_encoded(buf: Vec<u8>) -> Result<CompactObject> {
         let size = buf.len();
         if size > u32::MAX as usize {
             return Err(Error::TooLarge { size });
@@ -171,6 +171,12 @@ impl CompactObject {
         let buf: Arc<str> = Arc::from(buf);
         let meta = find_meta(&buf);
         Ok(CompactObject { buf, meta })
+    }
+
+    /// The encoding as the `str` it is (see `encode`).
+    #[inline]
+    pub(crate) fn as_str(&self) -> &str {
+        &self.buf
     }
 
     #[inline]

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_core::DynamicObject;
 use serde_json::Value;
+use compact_object::{CompactObject, Pruner, Step};
+use smallvec::SmallVec;
 use store_types::KeyTuple;
 
 use crate::document::{Document, Indexable, NodeRef, render, resolve};
@@ -369,6 +371,25 @@ impl Indexer {
         Ok(())
     }
 
+    /// [`Indexer::prepare`] for a [`CompactObject`]: a copy without the `ignoreFields`
+    /// patterns and, with `normalize_numbers`, with integral floats turned into integers;
+    /// `None` when nothing changes (keep the original). Equal to converting to JSON,
+    /// [`Indexer::prepare`] (or [`Indexer::remove_fields`] without `normalize_numbers`) and
+    /// converting back, but one pass over the encoding that copies kept subtrees as bytes
+    /// and never builds a JSON tree. Objects decoded through
+    /// [`compact_object::CompactResource`] are normalised already: pass `false`.
+    pub fn prepare_compact(
+        &self,
+        obj: &CompactObject,
+        normalize_numbers: bool,
+    ) -> Result<Option<CompactObject>, compact_object::Error> {
+        if self.ignore.is_empty() && !normalize_numbers {
+            return Ok(None);
+        }
+        let root: Cursors = (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect();
+        obj.prune(&IgnorePruner(&self.ignore), &root, normalize_numbers)
+    }
+
     /// [`Indexer::prepare`] for a typed object: converts it to JSON, prepares it and converts
     /// it back (one serialization and one deserialization; prefer preparing the JSON before
     /// deserializing when you have it).
@@ -436,17 +457,48 @@ pub fn normalize_numbers(value: &mut Value) {
 }
 
 fn integral(f: f64) -> Option<Value> {
-    // 2^63 and 2^64 are exact in f64; the ranges below are exactly the representable ones.
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
-    if !f.is_finite() || f.fract() != 0.0 {
-        None
-    } else if (-TWO_63..TWO_63).contains(&f) {
-        Some(Value::from(f as i64))
-    } else if (0.0..TWO_64).contains(&f) {
-        Some(Value::from(f as u64))
-    } else {
-        None
+    match compact_object::integral(f)? {
+        compact_object::Integral::I64(i) => Some(Value::from(i)),
+        compact_object::Integral::U64(u) => Some(Value::from(u)),
+    }
+}
+
+/// Where the `ignoreFields` patterns stand inside an entered container: (pattern, segment).
+type Cursors = SmallVec<[(usize, usize); 4]>;
+
+/// [`Indexer::remove_fields`]'s rules as a [`Pruner`]: a last `Field` segment removes the
+/// member; wildcards match every member and element; arrays never lose elements.
+struct IgnorePruner<'a>(&'a [Path]);
+
+impl IgnorePruner<'_> {
+    fn step(&self, at: &Cursors, matches: impl Fn(&Segment) -> bool, in_object: bool) -> Step<Cursors> {
+        let mut next = Cursors::new();
+        for &(p, i) in at {
+            let segs = self.0[p].segments();
+            if !matches(&segs[i]) {
+                continue;
+            }
+            if i + 1 == segs.len() {
+                if in_object && matches!(segs[i], Segment::Field(_)) {
+                    return Step::Remove;
+                }
+            } else {
+                next.push((p, i + 1));
+            }
+        }
+        if next.is_empty() { Step::Keep } else { Step::Enter(next) }
+    }
+}
+
+impl Pruner for IgnorePruner<'_> {
+    type State = Cursors;
+
+    fn member(&self, at: &Cursors, key: &str) -> Step<Cursors> {
+        self.step(at, |s| matches!(s, Segment::Field(f) if **f == *key) || *s == Segment::Wildcard, true)
+    }
+
+    fn element(&self, at: &Cursors, index: usize) -> Step<Cursors> {
+        self.step(at, |s| *s == Segment::Index(index) || *s == Segment::Wildcard, false)
     }
 }
 
@@ -777,6 +829,25 @@ mod tests {
             let once = v.clone();
             ix.prepare(&mut v);
             prop_assert_eq!(v, once);
+        }
+
+        #[test]
+        fn compact_prepare_equals_json_prepare(
+            v in arb_json(),
+            patterns in prop::collection::vec(prop_oneof![field_path(), arb_path()], 0..4),
+            normalize in any::<bool>(),
+        ) {
+            let ix = remover(patterns);
+            let compact = CompactObject::from_value(&v).unwrap();
+            let mut expected = v.clone();
+            if normalize { ix.prepare(&mut expected) } else { ix.remove_fields(&mut expected) }
+            let pruned = ix.prepare_compact(&compact, normalize).unwrap();
+            prop_assert_eq!(pruned.is_some(), expected != v, "None exactly when nothing changes");
+            let got = pruned.unwrap_or(compact);
+            prop_assert_eq!(got.to_value(), expected.clone());
+            // The copy is a well-formed encoding: it equals a fresh encoding of the result.
+            let fresh = CompactObject::from_value(&expected).unwrap();
+            prop_assert_eq!(got.as_bytes(), fresh.as_bytes());
         }
 
         #[test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cached_store::{CachedStore, CachedStoreConfig, Reference};
-use compact_object::CompactObject;
+use compact_object::{CompactObject, CompactResource};
 use futures::{Stream, StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -14,8 +14,8 @@ use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use memory_store::{Change, MemoryStore};
-use serde_json::{Map, Value};
-use store_types::{ChangeStats, Identity, KeyTuple};
+use serde_json::Value;
+use store_types::{ChangeStats, Identity, KeyTuple, KubeObject};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -370,13 +370,18 @@ impl ResourceWatcher {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                     None => Api::all_with(client.clone(), &ar),
                 };
-                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev.map(meta_event))).boxed()
+                let indexer = Arc::new(config.indexer.clone());
+                watcher::watcher(api, wc.clone())
+                    .default_backoff()
+                    .map(move |ev| (i, ev.map(|ev| meta_event(&indexer, ev))))
+                    .boxed()
             } else {
-                let api: Api<DynamicObject> = match ns {
+                // Pages and watch events decode straight into compact objects.
+                let api: Api<CompactResource> = match ns {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                     None => Api::all_with(client.clone(), &ar),
                 };
-                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev)).boxed()
+                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev.map(compact_event))).boxed()
             }
         });
         let merged = stream::select_all(streams);
@@ -471,22 +476,41 @@ impl Drop for ResourceWatcher {
 /// A prepared object and its keys.
 type Item = (Arc<CompactObject>, KeyTuple);
 
-type Tagged = (usize, Result<Event<DynamicObject>, watcher::Error>);
+/// An object as both feeds deliver it: compact, or (metadata feed only) not representable.
+type Incoming = Result<CompactObject, Unrepresentable>;
 
-/// A metadata-only event as a `DynamicObject` with no body, so one pipeline serves both feeds.
-fn meta_event(ev: Event<PartialObjectMeta<DynamicObject>>) -> Event<DynamicObject> {
-    let conv = |p: PartialObjectMeta<DynamicObject>| DynamicObject {
-        types: p.types,
-        metadata: p.metadata,
-        data: Value::Object(Map::new()),
-    };
+type Tagged = (usize, Result<Event<Incoming>, watcher::Error>);
+
+/// Metadata that could not be encoded as a compact object (for example nested deeper than
+/// compact-object's limit).
+struct Unrepresentable {
+    identity: Option<Identity>,
+    error: compact_object::Error,
+}
+
+fn map_event<T, U>(ev: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
     match ev {
-        Event::Apply(p) => Event::Apply(conv(p)),
-        Event::Delete(p) => Event::Delete(conv(p)),
+        Event::Apply(o) => Event::Apply(f(o)),
+        Event::Delete(o) => Event::Delete(f(o)),
         Event::Init => Event::Init,
-        Event::InitApply(p) => Event::InitApply(conv(p)),
+        Event::InitApply(o) => Event::InitApply(f(o)),
         Event::InitDone => Event::InitDone,
     }
+}
+
+fn compact_event(ev: Event<CompactResource>) -> Event<Incoming> {
+    map_event(ev, |r| Ok(r.into_object()))
+}
+
+/// A metadata-only event as a compact object with no body, so one pipeline serves both
+/// feeds. Whole-field `ignoreFields` patterns on metadata (managedFields, …) are applied to
+/// the typed metadata first, so they are never encoded.
+fn meta_event(indexer: &indexer::Indexer, ev: Event<PartialObjectMeta<DynamicObject>>) -> Event<Incoming> {
+    map_event(ev, |mut p| {
+        indexer.prepare_meta(&mut p.metadata);
+        CompactObject::from_serialize(&p)
+            .map_err(|error| Unrepresentable { identity: Shared::identity_of(&p.metadata), error })
+    })
 }
 
 async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
@@ -540,26 +564,36 @@ impl Shared {
         })
     }
 
-    /// Field removal → field selector → key extraction → compact object, on the
-    /// `DynamicObject` itself (typed metadata, JSON body): no intermediate JSON tree.
-    fn prepare(&self, mut obj: DynamicObject) -> Prepared {
-        let Some(identity) = Self::identity_of(&obj.metadata) else {
+    /// Field removal → field selector → key extraction, on the compact object itself: no
+    /// JSON tree, no typed metadata (the full feed decodes pages and events straight into
+    /// compact objects with numbers normalised).
+    fn prepare(&self, incoming: Incoming) -> Prepared {
+        let obj = match incoming {
+            Ok(obj) => obj,
+            Err(Unrepresentable { identity, error }) => {
+                warn!(resource = %self.config.name, object = ?identity, error = %error, "object not representable; not stored");
+                return identity.map_or(Prepared::Ignore, Prepared::Exclude);
+            }
+        };
+        let Some(identity) = obj.identity().map(|id| id.to_owned()) else {
             warn!(resource = %self.config.name, "object without metadata.name ignored");
             return Prepared::Ignore;
         };
-        if let Err(e) = self.config.indexer.prepare_dynamic(&mut obj) {
-            warn!(resource = %self.config.name, object = %identity, error = %e, "object not preparable; not stored");
-            return Prepared::Exclude(identity);
-        }
+        // Metadata-feed objects were built from typed metadata, not decoded normalised.
+        let obj = match self.config.indexer.prepare_compact(&obj, self.metadata_feed) {
+            Ok(pruned) => pruned.unwrap_or(obj),
+            Err(e) => {
+                warn!(resource = %self.config.name, object = %identity, error = %e, "object not preparable; not stored");
+                return Prepared::Exclude(identity);
+            }
+        };
         if let Some(fs) = &self.config.field_selector
             && !fs.matches(&obj)
         {
             return Prepared::Exclude(identity);
         }
-        let id_ref = store_types::IdentityRef {
-            namespace: obj.metadata.namespace.as_deref().unwrap_or(""),
-            name: obj.metadata.name.as_deref().unwrap_or(""),
-            uid: obj.metadata.uid.as_deref(),
+        let Some(id_ref) = obj.identity() else {
+            return Prepared::Ignore;
         };
         let keys = match self.config.indexer.keys(&obj) {
             Ok(k) => k,
@@ -572,16 +606,10 @@ impl Shared {
             }
         };
         self.failures.forget(id_ref);
-        match CompactObject::from_dynamic(&obj) {
-            Ok(o) => Prepared::Store(Arc::new(o), keys),
-            Err(e) => {
-                warn!(resource = %self.config.name, object = %identity, error = %e, "object not representable; not stored");
-                Prepared::Exclude(identity)
-            }
-        }
+        Prepared::Store(Arc::new(obj), keys)
     }
 
-    fn apply(&self, obj: DynamicObject) -> ChangeStats {
+    fn apply(&self, obj: Incoming) -> ChangeStats {
         let mut stats = ChangeStats::default();
         match self.prepare(obj) {
             Prepared::Store(o, k) => {
@@ -616,16 +644,19 @@ impl Shared {
         }
     }
 
-    fn delete(&self, obj: &DynamicObject) -> ChangeStats {
+    fn delete(&self, obj: &Incoming) -> ChangeStats {
         let mut stats = ChangeStats::default();
-        if let Some(id) = Self::identity_of(&obj.metadata) {
-            if let Some(name) = obj.metadata.name.as_deref() {
-                self.failures.forget(store_types::IdentityRef {
-                    namespace: obj.metadata.namespace.as_deref().unwrap_or(""),
-                    name,
-                    uid: None,
-                });
-            }
+        let id = match obj {
+            Ok(o) => o.identity().map(|id| {
+                self.failures.forget(store_types::IdentityRef { uid: None, ..id });
+                id.to_owned()
+            }),
+            Err(u) => u.identity.clone().inspect(|id| {
+                let (namespace, name) = (id.key.namespace(), id.key.name());
+                self.failures.forget(store_types::IdentityRef { namespace: &namespace, name: &name, uid: None });
+            }),
+        };
+        if let Some(id) = id {
             if self.remove(&id) {
                 stats.deleted = 1;
             }
