@@ -102,7 +102,8 @@ impl CompactObject {
         root: &P::State,
         normalize_numbers: bool,
     ) -> Result<Option<CompactObject>> {
-        let mut walk = Walk { text: self.as_str(), pruner, normalize: normalize_numbers, out: Builder::with_capacity(0) };
+        let mut walk =
+            Walk { text: self.as_str(), pruner, normalize: normalize_numbers, out: Builder::with_capacity(0) };
         // A dry run first: most objects of a watch lose the same fields, but when nothing
         // would change, no copy is made at all.
         if !walk.changes(0, Some(root)) {

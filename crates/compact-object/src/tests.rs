@@ -409,3 +409,128 @@ fn iterators_outlive_the_node_they_came_from() {
     let nested: Vec<_> = children(obj.pointer("/a").unwrap()).map(|n| n.as_u64()).collect();
     assert_eq!(nested, [Some(1), Some(2)]);
 }
+
+mod kube_resource {
+    use kube_core::{ObjectList, Resource, ResourceExt, WatchEvent};
+
+    use super::*;
+    use crate::{CompactResource, Pruner, Step};
+
+    const SERVICE: &str = r#"{"apiVersion":"v1","kind":"Service",
+        "metadata":{"name":"web","namespace":"shop","uid":"u-1","resourceVersion":"12",
+                    "labels":{"app":"web"},"managedFields":[{"manager":"kubectl","fieldsV1":{"f:spec":{}}}]},
+        "spec":{"ports":[{"port":80.0,"weight":0.5,"big":1e19,"huge":1e300}]}}"#;
+
+    #[test]
+    fn decodes_into_compact_with_numbers_normalised_and_kube_metadata() {
+        let r: CompactResource = serde_json::from_str(SERVICE).unwrap();
+        assert_eq!(r.name_any(), "web");
+        assert_eq!(r.namespace().as_deref(), Some("shop"));
+        assert_eq!(r.uid().as_deref(), Some("u-1"));
+        assert_eq!(ResourceExt::resource_version(&r).as_deref(), Some("12"));
+        // Only the identity fields are copied into the wrapper's metadata.
+        assert!(r.meta().labels.is_none() && r.meta().managed_fields.is_none());
+        let port = r.object().pointer("/spec/ports/0").unwrap();
+        assert_eq!(port.get("port").unwrap().as_u64(), Some(80));
+        assert_eq!(port.get("weight").unwrap().as_f64(), Some(0.5));
+        assert_eq!(port.get("big").unwrap().as_u64(), Some(10_000_000_000_000_000_000));
+        assert_eq!(port.get("huge").unwrap().as_f64(), Some(1e300));
+        // Everything else is kept in the object.
+        assert_eq!(r.object().pointer("/metadata/labels/app").unwrap().as_str(), Some("web"));
+        assert!(r.object().pointer("/metadata/managedFields/0/fieldsV1/f:spec").is_some());
+        // Plain decoding keeps floats as floats; the resource's decoding is the normalised one.
+        let plain = CompactObject::from_slice(SERVICE.as_bytes()).unwrap();
+        assert_eq!(plain.pointer("/spec/ports/0/port").unwrap().as_f64(), Some(80.0));
+        assert!(plain.pointer("/spec/ports/0/port").unwrap().as_u64().is_none());
+        // Debug shows the summary, never values.
+        assert!(!format!("{r:?}").contains("kubectl"));
+        // Serialize gives the object back.
+        let back: Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["spec"]["ports"][0]["port"], json!(80));
+    }
+
+    #[test]
+    fn lists_and_watch_events_decode_as_kube_decodes_them() {
+        let list = format!(
+            r#"{{"apiVersion":"v1","kind":"ServiceList","metadata":{{"resourceVersion":"99"}},"items":[{SERVICE},{SERVICE}]}}"#
+        );
+        let list: ObjectList<CompactResource> = serde_json::from_str(&list).unwrap();
+        assert_eq!(list.items.len(), 2);
+        assert_eq!(list.metadata.resource_version.as_deref(), Some("99"));
+        let ev: WatchEvent<CompactResource> =
+            serde_json::from_str(&format!(r#"{{"type":"MODIFIED","object":{SERVICE}}}"#)).unwrap();
+        assert!(matches!(ev, WatchEvent::Modified(r) if ResourceExt::resource_version(&r).as_deref() == Some("12")));
+        let ar = kube_core::ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&());
+        assert_eq!(CompactResource::plural(&ar), "services");
+        assert_eq!(CompactResource::api_version(&ar), "v1");
+    }
+
+    #[test]
+    fn non_objects_and_bad_json_are_errors() {
+        for bad in ["[1,2]", "\"x\"", "null", "{\"metadata\":", "{\"a\":1} x"] {
+            assert!(serde_json::from_str::<CompactResource>(bad).is_err(), "{bad}");
+        }
+        // An object without metadata is accepted (kube decides what it needs).
+        let r: CompactResource = serde_json::from_str("{}").unwrap();
+        assert!(r.meta().name.is_none() && r.object().identity().is_none());
+    }
+
+    /// Removes `metadata.<key>` for the keys given.
+    struct DropMeta(&'static [&'static str]);
+
+    impl Pruner for DropMeta {
+        type State = bool;
+        fn member(&self, in_meta: &bool, key: &str) -> Step<bool> {
+            match (in_meta, key) {
+                (false, "metadata") => Step::Enter(true),
+                (true, k) if self.0.contains(&k) => Step::Remove,
+                _ => Step::Keep,
+            }
+        }
+        fn element(&self, _: &bool, _: usize) -> Step<bool> {
+            Step::Keep
+        }
+    }
+
+    #[test]
+    fn prune_removes_members_and_keeps_identity_offsets_right() {
+        let obj = CompactObject::from_slice(SERVICE.as_bytes()).unwrap();
+        let pruned = obj.prune(&DropMeta(&["managedFields", "uid"]), &false, false).unwrap().unwrap();
+        let id = pruned.identity().unwrap();
+        assert_eq!((id.namespace, id.name, id.uid), ("shop", "web", None));
+        assert_eq!(pruned.resource_version(), Some("12"));
+        let mut expected: Value = serde_json::from_str(SERVICE).unwrap();
+        let meta = expected["metadata"].as_object_mut().unwrap();
+        meta.remove("managedFields");
+        meta.remove("uid");
+        assert_eq!(pruned.to_value(), expected);
+        assert!(pruned.heap_size() < obj.heap_size());
+        // Nothing to remove, nothing to normalise: no copy.
+        assert!(pruned.prune(&DropMeta(&["managedFields"]), &false, false).unwrap().is_none());
+        // Normalising alone still finds the float port.
+        let normalised = pruned.prune(&DropMeta(&[]), &false, true).unwrap().unwrap();
+        assert_eq!(normalised.pointer("/spec/ports/0/port").unwrap().as_u64(), Some(80));
+        // Inline (long, non-interned) keys are copied and removed like interned ones.
+        let long = "k".repeat(crate::MAX_KEY_LEN + 10);
+        let obj = CompactObject::from_value(&json!({"metadata": {&long: 1, "name": "x"}, &long: [1.0]})).unwrap();
+        struct DropLong(String);
+        impl Pruner for DropLong {
+            type State = ();
+            fn member(&self, _: &(), key: &str) -> Step<()> {
+                if key == "metadata" {
+                    Step::Enter(())
+                } else if key == self.0 {
+                    Step::Remove
+                } else {
+                    Step::Keep
+                }
+            }
+            fn element(&self, _: &(), _: usize) -> Step<()> {
+                Step::Keep
+            }
+        }
+        let pruned = obj.prune(&DropLong(long.clone()), &(), false).unwrap().unwrap();
+        assert_eq!(pruned.to_value(), json!({"metadata": {"name": "x"}}));
+        assert_eq!(pruned.identity().unwrap().name, "x");
+    }
+}

@@ -2,10 +2,10 @@
 
 use std::borrow::Cow;
 
+use compact_object::{CompactObject, Pruner, Step};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_core::DynamicObject;
 use serde_json::Value;
-use compact_object::{CompactObject, Pruner, Step};
 use smallvec::SmallVec;
 use store_types::KeyTuple;
 
@@ -386,7 +386,8 @@ impl Indexer {
         if self.ignore.is_empty() && !normalize_numbers {
             return Ok(None);
         }
-        let root: Cursors = (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect();
+        let root: Cursors =
+            (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect();
         obj.prune(&IgnorePruner(&self.ignore), &root, normalize_numbers)
     }
 

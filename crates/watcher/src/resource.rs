@@ -656,10 +656,10 @@ impl Shared {
                 self.failures.forget(store_types::IdentityRef { namespace: &namespace, name: &name, uid: None });
             }),
         };
-        if let Some(id) = id {
-            if self.remove(&id) {
-                stats.deleted = 1;
-            }
+        if let Some(id) = id
+            && self.remove(&id)
+        {
+            stats.deleted = 1;
         }
         stats
     }
