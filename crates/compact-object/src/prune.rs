@@ -146,42 +146,33 @@ impl<'a, P: Pruner> Walk<'a, P> {
         (self.text.get(p..end).unwrap_or(""), end)
     }
 
+    /// The `i`th member or element (of a container with `tag`), starting at `p`: what the
+    /// pruner says of it (`None` inside a container kept whole) and where its value starts.
+    fn child(&self, tag: u8, p: usize, i: usize, state: Option<&P::State>) -> (Option<Step<P::State>>, usize) {
+        if tag == OBJECT {
+            let (key, v) = self.key_at(p);
+            (state.map(|s| self.pruner.member(s, key)), v)
+        } else {
+            (state.map(|s| self.pruner.element(s, i)), p)
+        }
+    }
+
     /// Whether copying the value at `pos` (`state` = `None`: kept, only numbers matter) would
     /// change anything.
     fn changes(&self, pos: usize, state: Option<&P::State>) -> bool {
         let buf = self.bytes();
         match buf[pos] {
-            OBJECT if state.is_some() || self.normalize => {
+            tag @ (OBJECT | ARRAY) if state.is_some() || self.normalize => {
                 let (count, mut p) = container(buf, pos);
-                for _ in 0..count {
-                    let (key, v) = self.key_at(p);
+                (0..count).any(|i| {
+                    let (step, v) = self.child(tag, p, i, state);
                     p = v + value_len(buf, v);
-                    let changed = match state.map(|s| self.pruner.member(s, key)) {
+                    match step {
                         Some(Step::Remove) => true,
                         Some(Step::Enter(s)) => self.changes(v, Some(&s)),
                         Some(Step::Keep) | None => self.normalize && self.changes(v, None),
-                    };
-                    if changed {
-                        return true;
                     }
-                }
-                false
-            }
-            ARRAY if state.is_some() || self.normalize => {
-                let (count, mut p) = container(buf, pos);
-                for i in 0..count {
-                    let v = p;
-                    p = v + value_len(buf, v);
-                    let changed = match state.map(|s| self.pruner.element(s, i)) {
-                        Some(Step::Remove) => true,
-                        Some(Step::Enter(s)) => self.changes(v, Some(&s)),
-                        Some(Step::Keep) | None => self.normalize && self.changes(v, None),
-                    };
-                    if changed {
-                        return true;
-                    }
-                }
-                false
+                })
             }
             FLOAT => self.normalize && get_f64(&buf[pos + 1..]).and_then(integral).is_some(),
             _ => false,
@@ -199,12 +190,7 @@ impl<'a, P: Pruner> Walk<'a, P> {
                 let mut kept = 0;
                 for i in 0..count {
                     let start = p;
-                    let (step, v) = if tag == OBJECT {
-                        let (key, v) = self.key_at(p);
-                        (state.map(|s| self.pruner.member(s, key)), v)
-                    } else {
-                        (state.map(|s| self.pruner.element(s, i)), p)
-                    };
+                    let (step, v) = self.child(tag, p, i, state);
                     p = v + value_len(buf, v);
                     let inner = match step {
                         Some(Step::Remove) => continue,
