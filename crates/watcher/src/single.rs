@@ -2,10 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use compact_object::CompactObject;
+use compact_object::{CompactObject, CompactResource};
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use tokio::sync::watch;
@@ -46,7 +46,8 @@ impl ObjectWatcher {
         name: &str,
         on_change: Option<ObjectCallback>,
     ) -> Self {
-        let api: Api<DynamicObject> = match namespace {
+        // Decoded straight into the compact form, numbers normalised (as the stores keep objects).
+        let api: Api<CompactResource> = match namespace {
             Some(ns) => Api::namespaced_with(client, ns, resource),
             None => Api::all_with(client, resource),
         };
@@ -62,13 +63,7 @@ impl ObjectWatcher {
                         continue;
                     }
                 };
-                let obj = match obj.map(|o| CompactObject::from_dynamic(&o)).transpose() {
-                    Ok(o) => o.map(Arc::new),
-                    Err(e) => {
-                        warn!(object = %name, error = %e, "object not representable");
-                        continue;
-                    }
-                };
+                let obj = obj.map(|o| Arc::new(o.into_object()));
                 let previous: Option<Option<Arc<CompactObject>>> = tx.borrow().clone();
                 let changed = match &previous {
                     None => true,
