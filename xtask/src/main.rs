@@ -27,9 +27,10 @@ tasks:
   bench [--quick] [--report-only]
                        every benchmark, side by side with its peers; rewrites the generated
                        tables in docs/benchmarks.md (--report-only: from the last run's results)
-  loom                 loom models of snapshot publication (memory-store, --cfg kstore_loom)
-  fuzz [TARGET] [--seconds N]  cargo-fuzz targets compact_from_slice, parse_expr, parse_config
-                       (needs cargo-fuzz and a nightly toolchain)
+  loom                 loom models (--cfg kstore_loom) of memory-store's snapshot publication and
+                       cached-store's single flight, freshness and eviction
+  fuzz [TARGET] [--seconds N]  libFuzzer targets compact_from_slice, parse_expr, parse_config,
+                       built with the stable toolchain (needs a C++ compiler), N s each (60)
   soak [--seeds N] [--minutes M]  the reliability suite in release with N seeds per scenario,
                        then its ignored soak test (every scenario, fresh seeds) for M minutes,
                        then the 1M-object MemoryStore stress test
@@ -140,7 +141,7 @@ fn loom() -> Result<(), String> {
     c.env("RUSTFLAGS", "--cfg kstore_loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", "3")
-        .args(["test", "--release", "-p", "memory-store", "--test", "loom"]);
+        .args(["test", "--release", "-p", "memory-store", "-p", "cached-store", "--test", "loom"]);
     run(c)
 }
 
@@ -209,12 +210,43 @@ const FUZZ_TARGETS: &[(&str, &str)] = &[
     ("parse_config", "crates/watcher/fuzz"),
 ];
 
+/// rustc flags of a libFuzzer build on the stable toolchain: the same SanitizerCoverage
+/// instrumentation cargo-fuzz passes (all stable `-C` flags), `--cfg fuzzing`, and debug
+/// assertions and overflow checks in the optimised build. No sanitizer: `-Zsanitizer` is
+/// nightly-only, and the fuzzed crates forbid `unsafe` code anyway.
+const FUZZ_RUSTFLAGS: &[&str] = &[
+    "--cfg fuzzing",
+    "-Cpasses=sancov-module",
+    "-Cllvm-args=-sanitizer-coverage-level=4",
+    "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters",
+    "-Cllvm-args=-sanitizer-coverage-pc-table",
+    "-Cllvm-args=-sanitizer-coverage-trace-compares",
+    "-Cllvm-args=-sanitizer-coverage-stack-depth",
+    "-Cdebug-assertions",
+    "-Coverflow-checks",
+    "-Cforce-frame-pointers=yes",
+];
+
+/// `cargo xtask fuzz [TARGET] [--seconds N]`: builds each libFuzzer target with the installed
+/// stable toolchain (no nightly, no cargo-fuzz; libfuzzer-sys compiles libFuzzer with the C++
+/// compiler) and runs it for N seconds (default 60), keeping its corpus in
+/// `target/fuzz/corpus/TARGET` and any crashing input in `target/fuzz/artifacts/TARGET/`.
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let seconds = match args.iter().position(|a| a == "--seconds") {
-        Some(i) => args.get(i + 1).ok_or("--seconds needs a number")?.clone(),
-        None => "60".into(),
-    };
-    let named: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && **a != seconds).collect();
+    let mut seconds = 60u64;
+    let mut named = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                let v = it.next().ok_or("--seconds needs a number")?;
+                seconds = v.parse().map_err(|_| format!("--seconds needs a number, not {v:?}"))?;
+            }
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown argument {flag:?}; usage: cargo xtask fuzz [TARGET] [--seconds N]"));
+            }
+            target => named.push(target),
+        }
+    }
     let targets: Vec<(&str, &str)> = match named.as_slice() {
         [] => FUZZ_TARGETS.to_vec(),
         [t] => vec![*FUZZ_TARGETS.iter().find(|(n, _)| n == t).ok_or_else(|| {
@@ -222,13 +254,63 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         })?],
         _ => return Err("usage: cargo xtask fuzz [TARGET] [--seconds N]".into()),
     };
-    for (target, dir) in targets {
-        let mut c = Command::new("cargo");
-        c.current_dir(root().join(dir));
-        c.args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")]);
-        run(c).map_err(|e| format!("{e} (cargo fuzz needs `cargo install cargo-fuzz` and a nightly toolchain)"))?;
+    let cxx = env::var("CXX").unwrap_or_else(|_| "c++".into());
+    if !Command::new(&cxx).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Err(format!(
+            "no C++ compiler ({cxx:?}): libfuzzer-sys builds libFuzzer from C++ source; install one \
+             (e.g. `apt-get install g++`) or set CXX"
+        ));
     }
-    Ok(())
+    let host = host_triple()?;
+    let out = root().join("target/fuzz");
+    let mut failed = Vec::new();
+    for (target, dir) in targets {
+        // `--target` keeps the instrumentation out of build scripts and proc macros, which run
+        // inside the compiler where libFuzzer's coverage symbols do not exist.
+        let mut build = cargo();
+        build
+            .env("RUSTFLAGS", FUZZ_RUSTFLAGS.join(" "))
+            .env("CARGO_TARGET_DIR", &out)
+            .args(["build", "--release", "--manifest-path"])
+            .arg(root().join(dir).join("Cargo.toml"))
+            .args(["--bin", target, "--target", &host]);
+        run(build)?;
+        let corpus = out.join("corpus").join(target);
+        let artifacts = out.join("artifacts").join(target);
+        for d in [&corpus, &artifacts] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let mut fuzz = Command::new(out.join(&host).join("release").join(target));
+        fuzz.current_dir(root())
+            .arg(format!("-max_total_time={seconds}"))
+            // An input that runs 10 s is a hang (libFuzzer's default allows 20 minutes).
+            .arg("-timeout=10")
+            .arg("-print_final_stats=1")
+            .arg(format!("-artifact_prefix={}/", artifacts.display()))
+            .arg(&corpus);
+        // Small hand-written seeds (committed); the corpus libFuzzer grows from them is not.
+        let seeds = root().join(dir).join("seeds").join(target);
+        if seeds.is_dir() {
+            fuzz.arg(seeds);
+        }
+        // A crash or hang fails the task, after the other targets had their turn.
+        if let Err(e) = run(fuzz) {
+            eprintln!("xtask: {e}");
+            failed.push(format!("{target} (input in {})", artifacts.display()));
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("fuzz targets failed: {}", failed.join(", "))) }
+}
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> Result<String, String> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(&rustc).arg("-vV").output().map_err(|e| format!("could not run {rustc} -vV: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{rustc} -vV printed no host triple"))
 }
 
 /// `cargo xtask soak [--seeds N] [--minutes M]`: the fault-injection reliability suite in
