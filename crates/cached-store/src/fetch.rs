@@ -86,7 +86,7 @@ impl FetchError {
 
 /// Builds and sends GETs of single objects; holds no state besides its configuration.
 pub(crate) struct Fetcher {
-    pub(crate) client: kube::Client,
+    pub(crate) client: crate::sync::Client,
     pub(crate) resource: ApiResource,
     pub(crate) resource_name: String,
     pub(crate) namespaced: bool,

@@ -19,6 +19,7 @@ mod config;
 mod fetch;
 mod reference;
 mod store;
+mod sync;
 
 pub use compact_object::CompactObject;
 pub use config::{

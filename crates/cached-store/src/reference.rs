@@ -3,10 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use compact_object::CompactObject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use store_types::{Identity, IdentityRef, KubeObject};
+
+use crate::sync::Slot;
 
 /// A reference could not be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +52,7 @@ pub struct Reference {
     pub(crate) id: u64,
     /// The cached object of this reference version, when cached. Set and cleared only by the
     /// store, together with the quick_cache entry that accounts for it.
-    pub(crate) slot: ArcSwapOption<Cached>,
+    pub(crate) slot: Slot<Cached>,
     ns_len: u16,
     name_len: u16,
     uid_len: u16,
@@ -90,15 +91,7 @@ impl Reference {
         text.push_str(uid.unwrap_or(""));
         text.push_str(resource_version.unwrap_or(""));
         let flags = if uid.is_some() { HAS_UID } else { 0 } | if resource_version.is_some() { HAS_RV } else { 0 };
-        Ok(Reference {
-            text: text.into_boxed_str(),
-            id: 0,
-            slot: ArcSwapOption::empty(),
-            ns_len,
-            name_len,
-            uid_len,
-            flags,
-        })
+        Ok(Reference { text: text.into_boxed_str(), id: 0, slot: Slot::empty(), ns_len, name_len, uid_len, flags })
     }
 
     /// The reference of any object that knows its identity: a `PartialObjectMeta<K>` from a
@@ -179,7 +172,7 @@ impl Clone for Reference {
         Reference {
             text: self.text.clone(),
             id: self.id,
-            slot: ArcSwapOption::empty(),
+            slot: Slot::empty(),
             ns_len: self.ns_len,
             name_len: self.name_len,
             uid_len: self.uid_len,

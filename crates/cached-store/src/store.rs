@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use compact_object::CompactObject;
-use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::stream::{self, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use memory_store::{Change, MemoryStore, Snapshot};
-use parking_lot::Mutex;
-use quick_cache::sync::Cache;
-use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
+#[cfg(not(kstore_loom))]
+use quick_cache::OptionsBuilder;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 use store_types::{ChangeStats, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError};
 use tokio::time::Instant;
 
 use crate::config::{CachedStoreConfig, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
 use crate::reference::{Cached, Reference, ReferenceError, compare_versions};
+use crate::sync::{self, Cache, Flight, Mutex};
 
 /// Estimated bytes a cache entry costs besides its object's heap: the `Cached` slot value, the
 /// one-element result slice, the `CompactObject` handle and quick_cache's entry.
@@ -201,7 +201,7 @@ type ObjectCache = Cache<u64, Entry, EntryWeighter, DefaultHashBuilder, Eviction
 
 /// What one fetch ends in: the object, nothing (404), or the failure.
 type Outcome = std::result::Result<Option<Arc<CompactObject>>, Arc<FetchError>>;
-type InFlight = Shared<BoxFuture<'static, Outcome>>;
+type InFlight = Flight<Outcome>;
 
 /// How cache weights are computed so that quick_cache's one weight bound enforces both a byte
 /// and an entry bound: every entry weighs at least `max_bytes / max_entries`.
@@ -222,12 +222,12 @@ struct Inner {
     feed: Mutex<()>,
     fetcher: Fetcher,
     counters: Counters,
-    next_id: AtomicU64,
+    next_id: sync::AtomicU64,
     ttl: Duration,
     max_concurrent_fetches: usize,
     base: Instant,
     sweep_every: Duration,
-    next_sweep_ms: AtomicU64,
+    next_sweep_ms: sync::AtomicU64,
 }
 
 /// References in memory, objects on demand: an indexed store of one resource type whose
@@ -354,6 +354,28 @@ impl fmt::Debug for CachedStore {
 impl CachedStore {
     /// A store fetching through `client` as `config` says. Fails on an unusable configuration.
     pub fn new(client: kube::Client, config: CachedStoreConfig) -> std::result::Result<Self, ConfigError> {
+        Self::build(sync::client(client), config)
+    }
+
+    /// A store whose GETs are answered by `server` (the request's path and query in, the
+    /// response text or kube's error out) instead of an API server: for the loom models
+    /// (`--cfg kstore_loom`), where the request is built exactly as in production and only
+    /// sending it is replaced.
+    #[cfg(kstore_loom)]
+    pub fn with_model_server(
+        config: CachedStoreConfig,
+        server: impl Fn(&str) -> std::result::Result<String, kube::Error> + Send + Sync + 'static,
+    ) -> std::result::Result<Self, ConfigError> {
+        Self::build(sync::Client::Model(Arc::new(server)), config)
+    }
+
+    /// Fetches in flight now (loom models only: a finished model must have none left).
+    #[cfg(kstore_loom)]
+    pub fn fetches_in_flight(&self) -> usize {
+        self.inner.inflight.lock().len()
+    }
+
+    fn build(client: sync::Client, config: CachedStoreConfig) -> std::result::Result<Self, ConfigError> {
         config.validate()?;
         let refs = MemoryStore::new(config.num_keys).map_err(|_| ConfigError::NoIndexKeys)?;
         let (weighing, capacity) = match (config.max_bytes, config.max_entries) {
@@ -367,17 +389,25 @@ impl CachedStore {
             None => (capacity / 4096).clamp(64, 1 << 20) as usize,
         };
         let evictions = Arc::new(AtomicU64::new(0));
-        let options = OptionsBuilder::new()
-            .estimated_items_capacity(estimated_items)
-            .weight_capacity(capacity)
-            .build()
-            .map_err(|_| ConfigError::Zero { setting: "max_bytes", resource: config.resource_name() })?;
-        let cache = Cache::with_options(
-            options,
-            EntryWeighter,
-            DefaultHashBuilder::default(),
-            EvictionCounter(evictions.clone()),
-        );
+        #[cfg(not(kstore_loom))]
+        let cache = {
+            let options = OptionsBuilder::new()
+                .estimated_items_capacity(estimated_items)
+                .weight_capacity(capacity)
+                .build()
+                .map_err(|_| ConfigError::Zero { setting: "max_bytes", resource: config.resource_name() })?;
+            Cache::with_options(
+                options,
+                EntryWeighter,
+                DefaultHashBuilder::default(),
+                EvictionCounter(evictions.clone()),
+            )
+        };
+        #[cfg(kstore_loom)]
+        let cache = {
+            let _ = estimated_items;
+            Cache::with_capacity(capacity, EntryWeighter, EvictionCounter(evictions.clone()))
+        };
         let sweep_every = config.sweep_interval.unwrap_or(config.ttl);
         let resource_name = config.resource_name();
         Ok(CachedStore {
@@ -398,12 +428,12 @@ impl CachedStore {
                     prepare: config.prepare,
                 },
                 counters: Counters::default(),
-                next_id: AtomicU64::new(1),
+                next_id: sync::AtomicU64::new(1),
                 ttl: config.ttl,
                 max_concurrent_fetches: config.max_concurrent_fetches,
                 base: Instant::now(),
                 sweep_every,
-                next_sweep_ms: AtomicU64::new(millis(sweep_every)),
+                next_sweep_ms: sync::AtomicU64::new(millis(sweep_every)),
             }),
         })
     }
@@ -888,21 +918,16 @@ impl Inner {
         }
         // A fetch may have filled the cache and left the map since this lookup missed.
         if let Some(object) = self.cached(&r, now) {
-            return futures::future::ready(Ok(Some(object))).boxed().shared();
+            return sync::ready_flight(Ok(Some(object)));
         }
         let id = r.id;
         let identity = r.identity();
         let resource = self.fetcher.resource_name.clone();
         // The fetch runs as its own task: it completes (and leaves the in-flight map) even if
         // every caller waiting for it is cancelled, so no half-run fetch is left behind.
-        let task = tokio::spawn(Arc::clone(self).fetch_and_fill(r));
-        let f = async move {
-            task.await.unwrap_or_else(|e| {
-                Err(Arc::new(FetchError::Interrupted { resource, identity, reason: e.to_string() }))
-            })
-        }
-        .boxed()
-        .shared();
+        let f = sync::spawn_flight(Arc::clone(self).fetch_and_fill(r), move |reason| {
+            Err(Arc::new(FetchError::Interrupted { resource, identity, reason }))
+        });
         inflight.insert(id, f.clone());
         f
     }
