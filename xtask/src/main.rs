@@ -141,7 +141,7 @@ fn loom() -> Result<(), String> {
     c.env("RUSTFLAGS", "--cfg kstore_loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", "3")
-        .args(["test", "--release", "-p", "memory-store", "-p", "cached-store", "--test", "loom"]);
+        .args(["test", "--release", "-p", "memory-store", "-p", "cached-store", "--test", "loom", "--", "--nocapture"]);
     run(c)
 }
 

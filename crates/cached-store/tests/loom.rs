@@ -100,6 +100,18 @@ fn get(store: &CachedStore, name: &str) -> Vec<u64> {
     versions(&block_on(store.get(&["ns", name])).expect("lookup failed"))
 }
 
+/// `loom::model`, printing how many executions it explored (`-- --nocapture`).
+fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let start = std::time::Instant::now();
+    loom::model(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    eprintln!("{name}: {} executions in {:.1?}", executions.load(Ordering::Relaxed), start.elapsed());
+}
+
 /// Checks that hold once every thread of a model is done.
 fn check_quiescent(store: &CachedStore) {
     assert_eq!(store.fetches_in_flight(), 0, "a fetch was left in the in-flight map");
@@ -112,7 +124,7 @@ fn check_quiescent(store: &CachedStore) {
 /// again).
 #[test]
 fn concurrent_misses_share_one_fetch() {
-    loom::model(|| {
+    model("concurrent_misses_share_one_fetch", || {
         let server = Server::new(&[("a", 1)]);
         let store = server.store(4);
         store.apply_reference(reference("a", 1), keys("a")).unwrap();
@@ -137,8 +149,8 @@ fn concurrent_misses_share_one_fetch() {
 /// returns rv 1 or 2, a lookup made after the update is applied returns rv 2, and the cache
 /// never holds rv 1 for the new reference. Guards `fill()`'s version-id check under the feed
 /// lock, `fetch_fresh()`'s resourceVersion check and `retire()`'s carry-over rule.
-fn fetch_races_update(update: fn(&CachedStore, &Server)) {
-    loom::model(move || {
+fn fetch_races_update(name: &str, update: fn(&CachedStore, &Server)) {
+    model(name, move || {
         let server = Server::new(&[("a", 1)]);
         let store = server.store(4);
         store.apply_reference(reference("a", 1), keys("a")).unwrap();
@@ -166,7 +178,7 @@ fn fetch_races_update(update: fn(&CachedStore, &Server)) {
 /// (b) with a metadata-only watch: the update carries the reference only.
 #[test]
 fn fetch_racing_a_reference_update_never_caches_the_old_version() {
-    fetch_races_update(|store, _| {
+    fetch_races_update("fetch_racing_a_reference_update", |store, _| {
         store.apply_reference(reference("a", 2), keys("a")).unwrap();
     });
 }
@@ -174,7 +186,7 @@ fn fetch_racing_a_reference_update_never_caches_the_old_version() {
 /// (b) with a full watch: the update carries the new object, which replaces a cached entry.
 #[test]
 fn fetch_racing_a_full_object_update_never_caches_the_old_version() {
-    fetch_races_update(|store, _| {
+    fetch_races_update("fetch_racing_a_full_object_update", |store, _| {
         let object = CompactObject::from_slice(secret_json("a", 2).as_bytes()).unwrap();
         store.apply_full_object(Arc::new(object), keys("a")).unwrap();
     });
@@ -186,7 +198,7 @@ fn fetch_racing_a_full_object_update_never_caches_the_old_version() {
 /// `delete_reference()`'s uncache.
 #[test]
 fn fetch_racing_a_delete_leaves_nothing_behind() {
-    loom::model(|| {
+    model("fetch_racing_a_delete_leaves_nothing_behind", || {
         let server = Server::new(&[("a", 1)]);
         let store = server.store(4);
         store.apply_reference(reference("a", 1), keys("a")).unwrap();
@@ -218,7 +230,7 @@ fn fetch_racing_a_delete_leaves_nothing_behind() {
 /// hook's slot clearing. (Five threads: loom's limit, so no lookups after the race.)
 #[test]
 fn fills_racing_eviction_and_clear_keep_accounting() {
-    loom::model(|| {
+    model("fills_racing_eviction_and_clear_keep_accounting", || {
         let server = Server::new(&[("a", 1), ("b", 7)]);
         let store = server.store(1);
         store.apply_reference(reference("a", 1), keys("a")).unwrap();
@@ -245,7 +257,7 @@ fn fills_racing_eviction_and_clear_keep_accounting() {
 /// and `clear_slot_if()`, `evict()`, and `install()` against them.
 #[test]
 fn fill_racing_sweep_and_evict_keeps_accounting() {
-    loom::model(|| {
+    model("fill_racing_sweep_and_evict_keeps_accounting", || {
         let server = Server::new(&[("a", 1), ("b", 7)]);
         let store = server.store(1);
         store.apply_reference(reference("a", 1), keys("a")).unwrap();
