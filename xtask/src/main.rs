@@ -29,8 +29,9 @@ tasks:
                        tables in docs/benchmarks.md (--report-only: from the last run's results)
   loom                 loom models (--cfg kstore_loom) of memory-store's snapshot publication and
                        cached-store's single flight, freshness and eviction
-  fuzz [TARGET] [--seconds N]  libFuzzer targets compact_from_slice, parse_expr, parse_config,
-                       built with the stable toolchain (needs a C++ compiler), N s each (60)
+  fuzz [TARGET] [--seconds N]  libFuzzer targets compact_from_slice, parse_expr,
+                       prepare_compact, parse_config, built with the stable toolchain (needs a
+                       C++ compiler), run N s each (default 60)
   soak [--seeds N] [--minutes M]  the reliability suite in release with N seeds per scenario,
                        then its ignored soak test (every scenario, fresh seeds) for M minutes,
                        then the 1M-object MemoryStore stress test
@@ -207,6 +208,7 @@ fn write_bench_report(stdout: &str, command: &str) -> Result<(), String> {
 const FUZZ_TARGETS: &[(&str, &str)] = &[
     ("compact_from_slice", "crates/compact-object/fuzz"),
     ("parse_expr", "crates/indexer/fuzz"),
+    ("prepare_compact", "crates/indexer/fuzz"),
     ("parse_config", "crates/watcher/fuzz"),
 ];
 
