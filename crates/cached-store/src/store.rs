@@ -14,7 +14,9 @@ use memory_store::{Change, MemoryStore, Snapshot};
 #[cfg(not(kstore_loom))]
 use quick_cache::OptionsBuilder;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
-use store_types::{ChangeStats, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError};
+use store_types::{
+    ChangeStats, GetFuture, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError,
+};
 use tokio::time::Instant;
 
 use crate::config::{CachedStoreConfig, ConfigError};
@@ -1009,15 +1011,21 @@ impl Store<CompactObject> for CachedStore {
 
     /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
     /// every object whose fetch failed. Objects that no longer exist (404) are left out.
-    async fn get(&self, keys: &[&str]) -> Result<Objects<CompactObject>> {
+    ///
+    /// A miss in the reference index and a single cached object complete at once, without
+    /// allocating a future; anything else is a boxed future that fetches.
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
         let inner = &self.inner;
-        let refs = inner.refs.get(keys)?;
+        let refs = match inner.refs.get(keys) {
+            Ok(refs) => refs,
+            Err(e) => return GetFuture::ready(Err(e)),
+        };
         let now = Instant::now();
         inner.maybe_sweep(now);
         if let Some(one) = inner.single_hit(&refs, now) {
-            return Ok(Objects::shared(one));
+            return GetFuture::ready(Ok(Objects::shared(one)));
         }
-        inner.resolve_at(&refs, now).await.into_result(Operation::Get, keys)
+        GetFuture::boxed(async move { inner.resolve_at(&refs, now).await.into_result(Operation::Get, keys) })
     }
 
     /// Every object (fetching all that are not cached).

@@ -51,14 +51,22 @@ impl<T> ExactIndex<T> {
     }
 
     /// The bucket of a full key tuple given as its elements (no allocation).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Bucket<T>> {
         let Some(plain) = PlainKeys::new(elements) else {
-            return self.get(&KeyTuple::new(elements));
+            return self.get_escaped(elements);
         };
         let h = plain.hash_with(&self.hasher);
         let shard = self.shards[Self::shard_of(h)].as_deref()?;
         shard.find(h, |(k, _)| k.eq_plain(&plain)).map(|(_, b)| b)
+    }
+
+    /// `get_elements` for elements containing `\0` (rare): encodes them first. Out of line, so
+    /// that the allocation does not bloat the inlined fast path.
+    #[cold]
+    #[inline(never)]
+    fn get_escaped(&self, elements: &[&str]) -> Option<&Bucket<T>> {
+        self.get(&KeyTuple::new(elements))
     }
 
     /// The bucket of a key tuple.

@@ -4,6 +4,7 @@
 //! persistent, sharing structure) and modify their private copy.
 
 use std::cmp::Ordering;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use std::sync::OnceLock;
@@ -26,6 +27,18 @@ pub(crate) fn encode(keys: &[&str]) -> KeyBuf {
     let mut buf = KeyBuf::new();
     KeyTuple::encode_with(keys, |chunk| buf.extend_from_slice(chunk));
     buf
+}
+
+/// The exclusive upper bound of the encoded tuples that start with the encoded `prefix` (whole
+/// elements, so it ends with the terminator `00 01`): the same bytes ending in `02` instead.
+/// Every extension of `prefix` sorts below it, and every other tuple above `prefix` above it
+/// (after a `00`, the encoding has only `01` or `FF`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> KeyBuf {
+    let mut end = KeyBuf::from_slice(prefix);
+    if let Some(last) = end.last_mut() {
+        *last = 0x02;
+    }
+    end
 }
 
 /// One stored object and the key tuple it is indexed under.
@@ -191,7 +204,7 @@ impl<T: KubeObject> Index<T> {
     }
 
     /// Exact lookup by a full key tuple's elements.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_exact(&self, keys: &[&str]) -> Objects<T> {
         match self.exact.get_elements(keys) {
             Some(bucket) => Objects::shared(bucket.clone()),
@@ -203,24 +216,32 @@ impl<T: KubeObject> Index<T> {
     pub(crate) fn prefix_buckets<'a>(
         &'a self,
         prefix: &'a [u8],
+        end: &'a [u8],
     ) -> impl Iterator<Item = (&'a KeyTuple, &'a Bucket<T>)> + 'a {
-        let ordered = self.ordered.as_ref();
-        ordered
-            .into_iter()
-            .flat_map(move |m| m.range::<_, [u8]>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)))
-            .take_while(move |(k, _)| k.as_bytes().starts_with(prefix))
+        self.ordered.iter().flat_map(move |m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
     }
 
     /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name).
-    /// Cost: O(log n + matches); sorting is skipped when the matches are already in order (for
-    /// example when the key tuple starts with namespace and name).
+    /// Cost: O(log n + matches): one pass over the matching map entries without touching
+    /// their keys, one exactly sized result; sorting is skipped when the matches are already
+    /// in order (for example when the key tuple starts with namespace and name).
     pub(crate) fn get_prefix(&self, prefix: &[u8]) -> Objects<T> {
-        let mut out: Vec<Arc<T>> = Vec::new();
-        for (_, bucket) in self.prefix_buckets(prefix) {
-            out.extend(bucket.iter().cloned());
+        let end = prefix_end(prefix);
+        // References first (on the stack for up to 128 matches), so that the result is
+        // allocated once at its exact size.
+        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
+        if self.identity_keyed == self.objects.len() {
+            // Every key tuple is its object's `[namespace, name]`: the objects map has the same
+            // order and holds each object inline, so walk it instead of one bucket per object.
+            let range = self.objects.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(&end[..])));
+            found.extend(range.map(|(_, slot)| &slot.object));
+            return Objects::from(found.iter().map(|o| Arc::clone(o)).collect::<Vec<_>>());
         }
-        let keys_are_identities = self.identity_keyed == self.objects.len();
-        if !keys_are_identities && !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
+        for (_, bucket) in self.prefix_buckets(prefix, &end) {
+            found.extend(bucket.iter());
+        }
+        let mut out: Vec<Arc<T>> = found.iter().map(|o| Arc::clone(o)).collect();
+        if !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
             out.sort_by(|a, b| cmp_objects(&**a, &**b));
         }
         Objects::from(out)
@@ -297,7 +318,8 @@ impl<T: KubeObject> Index<T> {
             self.exact.get_elements(keys).map(|b| b.iter().map(to_id).collect()).unwrap_or_default()
         } else {
             let prefix = encode(keys);
-            self.prefix_buckets(&prefix).flat_map(|(_, b)| b.iter().map(to_id)).collect()
+            let end = prefix_end(&prefix);
+            self.prefix_buckets(&prefix, &end).flat_map(|(_, b)| b.iter().map(to_id)).collect()
         }
     }
 

@@ -12,13 +12,12 @@
 
 mod exact;
 mod index;
+mod publish;
 mod store;
 mod sync;
 
 pub use index::{Change, MemoryStats};
-#[cfg(not(kstore_loom))]
-pub use store::Reader;
-pub use store::{Batch, MemoryStore, Snapshot};
+pub use store::{Batch, MemoryStore, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use store_types::{
-    ChangeStats, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result, Store, StoreError,
+    ChangeStats, GetFuture, Identity, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Result, Store,
+    StoreError,
 };
 
 use crate::index::{Change, Index, MemoryStats, Slot, encode};
-use crate::sync::{Mutex, MutexGuard, Published, published};
+use crate::publish::{Published, Reclaim, Shared};
+use crate::sync::{Mutex, MutexGuard};
 
 /// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
 ///
@@ -68,7 +70,7 @@ pub struct MemoryStore<T> {
 
 struct Inner<T> {
     num_keys: usize,
-    state: Arc<Published<Index<T>>>,
+    state: Published<Index<T>>,
     writer: Mutex<()>,
 }
 
@@ -81,7 +83,7 @@ impl<T> Clone for MemoryStore<T> {
 impl<T> fmt::Debug for MemoryStore<T> {
     /// Prints only the shape of the store, never object contents (objects may be Secrets).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.state.load();
+        let state = self.inner.state.read();
         f.debug_struct("MemoryStore")
             .field("num_keys", &self.inner.num_keys)
             .field("objects", &state.objects.len())
@@ -111,7 +113,7 @@ pub(crate) fn same_version<T: KubeObject>(a: &Slot<T>, b: &Slot<T>) -> bool {
         && a.object.identity().and_then(|i| i.uid) == b.object.identity().and_then(|i| i.uid)
 }
 
-#[inline]
+#[inline(always)]
 fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> {
     StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
     Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(&encode(keys)) })
@@ -128,7 +130,7 @@ impl<T: KubeObject> MemoryStore<T> {
             return Err(StoreError::NoIndexKeys);
         }
         Ok(MemoryStore {
-            inner: Arc::new(Inner { num_keys, state: published(Index::new(num_keys)), writer: Mutex::new(()) }),
+            inner: Arc::new(Inner { num_keys, state: Published::new(Index::new(num_keys)), writer: Mutex::new(()) }),
         })
     }
 
@@ -139,13 +141,30 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Objects under `keys`: an exact match when `keys.len() == N`, a prefix match when fewer.
     /// `0` or more than `N` keys is [`StoreError::KeyCount`]; a miss is an empty result.
+    ///
+    /// An exact get borrows the published state for the lookup (one atomic read-modify-write,
+    /// no reference count on the state); a prefix get holds a reference to it.
+    #[inline(always)]
     pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
-        lookup(&self.inner.state.load(), keys)
+        if keys.len() == self.inner.num_keys {
+            Ok(self.inner.state.read().get_exact(keys))
+        } else {
+            self.get_partial(keys)
+        }
+    }
+
+    /// A prefix get (or a key-count error), out of line so that exact gets stay small.
+    #[inline(never)]
+    fn get_partial(&self, keys: &[&str]) -> Result<Objects<T>> {
+        StoreError::check_arity(Operation::Get, KeyArity::UpTo(self.inner.num_keys), keys)?;
+        // May return many objects: not a bounded read, so no borrow of the state.
+        Ok(self.inner.state.load().get_prefix(&encode(keys)))
     }
 
     /// The object with this identity, if held.
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.inner.state.load().get_object(&ObjectKey::new(namespace, name)).map(|s| s.object.clone())
+        let key = ObjectKey::new(namespace, name);
+        self.inner.state.read().get_object(&key).map(|s| s.object.clone())
     }
 
     /// Every object, ordered by namespace, then name.
@@ -155,7 +174,7 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Number of objects.
     pub fn len(&self) -> usize {
-        self.inner.state.load().len()
+        self.inner.state.read().len()
     }
 
     /// True when the store holds no object.
@@ -165,22 +184,21 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Object count, distinct key tuples and a memory estimate.
     pub fn stats(&self) -> MemoryStats {
-        self.inner.state.load().stats()
+        self.inner.state.read().stats()
     }
 
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot { state: self.inner.state.load_full() }
+        Snapshot { state: self.inner.state.load() }
     }
 
     /// A reader handle that always sees the latest published state, checking for a new one
-    /// with a single relaxed pointer comparison per call instead of the publication load of
-    /// [`get`](Self::get). Use one per thread or task for hot lookup loops.
+    /// with a single pointer comparison per call (no atomic read-modify-write while the state
+    /// is unchanged). Use one per thread or task for hot lookup loops.
     ///
     /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
-    #[cfg(not(kstore_loom))]
     pub fn reader(&self) -> Reader<T> {
-        Reader { cache: arc_swap::Cache::new(self.inner.state.clone()) }
+        Reader { store: self.inner.clone(), state: self.inner.state.load() }
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -189,11 +207,11 @@ impl<T: KubeObject> MemoryStore<T> {
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
+    fn write<R>(&self, reclaim: Reclaim, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
         let _guard = self.lock();
-        let mut next = Index::clone(&self.inner.state.load());
+        let mut next = Index::clone(&self.inner.state.read());
         let r = f(&mut next)?;
-        self.inner.state.store(Arc::new(next));
+        self.inner.state.store(next, reclaim);
         Ok(r)
     }
 
@@ -213,7 +231,7 @@ impl<T: KubeObject> MemoryStore<T> {
     fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
         check_full_keys(op, self.inner.num_keys, &keys)?;
         let okey = check_identity(op, &*object, &keys)?;
-        self.write(|s| Ok(s.upsert(okey, object, keys)))
+        self.write(Reclaim::Lazily, |s| Ok(s.upsert(okey, object, keys)))
     }
 
     /// Removes the one object with this identity and returns it. If `identity.uid` is set and
@@ -221,11 +239,13 @@ impl<T: KubeObject> MemoryStore<T> {
     /// incarnation of the name).
     pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
         let _guard = self.lock();
-        let current = self.inner.state.load();
-        current.get_object(&identity.key)?;
-        let mut next = Index::clone(&current);
+        let mut next = {
+            let current = self.inner.state.read();
+            current.get_object(&identity.key)?;
+            Index::clone(&current)
+        };
         let removed = next.remove(identity)?;
-        self.inner.state.store(Arc::new(next));
+        self.inner.state.store(next, Reclaim::Lazily);
         Some(removed)
     }
 
@@ -233,7 +253,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// returns how many were removed.
     pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
         StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.inner.num_keys), keys)?;
-        self.write(|s| {
+        self.write(Reclaim::Now, |s| {
             let ids = s.identities_under(keys);
             Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
         })
@@ -242,7 +262,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Removes everything.
     pub fn clear(&self) {
         let _guard = self.lock();
-        self.inner.state.store(Arc::new(Index::new(self.inner.num_keys)));
+        self.inner.state.store(Index::new(self.inner.num_keys), Reclaim::Now);
     }
 
     /// Starts a batch: changes are applied to a private copy and published together by
@@ -250,7 +270,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// the batch is committed or dropped (dropping discards it).
     pub fn batch(&self) -> Batch<'_, T> {
         let guard = self.lock();
-        let next = Index::clone(&self.inner.state.load());
+        let next = Index::clone(&self.inner.state.read());
         Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
     }
 
@@ -263,7 +283,7 @@ impl<T: KubeObject> MemoryStore<T> {
         I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
     {
         let guard = self.lock();
-        let old = self.inner.state.load_full();
+        let old = self.inner.state.load();
         let mut items = Vec::new();
         for (object, keys) in objects {
             check_full_keys(Operation::Batch, self.inner.num_keys, &keys)?;
@@ -280,7 +300,8 @@ impl<T: KubeObject> MemoryStore<T> {
             }
         }
         stats.deleted = old.objects.keys().filter(|k| next.get_object(k).is_none()).count() as u64;
-        self.inner.state.store(Arc::new(next));
+        drop(old);
+        self.inner.state.store(next, Reclaim::Now);
         drop(guard);
         Ok(stats)
     }
@@ -290,39 +311,56 @@ impl<T: KubeObject> MemoryStore<T> {
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.inner.state.load().validate()
     }
+
+    /// Replaced states still waiting for a reader to finish with them (for tests).
+    #[cfg(test)]
+    pub(crate) fn retired_states(&self) -> usize {
+        self.inner.state.retired_len()
+    }
 }
 
 /// A cached reader of a [`MemoryStore`]; see [`MemoryStore::reader`].
 ///
 /// Every call sees the latest published state (never a half-applied write), like the store's
 /// own methods; calls take `&mut self` because the handle refreshes its cached state.
-#[cfg(not(kstore_loom))]
+///
+/// # Memory
+/// The handle holds a reference to the last state it used: a state replaced since stays alive
+/// until the handle's next call or until it is dropped. Drop idle handles.
 pub struct Reader<T> {
-    cache: arc_swap::Cache<Arc<Published<Index<T>>>, Arc<Index<T>>>,
+    store: Arc<Inner<T>>,
+    state: Shared<Index<T>>,
 }
 
-#[cfg(not(kstore_loom))]
 impl<T> Clone for Reader<T> {
     fn clone(&self) -> Self {
-        Reader { cache: self.cache.clone() }
+        Reader { store: self.store.clone(), state: self.state.clone() }
     }
 }
 
-#[cfg(not(kstore_loom))]
 impl<T: KubeObject> Reader<T> {
+    /// The latest state: the cached one while it is still published.
+    #[inline]
+    fn current(&mut self) -> &Index<T> {
+        if !self.store.state.is_current(&self.state) {
+            self.state = self.store.state.load();
+        }
+        &self.state
+    }
+
     /// Like [`MemoryStore::get`].
     pub fn get(&mut self, keys: &[&str]) -> Result<Objects<T>> {
-        lookup(self.cache.load(), keys)
+        lookup(self.current(), keys)
     }
 
     /// Like [`MemoryStore::list`].
     pub fn list(&mut self) -> Objects<T> {
-        list_all(self.cache.load())
+        list_all(self.current())
     }
 
     /// Number of objects now.
     pub fn len(&mut self) -> usize {
-        self.cache.load().len()
+        self.current().len()
     }
 
     /// True when the store is empty now.
@@ -332,7 +370,8 @@ impl<T: KubeObject> Reader<T> {
 
     /// A snapshot of the latest state.
     pub fn snapshot(&mut self) -> Snapshot<T> {
-        Snapshot { state: self.cache.load().clone() }
+        self.current();
+        Snapshot { state: self.state.clone() }
     }
 }
 
@@ -341,7 +380,7 @@ impl<T: KubeObject> Reader<T> {
 /// Cheap to take (one reference-count increment) and to clone. Lookups on it never see later
 /// writes. Holding it keeps that state's objects alive.
 pub struct Snapshot<T> {
-    state: Arc<Index<T>>,
+    state: Shared<Index<T>>,
 }
 
 impl<T> Clone for Snapshot<T> {
@@ -453,7 +492,7 @@ impl<T: KubeObject> Batch<'_, T> {
 
     /// Publishes every change at once and returns their counts.
     pub fn commit(self) -> ChangeStats {
-        self.store.inner.state.store(Arc::new(self.next));
+        self.store.inner.state.store(self.next, Reclaim::Now);
         self.stats
     }
 }
@@ -464,8 +503,10 @@ impl<T: KubeObject> Store<T> for MemoryStore<T> {
         self.inner.num_keys
     }
 
-    async fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
-        MemoryStore::get(self, keys)
+    /// Complete at once (no allocation): see [`GetFuture`].
+    #[inline(always)]
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
+        GetFuture::ready(MemoryStore::get(self, keys))
     }
 
     async fn list(&self) -> Result<Objects<T>> {

@@ -46,7 +46,8 @@ enum Op {
 }
 
 fn word() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["", "a", "b", "a/b", "b/c", "ä"]).prop_map(String::from)
+    // "default" is also a namespace: prefix gets of identity-keyed objects select namespaces.
+    prop::sample::select(vec!["", "a", "b", "a/b", "b/c", "ä", "default"]).prop_map(String::from)
 }
 fn ns() -> impl Strategy<Value = String> {
     prop::sample::select(vec!["", "default", "kube"]).prop_map(String::from)

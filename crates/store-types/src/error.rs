@@ -143,20 +143,24 @@ impl StoreError {
     }
 
     /// Checks a key count, returning [`StoreError::KeyCount`] when it is out of range.
+    #[inline]
     pub fn check_arity<S: AsRef<str>>(op: Operation, expected: KeyArity, keys: &[S]) -> Result<()> {
         let ok = match expected {
             KeyArity::Exactly(n) => keys.len() == n,
             KeyArity::UpTo(n) => (1..=n).contains(&keys.len()),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(StoreError::KeyCount {
-                op,
-                expected,
-                got: keys.len(),
-                keys: keys.iter().map(|k| k.as_ref().to_owned()).collect(),
-            })
+        if ok { Ok(()) } else { Err(Self::key_count(op, expected, keys)) }
+    }
+
+    // Out of line: lookups inline `check_arity`, and the error's allocations would bloat them.
+    #[cold]
+    #[inline(never)]
+    fn key_count<S: AsRef<str>>(op: Operation, expected: KeyArity, keys: &[S]) -> StoreError {
+        StoreError::KeyCount {
+            op,
+            expected,
+            got: keys.len(),
+            keys: keys.iter().map(|k| k.as_ref().to_owned()).collect(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Object identity: who an object is, independent of its index keys.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use crate::KeyTuple;
@@ -56,6 +57,14 @@ impl ObjectKey {
     /// The encoded `(namespace, name)` tuple.
     pub fn as_tuple(&self) -> &KeyTuple {
         &self.0
+    }
+}
+
+/// The encoded `(namespace, name)` tuple's bytes ([`KeyTuple::as_bytes`]): ordered maps keyed by
+/// `ObjectKey` can be range-queried by encoded key prefixes (all objects of a namespace).
+impl Borrow<[u8]> for ObjectKey {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

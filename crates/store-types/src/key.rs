@@ -115,7 +115,11 @@ impl KeyTuple {
         for e in plain.0 {
             let raw = e.as_ref().as_bytes();
             let n = raw.len();
-            if rest.len() < n + 2 || rest[..n] != *raw || rest[n..n + 2] != TERMINATOR {
+            if rest.len() < n + 2
+                || !bytes_eq(&rest[..n], raw)
+                || rest[n] != TERMINATOR[0]
+                || rest[n + 1] != TERMINATOR[1]
+            {
                 return false;
             }
             rest = &rest[n + 2..];
@@ -176,6 +180,74 @@ impl KeyTuple {
     /// Heap bytes owned by this key (shared between clones).
     pub fn heap_size(&self) -> usize {
         self.0.len() + 2 * std::mem::size_of::<usize>()
+    }
+}
+
+/// Eight bytes at `i` as a word (callers guarantee `i + 8 <= s.len()`).
+#[inline(always)]
+fn word(s: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes at `i` (callers guarantee `i + 4 <= s.len()`).
+#[inline(always)]
+fn half_word(s: &[u8], i: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&s[i..i + 4]);
+    u32::from_le_bytes(w)
+}
+
+/// `a == b`, word by word and inlined: lookup keys are short, and a call to `memcmp` per key
+/// element cost more than the comparison itself (measured: ~15% of an exact get).
+#[inline(always)]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut diff = 0;
+        let mut i = 0;
+        while i + 8 <= n {
+            diff |= word(a, i) ^ word(b, i);
+            i += 8;
+        }
+        if i < n {
+            // The last, overlapping word covers the tail.
+            diff |= word(a, n - 8) ^ word(b, n - 8);
+        }
+        diff == 0
+    } else if n >= 4 {
+        (half_word(a, 0) ^ half_word(b, 0)) | (half_word(a, n - 4) ^ half_word(b, n - 4)) == 0
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
+/// True when `s` contains a `0x00` byte; word at a time (the classic "has zero byte" test:
+/// `(v - 0x01…) & !v & 0x80…` is non-zero exactly when a byte of `v` is zero).
+#[inline(always)]
+fn has_nul(s: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
+    let n = s.len();
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            if zero(word(s, i)) {
+                return true;
+            }
+            i += 8;
+        }
+        i < n && zero(word(s, n - 8))
+    } else if n >= 4 {
+        let zero32 = |v: u32| v.wrapping_sub(LO as u32) & !v & HI as u32 != 0;
+        zero32(half_word(s, 0)) || zero32(half_word(s, n - 4))
+    } else {
+        s.contains(&0)
     }
 }
 
@@ -247,7 +319,7 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
     /// `None` when some element contains `\0` (use [`KeyTuple::new`] for those).
     #[inline]
     pub fn new(elements: &'a [S]) -> Option<Self> {
-        elements.iter().all(|e| !e.as_ref().as_bytes().contains(&0)).then_some(PlainKeys(elements))
+        elements.iter().all(|e| !has_nul(e.as_ref().as_bytes())).then_some(PlainKeys(elements))
     }
 
     /// Same value as [`KeyTuple::hash_with`] of the same elements.
@@ -357,6 +429,39 @@ mod tests {
             if a == b {
                 prop_assert_eq!(ka.hash_with(&state), kb.hash_with(&state));
             }
+        }
+
+        #[test]
+        fn word_helpers_agree_with_the_naive_ones(
+            a in prop::collection::vec(any::<u8>(), 0..40),
+            flip in any::<prop::sample::Index>(),
+            nul in any::<prop::sample::Index>(),
+        ) {
+            prop_assert!(bytes_eq(&a, &a));
+            prop_assert_eq!(has_nul(&a), a.contains(&0));
+            if !a.is_empty() {
+                // One byte differs, anywhere (the word paths cover lengths 4..8, 8..16, 16..).
+                let mut b = a.clone();
+                let i = flip.index(b.len());
+                b[i] ^= 0x40;
+                prop_assert!(!bytes_eq(&a, &b));
+                prop_assert!(!bytes_eq(&a, &a[..a.len() - 1]));
+                let mut c = a.iter().map(|&x| x | 1).collect::<Vec<_>>();
+                prop_assert!(!has_nul(&c));
+                let j = nul.index(c.len());
+                c[j] = 0;
+                prop_assert!(has_nul(&c));
+            }
+        }
+
+        #[test]
+        fn long_plain_keys_compare_like_tuples(
+            a in prop::collection::vec("[a-z0-9\\-]{0,30}", 1..3),
+            b in prop::collection::vec("[a-z0-9\\-]{0,30}", 1..3),
+        ) {
+            let plain = PlainKeys::new(&b).unwrap();
+            prop_assert_eq!(KeyTuple::new(&a).eq_plain(&plain), a == b);
+            prop_assert!(KeyTuple::new(&b).eq_plain(&plain));
         }
 
         #[test]

@@ -22,4 +22,4 @@ pub use error::{BoxError, KeyArity, Operation, Result, StoreError};
 pub use identity::{Identity, IdentityRef, KubeObject, ObjectKey, json_identity, json_resource_version};
 pub use key::{KeyElements, KeyTuple, PlainKeys};
 pub use objects::Objects;
-pub use store::Store;
+pub use store::{GetFuture, Store};

@@ -1,10 +1,77 @@
 //! The `Store` trait.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
-use crate::{Identity, KeyTuple, Objects, Result};
+use crate::{Identity, KeyTuple, Objects, Result, StoreError};
+
+/// The future returned by [`Store::get`]: either already complete (a store that answered from
+/// memory: no allocation, no waiting) or a boxed future (a store that has to fetch).
+///
+/// `get` is the hot path of every controller, so unlike the other `Store` methods it does not
+/// box its future unconditionally. `.await` it like any future.
+#[must_use = "futures do nothing unless awaited"]
+pub struct GetFuture<'a, T>(GetRepr<'a, T>);
+
+type BoxedGet<'a, T> = Pin<Box<dyn Future<Output = Result<Objects<T>>> + Send + 'a>>;
+
+// Small on purpose (the size of `Objects`): a ready result is moved a few times between the
+// store and the caller, and moving a whole `Result` (about 90 bytes, most of it the error)
+// measurably slowed exact gets.
+enum GetRepr<'a, T> {
+    Ready(Objects<T>),
+    Failed(Box<StoreError>),
+    Boxed(BoxedGet<'a, T>),
+    Done,
+}
+
+impl<'a, T> GetFuture<'a, T> {
+    /// A future that is already complete.
+    #[inline]
+    pub fn ready(result: Result<Objects<T>>) -> Self {
+        GetFuture(match result {
+            Ok(objects) => GetRepr::Ready(objects),
+            Err(e) => GetRepr::Failed(Box::new(e)),
+        })
+    }
+
+    /// A future that runs `future` (boxed).
+    pub fn boxed(future: impl Future<Output = Result<Objects<T>>> + Send + 'a) -> Self {
+        GetFuture(GetRepr::Boxed(Box::pin(future)))
+    }
+}
+
+impl<T> Future for GetFuture<'_, T> {
+    type Output = Result<Objects<T>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let repr = &mut self.get_mut().0;
+        if let GetRepr::Boxed(future) = repr {
+            return future.as_mut().poll(cx);
+        }
+        Poll::Ready(match std::mem::replace(repr, GetRepr::Done) {
+            GetRepr::Ready(objects) => Ok(objects),
+            GetRepr::Failed(e) => Err(*e),
+            GetRepr::Boxed(_) | GetRepr::Done => panic!("`GetFuture` polled after completion"),
+        })
+    }
+}
+
+impl<T> fmt::Debug for GetFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            GetRepr::Ready(_) | GetRepr::Failed(_) => "GetFuture::Ready",
+            GetRepr::Boxed(_) => "GetFuture::Boxed",
+            GetRepr::Done => "GetFuture::Done",
+        })
+    }
+}
 
 /// An indexed store of Kubernetes objects of one resource type.
 ///
@@ -29,7 +96,10 @@ pub trait Store<T: Send + Sync + 'static>: Send + Sync {
     fn num_keys(&self) -> usize;
 
     /// Objects whose key tuple equals `keys` (`keys.len() == N`) or starts with it (fewer).
-    async fn get(&self, keys: &[&str]) -> Result<Objects<T>>;
+    ///
+    /// Returns a [`GetFuture`]: `store.get(keys).await` as with the other methods, but a store
+    /// that answers from memory completes it at once without allocating.
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T>;
 
     /// Every object, ordered by namespace, then name.
     async fn list(&self) -> Result<Objects<T>>;
