@@ -4,8 +4,11 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -13,7 +16,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use memory_store::MemoryStore;
-use store_types::{Identity, KeyTuple};
+use store_types::{Identity, KeyTuple, Store};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
@@ -59,6 +62,16 @@ fn build(n: usize, namespaces: usize) -> Peers {
     Peers { objs, mem, kube, kube_writer: writer, map }
 }
 
+/// Runs a future that completes without waiting (a `MemoryStore`'s `Store::get` never waits),
+/// as an `.await` in an async function would, without a runtime.
+#[inline(always)]
+fn now<F: Future>(f: F) -> F::Output {
+    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a MemoryStore future waited"),
+    }
+}
+
 /// A fixed pseudo-random order of lookups, so every peer sees the same sequence.
 fn probe_order(n: usize) -> Vec<usize> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -97,6 +110,15 @@ fn exact_get(c: &mut Criterion) {
                 let (ns, name) = &ids[i & 4095];
                 i += 1;
                 black_box(reader.get(&[ns.as_str(), name.as_str()]).unwrap())
+            })
+        });
+        let dyn_store: &dyn Store<ConfigMap> = &p.mem;
+        g.bench_with_input(BenchmarkId::new("memory_store_trait", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                let (ns, name) = &ids[i & 4095];
+                i += 1;
+                black_box(now(dyn_store.get(&[ns.as_str(), name.as_str()])).unwrap())
             })
         });
         let snap = p.mem.snapshot();

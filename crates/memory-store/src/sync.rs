@@ -138,10 +138,13 @@ mod imp {
 
     /// Records a reader's access to a published state, for loom's causality checker; nothing
     /// in normal builds.
-    #[derive(Default)]
     pub(crate) struct Access;
 
     impl Access {
+        #[inline(always)]
+        pub(crate) fn new() -> Self {
+            Access
+        }
         #[inline(always)]
         pub(crate) fn read(&self) {}
         #[inline(always)]
@@ -214,17 +217,14 @@ mod imp {
     /// be freed while a reader that protected it is still reading it.
     pub(crate) struct Access(loom::cell::UnsafeCell<()>);
 
-    impl Default for Access {
-        fn default() -> Self {
-            Access(loom::cell::UnsafeCell::new(()))
-        }
-    }
-
     // SAFETY: the cell holds `()` and is only used to record accesses for loom's checker.
     #[allow(unsafe_code)]
     unsafe impl Sync for Access {}
 
     impl Access {
+        pub(crate) fn new() -> Self {
+            Access(loom::cell::UnsafeCell::new(()))
+        }
         pub(crate) fn read(&self) {
             self.0.with(|_| ());
         }

@@ -279,3 +279,41 @@ async fn store_trait_is_the_same_store() {
     d.clear().await.unwrap();
     assert!(d.is_empty());
 }
+
+#[test]
+fn replaced_states_are_freed_by_writers() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for i in 0..20 {
+        let name = format!("o{i}");
+        s.add(cm("ns", &name, "1"), k(["ns", &name])).unwrap();
+        assert!(s.retired_states() < crate::publish::LAZY_RECLAIM, "{} states kept", s.retired_states());
+    }
+    s.batch().commit();
+    assert_eq!(s.retired_states(), 0, "a batch frees every unused replaced state");
+    // A state borrowed while it is replaced survives, and goes with the next reclamation.
+    let borrowed = s.borrow_state();
+    s.clear();
+    assert_eq!(s.retired_states(), 1);
+    assert_eq!(borrowed.len(), 20);
+    assert_eq!(s.len(), 0, "a nested read on the same thread sees the new state");
+    drop(borrowed);
+    s.clear();
+    assert_eq!(s.retired_states(), 0);
+}
+
+#[test]
+fn prefix_gets_walk_the_objects_map_when_keys_are_identities() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for (ns, name) in [("a", "x"), ("b", "y"), ("b", "x"), ("b\0c", "z"), ("bc", "w"), ("", "v")] {
+        s.add(cm(ns, name, "1"), k([ns, name])).unwrap();
+    }
+    assert_eq!(names(&s.get(&["b"]).unwrap()), ["b/x", "b/y"]);
+    assert_eq!(names(&s.get(&["b\0c"]).unwrap()), ["b\0c/z"]);
+    assert_eq!(names(&s.get(&[""]).unwrap()), ["/v"]);
+    assert!(s.get(&["c"]).unwrap().is_empty());
+    // One object keyed otherwise: the ordered index answers, with the same results.
+    s.add(cm("b", "moved", "1"), k(["b", "zz"])).unwrap();
+    assert_eq!(names(&s.get(&["b"]).unwrap()), ["b/moved", "b/x", "b/y"]);
+    assert_eq!(names(&s.get(&["b\0c"]).unwrap()), ["b\0c/z"]);
+    s.validate().unwrap();
+}

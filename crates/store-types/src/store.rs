@@ -78,7 +78,8 @@ impl<T> fmt::Debug for GetFuture<'_, T> {
 /// Both kstore stores implement it (`MemoryStore`: everything in memory; `CachedStore`:
 /// references in memory, objects fetched on demand), so a controller can switch between them
 /// per resource without changing its lookups. Methods are async because a `CachedStore` lookup
-/// may fetch from the API server; a `MemoryStore` never awaits.
+/// may fetch from the API server; a `MemoryStore` never awaits. `get`, the hot path, returns a
+/// [`GetFuture`] rather than a boxed future, so an answer from memory costs no allocation.
 ///
 /// # Key semantics (every implementation)
 /// * A store has a fixed number `N >= 1` of index keys; [`KeyTuple`]s are tuples, never joined
