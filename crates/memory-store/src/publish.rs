@@ -31,7 +31,9 @@
 //! the reader's load of `current` comes after F_w, so it sees the swap, finds `current` changed
 //! and protects the new state instead. A record pushed onto the list after the writer read the
 //! list head falls in the second case too. The record is cleared with release and scanned with
-//! acquire, so the reader's reads happen before the state's destruction. The loom models
+//! acquire, so the reader's reads happen before the state's destruction; so is the announcing
+//! store, because a writer may read the reader's next announcement instead of its clear (a
+//! later relaxed store would not carry the clear's release). The loom models
 //! (`tests/loom.rs`) check this over every interleaving, with a causality-checked cell touched
 //! by every protected read and by the destruction of each state (`sync::Access`).
 //!
@@ -43,10 +45,10 @@
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr;
-use std::sync::Arc;
 
 use crate::sync::{
-    Access, AtomicBool, AtomicPtr, Mutex, Ordering, asymmetric, domain, heavy_fence, init, light_fence, local_record,
+    Access, Arc, AtomicBool, AtomicPtr, Mutex, Ordering, asymmetric, domain, heavy_fence, init, light_fence,
+    local_record,
 };
 
 /// With `membarrier`, single-object writes free replaced states every this many writes.
@@ -114,10 +116,12 @@ impl Domain {
             taken: AtomicBool::new(true),
             next: AtomicPtr::new(ptr::null_mut()),
         }));
-        let mut head = self.head.load(Ordering::Relaxed);
+        // Acquire and release: whoever reaches this record through the list (from the head or
+        // from a later record's `next`) also sees the records behind it.
+        let mut head = self.head.load(Ordering::Acquire);
         loop {
             r.next.store(head, Ordering::Relaxed);
-            match self.head.compare_exchange(head, ptr::from_ref(r).cast_mut(), Ordering::Release, Ordering::Relaxed) {
+            match self.head.compare_exchange(head, ptr::from_ref(r).cast_mut(), Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return r,
                 Err(now) => head = now,
             }
@@ -218,7 +222,10 @@ impl<T> Published<T> {
         };
         let mut p = self.current.load(Ordering::Relaxed);
         loop {
-            record.hazard.store(p.cast(), Ordering::Relaxed);
+            // Release, not relaxed: a writer scanning the record may read this store instead of
+            // the clear that ended this thread's previous read, and must still see that read
+            // as finished (found by the loom model; a plain store on x86 either way).
+            record.hazard.store(p.cast(), Ordering::Release);
             light_fence();
             let now = self.current.load(Ordering::Acquire);
             if now == p {

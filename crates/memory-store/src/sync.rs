@@ -24,7 +24,7 @@ mod imp {
     use std::sync::Once;
 
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering, fence};
-    pub(crate) use std::sync::{Mutex, MutexGuard};
+    pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
     use crate::publish::{Domain, Record};
 
@@ -157,7 +157,9 @@ mod imp {
     use std::cell::Cell;
 
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering, fence};
-    pub(crate) use loom::sync::{Mutex, MutexGuard};
+    /// Published states are reference-counted with loom's `Arc` (std's counts are invisible to
+    /// loom, which would then miss the order a last reference's drop gives).
+    pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
     use crate::publish::{Domain, Record};
 
@@ -198,15 +200,9 @@ mod imp {
             .ok()
     }
 
+    /// Under loom a thread's record is not given back when the thread ends: loom tears the
+    /// main thread's locals down after the model's statics, and an execution has few threads.
     struct Local(Cell<Option<&'static Record>>);
-
-    impl Drop for Local {
-        fn drop(&mut self) {
-            if let Some(r) = self.0.get() {
-                DOMAIN.release(r);
-            }
-        }
-    }
 
     loom::thread_local! {
         static LOCAL: Local = Local(Cell::new(None));
@@ -225,9 +221,11 @@ mod imp {
         pub(crate) fn new() -> Self {
             Access(loom::cell::UnsafeCell::new(()))
         }
+        #[track_caller]
         pub(crate) fn read(&self) {
             self.0.with(|_| ());
         }
+        #[track_caller]
         pub(crate) fn free(&mut self) {
             self.0.with_mut(|_| ());
         }
