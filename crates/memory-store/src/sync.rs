@@ -119,10 +119,12 @@ mod imp {
             unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
         }
 
-        /// A full memory barrier on every running thread of this process.
+        /// A full memory barrier on every running thread of this process. Registers again and
+        /// retries once if the kernel says the process is not registered (a forked child).
         pub(super) fn barrier() -> bool {
             // SAFETY: as above.
-            unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) == 0 }
+            let call = || unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) == 0 };
+            call() || (register() && call())
         }
     }
 
