@@ -9,8 +9,9 @@
 //!   fence (`sync::light_fence`: a compiler fence on Linux) and re-reads `current`: when
 //!   unchanged, the state is protected — no writer frees it while the record holds its address
 //!   — and the reader borrows it. When done it clears the record (a release store). No atomic
-//!   read-modify-write: an `arc_swap` load costs two, and on x86 each locked instruction also
-//!   stops the next lookups' cache misses from overlapping (measured: 10–25 ns per get).
+//!   read-modify-write (an `arc_swap` load costs two) and no claiming of a shared slot (a
+//!   prototype that claimed one of a store's slots by compare-exchange measured as slow as
+//!   `arc_swap`); with `SeqCst` fences instead of the asymmetric pair a get costs 2–4 ns more.
 //! * A **writer** swaps in the new state and puts the old one on the retired list. To free
 //!   retired states it issues the heavy fence (`sync::heavy_fence`: `membarrier` on Linux),
 //!   scans every record and drops each retired state that no record holds.
