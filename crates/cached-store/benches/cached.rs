@@ -6,6 +6,10 @@
 //!   encoding, cache fill), against a plain `kube::Api::get` of the same Secret, both as
 //!   `DynamicObject` and as typed `Secret`.
 //!
+//! The main CachedStore runs its sweeper on a multi-thread runtime, as the watcher does: lookups
+//! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the
+//! clock on every lookup and time every fetch with a timer of its own.
+//!
 //! Run: `cargo bench -p cached-store --bench cached`.
 
 #![allow(missing_docs)]
@@ -56,6 +60,16 @@ fn bench(c: &mut Criterion) {
     let ar = ApiResource::erase::<Secret>(&());
     let cached =
         rt.block_on(async { CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2)).unwrap() });
+    // The sweeper runs on a multi-thread runtime, as the watcher's does: there it keeps the
+    // clock lookups read (on a current-thread runtime it would not).
+    let sweeper_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _sweeper = {
+        let _runtime = sweeper_rt.enter();
+        cached.spawn_sweeper()
+    };
+    assert!(cached.cache_stats().sweeper_clock);
+    // The same store without a sweeper (a clock read per lookup, a timer per fetch).
+    let unswept = CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2)).unwrap();
     // The same store without the per-fetch timeout, to show what the timer costs.
     let untimed =
         CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2).fetch_timeout(None)).unwrap();
@@ -63,23 +77,22 @@ fn bench(c: &mut Criterion) {
     for v in &stored {
         let (ns, name) = key_of(v);
         let m = &v["metadata"];
-        cached
-            .apply_reference(
-                Reference::new(&ns, &name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(),
-                KeyTuple::new([&ns, &name]),
-            )
-            .unwrap();
-        untimed
-            .apply_reference(
-                Reference::new(&ns, &name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(),
-                KeyTuple::new([&ns, &name]),
-            )
-            .unwrap();
+        for store in [&cached, &unswept, &untimed] {
+            store
+                .apply_reference(
+                    Reference::new(&ns, &name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(),
+                    KeyTuple::new([&ns, &name]),
+                )
+                .unwrap();
+        }
         mem.add(Arc::new(CompactObject::from_value(v).unwrap()), KeyTuple::new([&ns, &name])).unwrap();
     }
     let (ns, name) = key_of(&stored[N / 2]);
     let keys = [ns.as_str(), name.as_str()];
-    rt.block_on(async { assert_eq!(Store::get(&cached, &keys).await.unwrap().len(), 1) });
+    rt.block_on(async {
+        assert_eq!(Store::get(&cached, &keys).await.unwrap().len(), 1);
+        assert_eq!(Store::get(&unswept, &keys).await.unwrap().len(), 1);
+    });
 
     let mut g = c.benchmark_group("hit");
     g.bench_function("MemoryStore::get (inherent)", |b| b.iter(|| black_box(mem.get(black_box(&keys)).unwrap())));
@@ -88,6 +101,9 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("CachedStore via Store::get (hit)", |b| {
         b.to_async(&rt).iter(|| async { black_box(Store::get(&cached, black_box(&keys)).await.unwrap()) })
+    });
+    g.bench_function("CachedStore via Store::get (hit, no sweeper)", |b| {
+        b.to_async(&rt).iter(|| async { black_box(Store::get(&unswept, black_box(&keys)).await.unwrap()) })
     });
     g.finish();
 
@@ -105,6 +121,12 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             cached.evict(&ns, &name);
             black_box(Store::get(&cached, &keys).await.unwrap())
+        })
+    });
+    g.bench_function("CachedStore via Store::get (miss, no sweeper)", |b| {
+        b.to_async(&rt).iter(|| async {
+            unswept.evict(&ns, &name);
+            black_box(Store::get(&unswept, &keys).await.unwrap())
         })
     });
     g.bench_function("CachedStore via Store::get (miss, no fetch timeout)", |b| {

@@ -98,13 +98,15 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped),
     /// prepares it (through a JSON value, only when a preparation step is configured) and
-    /// encodes it compactly.
+    /// encodes it compactly. `timer`: bound the request by the configured timeout here (else
+    /// the store's sweeper enforces it).
     /// `Ok(None)`: 404.
     pub(crate) async fn fetch(
         &self,
         namespace: &str,
         name: &str,
         uid: Option<&str>,
+        timer: bool,
     ) -> Result<Option<CompactObject>, FetchError> {
         let identity = || {
             let id = Identity::new(namespace, name);
@@ -127,7 +129,7 @@ impl Fetcher {
         // form, skipping the `Value` tree; with one, the object goes through a `Value`.
         let call = self.client.request_text(req);
         let response = match self.timeout {
-            Some(after) => match tokio::time::timeout(after, call).await {
+            Some(after) if timer => match tokio::time::timeout(after, call).await {
                 Ok(r) => r,
                 Err(_) => {
                     return Err(FetchError::Timeout {
@@ -137,7 +139,7 @@ impl Fetcher {
                     });
                 }
             },
-            None => call.await,
+            _ => call.await,
         };
         let text = match response {
             Ok(text) => text,

@@ -112,17 +112,20 @@ impl Reference {
     }
 
     /// `metadata.namespace` (`""` when cluster-scoped).
+    #[inline]
     pub fn namespace(&self) -> &str {
         &self.text[..self.ns_len as usize]
     }
 
     /// `metadata.name`.
+    #[inline]
     pub fn name(&self) -> &str {
         let start = self.ns_len as usize;
         &self.text[start..start + self.name_len as usize]
     }
 
     /// `metadata.uid`, when known.
+    #[inline]
     pub fn uid(&self) -> Option<&str> {
         let start = self.ns_len as usize + self.name_len as usize;
         (self.flags & HAS_UID != 0).then(|| &self.text[start..start + self.uid_len as usize])
@@ -153,16 +156,17 @@ impl Reference {
 
 /// A cached object, as held in a reference's slot.
 pub(crate) struct Cached {
-    /// The object as a one-element result set, so a lookup of one object hands it out without
-    /// allocating.
-    pub(crate) one: Arc<[Arc<CompactObject>]>,
-    /// When the entry expires (fixed at fetch time).
-    pub(crate) expires_at: tokio::time::Instant,
+    pub(crate) object: Arc<CompactObject>,
+    /// When the entry expires, in milliseconds of the store's clock (fixed at fetch time).
+    pub(crate) expires_ms: u64,
+    /// Which fill this is (unique in its store): tells this entry from a later one of the same
+    /// reference.
+    pub(crate) fill: u64,
 }
 
 impl Cached {
     pub(crate) fn object(&self) -> &Arc<CompactObject> {
-        &self.one[0]
+        &self.object
     }
 }
 
@@ -194,6 +198,7 @@ impl PartialEq for Reference {
 impl Eq for Reference {}
 
 impl KubeObject for Reference {
+    #[inline]
     fn identity(&self) -> Option<IdentityRef<'_>> {
         Some(IdentityRef { namespace: self.namespace(), name: self.name(), uid: self.uid() })
     }
@@ -205,6 +210,9 @@ impl KubeObject for Reference {
     fn heap_size(&self) -> usize {
         self.text.len()
     }
+
+    /// Namespace and name are slices of one string.
+    const CHEAP_IDENTITY: bool = true;
 }
 
 impl fmt::Debug for Reference {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ use crate::reference::{Cached, Reference, ReferenceError, compare_versions};
 use crate::sync::{self, Cache, Flight, Mutex};
 
 /// Estimated bytes a cache entry costs besides its object's heap: the `Cached` slot value, the
-/// one-element result slice, the `CompactObject` handle and quick_cache's entry.
+/// `CompactObject` handle and quick_cache's entry (an upper bound since the one-element result
+/// slice each entry also held is gone).
 const ENTRY_OVERHEAD: u64 = 160;
 
 /// A feeding call (from the watcher) was rejected; nothing was changed.
@@ -102,6 +103,9 @@ pub struct CacheStats {
     pub cached_bytes: u64,
     /// References (objects known to exist) now.
     pub references: usize,
+    /// Lookups read the sweeper's clock tick (a sweeper runs on a multi-thread runtime) rather
+    /// than the clock; see [`CachedStore::spawn_sweeper`].
+    pub sweeper_clock: bool,
 }
 
 /// Number of cache lines a [`Striped`] counter spreads over.
@@ -161,7 +165,9 @@ struct Counters {
 #[derive(Clone)]
 struct Entry {
     reference: Weak<Reference>,
-    expires_at: Instant,
+    expires_ms: u64,
+    /// The fill this entry accounts for (see [`Cached::fill`]).
+    fill: u64,
     weight: u64,
     bytes: u64,
 }
@@ -186,16 +192,90 @@ impl Lifecycle<u64, Entry> for EvictionCounter {
     fn on_evict(&self, _state: &mut (), _key: u64, entry: Entry) {
         self.0.fetch_add(1, Relaxed);
         if let Some(r) = entry.reference.upgrade() {
-            clear_slot_if(&r, entry.expires_at);
+            clear_slot_if(&r, entry.fill);
         }
     }
 }
 
-/// Empties `r`'s slot if it holds the object that expires at `expires_at`.
-fn clear_slot_if(r: &Reference, expires_at: Instant) {
+/// Empties `r`'s slot if it holds the object of fill `fill`.
+fn clear_slot_if(r: &Reference, fill: u64) {
     let current = r.slot.load();
-    if current.as_ref().is_some_and(|c| c.expires_at == expires_at) {
+    if current.as_ref().is_some_and(|c| c.fill == fill) {
         r.slot.compare_and_swap(&*current, None);
+    }
+}
+
+/// The store's time: milliseconds since the store was created, on Tokio's clock (so tests that
+/// pause Tokio's time drive it).
+///
+/// Reading Tokio's clock costs a `clock_gettime` (~25 ns, a fifth of a cache hit). While a
+/// sweeper task runs on a multi-thread runtime ([`CachedStore::spawn_sweeper`]), it stores the
+/// time in `tick_ms` every tick and lookups read that instead: a plain atomic load. The tick is
+/// never ahead of the clock, so an entry is never dropped early; it may be served up to one tick
+/// (plus the runtime's scheduling delay) after its TTL. On a current-thread runtime — the only
+/// kind whose time can be paused — a sweeper runs only when the task doing lookups yields, so
+/// its tick could lag behind any amount of (paused or real) time: there lookups always read the
+/// clock. When the sweeper ends (its store dropped, its task aborted, its runtime shut down)
+/// lookups read the clock again.
+struct Clock {
+    base: Instant,
+    tick_ms: AtomicU64,
+    /// Sweeper tasks alive.
+    tickers: AtomicUsize,
+    /// How often a sweeper ticks: a hundredth of the TTL, between 1 ms and 100 ms.
+    every: Duration,
+}
+
+impl Clock {
+    fn new(ttl: Duration) -> Clock {
+        Clock {
+            base: Instant::now(),
+            tick_ms: AtomicU64::new(0),
+            tickers: AtomicUsize::new(0),
+            every: (ttl / 100).clamp(Duration::from_millis(1), Duration::from_millis(100)),
+        }
+    }
+
+    /// Tokio's clock, now.
+    fn precise(&self) -> u64 {
+        millis(Instant::now().saturating_duration_since(self.base))
+    }
+
+    /// The sweeper's tick while one runs, else the clock.
+    #[inline]
+    fn now(&self) -> u64 {
+        if self.ticking() { self.tick_ms.load(Acquire) } else { self.precise() }
+    }
+
+    #[inline]
+    fn ticking(&self) -> bool {
+        self.tickers.load(Acquire) > 0
+    }
+
+    /// Advances the tick to the clock; returns it.
+    fn tick(&self) -> u64 {
+        let now = self.precise();
+        self.tick_ms.fetch_max(now, Release);
+        now
+    }
+}
+
+/// Counts a sweeper task as alive from its spawn until its future is dropped (however it ends).
+struct Ticker(Weak<Inner>);
+
+impl Ticker {
+    fn start(inner: &Arc<Inner>) -> Ticker {
+        inner.clock.tick();
+        inner.clock.tickers.fetch_add(1, Release);
+        Ticker(Arc::downgrade(inner))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.clock.tickers.fetch_sub(1, Release);
+        }
     }
 }
 
@@ -204,6 +284,17 @@ type ObjectCache = Cache<u64, Entry, EntryWeighter, DefaultHashBuilder, Eviction
 /// What one fetch ends in: the object, nothing (404), or the failure.
 type Outcome = std::result::Result<Option<Arc<CompactObject>>, Arc<FetchError>>;
 type InFlight = Flight<Outcome>;
+
+/// A fetch in flight: its shared result and what the sweeper needs to time it out.
+struct Fetching {
+    future: InFlight,
+    /// Unique per fetch: a finished fetch removes its own entry, never a later one's.
+    serial: u64,
+    /// Clock deadline when the sweeper enforces the fetch timeout (`u64::MAX` when not).
+    deadline_ms: u64,
+    abort: sync::Abort,
+    timed_out: Arc<AtomicBool>,
+}
 
 /// How cache weights are computed so that quick_cache's one weight bound enforces both a byte
 /// and an entry bound: every entry weighs at least `max_bytes / max_entries`.
@@ -218,7 +309,9 @@ struct Inner {
     cache: ObjectCache,
     evictions: Arc<AtomicU64>,
     weighing: Weighing,
-    inflight: Mutex<HashMap<u64, InFlight, foldhash::fast::RandomState>>,
+    inflight: Mutex<HashMap<u64, Fetching, foldhash::fast::RandomState>>,
+    flights: sync::AtomicU64,
+    fills: sync::AtomicU64,
     /// Serialises feeding and cache fills, so a fill can never land after the watch event that
     /// invalidated it.
     feed: Mutex<()>,
@@ -227,7 +320,7 @@ struct Inner {
     next_id: sync::AtomicU64,
     ttl: Duration,
     max_concurrent_fetches: usize,
-    base: Instant,
+    clock: Clock,
     sweep_every: Duration,
     next_sweep_ms: sync::AtomicU64,
 }
@@ -276,9 +369,10 @@ struct Inner {
 ///
 /// # Consistency and concurrency
 /// `CachedStore` is `Send + Sync + Clone`; clones share one store. Reads never block on
-/// writers: a hit costs a `MemoryStore` lookup (one hash lookup), one clock read, one atomic
-/// load of the reference's slot and one `Arc` clone — no lock, and for a one-object result no
-/// allocation. Hits do not touch quick_cache, so its eviction order is insertion order, not
+/// writers: a hit costs a `MemoryStore` lookup (one hash lookup, borrowing the reference), a
+/// read of the store clock (an atomic load while a sweeper keeps it, else `clock_gettime`), one
+/// atomic load of the reference's slot and one `Arc` clone — no lock, and for a one-object
+/// result no allocation. Hits do not touch quick_cache, so its eviction order is insertion order, not
 /// recency (entries live at most one TTL anyway). Concurrent lookups of one
 /// missing object share one fetch (single flight): exactly one GET is sent, every caller gets
 /// its result. A failed fetch is not cached; the next lookup retries. Feeding calls are
@@ -286,7 +380,9 @@ struct Inner {
 ///
 /// # Memory usage
 /// Per object: one [`Reference`] (124 bytes for a typical Secret) plus the index entry
-/// around it (see `docs/cached-store.md` for measured figures). Cached objects are held as
+/// around it: 26 bytes with an index by `[namespace, name]` (the `MemoryStore`'s
+/// identity-keyed layout), more with other keys (see `docs/cached-store.md` for measured
+/// figures). Cached objects are held as
 /// [`CompactObject`]s, bounded by `max_bytes` and/or `max_entries`; a result held by a caller
 /// keeps its objects alive after eviction. Expired entries are removed on access, by an
 /// on-access sweep every `sweep_interval`, and by [`spawn_sweeper`](Self::spawn_sweeper).
@@ -419,6 +515,8 @@ impl CachedStore {
                 evictions,
                 weighing,
                 inflight: Mutex::new(HashMap::default()),
+                flights: sync::AtomicU64::new(0),
+                fills: sync::AtomicU64::new(0),
                 feed: Mutex::new(()),
                 fetcher: Fetcher {
                     client,
@@ -433,7 +531,7 @@ impl CachedStore {
                 next_id: sync::AtomicU64::new(1),
                 ttl: config.ttl,
                 max_concurrent_fetches: config.max_concurrent_fetches,
-                base: Instant::now(),
+                clock: Clock::new(config.ttl),
                 sweep_every,
                 next_sweep_ms: sync::AtomicU64::new(millis(sweep_every)),
             }),
@@ -562,6 +660,7 @@ impl CachedStore {
             entries: self.inner.cache.len(),
             cached_bytes,
             references: self.inner.refs.len(),
+            sweeper_clock: self.inner.clock.ticking(),
         }
     }
 
@@ -591,9 +690,7 @@ impl CachedStore {
         for r in inner.refs.snapshot().iter() {
             if let Some(c) = r.slot.load_full() {
                 match inner.cache.peek(&r.id) {
-                    Some(e)
-                        if e.expires_at == c.expires_at
-                            && e.reference.upgrade().is_some_and(|x| Arc::ptr_eq(&x, r)) => {}
+                    Some(e) if e.fill == c.fill && e.reference.upgrade().is_some_and(|x| Arc::ptr_eq(&x, r)) => {}
                     _ => return Err(format!("{} is cached but has no cache entry", r.identity())),
                 }
             }
@@ -602,7 +699,7 @@ impl CachedStore {
             let Some(r) = e.reference.upgrade() else {
                 return Err(format!("cache entry {id} outlived its reference"));
             };
-            if r.id != id || r.slot.load().as_ref().is_none_or(|c| c.expires_at != e.expires_at) {
+            if r.id != id || r.slot.load().as_ref().is_none_or(|c| c.fill != e.fill || c.expires_ms != e.expires_ms) {
                 return Err(format!("cache entry {id} does not match the slot of {}", r.identity()));
             }
             let current = inner.refs.get_by_identity(r.namespace(), r.name());
@@ -615,27 +712,41 @@ impl CachedStore {
 
     /// Removes expired cache entries now; returns how many were removed.
     pub fn sweep_expired(&self) -> u64 {
-        self.inner.sweep(Instant::now())
+        self.inner.sweep(self.inner.clock.precise())
     }
 
     /// Spawns a task that sweeps expired entries every `sweep_interval` (default: the TTL), so
     /// they do not pin memory while nobody reads, and so the sweep's O(entries) pass runs off
-    /// the read path. The task ends when the last handle to the store is dropped; abort the
-    /// returned handle to stop it earlier.
+    /// the read path. The task ticks every hundredth of the TTL (between 1 ms and 100 ms). On a
+    /// multi-thread runtime it also keeps the store's clock: lookups compare expiry times
+    /// against its latest tick instead of reading the system clock (an entry may then be served
+    /// up to one tick, plus scheduling delay, after its TTL; never before), and it times out
+    /// fetches in flight (instead of one timer per fetch). On a current-thread runtime (the
+    /// only kind whose time can be paused) lookups keep reading the clock and every fetch keeps
+    /// its own timer, since the task runs only when the lookups' own task yields. The task ends
+    /// when the last handle to the store is dropped; abort the returned handle to stop it
+    /// earlier.
     ///
     /// # Panics
     /// Outside a Tokio runtime, like `tokio::spawn`.
     pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let multi_thread =
+            tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread;
+        let ticker = multi_thread.then(|| Ticker::start(&self.inner));
         let weak = Arc::downgrade(&self.inner);
-        let every = self.inner.sweep_every;
+        let every = self.inner.clock.every;
+        // The first tick is due one period after the spawn, even if the task first runs later.
         let start = Instant::now() + every;
         tokio::spawn(async move {
+            let _ticker = ticker;
             let mut tick = tokio::time::interval_at(start, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
-                inner.sweep(Instant::now());
+                let now = inner.clock.tick();
+                inner.time_out_fetches(now);
+                inner.maybe_sweep(now);
             }
         })
     }
@@ -671,9 +782,16 @@ impl Inner {
     /// way the lifecycle clears the evicted slots). The feed lock is held.
     fn install(&self, r: &Arc<Reference>, cached: Arc<Cached>) {
         let (weight, bytes) = self.weigh(cached.object());
-        let entry = Entry { reference: Arc::downgrade(r), expires_at: cached.expires_at, weight, bytes };
+        let entry =
+            Entry { reference: Arc::downgrade(r), expires_ms: cached.expires_ms, fill: cached.fill, weight, bytes };
         r.slot.store(Some(cached));
         self.cache.insert(r.id, entry);
+    }
+
+    /// A new cache entry for `object`, expiring one TTL from now.
+    fn new_cached(&self, object: Arc<CompactObject>) -> Arc<Cached> {
+        let expires_ms = self.clock.precise().saturating_add(millis(self.ttl));
+        Arc::new(Cached { object, expires_ms, fill: self.fills.fetch_add(1, Relaxed) })
     }
 
     /// Drops `r`'s cached object, if any, and returns it. The feed lock is held.
@@ -750,8 +868,7 @@ impl Inner {
             // Same version, new index entry (its keys moved): the object is still current.
             self.install(new, cached);
         } else if let Some(object) = full {
-            let one: Arc<[Arc<CompactObject>]> = Arc::new([object.clone()]);
-            self.install(new, Arc::new(Cached { one, expires_at: Instant::now() + self.ttl }));
+            self.install(new, self.new_cached(object.clone()));
             self.counters.refreshes.fetch_add(1, Relaxed);
         } else if new.resource_version().is_some()
             && cached.object().resource_version() == new.resource_version()
@@ -764,37 +881,30 @@ impl Inner {
         }
     }
 
-    /// The cached object of reference version `r` as a one-element slice, unless expired (an
-    /// expired one is dropped). One atomic load, one `Arc` clone.
+    /// The cached object of reference version `r`, unless expired at `now` (an expired one is
+    /// dropped). One atomic load, one `Arc` clone.
     #[inline]
-    fn cached_one(&self, r: &Reference, now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
+    fn cached(&self, r: &Reference, now: u64) -> Option<Arc<CompactObject>> {
         let slot = r.slot.load();
         let cached = slot.as_ref()?;
-        if cached.expires_at > now {
-            return Some(cached.one.clone());
+        if cached.expires_ms > now {
+            return Some(cached.object.clone());
         }
-        let expires_at = cached.expires_at;
+        let fill = cached.fill;
         drop(slot);
-        clear_slot_if(r, expires_at);
-        if self.cache.remove_if(&r.id, |e| e.expires_at == expires_at).is_some() {
+        clear_slot_if(r, fill);
+        if self.cache.remove_if(&r.id, |e| e.fill == fill).is_some() {
             self.counters.expirations.fetch_add(1, Relaxed);
         }
         None
     }
 
-    /// The cached object of reference version `r`, unless expired.
-    #[inline]
-    fn cached(&self, r: &Reference, now: Instant) -> Option<Arc<CompactObject>> {
-        self.cached_one(r, now).map(|one| one[0].clone())
-    }
-
-    fn maybe_sweep(&self, now: Instant) {
+    fn maybe_sweep(&self, now: u64) {
         let at = self.next_sweep_ms.load(Relaxed);
-        let t = millis(now.saturating_duration_since(self.base));
-        if t >= at
+        if now >= at
             && self
                 .next_sweep_ms
-                .compare_exchange(at, t.saturating_add(millis(self.sweep_every)), Relaxed, Relaxed)
+                .compare_exchange(at, now.saturating_add(millis(self.sweep_every)), Relaxed, Relaxed)
                 .is_ok()
         {
             self.sweep(now);
@@ -802,7 +912,7 @@ impl Inner {
     }
 
     /// Removes expired entries, and entries whose reference is no longer in the index.
-    fn sweep(&self, now: Instant) -> u64 {
+    fn sweep(&self, now: u64) -> u64 {
         let expired = AtomicU64::new(0);
         let orphaned = AtomicU64::new(0);
         self.cache.retain(|_, e| {
@@ -810,14 +920,14 @@ impl Inner {
                 orphaned.fetch_add(1, Relaxed);
                 return false;
             };
-            if e.expires_at <= now {
-                clear_slot_if(&r, e.expires_at);
+            if e.expires_ms <= now {
+                clear_slot_if(&r, e.fill);
                 expired.fetch_add(1, Relaxed);
                 return false;
             }
             let live = self.refs.get_by_identity(r.namespace(), r.name()).is_some_and(|c| Arc::ptr_eq(&c, &r));
             if !live {
-                clear_slot_if(&r, e.expires_at);
+                clear_slot_if(&r, e.fill);
                 orphaned.fetch_add(1, Relaxed);
             }
             live
@@ -833,10 +943,10 @@ impl Inner {
 
     /// The objects of `refs`, in order: cached ones directly, the others fetched.
     async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
-        let now = Instant::now();
+        let now = self.clock.now();
         self.maybe_sweep(now);
         if let Some(one) = self.single_hit(refs, now) {
-            return Fetched { objects: Objects::shared(one), not_found: Vec::new(), failed: Vec::new() };
+            return Fetched { objects: Objects::one(one), not_found: Vec::new(), failed: Vec::new() };
         }
         self.resolve_at(refs, now).await
     }
@@ -844,15 +954,15 @@ impl Inner {
     /// The object of a one-reference result, when cached: the common exact lookup, answered
     /// without allocating.
     #[inline]
-    fn single_hit(&self, refs: &[Arc<Reference>], now: Instant) -> Option<Arc<[Arc<CompactObject>]>> {
+    fn single_hit(&self, refs: &[Arc<Reference>], now: u64) -> Option<Arc<CompactObject>> {
         let [r] = refs else { return None };
-        let one = self.cached_one(r, now)?;
+        let one = self.cached(r, now)?;
         self.counters.hits.add(1);
         Some(one)
     }
 
     /// `resolve` after the clock was read.
-    async fn resolve_at(self: &Arc<Self>, refs: &[Arc<Reference>], now: Instant) -> Fetched {
+    async fn resolve_at(self: &Arc<Self>, refs: &[Arc<Reference>], now: u64) -> Fetched {
         let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             match self.cached(r, now) {
@@ -871,7 +981,7 @@ impl Inner {
         refs: &[Arc<Reference>],
         hits: Vec<Arc<CompactObject>>,
         first_miss: usize,
-        now: Instant,
+        now: u64,
     ) -> Fetched {
         let mut slots: Vec<Option<Arc<CompactObject>>> = hits.into_iter().map(Some).collect();
         let mut missing = vec![first_miss];
@@ -913,10 +1023,10 @@ impl Inner {
     }
 
     /// The object of `r`: joins the fetch in flight for this reference version, or starts one.
-    fn load(self: &Arc<Self>, r: Arc<Reference>, now: Instant) -> InFlight {
+    fn load(self: &Arc<Self>, r: Arc<Reference>, now: u64) -> InFlight {
         let mut inflight = self.inflight.lock();
         if let Some(f) = inflight.get(&r.id) {
-            return f.clone();
+            return f.future.clone();
         }
         // A fetch may have filled the cache and left the map since this lookup missed.
         if let Some(object) = self.cached(&r, now) {
@@ -925,17 +1035,67 @@ impl Inner {
         let id = r.id;
         let identity = r.identity();
         let resource = self.fetcher.resource_name.clone();
+        let serial = self.flights.fetch_add(1, Relaxed);
+        // With a sweeper keeping the clock, it times fetches out (one timer for all of them);
+        // otherwise every fetch runs under a timer of its own.
+        let watched = self.fetcher.timeout.filter(|_| self.clock.ticking());
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let flag = timed_out.clone();
+        let weak = Arc::downgrade(self);
         // The fetch runs as its own task: it completes (and leaves the in-flight map) even if
         // every caller waiting for it is cancelled, so no half-run fetch is left behind.
-        let f = sync::spawn_flight(Arc::clone(self).fetch_and_fill(r), move |reason| {
-            Err(Arc::new(FetchError::Interrupted { resource, identity, reason }))
-        });
-        inflight.insert(id, f.clone());
-        f
+        let (future, abort) =
+            sync::spawn_flight(Arc::clone(self).fetch_and_fill(r, serial, watched.is_none()), move |reason| {
+                let inner = weak.upgrade();
+                let error = match watched {
+                    // Aborted by the sweeper at its deadline.
+                    Some(after) if flag.load(Acquire) => {
+                        if let Some(inner) = &inner {
+                            inner.counters.fetch_errors.fetch_add(1, Relaxed);
+                        }
+                        FetchError::Timeout { resource, identity, after }
+                    }
+                    _ => {
+                        // Panicked, or cancelled with its runtime: the task cannot leave the map.
+                        if let Some(inner) = &inner {
+                            inner.forget_flight(id, serial);
+                        }
+                        FetchError::Interrupted { resource, identity, reason }
+                    }
+                };
+                tracing::warn!(error = %error, "fetch failed");
+                Err(Arc::new(error))
+            });
+        let deadline_ms = watched.map_or(u64::MAX, |after| self.clock.precise().saturating_add(millis(after)));
+        inflight.insert(id, Fetching { future: future.clone(), serial, deadline_ms, abort, timed_out });
+        future
     }
 
-    async fn fetch_and_fill(self: Arc<Self>, r: Arc<Reference>) -> Outcome {
-        let outcome = match self.fetch_fresh(&r).await {
+    /// Removes the in-flight entry of fetch `serial` of reference version `id`, if still there.
+    fn forget_flight(&self, id: u64, serial: u64) {
+        let mut inflight = self.inflight.lock();
+        if inflight.get(&id).is_some_and(|f| f.serial == serial) {
+            inflight.remove(&id);
+        }
+    }
+
+    /// Times out the fetches in flight whose deadline passed (sweeper only): they leave the map,
+    /// so the next lookup fetches anew, and their tasks are aborted; their callers get
+    /// [`FetchError::Timeout`].
+    fn time_out_fetches(&self, now: u64) {
+        let mut inflight = self.inflight.lock();
+        inflight.retain(|_, f| {
+            if f.deadline_ms > now {
+                return true;
+            }
+            f.timed_out.store(true, Release);
+            f.abort.abort();
+            false
+        });
+    }
+
+    async fn fetch_and_fill(self: Arc<Self>, r: Arc<Reference>, serial: u64, timer: bool) -> Outcome {
+        let outcome = match self.fetch_fresh(&r, timer).await {
             Ok(Some((object, cacheable))) => {
                 let object = Arc::new(object);
                 if cacheable {
@@ -946,19 +1106,23 @@ impl Inner {
             Ok(None) => Ok(None),
             Err(e) => Err(Arc::new(e)),
         };
-        self.inflight.lock().remove(&r.id);
+        self.forget_flight(r.id, serial);
         outcome
     }
 
     /// Fetches `r`; an answer older than the reference's (current) resourceVersion is retried
     /// once. `Ok(Some((object, cacheable)))`.
-    async fn fetch_fresh(&self, r: &Reference) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
+    async fn fetch_fresh(
+        &self,
+        r: &Reference,
+        timer: bool,
+    ) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
         let f = &self.fetcher;
         let mut stale = None;
         for _attempt in 0..2 {
             self.counters.fetches.fetch_add(1, Relaxed);
             tracing::debug!(resource = %f.resource_name, namespace = r.namespace(), name = r.name(), "fetching");
-            let object = match f.fetch(r.namespace(), r.name(), r.uid()).await {
+            let object = match f.fetch(r.namespace(), r.name(), r.uid(), timer).await {
                 Ok(Some(o)) => o,
                 Ok(None) => {
                     self.counters.not_found.fetch_add(1, Relaxed);
@@ -998,8 +1162,7 @@ impl Inner {
         if current.id != r.id {
             return;
         }
-        let one: Arc<[Arc<CompactObject>]> = Arc::new([object.clone()]);
-        self.install(&current, Arc::new(Cached { one, expires_at: Instant::now() + self.ttl }));
+        self.install(&current, self.new_cached(object.clone()));
     }
 }
 
@@ -1016,15 +1179,22 @@ impl Store<CompactObject> for CachedStore {
     /// allocating a future; anything else is a boxed future that fetches.
     fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
         let inner = &self.inner;
+        let now = inner.clock.now();
+        inner.maybe_sweep(now);
+        // The common cases without cloning the reference: one cached object, or none at all.
+        let quick = inner.refs.get_with(keys, |refs| match refs {
+            [] => Some(Objects::empty()),
+            _ => inner.single_hit(refs, now).map(Objects::one),
+        });
+        match quick {
+            Ok(Some(objects)) => return GetFuture::ready(Ok(objects)),
+            Ok(None) => {}
+            Err(e) => return GetFuture::ready(Err(e)),
+        }
         let refs = match inner.refs.get(keys) {
             Ok(refs) => refs,
             Err(e) => return GetFuture::ready(Err(e)),
         };
-        let now = Instant::now();
-        inner.maybe_sweep(now);
-        if let Some(one) = inner.single_hit(&refs, now) {
-            return GetFuture::ready(Ok(Objects::shared(one)));
-        }
         GetFuture::boxed(async move { inner.resolve_at(&refs, now).await.into_result(Operation::Get, keys) })
     }
 

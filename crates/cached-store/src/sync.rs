@@ -9,6 +9,7 @@
 //! | `ArcSwapOption` (a reference's cache slot) | a loom `Mutex<Option<Arc<_>>>` with the same operations |
 //! | quick_cache's `sync::Cache` | [`Cache`]: one loom-locked shard, same interface, same lifecycle calls |
 //! | `tokio::spawn` + `Shared` (one fetch task per reference version) | one loom thread per fetch; its result handed to every waiter |
+//! | the fetch task's abort handle (the sweeper's fetch timeout) | nothing (the models run no sweeper) |
 //! | `kube::Client` | [`Client`]: kube's, or a function standing in for the API server |
 //!
 //! The loom models therefore check *kstore's* protocol — single flight through the in-flight
@@ -21,7 +22,8 @@
 //! `Lifecycle::on_evict` for each, under the cache's lock; an entry heavier than the whole
 //! capacity is not admitted, and `on_evict` is called for it (and for the entry it replaced);
 //! `remove`, `remove_if`, `retain` and `clear` call no lifecycle hook. Statistics counters stay
-//! `std` atomics (nothing reads them to decide anything). Time is not modelled: entries
+//! `std` atomics (nothing reads them to decide anything), and so does the store clock's
+//! sweeper count (the models run no sweeper, so it stays zero). Time is not modelled: entries
 //! expire by the wall clock, so the models use a TTL far longer than they run.
 
 #[cfg(not(kstore_loom))]
@@ -47,17 +49,27 @@ mod imp {
     /// One fetch in flight, shared by every lookup waiting for it.
     pub(crate) type Flight<T> = Shared<BoxFuture<'static, T>>;
 
+    /// Aborts a flight's task (the sweeper's fetch timeout).
+    pub(crate) struct Abort(tokio::task::AbortHandle);
+
+    impl Abort {
+        pub(crate) fn abort(&self) {
+            self.0.abort();
+        }
+    }
+
     /// Runs `task` as its own Tokio task (so it completes even if every waiter is cancelled)
-    /// and returns the handle all waiters share; `interrupted` turns a panic or runtime
-    /// shutdown into the result.
-    pub(crate) fn spawn_flight<T, F, I>(task: F, interrupted: I) -> Flight<T>
+    /// and returns the handle all waiters share and its abort handle; `interrupted` turns a
+    /// panic, an abort or a runtime shutdown into the result.
+    pub(crate) fn spawn_flight<T, F, I>(task: F, interrupted: I) -> (Flight<T>, Abort)
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = T> + Send + 'static,
         I: FnOnce(String) -> T + Send + 'static,
     {
         let task = tokio::spawn(task);
-        async move { task.await.unwrap_or_else(|e| interrupted(e.to_string())) }.boxed().shared()
+        let abort = Abort(task.abort_handle());
+        (async move { task.await.unwrap_or_else(|e| interrupted(e.to_string())) }.boxed().shared(), abort)
     }
 
     /// A flight that is already over.
@@ -304,9 +316,17 @@ mod imp {
         Flight(Arc::new(FlightState { result: loom::sync::Mutex::new(value), done: loom::sync::Condvar::new() }))
     }
 
+    /// Not modelled: only a sweeper aborts flights (its fetch timeout), and the models run
+    /// none (time is not modelled).
+    pub(crate) struct Abort;
+
+    impl Abort {
+        pub(crate) fn abort(&self) {}
+    }
+
     /// Runs `task` on its own loom thread (as production runs it as its own Tokio task). A
     /// panic in it fails the model, so `interrupted` is not needed.
-    pub(crate) fn spawn_flight<T, F, I>(task: F, _interrupted: I) -> Flight<T>
+    pub(crate) fn spawn_flight<T, F, I>(task: F, _interrupted: I) -> (Flight<T>, Abort)
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = T> + Send + 'static,
@@ -319,7 +339,7 @@ mod imp {
             *handle.0.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
             handle.0.done.notify_all();
         });
-        f
+        (f, Abort)
     }
 
     /// A flight that is already over.

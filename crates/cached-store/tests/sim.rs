@@ -115,6 +115,95 @@ async fn sweeps_remove_expired_entries() {
         .unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn with_a_sweeper_on_paused_time_expiry_stays_fixed() {
+    let sim = sim_with_secrets("default", 2, 100).await;
+    let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    feed_from_sim(&sim, &store);
+    // On a current-thread runtime lookups keep reading the (paused) clock.
+    let sweeper = store.spawn_sweeper();
+    assert!(!store.cache_stats().sweeper_clock);
+    let got = store.get(&["default", "s-000"]).await.unwrap();
+    assert_eq!(gets(&sim), 1);
+    // Reads do not extend the 130 s TTL, with a sweeper too.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    store.get(&["default", "s-000"]).await.unwrap();
+    tokio::time::advance(Duration::from_secs(69)).await;
+    let again = store.get(&["default", "s-000"]).await.unwrap();
+    assert!(Arc::ptr_eq(&got[0], &again[0]));
+    assert_eq!(gets(&sim), 1, "still fresh at 129 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let refetched = store.get(&["default", "s-000"]).await.unwrap();
+    assert_eq!(gets(&sim), 2, "expired at 131 s and refetched");
+    assert!(!Arc::ptr_eq(&got[0], &refetched[0]));
+
+    // Without the sweeper: the same.
+    sweeper.abort();
+    assert!(sweeper.await.unwrap_err().is_cancelled());
+    tokio::time::advance(Duration::from_secs(129)).await;
+    store.get(&["default", "s-000"]).await.unwrap();
+    assert_eq!(gets(&sim), 2, "still fresh at 129 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    store.get(&["default", "s-000"]).await.unwrap();
+    assert_eq!(gets(&sim), 3, "expired at 131 s and refetched");
+    let s = store.cache_stats();
+    assert_eq!((s.hits, s.misses, s.expirations), (3, 3, 2));
+    store.validate().unwrap();
+}
+
+/// On a multi-thread runtime the sweeper keeps the clock lookups read and times fetches out.
+/// Real time (paused time needs a current-thread runtime): bounds are generous, and what must
+/// hold exactly — never expired early — is checked exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches_out() {
+    let sim = sim_with_secrets("default", 2, 100).await;
+    let ttl = Duration::from_millis(400);
+    let config = secrets_config().ttl(ttl).fetch_timeout(Some(Duration::from_millis(300)));
+    let store = CachedStore::new(sim.client(), config).unwrap();
+    feed_from_sim(&sim, &store);
+    assert!(!store.cache_stats().sweeper_clock);
+    let sweeper = store.spawn_sweeper();
+    assert!(store.cache_stats().sweeper_clock);
+
+    // Fixed TTL against the sweeper's tick: hits until the TTL, a refetch soon after.
+    let fetched = std::time::Instant::now();
+    store.get(&["default", "s-000"]).await.unwrap();
+    loop {
+        let before = fetched.elapsed();
+        store.get(&["default", "s-000"]).await.unwrap();
+        if gets(&sim) == 2 {
+            assert!(before >= ttl, "refetched {before:?} after the fetch, before the TTL");
+            break;
+        }
+        assert!(before < ttl * 5, "not expired {before:?} after the fetch");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // One shared fetch of a slow object, timed out by the sweeper.
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(5));
+    let start = std::time::Instant::now();
+    let (a, b) = tokio::join!(store.get_detailed(&["default", "s-001"]), store.get_detailed(&["default", "s-001"]));
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+    for out in [a.unwrap(), b.unwrap()] {
+        assert!(out.objects.is_empty());
+        assert!(matches!(&*out.failed[0], FetchError::Timeout { after, .. } if *after == Duration::from_millis(300)));
+        assert!(out.failed[0].to_string().contains("default/s-001"));
+    }
+    let s = store.cache_stats();
+    assert_eq!((s.fetches, s.fetch_errors), (3, 1), "one shared fetch, one error");
+    // The aborted request never fills the cache; the next lookup fetches anew.
+    sim.faults().clear_latency();
+    assert_eq!(store.get(&["default", "s-001"]).await.unwrap().len(), 1, "retried after the timeout");
+    assert_eq!(store.cache_stats().fetches, 4);
+    store.validate().unwrap();
+
+    // Without the sweeper, lookups read the clock again.
+    sweeper.abort();
+    assert!(sweeper.await.unwrap_err().is_cancelled());
+    assert!(!store.cache_stats().sweeper_clock);
+}
+
 #[tokio::test]
 async fn weight_and_entry_bounds_evict() {
     let sim = sim_with_secrets("default", 40, 8 * 1024).await;

@@ -1,4 +1,6 @@
-//! The exact-match index: full key tuple → bucket, in 256 copy-on-write shards.
+//! The exact-match indexes: full key tuple → bucket ([`ExactIndex`]) and, for stores whose key
+//! tuple is every object's own identity, identity → object ([`IdentityIndex`]). Both are a
+//! [`Sharded`] table: 256 copy-on-write shards.
 //!
 //! A persistent hash map tuned for one thing: lookups as cheap as a plain hash map (one hash,
 //! one shard pointer, one SwissTable probe), with O(1) clones for snapshot publication. A
@@ -8,30 +10,29 @@
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use store_types::{KeyTuple, PlainKeys};
+use store_types::{KeyTuple, KubeObject, ObjectKey, PlainKeys};
 
-use crate::index::Bucket;
+use crate::index::{Bucket, id_of};
 
 const SHARD_BITS: u32 = 8;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-type Shard<T> = HashTable<(KeyTuple, Bucket<T>)>;
-
-pub(crate) struct ExactIndex<T> {
+/// A persistent hash table of `E` in 256 copy-on-write shards. Callers hash and compare.
+pub(crate) struct Sharded<E> {
     hasher: foldhash::fast::RandomState,
-    shards: Arc<[Option<Arc<Shard<T>>>]>,
+    shards: Arc<[Option<Arc<HashTable<E>>>]>,
     len: usize,
 }
 
-impl<T> Clone for ExactIndex<T> {
+impl<E> Clone for Sharded<E> {
     fn clone(&self) -> Self {
-        ExactIndex { hasher: self.hasher.clone(), shards: self.shards.clone(), len: self.len }
+        Sharded { hasher: self.hasher.clone(), shards: self.shards.clone(), len: self.len }
     }
 }
 
-impl<T> ExactIndex<T> {
-    pub(crate) fn new() -> Self {
-        ExactIndex {
+impl<E: Clone> Sharded<E> {
+    fn new() -> Self {
+        Sharded {
             hasher: foldhash::fast::RandomState::default(),
             shards: std::iter::repeat_n(None, SHARDS).collect(),
             len: 0,
@@ -45,9 +46,68 @@ impl<T> ExactIndex<T> {
         ((hash >> 32) as usize) & (SHARDS - 1)
     }
 
+    #[inline]
+    fn find(&self, h: u64, eq: impl FnMut(&E) -> bool) -> Option<&E> {
+        let shard = self.shards[Self::shard_of(h)].as_deref()?;
+        shard.find(h, eq)
+    }
+
+    fn shard_mut(&mut self, h: u64) -> &mut HashTable<E> {
+        if Arc::get_mut(&mut self.shards).is_none() {
+            // First write since the last clone: copy the shard pointers (not the shards).
+            self.shards = self.shards.iter().cloned().collect();
+        }
+        let shards = Arc::get_mut(&mut self.shards).expect("just made unique");
+        let slot = &mut shards[Self::shard_of(h)];
+        Arc::make_mut(slot.get_or_insert_with(|| Arc::new(HashTable::new())))
+    }
+
+    /// Inserts `entry`, replacing (and returning) the entry `eq` matches.
+    fn insert(&mut self, h: u64, entry: E, eq: impl FnMut(&E) -> bool, rehash: impl Fn(&E) -> u64) -> Option<E> {
+        let shard = self.shard_mut(h);
+        match shard.find_mut(h, eq) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                shard.insert_unique(h, entry, rehash);
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes the entry `eq` matches. A shard is copied only when it holds the entry.
+    fn remove(&mut self, h: u64, mut eq: impl FnMut(&E) -> bool) -> Option<E> {
+        self.find(h, &mut eq)?;
+        let shard = self.shard_mut(h);
+        let (removed, _) = shard.find_entry(h, eq).ok()?.remove();
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &E> + '_ {
+        self.shards.iter().flatten().flat_map(|s| s.iter())
+    }
+}
+
+/// Full key tuple → bucket.
+pub(crate) struct ExactIndex<T> {
+    table: Sharded<(KeyTuple, Bucket<T>)>,
+}
+
+impl<T> Clone for ExactIndex<T> {
+    fn clone(&self) -> Self {
+        ExactIndex { table: self.table.clone() }
+    }
+}
+
+impl<T> ExactIndex<T> {
+    pub(crate) fn new() -> Self {
+        ExactIndex { table: Sharded::new() }
+    }
+
     /// Number of key tuples.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.table.len
     }
 
     /// The bucket of a full key tuple given as its elements (no allocation).
@@ -59,9 +119,8 @@ impl<T> ExactIndex<T> {
         let Some(plain) = PlainKeys::new(elements) else {
             return self.get_escaped(elements);
         };
-        let h = plain.hash_with(&self.hasher);
-        let shard = self.shards[Self::shard_of(h)].as_deref()?;
-        shard.find(h, |(k, _)| k.eq_plain(&plain)).map(|(_, b)| b)
+        let h = plain.hash_with(&self.table.hasher);
+        self.table.find(h, |(k, _)| k.eq_plain(&plain)).map(|(_, b)| b)
     }
 
     /// `get_elements` for elements containing `\0` (rare): encodes them first. Out of line, so
@@ -74,50 +133,120 @@ impl<T> ExactIndex<T> {
 
     /// The bucket of a key tuple.
     pub(crate) fn get(&self, key: &KeyTuple) -> Option<&Bucket<T>> {
-        let h = key.hash_with(&self.hasher);
-        let shard = self.shards[Self::shard_of(h)].as_deref()?;
-        shard.find(h, |(k, _)| k == key).map(|(_, b)| b)
-    }
-
-    fn shard_mut(&mut self, h: u64) -> &mut Shard<T> {
-        if Arc::get_mut(&mut self.shards).is_none() {
-            // First write since the last clone: copy the shard pointers (not the shards).
-            self.shards = self.shards.iter().cloned().collect();
-        }
-        let shards = Arc::get_mut(&mut self.shards).expect("just made unique");
-        let slot = &mut shards[Self::shard_of(h)];
-        Arc::make_mut(slot.get_or_insert_with(|| Arc::new(HashTable::new())))
+        let h = key.hash_with(&self.table.hasher);
+        self.table.find(h, |(k, _)| k == key).map(|(_, b)| b)
     }
 
     /// Sets the bucket of a key tuple.
     pub(crate) fn insert(&mut self, key: KeyTuple, bucket: Bucket<T>) {
-        let h = key.hash_with(&self.hasher);
-        let hasher = self.hasher.clone();
-        let shard = self.shard_mut(h);
-        match shard.find_mut(h, |(k, _)| k == &key) {
-            Some(entry) => entry.1 = bucket,
-            None => {
-                shard.insert_unique(h, (key, bucket), |(k, _)| k.hash_with(&hasher));
-                self.len += 1;
-            }
-        }
+        let h = key.hash_with(&self.table.hasher);
+        let hasher = self.table.hasher.clone();
+        let eq_key = key.clone();
+        self.table.insert(h, (key, bucket), |(k, _)| *k == eq_key, |(k, _)| k.hash_with(&hasher));
     }
 
     /// Removes a key tuple.
     pub(crate) fn remove(&mut self, key: &KeyTuple) {
-        if self.get(key).is_none() {
-            return;
-        }
-        let h = key.hash_with(&self.hasher);
-        let shard = self.shard_mut(h);
-        if let Ok(entry) = shard.find_entry(h, |(k, _)| k == key) {
-            entry.remove();
-            self.len -= 1;
-        }
+        let h = key.hash_with(&self.table.hasher);
+        self.table.remove(h, |(k, _)| k == key);
     }
 
     /// Every (key tuple, bucket), in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(KeyTuple, Bucket<T>)> + '_ {
-        self.shards.iter().flatten().flat_map(|s| s.iter())
+        self.table.iter()
+    }
+}
+
+/// Identity `(namespace, name)` → object, for stores whose key tuple is every object's
+/// identity. Holds one pointer per object: the key is read from the object itself.
+pub(crate) struct IdentityIndex<T> {
+    table: Sharded<Arc<T>>,
+}
+
+impl<T> Clone for IdentityIndex<T> {
+    fn clone(&self) -> Self {
+        IdentityIndex { table: self.table.clone() }
+    }
+}
+
+impl<T> IdentityIndex<T> {
+    /// Number of objects.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len
+    }
+}
+
+impl<T: KubeObject> IdentityIndex<T> {
+    pub(crate) fn new() -> Self {
+        IdentityIndex { table: Sharded::new() }
+    }
+
+    /// The hash of an identity: the hash of the key tuple `[namespace, name]`.
+    fn hash(&self, namespace: &str, name: &str) -> u64 {
+        KeyTuple::hash_elements(&self.table.hasher, &[namespace, name])
+    }
+
+    /// The object under the key tuple `[namespace, name]` given as its elements (no
+    /// allocation). Any other number of elements finds nothing. Out of line, like
+    /// [`ExactIndex::get_elements`] (one compiled lookup for every caller).
+    #[inline(never)]
+    pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Arc<T>> {
+        let [namespace, name] = elements else { return None };
+        let h = match PlainKeys::new(elements) {
+            Some(plain) => plain.hash_with(&self.table.hasher),
+            None => self.hash(namespace, name),
+        };
+        self.table.find(h, |o| {
+            let id = id_of(&**o);
+            id.name == *name && id.namespace == *namespace
+        })
+    }
+
+    /// The object with this identity.
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&Arc<T>> {
+        self.get_elements(&[namespace, name])
+    }
+
+    /// The object with this identity, given as its key.
+    pub(crate) fn get_key(&self, key: &ObjectKey) -> Option<&Arc<T>> {
+        let key = key.as_tuple();
+        let h = key.hash_with(&self.table.hasher);
+        self.table.find(h, |o| {
+            let id = id_of(&**o);
+            key.eq_elements(&[id.namespace, id.name])
+        })
+    }
+
+    /// Inserts `object`, replacing (and returning) the object with the same identity.
+    pub(crate) fn insert(&mut self, object: Arc<T>) -> Option<Arc<T>> {
+        // A second handle to the object, so the probe can borrow its identity while the
+        // object itself moves into the table.
+        let probe = object.clone();
+        let id = id_of(&*probe);
+        let h = self.hash(id.namespace, id.name);
+        let hasher = self.table.hasher.clone();
+        let eq = |o: &Arc<T>| {
+            let other = id_of(&**o);
+            other.name == id.name && other.namespace == id.namespace
+        };
+        let rehash = |o: &Arc<T>| {
+            let id = id_of(&**o);
+            KeyTuple::hash_elements(&hasher, &[id.namespace, id.name])
+        };
+        self.table.insert(h, object, eq, rehash)
+    }
+
+    /// Removes the object with this identity.
+    pub(crate) fn remove(&mut self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        let h = self.hash(namespace, name);
+        self.table.remove(h, |o| {
+            let id = id_of(&**o);
+            id.name == name && id.namespace == namespace
+        })
+    }
+
+    /// Every object, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
+        self.table.iter()
     }
 }

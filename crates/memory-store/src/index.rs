@@ -2,18 +2,31 @@
 //!
 //! An [`Index`] is an immutable value once published; writers clone it (O(1): the maps are
 //! persistent, sharing structure) and modify their private copy.
+//!
+//! Two layouts hold the same content:
+//! * **identity-keyed** (the store has two keys, its objects' identities are cheap to read —
+//!   [`KubeObject::CHEAP_IDENTITY`], as for cached-store references — and
+//!   every object's key tuple is its own `[namespace, name]`, as for an index by
+//!   `[metadata.namespace, metadata.name]`): a hash table of objects by identity and the objects
+//!   in identity order ([`Sorted`]). One pointer per object in each, no key tuple, bucket or
+//!   ordered key map: the identity is read from the object.
+//! * **keyed** (any other key tuples): objects by identity with their key tuples, key tuple →
+//!   bucket for exact lookups, and the key tuples in order for prefix lookups.
+//!
+//! Such a store starts identity-keyed and switches to keyed, once, when an
+//! object arrives under other keys (an O(n) rebuild); `clear` and relists choose again.
 
 use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
-
 use std::sync::OnceLock;
 
 use imbl::OrdMap;
 use smallvec::SmallVec;
-use store_types::{Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey, Objects};
+use store_types::{ChangeStats, Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey, Objects};
 
-use crate::exact::ExactIndex;
+use crate::exact::{ExactIndex, IdentityIndex};
+use crate::sorted::Sorted;
 
 /// Objects sharing one key tuple, sorted by (namespace, name). Exact lookups hand out a clone of
 /// this `Arc` (no allocation, no copy).
@@ -41,7 +54,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> KeyBuf {
     end
 }
 
-/// One stored object and the key tuple it is indexed under.
+/// One stored object and the key tuple it is indexed under (keyed layout).
 pub(crate) struct Slot<T> {
     pub(crate) object: Arc<T>,
     pub(crate) keys: KeyTuple,
@@ -83,6 +96,10 @@ pub struct MemoryStats {
 /// measured against a counting allocator in `benches/store.rs`.
 const MAP_ENTRY_OVERHEAD: usize = 48;
 
+/// Approximate index bytes per object in the identity-keyed layout (a hash table slot at its
+/// usual load, control bytes, the chunk slot), measured against a counting allocator.
+const IDENTITY_ENTRY_OVERHEAD: usize = 24;
+
 pub(crate) fn id_of<T: KubeObject>(o: &T) -> IdentityRef<'_> {
     // Stored objects always have an identity: it is checked before anything is inserted.
     o.identity().unwrap_or(IdentityRef { namespace: "", name: "", uid: None })
@@ -93,33 +110,97 @@ pub(crate) fn cmp_objects<T: KubeObject>(a: &T, b: &T) -> Ordering {
     (a.namespace, a.name).cmp(&(b.namespace, b.name))
 }
 
+/// Same uid and (known) resourceVersion.
+fn same_object_version<T: KubeObject>(a: &T, b: &T) -> bool {
+    a.resource_version().is_some()
+        && a.resource_version() == b.resource_version()
+        && a.identity().and_then(|i| i.uid) == b.identity().and_then(|i| i.uid)
+}
+
+/// Equal key tuples, where `None` stands for the identity of `object` (identity-keyed layout).
+fn same_keys<T: KubeObject>(a: Option<&KeyTuple>, b: Option<&KeyTuple>, object: &T) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a == b,
+        (Some(k), None) | (None, Some(k)) => {
+            let id = id_of(object);
+            k.eq_elements(&[id.namespace, id.name])
+        }
+    }
+}
+
+/// The keyed layout.
+struct Keyed<T> {
+    /// Identity → object and keys; ordered, so `list` is in (namespace, name) order.
+    objects: OrdMap<ObjectKey, Slot<T>>,
+    /// Full key tuple → bucket; O(1) exact lookups.
+    exact: ExactIndex<T>,
+    /// Full key tuple → bucket in tuple order, for prefix lookups. Absent when `num_keys == 1`
+    /// (a one-key store has no partial keys).
+    ordered: Option<OrdMap<KeyTuple, Bucket<T>>>,
+}
+
+impl<T> Clone for Keyed<T> {
+    fn clone(&self) -> Self {
+        Keyed { objects: self.objects.clone(), exact: self.exact.clone(), ordered: self.ordered.clone() }
+    }
+}
+
+enum Layout<T> {
+    /// Every object is indexed under its identity `[namespace, name]`.
+    Identity {
+        by_id: IdentityIndex<T>,
+        sorted: Sorted<T>,
+    },
+    Keyed(Keyed<T>),
+}
+
+impl<T> Clone for Layout<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Layout::Identity { by_id, sorted } => Layout::Identity { by_id: by_id.clone(), sorted: sorted.clone() },
+            Layout::Keyed(k) => Layout::Keyed(k.clone()),
+        }
+    }
+}
+
+/// One of two iterators (the two layouts).
+enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<I, A: Iterator<Item = I>, B: Iterator<Item = I>> Iterator for Either<A, B> {
+    type Item = I;
+
+    #[inline]
+    fn next(&mut self) -> Option<I> {
+        match self {
+            Either::A(a) => a.next(),
+            Either::B(b) => b.next(),
+        }
+    }
+}
+
 /// The whole state of a store at one moment.
 pub(crate) struct Index<T> {
     pub(crate) num_keys: usize,
-    /// Identity → object and keys; ordered, so `list` is in (namespace, name) order.
-    pub(crate) objects: OrdMap<ObjectKey, Slot<T>>,
-    /// Full key tuple → bucket; O(1) exact lookups.
-    pub(crate) exact: ExactIndex<T>,
-    /// Full key tuple → bucket in tuple order, for prefix lookups. Absent when `num_keys == 1`
-    /// (a one-key store has no partial keys).
-    pub(crate) ordered: Option<OrdMap<KeyTuple, Bucket<T>>>,
+    layout: Layout<T>,
     /// Sum of `heap_size()` of the objects plus their key bytes.
-    pub(crate) bytes: usize,
+    bytes: usize,
     /// Objects whose key tuple is exactly their (namespace, name): when that is every object,
     /// key order is identity order and prefix results need no sorting check.
-    pub(crate) identity_keyed: usize,
+    identity_keyed: usize,
     /// Every object in (namespace, name) order, built on the first `list` of this state and
     /// shared by every later one (states are immutable once published).
-    pub(crate) list_cache: OnceLock<Arc<[Arc<T>]>>,
+    list_cache: OnceLock<Arc<[Arc<T>]>>,
 }
 
 impl<T> Clone for Index<T> {
     fn clone(&self) -> Self {
         Index {
             num_keys: self.num_keys,
-            objects: self.objects.clone(),
-            exact: self.exact.clone(),
-            ordered: self.ordered.clone(),
+            layout: self.layout.clone(),
             bytes: self.bytes,
             identity_keyed: self.identity_keyed,
             // A clone is about to be modified: its list is built afresh when asked for.
@@ -128,21 +209,42 @@ impl<T> Clone for Index<T> {
     }
 }
 
-impl<T: KubeObject> Index<T> {
-    pub(crate) fn new(num_keys: usize) -> Self {
-        Index {
-            num_keys,
-            objects: OrdMap::new(),
-            exact: ExactIndex::new(),
-            ordered: (num_keys > 1).then(OrdMap::new),
-            bytes: 0,
-            identity_keyed: 0,
-            list_cache: OnceLock::new(),
+impl<T> Index<T> {
+    pub(crate) fn len(&self) -> usize {
+        match &self.layout {
+            Layout::Identity { sorted, .. } => sorted.len(),
+            Layout::Keyed(k) => k.objects.len(),
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.objects.len()
+    /// Number of distinct key tuples.
+    pub(crate) fn key_tuples(&self) -> usize {
+        match &self.layout {
+            Layout::Identity { sorted, .. } => sorted.len(),
+            Layout::Keyed(k) => k.exact.len(),
+        }
+    }
+}
+
+impl<T: KubeObject> Index<T> {
+    /// Whether an index of `num_keys` keys starts identity-keyed: two keys, and objects whose
+    /// identity is cheap to read (see [`KubeObject::CHEAP_IDENTITY`]). Other objects keep a
+    /// copy of each identity in the index, so lookups never chase their metadata strings.
+    fn identity_layout(num_keys: usize) -> bool {
+        num_keys == 2 && T::CHEAP_IDENTITY
+    }
+
+    pub(crate) fn new(num_keys: usize) -> Self {
+        let layout = if Self::identity_layout(num_keys) {
+            Layout::Identity { by_id: IdentityIndex::new(), sorted: Sorted::new() }
+        } else {
+            Layout::Keyed(Keyed {
+                objects: OrdMap::new(),
+                exact: ExactIndex::new(),
+                ordered: (num_keys > 1).then(OrdMap::new),
+            })
+        };
+        Index { num_keys, layout, bytes: 0, identity_keyed: 0, list_cache: OnceLock::new() }
     }
 
     /// A whole index from checked objects in one pass (a relist): sorted by identity once,
@@ -158,86 +260,160 @@ impl<T: KubeObject> Index<T> {
                 _ => unique.push(item),
             }
         }
-        let mut index = Index::new(num_keys);
+        if Self::identity_layout(num_keys) && unique.iter().all(|(okey, _, keys)| keys == okey.as_tuple()) {
+            let objects: Vec<Arc<T>> = unique.into_iter().map(|(_, o, _)| o).collect();
+            let mut by_id = IdentityIndex::new();
+            for o in &objects {
+                by_id.insert(o.clone());
+            }
+            return Index {
+                num_keys,
+                bytes: objects.iter().map(|o| o.heap_size()).sum(),
+                identity_keyed: objects.len(),
+                layout: Layout::Identity { by_id, sorted: Sorted::from_sorted(&objects) },
+                list_cache: OnceLock::new(),
+            };
+        }
+        Self::build_keyed(num_keys, unique)
+    }
+
+    /// The keyed layout from unique objects in identity order.
+    fn build_keyed(num_keys: usize, unique: Vec<(ObjectKey, Arc<T>, KeyTuple)>) -> Self {
+        let mut k =
+            Keyed { objects: OrdMap::new(), exact: ExactIndex::new(), ordered: (num_keys > 1).then(OrdMap::new) };
+        let (mut bytes, mut identity_keyed) = (0, 0);
         // Objects arrive in identity order, so every bucket is built already sorted.
         let mut buckets: std::collections::HashMap<KeyTuple, Vec<Arc<T>>, foldhash::fast::RandomState> =
             Default::default();
         for (okey, object, keys) in unique {
             // `[namespace, name]` keys share the identity's allocation, as in `upsert`.
             let keys = if keys == *okey.as_tuple() { okey.as_tuple().clone() } else { keys };
-            index.bytes += Self::object_bytes(&object, &keys, &okey);
-            index.identity_keyed += Self::keyed_by_identity(&keys, &okey);
+            bytes += keyed_bytes(&*object, &keys, &okey);
+            identity_keyed += keyed_by_identity(&keys, &okey);
             buckets.entry(keys.clone()).or_default().push(object.clone());
-            index.objects.insert(okey, Slot { object, keys });
+            k.objects.insert(okey, Slot { object, keys });
         }
         for (keys, objects) in buckets {
             let bucket: Bucket<T> = Arc::from(objects);
-            if let Some(ordered) = &mut index.ordered {
+            if let Some(ordered) = &mut k.ordered {
                 ordered.insert(keys.clone(), bucket.clone());
             }
-            index.exact.insert(keys, bucket);
+            k.exact.insert(keys, bucket);
         }
-        index
+        Index { num_keys, layout: Layout::Keyed(k), bytes, identity_keyed, list_cache: OnceLock::new() }
+    }
+
+    /// Switches an identity-keyed index to the keyed layout (O(n), once).
+    fn make_keyed(&mut self) {
+        let Layout::Identity { sorted, .. } = &self.layout else { return };
+        let unique = sorted
+            .iter()
+            .map(|o| {
+                let okey = id_of(&**o).key();
+                let keys = okey.as_tuple().clone();
+                (okey, o.clone(), keys)
+            })
+            .collect();
+        *self = Self::build_keyed(self.num_keys, unique);
     }
 
     pub(crate) fn stats(&self) -> MemoryStats {
-        let objects = self.objects.len();
-        let key_tuples = self.exact.len();
-        let map_entries = objects + key_tuples * if self.ordered.is_some() { 2 } else { 1 };
-        let buckets = key_tuples * 16 + objects * std::mem::size_of::<Arc<T>>();
+        let objects = self.len();
+        let key_tuples = self.key_tuples();
         let boxes = objects * (std::mem::size_of::<T>() + 16);
-        MemoryStats {
-            objects,
-            key_tuples,
-            estimated_bytes: self.bytes + map_entries * MAP_ENTRY_OVERHEAD + buckets + boxes,
-        }
-    }
-
-    fn keyed_by_identity(keys: &KeyTuple, okey: &ObjectKey) -> usize {
-        usize::from(keys == okey.as_tuple())
-    }
-
-    fn object_bytes(object: &T, keys: &KeyTuple, okey: &ObjectKey) -> usize {
-        // A key tuple equal to the identity shares the identity's allocation (see `upsert`).
-        let key_bytes = if keys == okey.as_tuple() { 0 } else { keys.heap_size() };
-        object.heap_size() + key_bytes + okey.as_tuple().heap_size()
+        let index = match &self.layout {
+            Layout::Identity { .. } => objects * IDENTITY_ENTRY_OVERHEAD,
+            Layout::Keyed(k) => {
+                let map_entries = objects + key_tuples * if k.ordered.is_some() { 2 } else { 1 };
+                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 16 + objects * std::mem::size_of::<Arc<T>>()
+            }
+        };
+        MemoryStats { objects, key_tuples, estimated_bytes: self.bytes + index + boxes }
     }
 
     /// Exact lookup by a full key tuple's elements.
     #[inline(always)]
     pub(crate) fn get_exact(&self, keys: &[&str]) -> Objects<T> {
-        match self.exact.get_elements(keys) {
-            Some(bucket) => Objects::shared(bucket.clone()),
-            None => Objects::empty(),
+        // `CHEAP_IDENTITY` is a constant: stores of other objects compile to the keyed lookup
+        // alone (they are never identity-keyed).
+        if T::CHEAP_IDENTITY
+            && let Layout::Identity { by_id, .. } = &self.layout
+        {
+            return match by_id.get_elements(keys) {
+                Some(object) => Objects::one(object.clone()),
+                None => Objects::empty(),
+            };
+        }
+        match &self.layout {
+            Layout::Keyed(k) => match k.exact.get_elements(keys) {
+                Some(bucket) => Objects::shared(bucket.clone()),
+                None => Objects::empty(),
+            },
+            Layout::Identity { .. } => Objects::empty(),
         }
     }
 
-    /// Buckets whose key tuple starts with the encoded prefix, in tuple order.
-    pub(crate) fn prefix_buckets<'a>(
-        &'a self,
+    /// The objects under a full key tuple, borrowed.
+    #[inline]
+    pub(crate) fn exact_slice(&self, keys: &[&str]) -> &[Arc<T>] {
+        if T::CHEAP_IDENTITY
+            && let Layout::Identity { by_id, .. } = &self.layout
+        {
+            return by_id.get_elements(keys).map(std::slice::from_ref).unwrap_or_default();
+        }
+        match &self.layout {
+            Layout::Keyed(k) => k.exact.get_elements(keys).map(|b| &b[..]).unwrap_or_default(),
+            Layout::Identity { .. } => &[],
+        }
+    }
+
+    /// Buckets whose key tuple starts with the encoded prefix (`end`: its [`prefix_end`]), in
+    /// tuple order (keyed layout).
+    fn prefix_buckets<'a>(
+        k: &'a Keyed<T>,
         prefix: &'a [u8],
         end: &'a [u8],
-    ) -> impl Iterator<Item = (&'a KeyTuple, &'a Bucket<T>)> + 'a {
-        self.ordered.iter().flat_map(move |m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+    ) -> impl Iterator<Item = &'a Bucket<T>> + 'a {
+        k.ordered
+            .iter()
+            .flat_map(move |m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+            .map(|(_, b)| b)
+    }
+
+    /// Objects of one namespace in identity order (identity-keyed layout).
+    fn namespace_objects<'a>(sorted: &'a Sorted<T>, namespace: &'a str) -> impl Iterator<Item = &'a Arc<T>> + 'a {
+        sorted.namespace(namespace)
     }
 
     /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name).
-    /// Cost: O(log n + matches): one pass over the matching map entries without touching
-    /// their keys, one exactly sized result; sorting is skipped when the matches are already
-    /// in order (for example when the key tuple starts with namespace and name).
-    pub(crate) fn get_prefix(&self, prefix: &[u8]) -> Objects<T> {
-        let end = prefix_end(prefix);
+    /// Cost: O(log n + matches): one pass over the matches without touching their keys, one
+    /// exactly sized result; sorting is skipped when the matches are already in order (for
+    /// example when the key tuple starts with namespace and name).
+    pub(crate) fn get_prefix(&self, keys: &[&str]) -> Objects<T> {
         // References first (on the stack for up to 128 matches), so that the result is
         // allocated once at its exact size.
+        let k = match &self.layout {
+            Layout::Identity { sorted, .. } => {
+                let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
+                // Two keys, so the prefix is the namespace.
+                if let [namespace] = keys {
+                    found.extend(Self::namespace_objects(sorted, namespace));
+                }
+                return Objects::from(found.iter().map(|o| Arc::clone(o)).collect::<Vec<_>>());
+            }
+            Layout::Keyed(k) => k,
+        };
+        let prefix = encode(keys);
+        let end = prefix_end(&prefix);
         let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
-        if self.identity_keyed == self.objects.len() {
+        if self.identity_keyed == k.objects.len() {
             // Every key tuple is its object's `[namespace, name]`: the objects map has the same
             // order and holds each object inline, so walk it instead of one bucket per object.
-            let range = self.objects.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(&end[..])));
+            let range = k.objects.range::<_, [u8]>((Bound::Included(&prefix[..]), Bound::Excluded(&end[..])));
             found.extend(range.map(|(_, slot)| &slot.object));
             return Objects::from(found.iter().map(|o| Arc::clone(o)).collect::<Vec<_>>());
         }
-        for (_, bucket) in self.prefix_buckets(prefix, &end) {
+        for bucket in Self::prefix_buckets(k, &prefix, &end) {
             found.extend(bucket.iter());
         }
         let mut out: Vec<Arc<T>> = found.iter().map(|o| Arc::clone(o)).collect();
@@ -250,16 +426,279 @@ impl<T: KubeObject> Index<T> {
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
     /// shared, O(1) result.
     pub(crate) fn list(&self) -> Objects<T> {
-        let all = self.list_cache.get_or_init(|| self.objects.values().map(|s| s.object.clone()).collect());
+        let all = self.list_cache.get_or_init(|| self.objects().cloned().collect());
         Objects::shared(all.clone())
     }
 
-    pub(crate) fn get_object(&self, key: &ObjectKey) -> Option<&Slot<T>> {
-        self.objects.get(key)
+    /// Every object in (namespace, name) order, without allocating.
+    pub(crate) fn objects(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
+        match &self.layout {
+            Layout::Identity { sorted, .. } => Either::A(sorted.iter()),
+            Layout::Keyed(k) => Either::B(k.objects.values().map(|s| &s.object)),
+        }
+    }
+
+    /// Every object with its key tuple, in (namespace, name) order. Identity-keyed objects get
+    /// their `[namespace, name]` tuple built on the fly.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Arc<T>, KeyTuple)> + '_ {
+        match &self.layout {
+            Layout::Identity { sorted, .. } => Either::A(sorted.iter().map(|o| {
+                let id = id_of(&**o);
+                (o, KeyTuple::new([id.namespace, id.name]))
+            })),
+            Layout::Keyed(k) => Either::B(k.objects.values().map(|s| (&s.object, s.keys.clone()))),
+        }
+    }
+
+    /// Every object with its key tuple (`None`: its identity), in (namespace, name) order.
+    fn slots(&self) -> impl Iterator<Item = (&Arc<T>, Option<&KeyTuple>)> + '_ {
+        match &self.layout {
+            Layout::Identity { sorted, .. } => Either::A(sorted.iter().map(|o| (o, None))),
+            Layout::Keyed(k) => Either::B(k.objects.values().map(|s| (&s.object, Some(&s.keys)))),
+        }
+    }
+
+    /// The object with this identity and its key tuple (`None`: its identity).
+    fn slot(&self, namespace: &str, name: &str) -> Option<(&Arc<T>, Option<&KeyTuple>)> {
+        match &self.layout {
+            Layout::Identity { by_id, .. } => by_id.get(namespace, name).map(|o| (o, None)),
+            Layout::Keyed(k) => {
+                let key = encode(&[namespace, name]);
+                k.objects.get::<[u8]>(&key).map(|s| (&s.object, Some(&s.keys)))
+            }
+        }
+    }
+
+    /// The object with this identity.
+    pub(crate) fn get_object(&self, key: &ObjectKey) -> Option<&Arc<T>> {
+        match &self.layout {
+            Layout::Identity { by_id, .. } => by_id.get_key(key),
+            Layout::Keyed(k) => k.objects.get(key).map(|s| &s.object),
+        }
+    }
+
+    /// The object `namespace`/`name` (no allocation).
+    pub(crate) fn get_by_identity(&self, namespace: &str, name: &str) -> Option<&Arc<T>> {
+        self.slot(namespace, name).map(|(o, _)| o)
     }
 
     /// Inserts or replaces `object` (whose identity has been checked) under `keys`.
     pub(crate) fn upsert(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> Change {
+        if matches!(self.layout, Layout::Identity { .. }) && keys != *okey.as_tuple() {
+            self.make_keyed();
+        }
+        match &mut self.layout {
+            Layout::Identity { by_id, sorted } => {
+                let old = by_id.get_key(&okey);
+                let change = match old {
+                    Some(old) if same_object_version(&**old, &*object) => return Change::Unchanged,
+                    Some(old) => {
+                        self.bytes -= old.heap_size();
+                        Change::Modified { moved: false }
+                    }
+                    None => {
+                        self.identity_keyed += 1;
+                        Change::Created
+                    }
+                };
+                self.bytes += object.heap_size();
+                by_id.insert(object.clone());
+                sorted.upsert(object);
+                change
+            }
+            Layout::Keyed(k) => {
+                let (change, bytes, identity_keyed) = k.upsert(okey, object, keys);
+                self.bytes = self.bytes + bytes.0 - bytes.1;
+                self.identity_keyed = self.identity_keyed + identity_keyed.0 - identity_keyed.1;
+                change
+            }
+        }
+    }
+
+    /// Removes the object with this identity (unless its uid says it is another incarnation).
+    pub(crate) fn remove(&mut self, identity: &Identity) -> Option<Arc<T>> {
+        let object = self.get_object(&identity.key)?;
+        if let (Some(want), Some(have)) = (identity.uid.as_deref(), object.identity().and_then(|i| i.uid))
+            && want != have
+        {
+            return None;
+        }
+        match &mut self.layout {
+            Layout::Identity { by_id, sorted } => {
+                let object = by_id.get_key(&identity.key)?.clone();
+                let id = id_of(&*object);
+                by_id.remove(id.namespace, id.name);
+                sorted.remove(id.namespace, id.name);
+                self.bytes -= object.heap_size();
+                self.identity_keyed -= 1;
+                Some(object)
+            }
+            Layout::Keyed(k) => {
+                let slot = k.objects.remove(&identity.key)?;
+                self.bytes -= keyed_bytes(&*slot.object, &slot.keys, &identity.key);
+                self.identity_keyed -= keyed_by_identity(&slot.keys, &identity.key);
+                k.bucket_remove(&slot.keys, &slot.object);
+                Some(slot.object)
+            }
+        }
+    }
+
+    /// Identities of the objects under a full key tuple or a prefix.
+    pub(crate) fn identities_under(&self, keys: &[&str]) -> Vec<Identity> {
+        let to_id = |o: &Arc<T>| Identity { key: id_of(&**o).key(), uid: None };
+        match &self.layout {
+            Layout::Identity { by_id, sorted } => match keys {
+                [_, _] => by_id.get_elements(keys).map(to_id).into_iter().collect(),
+                [namespace] => Self::namespace_objects(sorted, namespace).map(to_id).collect(),
+                _ => Vec::new(),
+            },
+            Layout::Keyed(k) => {
+                if keys.len() == self.num_keys {
+                    k.exact.get_elements(keys).map(|b| b.iter().map(to_id).collect()).unwrap_or_default()
+                } else {
+                    let prefix = encode(keys);
+                    let end = prefix_end(&prefix);
+                    Self::prefix_buckets(k, &prefix, &end).flat_map(|b| b.iter().map(to_id)).collect()
+                }
+            }
+        }
+    }
+
+    /// What replacing `old` by `self` changed: identities created, modified (resourceVersion,
+    /// uid or keys differ) and deleted.
+    pub(crate) fn changes_since(&self, old: &Index<T>) -> ChangeStats {
+        let mut stats = ChangeStats::default();
+        for (object, keys) in self.slots() {
+            let id = id_of(&**object);
+            match old.slot(id.namespace, id.name) {
+                None => stats.created += 1,
+                Some((prev, prev_keys))
+                    if !(same_keys(prev_keys, keys, &**object) && same_object_version(&**prev, &**object)) =>
+                {
+                    stats.modified += 1
+                }
+                Some(_) => {}
+            }
+        }
+        stats.deleted = old
+            .objects()
+            .filter(|o| {
+                let id = id_of(&***o);
+                self.get_by_identity(id.namespace, id.name).is_none()
+            })
+            .count() as u64;
+        stats
+    }
+
+    /// Checks every invariant by rebuilding the index from the objects and comparing.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        match &self.layout {
+            Layout::Identity { by_id, sorted } => self.validate_identity(by_id, sorted),
+            Layout::Keyed(k) => self.validate_keyed(k),
+        }
+    }
+
+    fn validate_identity(&self, by_id: &IdentityIndex<T>, sorted: &Sorted<T>) -> Result<(), String> {
+        if self.num_keys != 2 {
+            return Err(format!("identity-keyed layout in a store of {} keys", self.num_keys));
+        }
+        sorted.validate()?;
+        if by_id.len() != sorted.len() {
+            return Err(format!("{} objects by identity, {} in order", by_id.len(), sorted.len()));
+        }
+        let mut bytes = 0;
+        for o in sorted.iter() {
+            let Some(id) = o.identity() else {
+                return Err("object without identity".to_owned());
+            };
+            match by_id.get(id.namespace, id.name) {
+                Some(found) if Arc::ptr_eq(found, o) => {}
+                _ => return Err(format!("{}/{} missing from the identity table", id.namespace, id.name)),
+            }
+            bytes += o.heap_size();
+        }
+        if by_id.iter().count() != by_id.len() {
+            return Err("identity table count is off".to_owned());
+        }
+        if self.identity_keyed != sorted.len() {
+            return Err(format!("identity-keyed count {} != {}", self.identity_keyed, sorted.len()));
+        }
+        if bytes != self.bytes {
+            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
+        }
+        Ok(())
+    }
+
+    fn validate_keyed(&self, k: &Keyed<T>) -> Result<(), String> {
+        let mut rebuilt: std::collections::BTreeMap<KeyTuple, Vec<Arc<T>>> = Default::default();
+        let mut bytes = 0;
+        let mut identity_keyed = 0;
+        for (okey, slot) in &k.objects {
+            let Some(id) = slot.object.identity() else {
+                return Err(format!("object at {okey} has no identity"));
+            };
+            if &id.key() != okey {
+                return Err(format!("object at {okey} claims identity {}", id.key()));
+            }
+            if slot.keys.len() != self.num_keys {
+                return Err(format!("object {okey} has {} keys, store has {}", slot.keys.len(), self.num_keys));
+            }
+            bytes += keyed_bytes(&*slot.object, &slot.keys, okey);
+            identity_keyed += keyed_by_identity(&slot.keys, okey);
+            rebuilt.entry(slot.keys.clone()).or_default().push(slot.object.clone());
+        }
+        if identity_keyed != self.identity_keyed {
+            return Err(format!("identity-keyed count {} != recomputed {identity_keyed}", self.identity_keyed));
+        }
+        if bytes != self.bytes {
+            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
+        }
+        if rebuilt.len() != k.exact.len() {
+            return Err(format!("{} key tuples indexed, {} expected", k.exact.len(), rebuilt.len()));
+        }
+        for (keys, mut expected) in rebuilt {
+            expected.sort_by(|a, b| cmp_objects(&**a, &**b));
+            let Some(bucket) = k.exact.get(&keys) else {
+                return Err(format!("key tuple {keys} missing from the exact index"));
+            };
+            if bucket.len() != expected.len() || bucket.iter().zip(&expected).any(|(a, b)| !Arc::ptr_eq(a, b)) {
+                return Err(format!("bucket {keys} differs from its objects"));
+            }
+            if let Some(ordered) = &k.ordered {
+                match ordered.get(&keys) {
+                    Some(b) if Arc::ptr_eq(b, bucket) => {}
+                    _ => return Err(format!("ordered index out of step at {keys}")),
+                }
+            }
+        }
+        if let Some((keys, _)) = k.exact.iter().find(|(_, b)| b.is_empty()) {
+            return Err(format!("empty bucket left at {keys}"));
+        }
+        if let Some(ordered) = &k.ordered
+            && ordered.len() != k.exact.len()
+        {
+            return Err(format!("ordered index has {} tuples, exact {}", ordered.len(), k.exact.len()));
+        }
+        Ok(())
+    }
+}
+
+fn keyed_by_identity(keys: &KeyTuple, okey: &ObjectKey) -> usize {
+    usize::from(keys == okey.as_tuple())
+}
+
+/// Bytes of one object of the keyed layout: the object, its identity key and (unless shared
+/// with the identity's) its key tuple.
+fn keyed_bytes<T: KubeObject>(object: &T, keys: &KeyTuple, okey: &ObjectKey) -> usize {
+    // A key tuple equal to the identity shares the identity's allocation (see `upsert`).
+    let key_bytes = if keys == okey.as_tuple() { 0 } else { keys.heap_size() };
+    object.heap_size() + key_bytes + okey.as_tuple().heap_size()
+}
+
+impl<T: KubeObject> Keyed<T> {
+    /// Inserts or replaces; returns the change, (bytes added, removed) and (identity-keyed
+    /// objects added, removed).
+    fn upsert(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> (Change, (usize, usize), (usize, usize)) {
         // `[namespace, name]` keys are the identity's own encoding: keep one allocation (the
         // stored slot's, which shares the map's key, or the new identity's).
         let keys = match self.objects.get(&okey) {
@@ -267,22 +706,19 @@ impl<T: KubeObject> Index<T> {
             _ if keys == *okey.as_tuple() => okey.as_tuple().clone(),
             _ => keys,
         };
+        let mut removed = (0, 0);
         let change = match self.objects.get(&okey) {
             Some(old) => {
                 let moved = old.keys != keys;
-                let new = Slot { object: object.clone(), keys: keys.clone() };
-                if crate::store::same_version(old, &new) {
-                    return Change::Unchanged;
+                if !moved && same_object_version(&*old.object, &*object) {
+                    return (Change::Unchanged, (0, 0), (0, 0));
                 }
                 let old = old.clone();
-                self.bytes -= Self::object_bytes(&old.object, &old.keys, &okey);
-                self.identity_keyed -= Self::keyed_by_identity(&old.keys, &okey);
+                removed = (keyed_bytes(&*old.object, &old.keys, &okey), keyed_by_identity(&old.keys, &okey));
                 if moved {
                     self.bucket_remove(&old.keys, &old.object);
-                    self.bucket_insert(&keys, &object);
-                } else {
-                    self.bucket_insert(&keys, &object);
                 }
+                self.bucket_insert(&keys, &object);
                 Change::Modified { moved }
             }
             None => {
@@ -290,37 +726,9 @@ impl<T: KubeObject> Index<T> {
                 Change::Created
             }
         };
-        self.bytes += Self::object_bytes(&object, &keys, &okey);
-        self.identity_keyed += Self::keyed_by_identity(&keys, &okey);
+        let added = (keyed_bytes(&*object, &keys, &okey), keyed_by_identity(&keys, &okey));
         self.objects.insert(okey, Slot { object, keys });
-        change
-    }
-
-    /// Removes the object with this identity (unless its uid says it is another incarnation).
-    pub(crate) fn remove(&mut self, identity: &Identity) -> Option<Arc<T>> {
-        let slot = self.objects.get(&identity.key)?;
-        if let (Some(want), Some(have)) = (identity.uid.as_deref(), slot.object.identity().and_then(|i| i.uid))
-            && want != have
-        {
-            return None;
-        }
-        let slot = self.objects.remove(&identity.key)?;
-        self.bytes -= Self::object_bytes(&slot.object, &slot.keys, &identity.key);
-        self.identity_keyed -= Self::keyed_by_identity(&slot.keys, &identity.key);
-        self.bucket_remove(&slot.keys, &slot.object);
-        Some(slot.object)
-    }
-
-    /// Identities of the objects under a full key tuple or a prefix.
-    pub(crate) fn identities_under(&self, keys: &[&str]) -> Vec<Identity> {
-        let to_id = |o: &Arc<T>| Identity { key: id_of(&**o).key(), uid: None };
-        if keys.len() == self.num_keys {
-            self.exact.get_elements(keys).map(|b| b.iter().map(to_id).collect()).unwrap_or_default()
-        } else {
-            let prefix = encode(keys);
-            let end = prefix_end(&prefix);
-            self.prefix_buckets(&prefix, &end).flat_map(|(_, b)| b.iter().map(to_id)).collect()
-        }
+        (change, (added.0, removed.0), (added.1, removed.1))
     }
 
     fn set_bucket(&mut self, keys: &KeyTuple, bucket: Option<Bucket<T>>) {
@@ -380,59 +788,5 @@ impl<T: KubeObject> Index<T> {
             Some(Arc::from(v))
         };
         self.set_bucket(keys, new);
-    }
-
-    /// Checks every invariant by rebuilding the index from the objects and comparing.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let mut rebuilt: std::collections::BTreeMap<KeyTuple, Vec<Arc<T>>> = Default::default();
-        let mut bytes = 0;
-        let mut identity_keyed = 0;
-        for (okey, slot) in &self.objects {
-            let Some(id) = slot.object.identity() else {
-                return Err(format!("object at {okey} has no identity"));
-            };
-            if &id.key() != okey {
-                return Err(format!("object at {okey} claims identity {}", id.key()));
-            }
-            if slot.keys.len() != self.num_keys {
-                return Err(format!("object {okey} has {} keys, store has {}", slot.keys.len(), self.num_keys));
-            }
-            bytes += Self::object_bytes(&slot.object, &slot.keys, okey);
-            identity_keyed += Self::keyed_by_identity(&slot.keys, okey);
-            rebuilt.entry(slot.keys.clone()).or_default().push(slot.object.clone());
-        }
-        if identity_keyed != self.identity_keyed {
-            return Err(format!("identity-keyed count {} != recomputed {identity_keyed}", self.identity_keyed));
-        }
-        if bytes != self.bytes {
-            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
-        }
-        if rebuilt.len() != self.exact.len() {
-            return Err(format!("{} key tuples indexed, {} expected", self.exact.len(), rebuilt.len()));
-        }
-        for (keys, mut expected) in rebuilt {
-            expected.sort_by(|a, b| cmp_objects(&**a, &**b));
-            let Some(bucket) = self.exact.get(&keys) else {
-                return Err(format!("key tuple {keys} missing from the exact index"));
-            };
-            if bucket.len() != expected.len() || bucket.iter().zip(&expected).any(|(a, b)| !Arc::ptr_eq(a, b)) {
-                return Err(format!("bucket {keys} differs from its objects"));
-            }
-            if let Some(ordered) = &self.ordered {
-                match ordered.get(&keys) {
-                    Some(b) if Arc::ptr_eq(b, bucket) => {}
-                    _ => return Err(format!("ordered index out of step at {keys}")),
-                }
-            }
-        }
-        if let Some((keys, _)) = self.exact.iter().find(|(_, b)| b.is_empty()) {
-            return Err(format!("empty bucket left at {keys}"));
-        }
-        if let Some(ordered) = &self.ordered
-            && ordered.len() != self.exact.len()
-        {
-            return Err(format!("ordered index has {} tuples, exact {}", ordered.len(), self.exact.len()));
-        }
-        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 mod exact;
 mod index;
 mod publish;
+mod sorted;
 mod store;
 mod sync;
 

@@ -9,7 +9,7 @@ use store_types::{
     StoreError,
 };
 
-use crate::index::{Change, Index, MemoryStats, Slot, encode};
+use crate::index::{Change, Index, MemoryStats};
 use crate::publish::{Published, Reclaim, Shared};
 use crate::sync::{Mutex, MutexGuard};
 
@@ -73,7 +73,11 @@ use crate::sync::{Mutex, MutexGuard};
 /// # Memory usage
 /// Objects are held once as `Arc<T>`; the index adds roughly 150–250 bytes per object (key
 /// tuple and identity encodings, bucket slot, map entries); see [`MemoryStats`] and
-/// `docs/benchmarks.md`. A [`Snapshot`], [`Reader`] or result keeps what it references alive
+/// `docs/benchmarks.md`. A two-key store whose key tuples are the objects' own
+/// `[namespace, name]` and whose objects declare [`KubeObject::CHEAP_IDENTITY`] (cached-store
+/// references) keeps no key copies at all: about 26 bytes per object (an identity table slot
+/// and a slot in the ordered chunks); it switches to the general layout, once, when an object
+/// arrives under other keys. A [`Snapshot`], [`Reader`] or result keeps what it references alive
 /// until dropped (a snapshot or reader: the objects of its state). Published states share
 /// structure, so holding an old snapshot costs only the parts that changed since.
 ///
@@ -106,8 +110,8 @@ impl<T> fmt::Debug for MemoryStore<T> {
         let state = self.inner.state.read();
         f.debug_struct("MemoryStore")
             .field("num_keys", &self.inner.num_keys)
-            .field("objects", &state.objects.len())
-            .field("key_tuples", &state.exact.len())
+            .field("objects", &state.len())
+            .field("key_tuples", &state.key_tuples())
             .finish()
     }
 }
@@ -125,18 +129,10 @@ fn check_full_keys(op: Operation, num_keys: usize, keys: &KeyTuple) -> Result<()
     }
 }
 
-/// Same keys, uid and (known) resourceVersion: replacing one by the other changes nothing.
-pub(crate) fn same_version<T: KubeObject>(a: &Slot<T>, b: &Slot<T>) -> bool {
-    a.keys == b.keys
-        && a.object.resource_version().is_some()
-        && a.object.resource_version() == b.object.resource_version()
-        && a.object.identity().and_then(|i| i.uid) == b.object.identity().and_then(|i| i.uid)
-}
-
 #[inline(always)]
 fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> {
     StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
-    Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(&encode(keys)) })
+    Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(keys) })
 }
 
 fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
@@ -178,13 +174,25 @@ impl<T: KubeObject> MemoryStore<T> {
     fn get_partial(&self, keys: &[&str]) -> Result<Objects<T>> {
         StoreError::check_arity(Operation::Get, KeyArity::UpTo(self.inner.num_keys), keys)?;
         // May return many objects: not a bounded read, so no borrow of the state.
-        Ok(self.inner.state.load().get_prefix(&encode(keys)))
+        Ok(self.inner.state.load().get_prefix(keys))
+    }
+
+    /// Calls `f` with the objects under `keys` (as [`get`](Self::get) would return them)
+    /// borrowed from the current state: an exact lookup then clones nothing, not even one
+    /// reference count. For lookups that only inspect their result; `f` runs while the state
+    /// is borrowed (like an exact get), so keep it short.
+    #[inline(always)]
+    pub fn get_with<R>(&self, keys: &[&str], f: impl FnOnce(&[Arc<T>]) -> R) -> Result<R> {
+        if keys.len() == self.inner.num_keys {
+            Ok(f(self.inner.state.read().exact_slice(keys)))
+        } else {
+            self.get_partial(keys).map(|objects| f(&objects))
+        }
     }
 
     /// The object with this identity, if held.
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        let key = ObjectKey::new(namespace, name);
-        self.inner.state.read().get_object(&key).map(|s| s.object.clone())
+        self.inner.state.read().get_by_identity(namespace, name).cloned()
     }
 
     /// Every object, ordered by namespace, then name.
@@ -311,15 +319,7 @@ impl<T: KubeObject> MemoryStore<T> {
             items.push((okey, object, keys));
         }
         let next = Index::build(self.inner.num_keys, items);
-        let mut stats = ChangeStats::default();
-        for (okey, slot) in &next.objects {
-            match old.get_object(okey) {
-                None => stats.created += 1,
-                Some(prev) if !same_version(prev, slot) => stats.modified += 1,
-                Some(_) => {}
-            }
-        }
-        stats.deleted = old.objects.keys().filter(|k| next.get_object(k).is_none()).count() as u64;
+        let stats = next.changes_since(&old);
         drop(old);
         self.inner.state.store(next, Reclaim::Now);
         drop(guard);
@@ -427,13 +427,16 @@ impl<T: KubeObject> Snapshot<T> {
     }
 
     /// Iterates over every object with its key tuple, in (namespace, name) order.
-    pub fn entries(&self) -> impl Iterator<Item = (&Arc<T>, &KeyTuple)> + '_ {
-        self.state.objects.values().map(|s| (&s.object, &s.keys))
+    ///
+    /// The key tuple is shared with the index, or (identity-keyed stores, which keep none)
+    /// built from the object's `[namespace, name]`.
+    pub fn entries(&self) -> impl Iterator<Item = (&Arc<T>, KeyTuple)> + '_ {
+        self.state.entries()
     }
 
     /// Iterates over every object in (namespace, name) order without allocating.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
-        self.state.objects.values().map(|s| &s.object)
+        self.state.objects()
     }
 
     /// Number of objects.

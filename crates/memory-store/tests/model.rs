@@ -24,6 +24,7 @@ impl KubeObject for Obj {
     fn resource_version(&self) -> Option<&str> {
         Some(&self.rv)
     }
+    const CHEAP_IDENTITY: bool = true;
     fn heap_size(&self) -> usize {
         self.ns.len() + self.name.len() + self.rv.len()
     }
@@ -104,88 +105,136 @@ fn refs(keys: &[String]) -> Vec<&str> {
     keys.iter().map(String::as_str).collect()
 }
 
+/// `op` with every full key tuple replaced by the object's own `[namespace, name]`: the store's
+/// identity-keyed layout.
+fn identity_keyed(op: Op) -> Op {
+    let own = |ns: &str, name: &str, keys: Vec<String>| {
+        if keys.len() == N { vec![ns.to_owned(), name.to_owned()] } else { keys }
+    };
+    match op {
+        Op::Add { ns, name, keys, rv } => Op::Add { keys: own(&ns, &name, keys), ns, name, rv },
+        Op::Update { ns, name, keys, rv } => Op::Update { keys: own(&ns, &name, keys), ns, name, rv },
+        Op::Batch { ops } => Op::Batch {
+            ops: ops
+                .into_iter()
+                .map(|(ns, name, keys, rv)| (ns.clone(), name.clone(), own(&ns, &name, keys), rv))
+                .collect(),
+        },
+        Op::ReplaceAll { objs } => Op::ReplaceAll {
+            objs: objs
+                .into_iter()
+                .map(|(ns, name, keys, rv)| (ns.clone(), name.clone(), own(&ns, &name, keys), rv))
+                .collect(),
+        },
+        other => other,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn memory_store_matches_model(ops in prop::collection::vec(op(), 1..40)) {
-        let store = MemoryStore::<Obj>::new(N).unwrap();
-        let mut model = Model::new();
-        for op in ops {
-            match op {
-                Op::Add { ns, name, keys, rv } | Op::Update { ns, name, keys, rv } => {
-                    let r = store.update(obj(&ns, &name, rv), KeyTuple::new(&keys));
-                    if keys.len() == N {
-                        r.unwrap();
-                        model.insert((ns, name), (keys, rv.to_string()));
-                    } else {
-                        prop_assert!(r.is_err());
-                    }
+        run(ops)?;
+    }
+
+    /// Keys equal to identities throughout, except (maybe) one step whose keys are not: the
+    /// identity-keyed layout, and its switch to the keyed one.
+    #[test]
+    fn identity_keyed_store_matches_model(ops in prop::collection::vec(op(), 1..60), keep in 0..90usize) {
+        run(ops.into_iter().enumerate().map(|(i, op)| if i == keep { op } else { identity_keyed(op) }).collect())?;
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let store = MemoryStore::<Obj>::new(N).unwrap();
+    let mut model = Model::new();
+    for op in ops {
+        match op {
+            Op::Add { ns, name, keys, rv } | Op::Update { ns, name, keys, rv } => {
+                let r = store.update(obj(&ns, &name, rv), KeyTuple::new(&keys));
+                if keys.len() == N {
+                    r.unwrap();
+                    model.insert((ns, name), (keys, rv.to_string()));
+                } else {
+                    prop_assert!(r.is_err());
                 }
-                Op::Delete { ns, name } => {
-                    let got = store.delete(&Identity::new(&ns, &name)).map(|o| o.rv.clone());
-                    prop_assert_eq!(got, model.remove(&(ns, name)).map(|(_, rv)| rv));
+            }
+            Op::Delete { ns, name } => {
+                let got = store.delete(&Identity::new(&ns, &name)).map(|o| o.rv.clone());
+                prop_assert_eq!(got, model.remove(&(ns, name)).map(|(_, rv)| rv));
+            }
+            Op::DeleteAllUnder { keys } => {
+                let r = store.delete_all_under(&refs(&keys));
+                if (1..=N).contains(&keys.len()) {
+                    let before = model.len();
+                    model.retain(|_, (k, _)| !k.starts_with(&keys));
+                    prop_assert_eq!(r.unwrap(), before - model.len());
+                } else {
+                    prop_assert!(r.is_err());
                 }
-                Op::DeleteAllUnder { keys } => {
-                    let r = store.delete_all_under(&refs(&keys));
-                    if (1..=N).contains(&keys.len()) {
-                        let before = model.len();
-                        model.retain(|_, (k, _)| !k.starts_with(&keys));
-                        prop_assert_eq!(r.unwrap(), before - model.len());
-                    } else {
-                        prop_assert!(r.is_err());
-                    }
+            }
+            Op::Get { keys } => {
+                let r = store.get(&refs(&keys));
+                let borrowed = store.get_with(&refs(&keys), seen);
+                if (1..=N).contains(&keys.len()) {
+                    prop_assert_eq!(seen(&r.unwrap()), model_get(&model, &keys));
+                    prop_assert_eq!(borrowed.unwrap(), model_get(&model, &keys));
+                } else {
+                    prop_assert!(r.is_err());
+                    prop_assert!(borrowed.is_err());
                 }
-                Op::Get { keys } => {
-                    let r = store.get(&refs(&keys));
-                    if (1..=N).contains(&keys.len()) {
-                        prop_assert_eq!(seen(&r.unwrap()), model_get(&model, &keys));
-                    } else {
-                        prop_assert!(r.is_err());
-                    }
-                }
-                Op::List => prop_assert_eq!(seen(&store.list()), model_get(&model, &[])),
-                Op::Clear => {
-                    store.clear();
-                    model.clear();
-                }
-                Op::Batch { ops } => {
-                    let mut b = store.batch();
-                    for (ns, name, keys, rv) in ops {
-                        match rv {
-                            Some(rv) => {
-                                b.upsert(obj(&ns, &name, rv), KeyTuple::new(&keys)).unwrap();
-                                model.insert((ns, name), (keys, rv.to_string()));
-                            }
-                            None => {
-                                b.delete(&Identity::new(&ns, &name));
-                                model.remove(&(ns, name));
-                            }
+            }
+            Op::List => prop_assert_eq!(seen(&store.list()), model_get(&model, &[])),
+            Op::Clear => {
+                store.clear();
+                model.clear();
+            }
+            Op::Batch { ops } => {
+                let mut b = store.batch();
+                for (ns, name, keys, rv) in ops {
+                    match rv {
+                        Some(rv) => {
+                            b.upsert(obj(&ns, &name, rv), KeyTuple::new(&keys)).unwrap();
+                            model.insert((ns, name), (keys, rv.to_string()));
+                        }
+                        None => {
+                            b.delete(&Identity::new(&ns, &name));
+                            model.remove(&(ns, name));
                         }
                     }
-                    b.commit();
                 }
-                Op::ReplaceAll { objs } => {
-                    let mut next = Model::new();
-                    let items: Vec<_> = objs
-                        .into_iter()
-                        .map(|(ns, name, keys, rv)| {
-                            next.insert((ns.clone(), name.clone()), (keys.clone(), rv.to_string()));
-                            (obj(&ns, &name, rv), KeyTuple::new(&keys))
-                        })
-                        .collect();
-                    let stats = store.replace_all(items).unwrap();
-                    let deleted = model.keys().filter(|k| !next.contains_key(*k)).count() as u64;
-                    let created = next.keys().filter(|k| !model.contains_key(*k)).count() as u64;
-                    prop_assert_eq!((stats.created, stats.deleted), (created, deleted));
-                    model = next;
-                }
+                b.commit();
             }
-            if let Err(e) = store.validate() {
-                return Err(TestCaseError::fail(e));
+            Op::ReplaceAll { objs } => {
+                let mut next = Model::new();
+                let items: Vec<_> = objs
+                    .into_iter()
+                    .map(|(ns, name, keys, rv)| {
+                        next.insert((ns.clone(), name.clone()), (keys.clone(), rv.to_string()));
+                        (obj(&ns, &name, rv), KeyTuple::new(&keys))
+                    })
+                    .collect();
+                let stats = store.replace_all(items).unwrap();
+                let deleted = model.keys().filter(|k| !next.contains_key(*k)).count() as u64;
+                let created = next.keys().filter(|k| !model.contains_key(*k)).count() as u64;
+                let modified = next.iter().filter(|(k, v)| model.get(*k).is_some_and(|old| old != *v)).count() as u64;
+                prop_assert_eq!((stats.created, stats.deleted, stats.modified), (created, deleted, modified));
+                model = next;
             }
-            prop_assert_eq!(store.len(), model.len());
-            prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));
+        }
+        if let Err(e) = store.validate() {
+            return Err(TestCaseError::fail(e));
+        }
+        prop_assert_eq!(store.len(), model.len());
+        prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));
+        let entries: Vec<_> =
+            store.snapshot().entries().map(|(o, k)| ((o.ns.clone(), o.name.clone()), k.to_vec())).collect();
+        let expected: Vec<_> = model.iter().map(|(id, (k, _))| (id.clone(), k.clone())).collect();
+        prop_assert_eq!(entries, expected);
+        for ((ns, name), (_, rv)) in &model {
+            prop_assert_eq!(store.get_by_identity(ns, name).map(|o| o.rv.clone()), Some(rv.clone()));
         }
     }
+    Ok(())
 }

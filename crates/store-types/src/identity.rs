@@ -141,6 +141,14 @@ pub trait KubeObject: Send + Sync + 'static {
     fn heap_size(&self) -> usize {
         0
     }
+
+    /// `true` when [`identity`](Self::identity) costs about as little as comparing two short
+    /// byte strings: namespace and name are plain slices of one allocation next to the object
+    /// (as in cached-store references), so an index may compare identities by reading the
+    /// objects instead of keeping its own copy of every identity. Stores use it to choose a
+    /// leaner layout. The default, `false`, suits typed objects, whose metadata strings are
+    /// separate allocations, and compact objects, which decode them.
+    const CHEAP_IDENTITY: bool = false;
 }
 
 impl<K> KubeObject for K
