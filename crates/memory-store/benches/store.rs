@@ -3,12 +3,14 @@
 
 #![allow(missing_docs)]
 
+#[path = "support/data.rs"]
+mod data;
+
+use data::{SIZES, configmap, keys_of, now};
+
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -18,25 +20,9 @@ use kube::runtime::watcher;
 use memory_store::MemoryStore;
 use store_types::{Identity, KeyTuple, Store};
 
-const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
-
-fn configmap(ns: usize, i: usize, rv: u64) -> ConfigMap {
-    let mut c = ConfigMap::default();
-    c.metadata.namespace = Some(format!("ns-{ns:04}"));
-    c.metadata.name = Some(format!("cm-{i:06}"));
-    c.metadata.uid = Some(format!("uid-{ns}-{i}"));
-    c.metadata.resource_version = Some(rv.to_string());
-    c.data = Some([("key".to_string(), format!("value-{i}"))].into());
-    c
-}
-
 /// `n` ConfigMaps over `namespaces` namespaces (round-robin).
 fn data(n: usize, namespaces: usize) -> Vec<Arc<ConfigMap>> {
     (0..n).map(|i| Arc::new(configmap(i % namespaces, i, 1))).collect()
-}
-
-fn keys_of(c: &ConfigMap) -> KeyTuple {
-    KeyTuple::new([c.metadata.namespace.as_deref().unwrap(), c.metadata.name.as_deref().unwrap()])
 }
 
 struct Peers {
@@ -64,14 +50,6 @@ fn build(n: usize, namespaces: usize) -> Peers {
 
 /// Runs a future that completes without waiting (a `MemoryStore`'s `Store::get` never waits),
 /// as an `.await` in an async function would, without a runtime.
-#[inline(always)]
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a MemoryStore future waited"),
-    }
-}
-
 /// A fixed pseudo-random order of lookups, so every peer sees the same sequence.
 fn probe_order(n: usize) -> Vec<usize> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

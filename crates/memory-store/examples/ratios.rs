@@ -10,44 +10,21 @@
 
 #![allow(missing_docs)]
 
+#[path = "../benches/support/data.rs"]
+mod data;
+
+use data::{SIZES, configmap, keys_of, now};
+
 use std::collections::HashMap;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
-use memory_store::{KeyTuple, MemoryStore};
+use memory_store::MemoryStore;
 use store_types::Store;
-
-const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
-
-fn configmap(ns: usize, i: usize, rv: u64) -> ConfigMap {
-    let mut c = ConfigMap::default();
-    c.metadata.namespace = Some(format!("ns-{ns:04}"));
-    c.metadata.name = Some(format!("cm-{i:06}"));
-    c.metadata.uid = Some(format!("uid-{ns}-{i}"));
-    c.metadata.resource_version = Some(rv.to_string());
-    c.data = Some([("key".to_string(), format!("value-{i}"))].into());
-    c
-}
-
-fn keys_of(c: &ConfigMap) -> KeyTuple {
-    KeyTuple::new([c.metadata.namespace.as_deref().unwrap(), c.metadata.name.as_deref().unwrap()])
-}
-
-/// Runs a future that completes without waiting (a `MemoryStore` never awaits).
-#[inline(always)]
-fn now<F: Future>(f: F) -> F::Output {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a MemoryStore future waited"),
-    }
-}
 
 /// A contender: runs its operation `n` times.
 type Contender<'a> = (&'static str, Box<dyn FnMut(u32) + 'a>);

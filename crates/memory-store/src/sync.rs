@@ -75,23 +75,7 @@ mod imp {
         }
     }
 
-    /// This thread's hazard record, taken from the domain on first use and given back when
-    /// the thread exits. `None` while thread-locals are being torn down.
-    #[inline]
-    pub(crate) fn local_record() -> Option<&'static Record> {
-        LOCAL
-            .try_with(|l| match l.0.get() {
-                Some(r) => r,
-                None => {
-                    let r = DOMAIN.acquire();
-                    l.0.set(Some(r));
-                    r
-                }
-            })
-            .ok()
-    }
-
-    struct Local(Cell<Option<&'static Record>>);
+    pub(crate) struct Local(pub(crate) Cell<Option<&'static Record>>);
 
     impl Drop for Local {
         fn drop(&mut self) {
@@ -102,7 +86,7 @@ mod imp {
     }
 
     thread_local! {
-        static LOCAL: Local = const { Local(Cell::new(None)) };
+        pub(crate) static LOCAL: Local = const { Local(Cell::new(None)) };
     }
 
     #[cfg(target_os = "linux")]
@@ -189,25 +173,12 @@ mod imp {
         true
     }
 
-    pub(crate) fn local_record() -> Option<&'static Record> {
-        LOCAL
-            .try_with(|l| match l.0.get() {
-                Some(r) => r,
-                None => {
-                    let r = DOMAIN.acquire();
-                    l.0.set(Some(r));
-                    r
-                }
-            })
-            .ok()
-    }
-
     /// Under loom a thread's record is not given back when the thread ends: loom tears the
     /// main thread's locals down after the model's statics, and an execution has few threads.
-    struct Local(Cell<Option<&'static Record>>);
+    pub(crate) struct Local(pub(crate) Cell<Option<&'static Record>>);
 
     loom::thread_local! {
-        static LOCAL: Local = Local(Cell::new(None));
+        pub(crate) static LOCAL: Local = Local(Cell::new(None));
     }
 
     /// A loom cell touched by every protected read of a state and by the state's destruction:
@@ -235,3 +206,19 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// This thread's hazard record, taken from the domain on first use and (outside loom) given
+/// back when the thread exits. `None` while thread-locals are being torn down.
+#[inline]
+pub(crate) fn local_record() -> Option<&'static crate::publish::Record> {
+    imp::LOCAL
+        .try_with(|l| match l.0.get() {
+            Some(r) => r,
+            None => {
+                let r = domain().acquire();
+                l.0.set(Some(r));
+                r
+            }
+        })
+        .ok()
+}
