@@ -316,6 +316,8 @@ impl ResourceWatcher {
                 namespaces: config.namespaces.clone(),
             });
         }
+        // One copy of the compiled expressions for the fetch path and the metadata feed.
+        let indexer = Arc::new(config.indexer.clone());
         let mut sweeper = None;
         let store = match config.store {
             store_types::StoreType::Memory => StoreHandle::Memory(
@@ -323,7 +325,7 @@ impl ResourceWatcher {
                     .map_err(|source| WatchError::Store { resource: config.name.clone(), source })?,
             ),
             store_types::StoreType::Cached => {
-                let indexer = Arc::new(config.indexer.clone());
+                let indexer = indexer.clone();
                 let mut cfg =
                     CachedStoreConfig::new(ar.clone(), matches!(scope, Scope::Namespaced), config.indexer.num_keys())
                         .ttl(config.cache_ttl)
@@ -370,7 +372,7 @@ impl ResourceWatcher {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                     None => Api::all_with(client.clone(), &ar),
                 };
-                let indexer = Arc::new(config.indexer.clone());
+                let indexer = indexer.clone();
                 watcher::watcher(api, wc.clone())
                     .default_backoff()
                     .map(move |ev| (i, ev.map(|ev| meta_event(&indexer, ev))))
