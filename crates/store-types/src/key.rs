@@ -323,7 +323,7 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
     }
 
     /// Same value as [`KeyTuple::hash_with`] of the same elements.
-    #[inline]
+    #[inline(always)]
     pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
         let mut h = build.build_hasher();
         for e in self.0 {
