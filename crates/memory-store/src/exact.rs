@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use store_types::{KeyTuple, KubeObject, ObjectKey, PlainKeys};
+use store_types::{InlineKey, KeyTuple, KubeObject, ObjectKey, PlainKeys};
 
 use crate::index::{Bucket, id_of};
 
@@ -89,9 +89,50 @@ impl<E: Clone> Sharded<E> {
     }
 }
 
-/// Full key tuple → bucket.
+/// The key of an exact-index entry: inline when it fits ([`InlineKey`]), so that a lookup
+/// compares it without another memory access; else the shared [`KeyTuple`]. Which one is a
+/// function of the key tuple alone.
+#[derive(Clone)]
+enum EntryKey {
+    Inline(InlineKey),
+    Shared(KeyTuple),
+}
+
+impl EntryKey {
+    fn new(key: &KeyTuple) -> Self {
+        InlineKey::from_tuple(key).map_or_else(|| EntryKey::Shared(key.clone()), EntryKey::Inline)
+    }
+
+    /// True when this is the tuple of exactly `elements` (exact for every string, `\0` too).
+    #[inline(always)]
+    fn eq_elements(&self, elements: &[&str]) -> bool {
+        match self {
+            EntryKey::Inline(key) => key.eq_elements(elements),
+            EntryKey::Shared(key) => key.eq_elements(elements),
+        }
+    }
+
+    /// True when this is `key`, whose inline form is `inline`.
+    fn eq_tuple(&self, key: &KeyTuple, inline: Option<&InlineKey>) -> bool {
+        match (self, inline) {
+            (EntryKey::Inline(a), Some(b)) => a == b,
+            (EntryKey::Shared(a), None) => a == key,
+            _ => false,
+        }
+    }
+
+    fn hash_with(&self, build: &impl std::hash::BuildHasher) -> u64 {
+        match self {
+            EntryKey::Inline(key) => key.hash_with(build),
+            EntryKey::Shared(key) => key.hash_raw(build),
+        }
+    }
+}
+
+/// Full key tuple → bucket. Keys are hashed raw ([`KeyTuple::hash_raw`]), so a lookup hashes
+/// its elements as they are, without scanning them for `\0` first.
 pub(crate) struct ExactIndex<T> {
-    table: Sharded<(KeyTuple, Bucket<T>)>,
+    table: Sharded<(EntryKey, Bucket<T>)>,
 }
 
 impl<T> Clone for ExactIndex<T> {
@@ -116,44 +157,39 @@ impl<T> ExactIndex<T> {
     // and not in others (measured: the same snapshot get at 18 or 32 ns in two binaries).
     #[inline(never)]
     pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Bucket<T>> {
-        let Some(plain) = PlainKeys::new(elements) else {
-            return self.get_escaped(elements);
-        };
-        let h = plain.hash_with(&self.table.hasher);
-        self.table.find(h, |(k, _)| k.eq_plain(&plain)).map(|(_, b)| b)
-    }
-
-    /// `get_elements` for elements containing `\0` (rare): encodes them first. Out of line, so
-    /// that the allocation does not bloat the inlined fast path.
-    #[cold]
-    #[inline(never)]
-    fn get_escaped(&self, elements: &[&str]) -> Option<&Bucket<T>> {
-        self.get(&KeyTuple::new(elements))
+        let h = PlainKeys::unchecked(elements).hash_with(&self.table.hasher);
+        self.table.find(h, |(k, _)| k.eq_elements(elements)).map(|(_, b)| b)
     }
 
     /// The bucket of a key tuple.
     pub(crate) fn get(&self, key: &KeyTuple) -> Option<&Bucket<T>> {
-        let h = key.hash_with(&self.table.hasher);
-        self.table.find(h, |(k, _)| k == key).map(|(_, b)| b)
+        let inline = InlineKey::from_tuple(key);
+        let h = key.hash_raw(&self.table.hasher);
+        self.table.find(h, |(k, _)| k.eq_tuple(key, inline.as_ref())).map(|(_, b)| b)
     }
 
     /// Sets the bucket of a key tuple.
-    pub(crate) fn insert(&mut self, key: KeyTuple, bucket: Bucket<T>) {
-        let h = key.hash_with(&self.table.hasher);
+    pub(crate) fn insert(&mut self, key: &KeyTuple, bucket: Bucket<T>) {
+        let entry = EntryKey::new(key);
+        let inline = match &entry {
+            EntryKey::Inline(k) => Some(*k),
+            EntryKey::Shared(_) => None,
+        };
+        let h = key.hash_raw(&self.table.hasher);
         let hasher = self.table.hasher.clone();
-        let eq_key = key.clone();
-        self.table.insert(h, (key, bucket), |(k, _)| *k == eq_key, |(k, _)| k.hash_with(&hasher));
+        self.table.insert(h, (entry, bucket), |(k, _)| k.eq_tuple(key, inline.as_ref()), |(k, _)| k.hash_with(&hasher));
     }
 
     /// Removes a key tuple.
     pub(crate) fn remove(&mut self, key: &KeyTuple) {
-        let h = key.hash_with(&self.table.hasher);
-        self.table.remove(h, |(k, _)| k == key);
+        let inline = InlineKey::from_tuple(key);
+        let h = key.hash_raw(&self.table.hasher);
+        self.table.remove(h, |(k, _)| k.eq_tuple(key, inline.as_ref()));
     }
 
-    /// Every (key tuple, bucket), in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(KeyTuple, Bucket<T>)> + '_ {
-        self.table.iter()
+    /// Every bucket, in no particular order.
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = &Bucket<T>> + '_ {
+        self.table.iter().map(|(_, b)| b)
     }
 }
 
@@ -181,9 +217,11 @@ impl<T: KubeObject> IdentityIndex<T> {
         IdentityIndex { table: Sharded::new() }
     }
 
-    /// The hash of an identity: the hash of the key tuple `[namespace, name]`.
+    /// The hash of an identity: the raw hash of the key tuple `[namespace, name]`
+    /// ([`KeyTuple::hash_raw`]; no scan for `\0`).
+    #[inline(always)]
     fn hash(&self, namespace: &str, name: &str) -> u64 {
-        KeyTuple::hash_elements(&self.table.hasher, &[namespace, name])
+        PlainKeys::unchecked(&[namespace, name]).hash_with(&self.table.hasher)
     }
 
     /// The object under the key tuple `[namespace, name]` given as its elements (no
@@ -192,10 +230,7 @@ impl<T: KubeObject> IdentityIndex<T> {
     #[inline(never)]
     pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Arc<T>> {
         let [namespace, name] = elements else { return None };
-        let h = match PlainKeys::new(elements) {
-            Some(plain) => plain.hash_with(&self.table.hasher),
-            None => self.hash(namespace, name),
-        };
+        let h = self.hash(namespace, name);
         self.table.find(h, |o| {
             let id = id_of(&**o);
             id.name == *name && id.namespace == *namespace
@@ -210,7 +245,7 @@ impl<T: KubeObject> IdentityIndex<T> {
     /// The object with this identity, given as its key.
     pub(crate) fn get_key(&self, key: &ObjectKey) -> Option<&Arc<T>> {
         let key = key.as_tuple();
-        let h = key.hash_with(&self.table.hasher);
+        let h = key.hash_raw(&self.table.hasher);
         self.table.find(h, |o| {
             let id = id_of(&**o);
             key.eq_elements(&[id.namespace, id.name])
@@ -231,7 +266,7 @@ impl<T: KubeObject> IdentityIndex<T> {
         };
         let rehash = |o: &Arc<T>| {
             let id = id_of(&**o);
-            KeyTuple::hash_elements(&hasher, &[id.namespace, id.name])
+            PlainKeys::unchecked(&[id.namespace, id.name]).hash_with(&hasher)
         };
         self.table.insert(h, object, eq, rehash)
     }

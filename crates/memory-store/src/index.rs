@@ -298,7 +298,7 @@ impl<T: KubeObject> Index<T> {
             if let Some(ordered) = &mut k.ordered {
                 ordered.insert(keys.clone(), bucket.clone());
             }
-            k.exact.insert(keys, bucket);
+            k.exact.insert(&keys, bucket);
         }
         Index { num_keys, layout: Layout::Keyed(k), bytes, identity_keyed, list_cache: OnceLock::new() }
     }
@@ -325,7 +325,9 @@ impl<T: KubeObject> Index<T> {
             Layout::Identity { .. } => objects * IDENTITY_ENTRY_OVERHEAD,
             Layout::Keyed(k) => {
                 let map_entries = objects + key_tuples * if k.ordered.is_some() { 2 } else { 1 };
-                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 16 + objects * std::mem::size_of::<Arc<T>>()
+                // Per key tuple, 16 bytes of bucket header and 16 more for the exact index's inline
+                // copy of short tuples (its entries are 48 bytes, not 32).
+                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 32 + objects * std::mem::size_of::<Arc<T>>()
             }
         };
         MemoryStats { objects, key_tuples, estimated_bytes: self.bytes + index + boxes }
@@ -671,8 +673,8 @@ impl<T: KubeObject> Index<T> {
                 }
             }
         }
-        if let Some((keys, _)) = k.exact.iter().find(|(_, b)| b.is_empty()) {
-            return Err(format!("empty bucket left at {keys}"));
+        if k.exact.buckets().any(|b| b.is_empty()) {
+            return Err("empty bucket left in the exact index".into());
         }
         if let Some(ordered) = &k.ordered
             && ordered.len() != k.exact.len()
@@ -737,7 +739,7 @@ impl<T: KubeObject> Keyed<T> {
                 if let Some(ordered) = &mut self.ordered {
                     ordered.insert(keys.clone(), b.clone());
                 }
-                self.exact.insert(keys.clone(), b);
+                self.exact.insert(keys, b);
             }
             None => {
                 if let Some(ordered) = &mut self.ordered {

@@ -84,6 +84,44 @@ fn keys_are_tuples_not_joined_strings() {
 }
 
 #[test]
+fn exact_gets_of_inline_and_long_keys_with_nul_and_terminator_bytes() {
+    // Short tuples are held inline in the exact index (length-prefixed raw bytes), long ones
+    // as their `KeyTuple`; both are hashed raw. Elements that contain `\0`, or the bytes of a
+    // `KeyTuple` terminator (`\0\u{1}`), must find exactly their own objects either way.
+    let long = "a-key-element-longer-than-an-inline-key";
+    let tuples: [[&str; 2]; 8] = [
+        ["a", ""],
+        ["a\0\u{1}", ""],
+        ["a\0", "\u{1}"],
+        ["\0", "\0"],
+        ["", "\0\0"],
+        [long, "\0"],
+        [long, "\0\u{1}"],
+        ["a", long],
+    ];
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for (i, keys) in tuples.iter().enumerate() {
+        s.add(cm("n", &format!("o{i}"), "1"), k(*keys)).unwrap();
+    }
+    for (i, keys) in tuples.iter().enumerate() {
+        assert_eq!(names(&s.get(keys).unwrap()), [format!("n/o{i}")], "{keys:?}");
+        assert_eq!(s.get_with(keys, |o| o.len()).unwrap(), 1);
+    }
+    assert!(s.get(&["a\0", "\u{1}\0"]).unwrap().is_empty());
+    assert!(s.get(&[long, ""]).unwrap().is_empty());
+    s.validate().unwrap();
+    // Moving every object to another tuple leaves nothing under the old ones.
+    for (i, _) in tuples.iter().enumerate() {
+        s.update(cm("n", &format!("o{i}"), "2"), k(["moved", "\0"])).unwrap();
+    }
+    for keys in &tuples {
+        assert!(s.get(keys).unwrap().is_empty(), "{keys:?}");
+    }
+    assert_eq!(s.get(&["moved", "\0"]).unwrap().len(), tuples.len());
+    s.validate().unwrap();
+}
+
+#[test]
 fn non_unique_keys_and_identity() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     for name in ["c", "a", "b"] {

@@ -48,10 +48,25 @@ enum Op {
 
 fn word() -> impl Strategy<Value = String> {
     // "default" is also a namespace: prefix gets of identity-keyed objects select namespaces.
-    prop::sample::select(vec!["", "a", "b", "a/b", "b/c", "ä", "default"]).prop_map(String::from)
+    // "\0" and "a\0\u{1}" (which spells the encoding of `["a", ""]` without its last
+    // terminator) check the raw hashing and comparison of exact lookups; the long word makes
+    // key tuples too long to be held inline in the exact index.
+    prop::sample::select(vec![
+        "",
+        "a",
+        "b",
+        "a/b",
+        "b/c",
+        "ä",
+        "default",
+        "\0",
+        "a\0\u{1}",
+        "a-key-element-longer-than-an-inline-key",
+    ])
+    .prop_map(String::from)
 }
 fn ns() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["", "default", "kube"]).prop_map(String::from)
+    prop::sample::select(vec!["", "default", "kube", "k\0"]).prop_map(String::from)
 }
 fn name() -> impl Strategy<Value = String> {
     prop::sample::select(vec!["x", "y", "z", "w"]).prop_map(String::from)

@@ -81,6 +81,27 @@ impl KeyTuple {
         h.finish()
     }
 
+    /// Hashes this tuple's elements as they are, without escaping: the hash of
+    /// [`PlainKeys::unchecked`] and [`InlineKey::hash_with`] of the same elements. Equal to
+    /// [`KeyTuple::hash_with`] when no element contains `\0`. For hash tables that hash every
+    /// key this way, so that lookups need no scan of their elements for `\0`.
+    pub fn hash_raw(&self, build: &impl BuildHasher) -> u64 {
+        let mut h = build.build_hasher();
+        let mut decoded = Vec::new();
+        for raw in self.raw_elements() {
+            let element = if raw.contains(&0) {
+                decoded.clear();
+                decode_into(&mut decoded, raw);
+                &decoded[..]
+            } else {
+                raw
+            };
+            h.write_usize(element.len());
+            h.write(element);
+        }
+        h.finish()
+    }
+
     /// Hashes a tuple given as elements; see [`KeyTuple::hash_with`].
     #[inline]
     pub fn hash_elements<S: AsRef<str>>(build: &impl BuildHasher, elements: &[S]) -> u64 {
@@ -207,22 +228,24 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    if n >= 8 {
-        let mut diff = 0;
-        let mut i = 0;
-        while i + 8 <= n {
-            diff |= word(a, i) ^ word(b, i);
-            i += 8;
-        }
-        if i < n {
-            // The last, overlapping word covers the tail.
-            diff |= word(a, n - 8) ^ word(b, n - 8);
-        }
-        diff == 0
+    // No loop up to 32 bytes (most names): overlapping words cover every length without a
+    // tail loop. A loop here is vectorised, and its set-up measured as several nanoseconds of
+    // an exact get.
+    if n > 32 {
+        a == b
+    } else if n > 16 {
+        ((word(a, 0) ^ word(b, 0))
+            | (word(a, 8) ^ word(b, 8))
+            | (word(a, n - 16) ^ word(b, n - 16))
+            | (word(a, n - 8) ^ word(b, n - 8)))
+            == 0
+    } else if n >= 8 {
+        (word(a, 0) ^ word(b, 0)) | (word(a, n - 8) ^ word(b, n - 8)) == 0
     } else if n >= 4 {
         (half_word(a, 0) ^ half_word(b, 0)) | (half_word(a, n - 4) ^ half_word(b, n - 4)) == 0
     } else {
-        a.iter().zip(b).all(|(x, y)| x == y)
+        // Three bytes at most: the first, middle and last are all of them.
+        n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1])
     }
 }
 
@@ -322,7 +345,17 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
         elements.iter().all(|e| !has_nul(e.as_ref().as_bytes())).then_some(PlainKeys(elements))
     }
 
-    /// Same value as [`KeyTuple::hash_with`] of the same elements.
+    /// The elements, not checked for `\0`. Their [`hash_with`](Self::hash_with) is then the
+    /// raw hash of [`KeyTuple::hash_raw`], which needs no check; [`KeyTuple::eq_plain`] is
+    /// meant for checked elements only (compare unchecked ones with [`InlineKey::eq_elements`]
+    /// or [`KeyTuple::eq_elements`]).
+    #[inline(always)]
+    pub fn unchecked(elements: &'a [S]) -> Self {
+        PlainKeys(elements)
+    }
+
+    /// Same value as [`KeyTuple::hash_with`] of the same elements (checked), and as
+    /// [`KeyTuple::hash_raw`] of the same elements (either way).
     #[inline(always)]
     pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
         let mut h = build.build_hasher();
@@ -332,6 +365,129 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
             h.write(raw);
         }
         h.finish()
+    }
+}
+
+/// Appends the decoded form of one element's encoded bytes (escapes `00 FF` back to `00`).
+fn decode_into(out: &mut Vec<u8>, raw: &[u8]) {
+    let mut i = 0;
+    while i < raw.len() {
+        out.push(raw[i]);
+        i += if raw[i] == 0 { 2 } else { 1 };
+    }
+}
+
+/// A short key tuple held inline, for hash tables that compare lookups with their entries
+/// without following a pointer (the separate allocation of a [`KeyTuple`] cost a cache miss
+/// per exact get).
+///
+/// Every element is stored as a one-byte length and its bytes as they are (no escaping), up to
+/// [`InlineKey::CAPACITY`] bytes in all, so comparing with elements is exact for every string,
+/// `\0` included, and needs no scan. Tuples that do not fit have no inline form: keep their
+/// `KeyTuple`. Order is not preserved (use `KeyTuple` for ordered maps).
+///
+/// ```
+/// use store_types::{InlineKey, KeyTuple, PlainKeys};
+/// let hasher = std::hash::RandomState::new();
+/// let key = InlineKey::new(&["default", "web"]).unwrap();
+/// assert!(key.eq_elements(&["default", "web"]));
+/// assert!(!key.eq_elements(&["default/web"]));
+/// assert_eq!(Some(key), InlineKey::from_tuple(&KeyTuple::new(["default", "web"])));
+/// assert_eq!(key.hash_with(&hasher), PlainKeys::unchecked(&["default", "web"]).hash_with(&hasher));
+/// assert!(InlineKey::new(&["a-namespace-name", "a-rather-long-object-name"]).is_none());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineKey {
+    len: u8,
+    bytes: [u8; InlineKey::CAPACITY],
+}
+
+impl InlineKey {
+    /// Bytes available for the elements and their one-byte lengths (an `InlineKey` is 31
+    /// bytes: with a 16-byte `KeyTuple` beside it in an enum, 32).
+    pub const CAPACITY: usize = 30;
+
+    /// The inline form of these elements, or `None` when they take more than
+    /// [`CAPACITY`](Self::CAPACITY) bytes.
+    pub fn new<S: AsRef<str>>(elements: &[S]) -> Option<Self> {
+        let mut key = InlineKey { len: 0, bytes: [0; Self::CAPACITY] };
+        for e in elements {
+            key.push(e.as_ref().as_bytes())?;
+        }
+        Some(key)
+    }
+
+    /// The inline form of a key tuple, or `None` when it does not fit.
+    pub fn from_tuple(tuple: &KeyTuple) -> Option<Self> {
+        let mut key = InlineKey { len: 0, bytes: [0; Self::CAPACITY] };
+        let mut decoded = Vec::new();
+        for raw in tuple.raw_elements() {
+            if raw.contains(&0) {
+                decoded.clear();
+                decode_into(&mut decoded, raw);
+                key.push(&decoded)?;
+            } else {
+                key.push(raw)?;
+            }
+        }
+        Some(key)
+    }
+
+    fn push(&mut self, element: &[u8]) -> Option<()> {
+        let at = usize::from(self.len);
+        let n = u8::try_from(element.len()).ok()?;
+        let end = at + 1 + element.len();
+        self.bytes.get_mut(at..end)?.split_first_mut().map(|(len, rest)| {
+            *len = n;
+            rest.copy_from_slice(element);
+        })?;
+        self.len = u8::try_from(end).ok()?;
+        Some(())
+    }
+
+    /// True when this is the tuple of exactly these elements.
+    #[inline(always)]
+    pub fn eq_elements<S: AsRef<str>>(&self, elements: &[S]) -> bool {
+        let stored = &self.bytes[..usize::from(self.len)];
+        let mut at = 0;
+        for e in elements {
+            let raw = e.as_ref().as_bytes();
+            let n = raw.len();
+            let Some((&len, rest)) = stored.get(at..).and_then(<[u8]>::split_first) else {
+                return false;
+            };
+            if usize::from(len) != n || rest.len() < n || !bytes_eq(&rest[..n], raw) {
+                return false;
+            }
+            at += 1 + n;
+        }
+        at == stored.len()
+    }
+
+    /// The raw hash of the elements: [`KeyTuple::hash_raw`] of the same tuple.
+    pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
+        let mut h = build.build_hasher();
+        let mut rest = &self.bytes[..usize::from(self.len)];
+        while let Some((&n, tail)) = rest.split_first() {
+            let (element, next) = tail.split_at(usize::from(n).min(tail.len()));
+            h.write_usize(element.len());
+            h.write(element);
+            rest = next;
+        }
+        h.finish()
+    }
+}
+
+impl fmt::Debug for InlineKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        let mut rest = &self.bytes[..usize::from(self.len)];
+        while let Some((&n, tail)) = rest.split_first() {
+            let (element, next) = tail.split_at(usize::from(n).min(tail.len()));
+            list.entry(&String::from_utf8_lossy(element));
+            rest = next;
+        }
+        list.finish()
     }
 }
 
@@ -385,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn inline_key_capacity_and_long_elements() {
+        let exactly = "x".repeat(InlineKey::CAPACITY - 1);
+        assert!(InlineKey::new(&[exactly.as_str()]).is_some());
+        assert!(InlineKey::new(&[exactly.as_str(), ""]).is_none());
+        assert!(InlineKey::new(&["x".repeat(300)]).is_none());
+        assert!(InlineKey::new::<&str>(&[]).is_some_and(|k| k.eq_elements::<&str>(&[])));
+        // Length prefixes keep tuples apart that joined strings would not.
+        let k = InlineKey::new(&["a", "b"]).unwrap();
+        assert!(!k.eq_elements(&["ab"]) && !k.eq_elements(&["a", "b", ""]) && !k.eq_elements(&["a"]));
+        let nul = InlineKey::new(&["a\0\u{1}"]).unwrap();
+        assert!(nul.eq_elements(&["a\0\u{1}"]) && !nul.eq_elements(&["a", ""]));
+    }
+
+    #[test]
     fn round_trip_special_elements() {
         let v = vec!["", "a/b", "\0", "x\0\u{1}y", "ünï", "\u{10FFFF}"];
         let k = KeyTuple::new(&v);
@@ -428,6 +598,41 @@ mod tests {
             }
             if a == b {
                 prop_assert_eq!(ka.hash_with(&state), kb.hash_with(&state));
+            }
+        }
+
+        #[test]
+        fn inline_keys_compare_and_hash_like_tuples(a in tuple(), b in tuple()) {
+            let state = std::collections::hash_map::RandomState::new();
+            let fits = a.iter().map(|e| e.len() + 1).sum::<usize>() <= InlineKey::CAPACITY;
+            let inline = InlineKey::new(&a);
+            prop_assert_eq!(inline.is_some(), fits);
+            prop_assert_eq!(InlineKey::from_tuple(&KeyTuple::new(&a)), inline);
+            let ka = KeyTuple::new(&a);
+            // The raw hash: of the elements as they are, whatever they contain.
+            prop_assert_eq!(ka.hash_raw(&state), PlainKeys::unchecked(&a).hash_with(&state));
+            if !a.iter().any(|e| e.contains('\0')) {
+                prop_assert_eq!(ka.hash_raw(&state), ka.hash_with(&state));
+            }
+            if let Some(inline) = inline {
+                prop_assert_eq!(inline.hash_with(&state), ka.hash_raw(&state));
+                prop_assert_eq!(inline.eq_elements(&b), a == b);
+                prop_assert!(inline.eq_elements(&a));
+                prop_assert_eq!(Some(inline) == InlineKey::new(&b), a == b);
+                prop_assert_eq!(format!("{inline:?}"), format!("{a:?}"));
+            }
+        }
+
+        #[test]
+        fn inline_keys_of_random_strings(
+            a in prop::collection::vec(".{0,12}", 0..4),
+            b in prop::collection::vec(".{0,12}", 0..4),
+        ) {
+            if let Some(inline) = InlineKey::new(&a) {
+                prop_assert_eq!(inline.eq_elements(&b), a == b);
+                prop_assert_eq!(InlineKey::from_tuple(&KeyTuple::new(&a)), Some(inline));
+            } else {
+                prop_assert!(a.iter().map(|e| e.len() + 1).sum::<usize>() > InlineKey::CAPACITY);
             }
         }
 
