@@ -3,7 +3,8 @@
 //! [`Sharded`] table: 256 copy-on-write shards.
 //!
 //! A persistent hash map tuned for one thing: lookups as cheap as a plain hash map (one hash,
-//! one shard pointer, one SwissTable probe), with O(1) clones for snapshot publication. A
+//! one shard pointer, one SwissTable probe, keys compared in the entry itself), with O(1)
+//! clones for snapshot publication. A
 //! write copies only the touched shard (and, on the first write after a clone, the shard
 //! pointer array): O(256 + n/256) pointer copies, independent of which keys are read.
 
@@ -89,9 +90,14 @@ impl<E: Clone> Sharded<E> {
     }
 }
 
-/// The key of an exact-index entry: inline when it fits ([`InlineKey`]), so that a lookup
-/// compares it without another memory access; else the shared [`KeyTuple`]. Which one is a
-/// function of the key tuple alone.
+/// The key of an exact-index entry: inline when it fits ([`InlineKey`], up to 46 bytes of
+/// elements), so that a lookup compares it without another memory access; else the shared
+/// [`KeyTuple`]. Which one is a function of the key tuple alone.
+///
+/// Measured (`examples/ratios.rs`, ConfigMaps, 1k objects): with the key behind the
+/// `KeyTuple`'s pointer, compared by a loop, and lookup keys scanned for `\0` before hashing,
+/// a snapshot get took 22 ns; with this entry, a loop-free comparison and raw hashing, 17.5 ns.
+/// The price is 32 bytes per key tuple (64-byte entries instead of 32).
 #[derive(Clone)]
 enum EntryKey {
     Inline(InlineKey),

@@ -325,9 +325,9 @@ impl<T: KubeObject> Index<T> {
             Layout::Identity { .. } => objects * IDENTITY_ENTRY_OVERHEAD,
             Layout::Keyed(k) => {
                 let map_entries = objects + key_tuples * if k.ordered.is_some() { 2 } else { 1 };
-                // Per key tuple, 16 bytes of bucket header and 16 more for the exact index's inline
-                // copy of short tuples (its entries are 48 bytes, not 32).
-                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 32 + objects * std::mem::size_of::<Arc<T>>()
+                // Per key tuple, 16 bytes of bucket header and 32 more for the exact index's inline
+                // copy of short tuples (its entries are 64 bytes, not 32).
+                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 48 + objects * std::mem::size_of::<Arc<T>>()
             }
         };
         MemoryStats { objects, key_tuples, estimated_bytes: self.bytes + index + boxes }

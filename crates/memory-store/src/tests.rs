@@ -88,7 +88,7 @@ fn exact_gets_of_inline_and_long_keys_with_nul_and_terminator_bytes() {
     // Short tuples are held inline in the exact index (length-prefixed raw bytes), long ones
     // as their `KeyTuple`; both are hashed raw. Elements that contain `\0`, or the bytes of a
     // `KeyTuple` terminator (`\0\u{1}`), must find exactly their own objects either way.
-    let long = "a-key-element-longer-than-an-inline-key";
+    let long = "a-key-element-that-is-longer-than-an-inline-key-holds";
     let tuples: [[&str; 2]; 8] = [
         ["a", ""],
         ["a\0\u{1}", ""],

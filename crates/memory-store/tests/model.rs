@@ -61,7 +61,7 @@ fn word() -> impl Strategy<Value = String> {
         "default",
         "\0",
         "a\0\u{1}",
-        "a-key-element-longer-than-an-inline-key",
+        "a-key-element-that-is-longer-than-an-inline-key-holds",
     ])
     .prop_map(String::from)
 }

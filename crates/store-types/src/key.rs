@@ -9,6 +9,8 @@ use std::sync::Arc;
 const ESCAPED_NUL: [u8; 2] = [0x00, 0xFF];
 /// Terminator after every element.
 const TERMINATOR: [u8; 2] = [0x00, 0x01];
+/// The terminator read as a little-endian `u16`.
+const TERMINATOR_U16: u16 = u16::from_le_bytes(TERMINATOR);
 
 /// An index key tuple such as `["default", "my-ingress"]`, stored as one shared allocation.
 ///
@@ -119,9 +121,15 @@ impl KeyTuple {
     pub fn eq_elements<S: AsRef<str>>(&self, elements: &[S]) -> bool {
         let mut rest: &[u8] = &self.0;
         for e in elements {
-            let raw = encoded_element(e.as_ref());
+            let bytes = e.as_ref().as_bytes();
+            // Elements without `\0` are stored as they are; the others are escaped first.
+            let raw = if has_nul(bytes) { encoded_element(e.as_ref()) } else { Cow::Borrowed(bytes) };
             let n = raw.len();
-            if rest.len() < n + 2 || rest[..n] != *raw || rest[n..n + 2] != TERMINATOR {
+            let Some(element) = rest.get(..n + 2) else {
+                return false;
+            };
+            let (stored, end) = element.split_at(n);
+            if !bytes_eq(stored, &raw) || u16::from_le_bytes([end[0], end[1]]) != TERMINATOR_U16 {
                 return false;
             }
             rest = &rest[n + 2..];
@@ -394,7 +402,7 @@ fn decode_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// assert!(!key.eq_elements(&["default/web"]));
 /// assert_eq!(Some(key), InlineKey::from_tuple(&KeyTuple::new(["default", "web"])));
 /// assert_eq!(key.hash_with(&hasher), PlainKeys::unchecked(&["default", "web"]).hash_with(&hasher));
-/// assert!(InlineKey::new(&["a-namespace-name", "a-rather-long-object-name"]).is_none());
+/// assert!(InlineKey::new(&["a-namespace", "an-object-name-longer-than-thirty-two-bytes"]).is_none());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct InlineKey {
@@ -403,9 +411,10 @@ pub struct InlineKey {
 }
 
 impl InlineKey {
-    /// Bytes available for the elements and their one-byte lengths (an `InlineKey` is 31
-    /// bytes: with a 16-byte `KeyTuple` beside it in an enum, 32).
-    pub const CAPACITY: usize = 30;
+    /// Bytes available for the elements and their one-byte lengths: room for most
+    /// `[namespace, name]` tuples. An `InlineKey` is 47 bytes; with a 16-byte `KeyTuple` beside
+    /// it in an enum, 48, and with a bucket pointer, a 64-byte hash-table entry.
+    pub const CAPACITY: usize = 46;
 
     /// The inline form of these elements, or `None` when they take more than
     /// [`CAPACITY`](Self::CAPACITY) bytes.
