@@ -2,9 +2,13 @@
 //!
 //! * `hit`: an exact get of one cached Secret through the `Store` trait, against
 //!   `MemoryStore::get` of the same Secret (inherent and through the `Store` trait);
-//! * `miss`: a get whose object is not cached (one GET to apiserver-sim, preparation, compact
-//!   encoding, cache fill), against a plain `kube::Api::get` of the same Secret, both as
-//!   `DynamicObject` and as typed `Secret`.
+//! * `miss`: a get whose object is not cached (one GET to apiserver-sim, compact encoding,
+//!   cache fill), against a plain `kube::Api::get` of the same Secret, both as `DynamicObject`
+//!   and as typed `Secret`; with and without the preparation step the watcher configures
+//!   (the indexer's `ignoreFields` and number normalisation);
+//! * `miss (applied Secret)`: the same on a TLS Secret as `kubectl apply` leaves it
+//!   (apiserver-sim's generator: `managedFields` and a last-applied annotation holding a copy of
+//!   the object), where the preparation removes about half of the object.
 //!
 //! The main CachedStore runs its sweeper on a multi-thread runtime, as the watcher does: lookups
 //! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the
@@ -19,8 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
+use apiserver_sim::generate::{Cluster, Kind};
 use cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use criterion::{Criterion, criterion_group, criterion_main};
+use indexer::Indexer;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::core::{ApiResource, DynamicObject};
@@ -52,10 +58,32 @@ fn key_of(v: &Value) -> (String, String) {
     (m["namespace"].as_str().unwrap().to_owned(), m["name"].as_str().unwrap().to_owned())
 }
 
+/// The watcher's compiled configuration for these Secrets: keys `[namespace, name]`, and the
+/// `ignoreFields` a kstore configuration typically sets.
+fn watcher_indexer() -> Arc<Indexer> {
+    Arc::new(
+        Indexer::new(
+            ["metadata.namespace", "metadata.name"],
+            ["metadata.managedFields", "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']"],
+        )
+        .unwrap(),
+    )
+}
+
+/// `config` with the preparation step the watcher configures (crates/watcher/src/resource.rs).
+fn prepared_like_the_watcher(config: CachedStoreConfig, indexer: Arc<Indexer>) -> CachedStoreConfig {
+    config.prepare(Arc::new(move |v: &mut Value| indexer.prepare(v)))
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sim = rt.block_on(async { ApiServerSim::builder().objects((0..N).map(tls_secret)).start().await.unwrap() });
-    let stored = sim.list("secrets", None).unwrap();
+    let applied = Cluster::new(7).namespaces(1).apps_per_namespace(1).only(&[Kind::Secret]).build();
+    assert_eq!(applied.len(), 1);
+    let sim = rt.block_on(async {
+        ApiServerSim::builder().objects((0..N).map(tls_secret)).objects(applied).start().await.unwrap()
+    });
+    let mut stored = sim.list("secrets", None).unwrap();
+    let applied = stored.remove(stored.iter().position(|v| v["metadata"]["managedFields"].is_array()).unwrap());
     let client = rt.block_on(async { sim.client() });
     let ar = ApiResource::erase::<Secret>(&());
     let cached =
@@ -63,21 +91,27 @@ fn bench(c: &mut Criterion) {
     // The sweeper runs on a multi-thread runtime, as the watcher's does: there it keeps the
     // clock lookups read (on a current-thread runtime it would not).
     let sweeper_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let _sweeper = {
+    let indexer = watcher_indexer();
+    // As the watcher runs them: with the indexer's preparation and a sweeper.
+    let prepared = rt.block_on(async {
+        CachedStore::new(client.clone(), prepared_like_the_watcher(CachedStoreConfig::new(ar.clone(), true, 2), indexer))
+            .unwrap()
+    });
+    let _sweepers = {
         let _runtime = sweeper_rt.enter();
-        cached.spawn_sweeper()
+        [cached.spawn_sweeper(), prepared.spawn_sweeper()]
     };
-    assert!(cached.cache_stats().sweeper_clock);
+    assert!(cached.cache_stats().sweeper_clock && prepared.cache_stats().sweeper_clock);
     // The same store without a sweeper (a clock read per lookup, a timer per fetch).
     let unswept = CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2)).unwrap();
     // The same store without the per-fetch timeout, to show what the timer costs.
     let untimed =
         CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2).fetch_timeout(None)).unwrap();
     let mem = MemoryStore::<CompactObject>::new(2).unwrap();
-    for v in &stored {
+    for v in stored.iter().chain([&applied]) {
         let (ns, name) = key_of(v);
         let m = &v["metadata"];
-        for store in [&cached, &unswept, &untimed] {
+        for store in [&cached, &prepared, &unswept, &untimed] {
             store
                 .apply_reference(
                     Reference::new(&ns, &name, m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap(),
@@ -89,9 +123,24 @@ fn bench(c: &mut Criterion) {
     }
     let (ns, name) = key_of(&stored[N / 2]);
     let keys = [ns.as_str(), name.as_str()];
+    let (applied_ns, applied_name) = key_of(&applied);
+    let applied_keys = [applied_ns.as_str(), applied_name.as_str()];
     rt.block_on(async {
         assert_eq!(Store::get(&cached, &keys).await.unwrap().len(), 1);
         assert_eq!(Store::get(&unswept, &keys).await.unwrap().len(), 1);
+        assert_eq!(Store::get(&prepared, &keys).await.unwrap(), Store::get(&cached, &keys).await.unwrap());
+        // The preparation removes what it should from the applied Secret, and nothing else.
+        let mut expected = applied.clone();
+        watcher_indexer().prepare(&mut expected);
+        let got = Store::get(&prepared, &applied_keys).await.unwrap();
+        assert_eq!(got[0].to_value(), expected);
+        assert!(got[0].pointer("/metadata/managedFields").is_none());
+        let unprepared = Store::get(&cached, &applied_keys).await.unwrap();
+        println!(
+            "applied Secret: {} B as fetched, {} B prepared (compact encoding)",
+            unprepared[0].as_bytes().len(),
+            got[0].as_bytes().len()
+        );
     });
 
     let mut g = c.benchmark_group("hit");
@@ -123,6 +172,12 @@ fn bench(c: &mut Criterion) {
             black_box(Store::get(&cached, &keys).await.unwrap())
         })
     });
+    g.bench_function("CachedStore via Store::get (miss, prepared like the watcher)", |b| {
+        b.to_async(&rt).iter(|| async {
+            prepared.evict(&ns, &name);
+            black_box(Store::get(&prepared, &keys).await.unwrap())
+        })
+    });
     g.bench_function("CachedStore via Store::get (miss, no sweeper)", |b| {
         b.to_async(&rt).iter(|| async {
             unswept.evict(&ns, &name);
@@ -133,6 +188,30 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             untimed.evict(&ns, &name);
             black_box(Store::get(&untimed, &keys).await.unwrap())
+        })
+    });
+    g.finish();
+
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(client.clone(), &applied_ns, &ar);
+    let typed: Api<Secret> = Api::namespaced(client.clone(), &applied_ns);
+    let mut g = c.benchmark_group("miss (applied Secret)");
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("Api<DynamicObject>::get", |b| {
+        b.to_async(&rt).iter(|| async { black_box(dynamic.get(&applied_name).await.unwrap()) })
+    });
+    g.bench_function("Api<Secret>::get", |b| {
+        b.to_async(&rt).iter(|| async { black_box(typed.get(&applied_name).await.unwrap()) })
+    });
+    g.bench_function("CachedStore via Store::get (miss, no preparation)", |b| {
+        b.to_async(&rt).iter(|| async {
+            cached.evict(&applied_ns, &applied_name);
+            black_box(Store::get(&cached, &applied_keys).await.unwrap())
+        })
+    });
+    g.bench_function("CachedStore via Store::get (miss, prepared like the watcher)", |b| {
+        b.to_async(&rt).iter(|| async {
+            prepared.evict(&applied_ns, &applied_name);
+            black_box(Store::get(&prepared, &applied_keys).await.unwrap())
         })
     });
     g.finish();
