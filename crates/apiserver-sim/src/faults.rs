@@ -77,6 +77,14 @@ struct Rule {
     until: Option<Instant>,
 }
 
+/// A canned answer for the next matching requests.
+#[derive(Debug)]
+struct CannedAnswer {
+    matcher: Matcher,
+    body: bytes::Bytes,
+    remaining: usize,
+}
+
 /// What to do to open watch streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WatchControl {
@@ -88,6 +96,7 @@ pub(crate) enum WatchControl {
 
 pub(crate) struct FaultState {
     rules: Mutex<Vec<Rule>>,
+    answers: Mutex<Vec<CannedAnswer>>,
     latency: Mutex<Option<(Matcher, Duration)>>,
     malformed: AtomicBool,
     pub(crate) paused: watch::Sender<bool>,
@@ -100,6 +109,7 @@ impl FaultState {
     pub(crate) fn new(store: Arc<Store>) -> Self {
         Self {
             rules: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
             latency: Mutex::new(None),
             malformed: AtomicBool::new(false),
             paused: watch::Sender::new(false),
@@ -123,6 +133,15 @@ impl FaultState {
             retry_after: rule.rejection.retry_after,
             message: format!("{verb} rejected with {}", rule.rejection.code),
         })
+    }
+
+    /// The canned `200` body for this request, if one is set (consuming one use).
+    pub(crate) fn answer(&self, verb: Verb, resource: Option<&str>) -> Option<bytes::Bytes> {
+        let mut answers = self.answers.lock();
+        answers.retain(|a| a.remaining > 0);
+        let answer = answers.iter_mut().find(|a| a.matcher.matches(verb, resource))?;
+        answer.remaining -= 1;
+        Some(answer.body.clone())
     }
 
     pub(crate) fn latency(&self, verb: Verb, resource: Option<&str>) -> Option<Duration> {
@@ -162,9 +181,18 @@ impl Faults {
         });
     }
 
-    /// Remove all rejection rules.
+    /// Remove all rejection rules and canned answers.
     pub fn clear_rejections(&self) {
         self.state.rules.lock().clear();
+        self.state.answers.lock().clear();
+    }
+
+    /// Answer the next `n` requests matching `matcher` with `200 OK` and `body` as
+    /// `application/json`, verbatim, instead of handling them: a malformed or unexpected
+    /// response (truncated JSON, an array where an object belongs) for clients to cope with.
+    /// Rejections take precedence.
+    pub fn answer_next(&self, matcher: Matcher, n: usize, body: impl Into<bytes::Bytes>) {
+        self.state.answers.lock().push(CannedAnswer { matcher, body: body.into(), remaining: n });
     }
 
     /// Delay every matching request by `delay` before it is handled (replaces earlier latency).
@@ -245,6 +273,20 @@ mod tests {
         assert_eq!(f.state.check(Verb::List, Some("secrets")).unwrap().code(), 503);
         assert_eq!(f.state.check(Verb::List, Some("secrets")).unwrap().code(), 503);
         assert!(f.state.check(Verb::List, Some("secrets")).is_none());
+    }
+
+    #[tokio::test]
+    async fn answer_next_n_then_pass() {
+        let f = faults();
+        f.answer_next(Matcher::verb(Verb::Get).resource("secrets"), 2, "[1]");
+        assert!(f.state.answer(Verb::Get, Some("configmaps")).is_none());
+        assert!(f.state.answer(Verb::List, Some("secrets")).is_none());
+        assert_eq!(f.state.answer(Verb::Get, Some("secrets")).as_deref(), Some(&b"[1]"[..]));
+        assert_eq!(f.state.answer(Verb::Get, Some("secrets")).as_deref(), Some(&b"[1]"[..]));
+        assert!(f.state.answer(Verb::Get, Some("secrets")).is_none());
+        f.answer_next(Matcher::any(), 1, "{");
+        f.clear_rejections();
+        assert!(f.state.answer(Verb::Get, Some("secrets")).is_none());
     }
 
     #[tokio::test(start_paused = true)]

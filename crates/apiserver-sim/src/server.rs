@@ -249,9 +249,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     let resp = match shared.faults.check(verb, resource.as_deref()) {
         Some(err) => error_response(&err),
-        None => {
-            dispatch(&shared, req, &route, verb, &query, &accept, format).await.unwrap_or_else(|e| error_response(&e))
-        }
+        None => match shared.faults.answer(verb, resource.as_deref()) {
+            Some(body) => json_response(200, body, "application/json"),
+            None => dispatch(&shared, req, &route, verb, &query, &accept, format)
+                .await
+                .unwrap_or_else(|e| error_response(&e)),
+        },
     };
     shared.requests.push(RequestRecord {
         method: method.to_string(),

@@ -72,7 +72,9 @@ fn watcher_indexer() -> Arc<Indexer> {
 
 /// `config` with the preparation step the watcher configures (crates/watcher/src/resource.rs).
 fn prepared_like_the_watcher(config: CachedStoreConfig, indexer: Arc<Indexer>) -> CachedStoreConfig {
-    config.prepare(Arc::new(move |v: &mut Value| indexer.prepare(v)))
+    config.prepare(Arc::new(move |obj: &CompactObject| {
+        Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
+    }))
 }
 
 fn bench(c: &mut Criterion) {
@@ -94,8 +96,11 @@ fn bench(c: &mut Criterion) {
     let indexer = watcher_indexer();
     // As the watcher runs them: with the indexer's preparation and a sweeper.
     let prepared = rt.block_on(async {
-        CachedStore::new(client.clone(), prepared_like_the_watcher(CachedStoreConfig::new(ar.clone(), true, 2), indexer))
-            .unwrap()
+        CachedStore::new(
+            client.clone(),
+            prepared_like_the_watcher(CachedStoreConfig::new(ar.clone(), true, 2), indexer),
+        )
+        .unwrap()
     });
     let _sweepers = {
         let _runtime = sweeper_rt.enter();

@@ -4,12 +4,57 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use compact_object::CompactObject;
 use kube::core::ApiResource;
 
-/// The preparation step applied to every fetched object before it is cached (field removal,
-/// number normalisation). The watcher passes the indexer's `Indexer::prepare`, so a fetched
-/// object is exactly what a full watch would have stored.
-pub type Prepare = Arc<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+/// The preparation step applied to every fetched object before it is cached — in kstore, the
+/// removal of the `ignoreFields` — working on the compact form.
+///
+/// When a store has one, a fetch decodes the response bytes in one pass straight into a
+/// [`CompactObject`] with numbers normalised (floats without fractional part become integers:
+/// [`CompactObject::from_slice_normalized`], the decoding full watches use), hands it to the
+/// step and caches what the step returns. No `serde_json::Value` is built. Return the object
+/// itself (a clone is a reference-count increment) when there is nothing to change. An error
+/// is reported as [`FetchError::Prepare`](crate::FetchError::Prepare) for that object and
+/// nothing is cached. The step runs on the fetch task, once per fetch, possibly on several
+/// objects at once: it must be cheap and must not block.
+///
+/// Without a step, the response is decoded exactly (floats stay floats) and cached as is.
+///
+/// # Usage
+///
+/// The watcher passes its indexer's `prepare_compact` (crates/watcher/src/resource.rs), so an
+/// object fetched on demand is byte for byte what a full watch would have stored:
+///
+/// ```
+/// use std::sync::Arc;
+/// use cached_store::{CachedStoreConfig, CompactObject, Prepare};
+/// use kube::core::ApiResource;
+/// use k8s_openapi::api::core::v1::Secret;
+///
+/// let indexer = Arc::new(indexer::Indexer::new(["metadata.namespace", "metadata.name"], ["metadata.managedFields"])?);
+/// let prepare: Prepare = Arc::new(move |obj: &CompactObject| {
+///     // `false`: the fetch already normalised the numbers while decoding.
+///     Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
+/// });
+/// let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2).prepare(prepare.clone());
+///
+/// let fetched = CompactObject::from_slice_normalized(
+///     br#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2.0}"#,
+/// )?;
+/// assert_eq!(prepare(&fetched)?.to_string(), r#"{"metadata":{"name":"a"},"data":{"n":"1"},"v":2}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # From a `serde_json::Value` step
+///
+/// Earlier versions took `Fn(&mut serde_json::Value)`. There is no adapter: such a step
+/// parsed every fetched object twice, which is what this type removes. Express the step on
+/// the compact form (a [`compact_object::Pruner`] for field removal, as the indexer does). A
+/// step that can only work on a tree can still be written as
+/// `|obj| { let mut v = obj.to_value(); step(&mut v); CompactObject::from_value(&v) }`, at the
+/// old cost (and on the normalised object).
+pub type Prepare = Arc<dyn Fn(&CompactObject) -> Result<CompactObject, compact_object::Error> + Send + Sync>;
 
 /// Default time to live of a cache entry: 2m10s, like the Go original.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(130);
@@ -217,7 +262,8 @@ impl CachedStoreConfig {
         self
     }
 
-    /// The preparation applied to fetched objects; pass the indexer's `prepare`.
+    /// The preparation applied to fetched objects (see [`Prepare`]); the watcher passes its
+    /// indexer's `prepare_compact`.
     pub fn prepare(mut self, prepare: Prepare) -> Self {
         self.prepare = Some(prepare);
         self

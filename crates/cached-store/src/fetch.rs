@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use compact_object::CompactObject;
+use compact_object::{CompactObject, NodeKind};
 use kube::api::GetParams;
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
 use store_types::Identity;
@@ -33,7 +33,9 @@ pub enum FetchError {
         #[source]
         source: kube::Error,
     },
-    /// The response could not be stored as a compact object.
+    /// The response is not one JSON object (malformed JSON, another JSON value, nesting too
+    /// deep) or could not be stored as a compact object. Nothing is cached. (A body that is
+    /// not UTF-8 is refused by kube's client already: [`FetchError::Api`].)
     #[error("fetched {resource} {identity} could not be encoded: {source}")]
     Encode {
         /// The resource.
@@ -41,6 +43,17 @@ pub enum FetchError {
         /// The object.
         identity: Identity,
         /// The encoding error.
+        #[source]
+        source: compact_object::Error,
+    },
+    /// The configured [`Prepare`] step failed on the fetched object. Nothing is cached.
+    #[error("fetched {resource} {identity} could not be prepared: {source}")]
+    Prepare {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// The step's error.
         #[source]
         source: compact_object::Error,
     },
@@ -78,6 +91,7 @@ impl FetchError {
             FetchError::Timeout { identity, .. }
             | FetchError::Api { identity, .. }
             | FetchError::Encode { identity, .. }
+            | FetchError::Prepare { identity, .. }
             | FetchError::Stale { identity, .. }
             | FetchError::Interrupted { identity, .. } => identity,
         }
@@ -96,10 +110,11 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped),
-    /// prepares it (through a JSON value, only when a preparation step is configured) and
-    /// encodes it compactly. `timer`: bound the request by the configured timeout here (else
-    /// the store's sweeper enforces it).
+    /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped)
+    /// and decodes the response bytes in one pass into a compact object — with numbers
+    /// normalised and then prepared when a preparation step is configured, exactly as received
+    /// otherwise. `timer`: bound the request by the configured timeout here (else the store's
+    /// sweeper enforces it).
     /// `Ok(None)`: 404.
     pub(crate) async fn fetch(
         &self,
@@ -125,8 +140,7 @@ impl Fetcher {
             source: kube::Error::BuildRequest(e),
         })?;
         req.extensions_mut().insert("get");
-        // Without a preparation step the response text is encoded straight into the compact
-        // form, skipping the `Value` tree; with one, the object goes through a `Value`.
+        // The response text is decoded straight into the compact form: no `Value` tree.
         let call = self.client.request_text(req);
         let response = match self.timeout {
             Some(after) if timer => match tokio::time::timeout(after, call).await {
@@ -150,15 +164,26 @@ impl Fetcher {
         };
         let encode_error =
             |source| FetchError::Encode { resource: self.resource_name.clone(), identity: identity(), source };
+        let object = match &self.prepare {
+            Some(_) => CompactObject::from_slice_normalized(text.as_bytes()),
+            None => CompactObject::from_slice(text.as_bytes()),
+        }
+        .map_err(encode_error)?;
+        if object.root().kind() != NodeKind::Object {
+            return Err(encode_error(compact_object::Error::Unsupported {
+                message: format!(
+                    "the API answered a JSON {}, not an object",
+                    format!("{:?}", object.root().kind()).to_lowercase()
+                ),
+            }));
+        }
         let Some(prepare) = &self.prepare else {
-            return CompactObject::from_slice(text.as_bytes()).map(Some).map_err(encode_error);
+            return Ok(Some(object));
         };
-        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| FetchError::Api {
+        prepare(&object).map(Some).map_err(|source| FetchError::Prepare {
             resource: self.resource_name.clone(),
             identity: identity(),
-            source: kube::Error::SerdeError(e),
-        })?;
-        prepare(&mut value);
-        CompactObject::from_value(&value).map(Some).map_err(encode_error)
+            source,
+        })
     }
 }

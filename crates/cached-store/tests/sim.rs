@@ -10,7 +10,7 @@ use std::time::Duration;
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use cached_store::{CachedStore, CachedStoreConfig, FeedError, FetchError, Reference};
 use common::*;
-use compact_object::CompactObject;
+use compact_object::{CompactObject, CompactResource};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::ListParams;
@@ -556,22 +556,123 @@ async fn cluster_scoped_resources() {
     assert!(matches!(err, FeedError::Scope { scope: "namespaced", .. }), "{err}");
 }
 
+/// The watcher's configuration for these Secrets: keys `[namespace, name]`, the usual
+/// `ignoreFields`.
+fn watcher_indexer() -> Arc<indexer::Indexer> {
+    let ignore = ["metadata.managedFields", "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']"];
+    Arc::new(indexer::Indexer::new(["metadata.namespace", "metadata.name"], ignore).unwrap())
+}
+
+/// The preparation step the watcher configures (crates/watcher/src/resource.rs).
+fn watcher_prepare(indexer: Arc<indexer::Indexer>) -> cached_store::Prepare {
+    Arc::new(move |obj: &CompactObject| Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone())))
+}
+
 #[tokio::test]
-async fn fetched_objects_are_prepared_like_the_watcher_prepares_them() {
+async fn fetched_objects_are_byte_for_byte_what_the_watch_path_stores() {
     let mut s = secret("default", "p", 10);
-    s["metadata"]["managedFields"] = json!([{"manager": "kubectl"}]);
-    s["metadata"]["annotations"] = json!({"ratio": 1.0});
-    let sim = ApiServerSim::builder().object(s).start().await.unwrap();
-    let prepare: cached_store::Prepare = Arc::new(|v: &mut serde_json::Value| {
-        if let Some(m) = v.pointer_mut("/metadata").and_then(|m| m.as_object_mut()) {
-            m.remove("managedFields");
-        }
+    s["metadata"]["managedFields"] = json!([{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]);
+    s["metadata"]["annotations"] = json!({
+        "ratio": 1.0,
+        "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Secret\"}",
+        "keep": "me",
     });
-    let store = CachedStore::new(sim.client(), secrets_config().prepare(prepare)).unwrap();
+    // Floats with and without fraction, big ones, negative ones: the sim serves them as written.
+    s["spec"] = json!({"port": 80.0, "weight": 0.5, "n": [-3.0, 1e19, 1e300, 7]});
+    let sim = ApiServerSim::builder().object(s).start().await.unwrap();
+    let indexer = watcher_indexer();
+    let store = CachedStore::new(sim.client(), secrets_config().prepare(watcher_prepare(indexer.clone()))).unwrap();
     feed_from_sim(&sim, &store);
-    let got = store.get(&["default", "p"]).await.unwrap();
-    assert!(got[0].pointer("/metadata/managedFields").is_none());
-    assert!(got[0].pointer("/metadata/annotations/ratio").is_some());
+    let fetched = store.get(&["default", "p"]).await.unwrap();
+    let fetched = fetched[0].as_bytes();
+
+    // The watch path: kube decodes list items and watch events as `CompactResource`, and the
+    // watcher prepares them with `prepare_compact(&obj, false)`.
+    let api: Api<CompactResource> = Api::namespaced_with(sim.client(), "default", &ApiResource::erase::<Secret>(&()));
+    let listed = api.list(&ListParams::default()).await.unwrap().items.remove(0).into_object();
+    let got = api.get("p").await.unwrap().into_object();
+    for decoded in [listed, got] {
+        let watched = indexer.prepare_compact(&decoded, false).unwrap().expect("fields were removed");
+        assert_eq!(watched.as_bytes(), fetched);
+    }
+    let obj = store.get(&["default", "p"]).await.unwrap();
+    assert!(obj[0].pointer("/metadata/managedFields").is_none());
+    assert!(obj[0].pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_none());
+    assert_eq!(obj[0].pointer("/metadata/annotations/keep").and_then(|n| n.as_str()), Some("me"));
+    assert_eq!(obj[0].pointer("/metadata/annotations/ratio").and_then(|n| n.as_u64()), Some(1));
+    assert_eq!(obj[0].pointer("/spec/port").and_then(|n| n.as_u64()), Some(80));
+    assert_eq!(obj[0].pointer("/spec/weight").and_then(|n| n.as_f64()), Some(0.5));
+    assert_eq!(obj[0].pointer("/spec/n").unwrap().to_string(), "[-3,10000000000000000000,1e+300,7]");
+
+    // Without a preparation step the response is cached exactly as served.
+    let plain = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    feed_from_sim(&sim, &plain);
+    let plain = plain.get(&["default", "p"]).await.unwrap();
+    assert_eq!(plain[0].pointer("/spec/port").and_then(|n| n.as_f64()), Some(80.0));
+    assert!(plain[0].pointer("/spec/port").and_then(|n| n.as_u64()).is_none());
+    assert!(plain[0].pointer("/metadata/managedFields").is_some());
+}
+
+#[tokio::test]
+async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    let prepared =
+        CachedStore::new(sim.client(), secrets_config().prepare(watcher_prepare(watcher_indexer()))).unwrap();
+    let plain = CachedStore::new(sim.client(), secrets_config()).unwrap();
+    let mut sent = 0;
+    for store in [&prepared, &plain] {
+        feed_from_sim(&sim, store);
+        for body in [&b"{\"metadata\":{\"name\":"[..], b"[1,2]", b"\"s-000\"", b"null", b"{} {}", b"\xff"] {
+            sim.faults().answer_next(Matcher::verb(Verb::Get).resource("secrets"), 1, body);
+            let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
+            sent += 1;
+            assert_eq!(gets(&sim), sent);
+            assert!(detailed.objects.is_empty() && detailed.not_found.is_empty());
+            let [failed] = &detailed.failed[..] else { panic!("one failure for {body:?}: {detailed:?}") };
+            assert_eq!(failed.identity().key.name(), "s-000");
+            if body == b"\xff" {
+                // Not UTF-8: kube's client refuses the body before it reaches the decoder.
+                assert!(matches!(&**failed, FetchError::Api { source: kube::Error::FromUtf8(_), .. }), "{failed}");
+            } else {
+                assert!(matches!(**failed, FetchError::Encode { .. }), "{body:?}: {failed}");
+                assert!(failed.to_string().contains("could not be encoded"), "{failed}");
+            }
+            assert_eq!(store.cache_stats().entries, 0, "nothing cached for {body:?}");
+        }
+        let s = store.cache_stats();
+        assert_eq!((s.fetch_errors, s.entries), (6, 0));
+        // The next, well-formed answer is fetched and cached.
+        assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+        sent += 1;
+        assert_eq!(store.cache_stats().entries, 1);
+    }
+    let non_object = {
+        sim.faults().answer_next(Matcher::verb(Verb::Get).resource("secrets"), 1, "[1,2]");
+        plain.evict("default", "s-000");
+        plain.get_detailed(&["default", "s-000"]).await.unwrap().failed.remove(0)
+    };
+    assert!(non_object.to_string().contains("the API answered a JSON array, not an object"), "{non_object}");
+}
+
+#[tokio::test]
+async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    let refuse: cached_store::Prepare = Arc::new(|obj: &CompactObject| match obj.pointer("/metadata/labels/app") {
+        Some(app) if app.as_str() == Some("s-000") => {
+            Err(compact_object::Error::Unsupported { message: "refused".into() })
+        }
+        _ => Ok(obj.clone()),
+    });
+    let store = CachedStore::new(sim.client(), secrets_config().prepare(refuse)).unwrap();
+    feed_from_sim(&sim, &store);
+    let err = store.get(&["default", "s-000"]).await.unwrap_err();
+    let StoreError::Fetch { failed, .. } = &err else { panic!("{err}") };
+    assert_eq!(failed[0].key.name(), "s-000");
+    let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
+    assert!(matches!(*detailed.failed[0], FetchError::Prepare { .. }), "{}", detailed.failed[0]);
+    assert!(detailed.failed[0].to_string().contains("could not be prepared: unsupported input: refused"));
+    assert_eq!(store.cache_stats().entries, 0);
+    assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup fetches");
 }
 
 #[tokio::test]

@@ -77,7 +77,30 @@ impl CompactObject {
     /// objects); anything else — syntax errors, truncation, invalid UTF-8, trailing characters,
     /// nesting deeper than 128 — is an [`Error::Json`], never a panic.
     pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
+        Self::decode_slice(json, false)
+    }
+
+    /// [`from_slice`](Self::from_slice) with numbers normalised while decoding: floats without
+    /// fractional part become integers (see [`integral`](crate::integral)), as kstore stores
+    /// them. The result is byte for byte what decoding the same JSON as a
+    /// [`CompactResource`](crate::CompactResource) (what full watches use) holds, so objects
+    /// fetched one by one and objects received by a watch are interchangeable. Same errors as
+    /// `from_slice`; any JSON value is accepted.
+    ///
+    /// ```
+    /// use compact_object::CompactObject;
+    ///
+    /// let obj = CompactObject::from_slice_normalized(br#"{"port":80.0,"weight":0.5}"#)?;
+    /// assert_eq!(obj.to_string(), r#"{"port":80,"weight":0.5}"#);
+    /// # Ok::<(), compact_object::Error>(())
+    /// ```
+    pub fn from_slice_normalized(json: &[u8]) -> Result<CompactObject> {
+        Self::decode_slice(json, true)
+    }
+
+    fn decode_slice(json: &[u8], normalize_numbers: bool) -> Result<CompactObject> {
         let mut b = Builder::with_capacity(json.len());
+        b.normalize_numbers = normalize_numbers;
         let mut de = serde_json::Deserializer::from_slice(json);
         match ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end()) {
             Ok(()) => Self::from_encoded(b.buf),

@@ -450,6 +450,20 @@ mod kube_resource {
     }
 
     #[test]
+    fn normalised_slice_decoding_is_the_resource_decoding() {
+        let r: CompactResource = serde_json::from_str(SERVICE).unwrap();
+        let normalised = CompactObject::from_slice_normalized(SERVICE.as_bytes()).unwrap();
+        assert_eq!(normalised.as_bytes(), r.object().as_bytes());
+        assert_eq!(normalised.pointer("/spec/ports/0/port").unwrap().as_u64(), Some(80));
+        assert_ne!(normalised.as_bytes(), CompactObject::from_slice(SERVICE.as_bytes()).unwrap().as_bytes());
+        // The same errors as `from_slice`; non-objects are accepted.
+        for bad in [&b"{\"a\":"[..], b"{\"a\":1} x", b"\xff"] {
+            assert!(matches!(CompactObject::from_slice_normalized(bad), Err(Error::Json { .. })), "{bad:?}");
+        }
+        assert_eq!(CompactObject::from_slice_normalized(b"[2.0,-3.0,1.5]").unwrap().to_string(), "[2,-3,1.5]");
+    }
+
+    #[test]
     fn lists_and_watch_events_decode_as_kube_decodes_them() {
         let list = format!(
             r#"{{"apiVersion":"v1","kind":"ServiceList","metadata":{{"resourceVersion":"99"}},"items":[{SERVICE},{SERVICE}]}}"#

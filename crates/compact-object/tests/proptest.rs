@@ -97,6 +97,31 @@ proptest! {
         prop_assert_eq!(serialized.as_bytes(), from_value.as_bytes());
     }
 
+    /// The normalised slice decoding (on-demand fetches) is byte for byte the resource decoding
+    /// (watches), and equals normalising the exact decoding afterwards.
+    #[test]
+    fn normalised_decoding_is_the_resource_decoding(v in json()) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let normalised = CompactObject::from_slice_normalized(&bytes).unwrap();
+        match serde_json::from_slice::<compact_object::CompactResource>(&bytes) {
+            Ok(r) => prop_assert_eq!(r.object().as_bytes(), normalised.as_bytes()),
+            Err(_) => prop_assert_ne!(normalised.root().kind(), NodeKind::Object),
+        }
+        struct KeepAll;
+        impl compact_object::Pruner for KeepAll {
+            type State = ();
+            fn member(&self, _: &(), _: &str) -> compact_object::Step<()> {
+                compact_object::Step::Keep
+            }
+            fn element(&self, _: &(), _: usize) -> compact_object::Step<()> {
+                compact_object::Step::Keep
+            }
+        }
+        let exact = CompactObject::from_slice(&bytes).unwrap();
+        let after = exact.prune(&KeepAll, &(), true).unwrap().unwrap_or(exact);
+        prop_assert_eq!(after.as_bytes(), normalised.as_bytes());
+    }
+
     #[test]
     fn pointers_agree_with_value_pointer(v in json()) {
         let obj = CompactObject::from_value(&v).unwrap();

@@ -14,7 +14,6 @@ use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use memory_store::{Change, MemoryStore};
-use serde_json::Value;
 use store_types::{ChangeStats, Identity, KeyTuple, KubeObject};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -329,7 +328,11 @@ impl ResourceWatcher {
                 let mut cfg =
                     CachedStoreConfig::new(ar.clone(), matches!(scope, Scope::Namespaced), config.indexer.num_keys())
                         .ttl(config.cache_ttl)
-                        .prepare(Arc::new(move |v: &mut Value| indexer.prepare(v)));
+                        // Fetches decode with numbers normalised, as the full watch does, so the
+                        // compact removal alone makes them the objects a watch would store.
+                        .prepare(Arc::new(move |obj: &CompactObject| {
+                            Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
+                        }));
                 if let [only] = config.namespaces.as_slice() {
                     cfg = cfg.namespace(only.clone());
                 }

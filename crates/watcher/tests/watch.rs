@@ -448,3 +448,89 @@ async fn on_demand_secrets_use_a_metadata_watch_and_fetch_when_read() {
     assert!(full_lists.is_empty(), "full Secret lists/watches served: {full_lists:?}");
     assert!(cached.cache_stats().fetches >= 2);
 }
+
+/// A Service as `kubectl apply` leaves it, with ports written as floats (`80.0`), as some
+/// clients send them.
+fn applied_service(ns: &str, name: &str, port: f64) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {
+            "namespace": ns, "name": name, "labels": {"app": name},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Service\"}", "team": "shop"},
+            "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"type": "ClusterIP", "ports": [{"port": port, "targetPort": 8080.0}], "weight": 0.25}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_fetched_on_demand_are_byte_for_byte_the_objects_a_watch_stores() {
+    let sim = ApiServerSim::builder()
+        .objects([applied_service("a", "web", 80.0), applied_service("a", "api", 443.0)])
+        .start()
+        .await
+        .unwrap();
+    const IGNORE: &str = "ignoreFields: [\"metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']\"]";
+    let full = start(
+        &sim,
+        &format!("{{apiVersion: v1, resources: services, indexBy: [metadata.namespace, metadata.name], {IGNORE}}}"),
+        WatchOptions::default(),
+    )
+    .await;
+    // Fed by a metadata-only watch: every object comes from a fetch.
+    let fetched = start(
+        &sim,
+        &format!(
+            "{{apiVersion: v1, resources: services, indexBy: [metadata.namespace, metadata.name], store: on-demand, {IGNORE}}}"
+        ),
+        WatchOptions::default(),
+    )
+    .await;
+    // Fed by a full watch (an index reads the spec): fetched objects, and cached ones replaced
+    // by the watch's version when the object changes.
+    let mixed = start(
+        &sim,
+        &format!("{{apiVersion: v1, resources: services, indexBy: [metadata.namespace, spec.type], store: on-demand, {IGNORE}}}"),
+        WatchOptions::default(),
+    )
+    .await;
+    let watched = |name: &str| mem(&full).get_by_identity("a", name).unwrap();
+    for name in ["web", "api"] {
+        let got = fetched.store().as_dyn().get(&["a", name]).await.unwrap();
+        assert_eq!(got[0].as_bytes(), watched(name).as_bytes(), "{name}: {} vs {}", got[0], watched(name));
+    }
+    let web = watched("web");
+    assert!(web.pointer("/metadata/managedFields").is_none());
+    assert!(web.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_none());
+    assert_eq!(web.pointer("/spec/ports/0/targetPort").and_then(|n| n.as_u64()), Some(8080));
+    assert_eq!(web.pointer("/spec/weight").and_then(|n| n.as_f64()), Some(0.25));
+
+    let mixed_store = mixed.store().as_dyn();
+    let by_fetch = mixed_store.get(&["a", "ClusterIP"]).await.unwrap();
+    assert_eq!(by_fetch.len(), 2);
+    for o in by_fetch.iter() {
+        let name = o.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap();
+        assert_eq!(o.as_bytes(), watched(name).as_bytes(), "{name}");
+    }
+    // A change: the full watch hands its (prepared) object to the cache in place of the fetched one.
+    let fetches = mixed.store().as_cached().unwrap().cache_stats().fetches;
+    sim.apply(applied_service("a", "web", 8080.0)).unwrap();
+    eventually("the memory store has the new version", || {
+        watched("web").pointer("/spec/ports/0/port").and_then(|n| n.as_u64()) == Some(8080)
+    })
+    .await;
+    eventually("the cache has the watch's version", || mixed.store().as_cached().unwrap().cache_stats().refreshes >= 1)
+        .await;
+    let after = mixed_store.get(&["a", "ClusterIP"]).await.unwrap();
+    let web_after = after.iter().find(|o| o.pointer("/metadata/name").and_then(|n| n.as_str()) == Some("web")).unwrap();
+    assert_eq!(web_after.as_bytes(), watched("web").as_bytes());
+    assert_eq!(mixed.store().as_cached().unwrap().cache_stats().fetches, fetches, "served from the watch, not fetched");
+    let new_version = store_types::KubeObject::resource_version(&*watched("web")).map(str::to_owned);
+    let fetched_refs = fetched.store().as_cached().unwrap().clone();
+    eventually("the metadata feed has the new version", || {
+        fetched_refs.get_references(&["a", "web"]).unwrap()[0].resource_version() == new_version.as_deref()
+    })
+    .await;
+    let refetched = fetched.store().as_dyn().get(&["a", "web"]).await.unwrap();
+    assert_eq!(refetched[0].as_bytes(), watched("web").as_bytes());
+}
