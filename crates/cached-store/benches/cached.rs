@@ -8,7 +8,11 @@
 //!   (the indexer's `ignoreFields` and number normalisation);
 //! * `miss (applied Secret)`: the same on a TLS Secret as `kubectl apply` leaves it
 //!   (apiserver-sim's generator: `managedFields` and a last-applied annotation holding a copy of
-//!   the object), where the preparation removes about half of the object.
+//!   the object), where the preparation removes about half of the object;
+//! * `miss decode`: the CPU part of a miss alone, on the response text of both Secrets: the
+//!   fetch's one-pass decode and compact preparation, the two-pass path it replaced (parse
+//!   into a `serde_json::Value`, `Indexer::prepare`, `CompactObject::from_value`, reproduced
+//!   here), and the `DynamicObject` decode `Api::get` does.
 //!
 //! The main CachedStore runs its sweeper on a multi-thread runtime, as the watcher does: lookups
 //! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the
@@ -219,6 +223,35 @@ fn bench(c: &mut Criterion) {
             black_box(Store::get(&prepared, &applied_keys).await.unwrap())
         })
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("miss decode");
+    let indexer = watcher_indexer();
+    for (label, v) in [("TLS Secret", &stored[N / 2]), ("applied Secret", &applied)] {
+        // What apiserver-sim sends (it serializes its `Value` the same way), as the text kube's
+        // `request_text` hands over; kube, the old and the new path all parse that `str`.
+        let body = serde_json::to_string(v).unwrap();
+        g.throughput(criterion::Throughput::Bytes(body.len() as u64));
+        g.bench_function(format!("{label}: DynamicObject (Api::get's decode)"), |b| {
+            b.iter(|| black_box(serde_json::from_str::<DynamicObject>(black_box(&body)).unwrap()))
+        });
+        g.bench_function(format!("{label}: parse (no preparation)"), |b| {
+            b.iter(|| black_box(black_box(body.as_str()).parse::<CompactObject>().unwrap()))
+        });
+        g.bench_function(format!("{label}: from_str_normalized + prepare_compact (fetch now)"), |b| {
+            b.iter(|| {
+                let obj = CompactObject::from_str_normalized(black_box(&body)).unwrap();
+                black_box(indexer.prepare_compact(&obj, false).unwrap().unwrap_or(obj))
+            })
+        });
+        g.bench_function(format!("{label}: Value + Indexer::prepare + from_value (fetch before)"), |b| {
+            b.iter(|| {
+                let mut value: Value = serde_json::from_str(black_box(&body)).unwrap();
+                indexer.prepare(&mut value);
+                black_box(CompactObject::from_value(&value).unwrap())
+            })
+        });
+    }
     g.finish();
     let s = cached.cache_stats();
     println!("cache stats after the run: hits {} misses {} fetches {}", s.hits, s.misses, s.fetches);

@@ -10,10 +10,10 @@ use kube::core::ApiResource;
 /// The preparation step applied to every fetched object before it is cached — in kstore, the
 /// removal of the `ignoreFields` — working on the compact form.
 ///
-/// When a store has one, a fetch decodes the response bytes in one pass straight into a
+/// When a store has one, a fetch decodes the response text in one pass straight into a
 /// [`CompactObject`] with numbers normalised (floats without fractional part become integers:
-/// [`CompactObject::from_slice_normalized`], the decoding full watches use), hands it to the
-/// step and caches what the step returns. No `serde_json::Value` is built. Return the object
+/// [`CompactObject::from_str_normalized`], byte for byte the decoding full watches use), hands
+/// it to the step and caches what the step returns. No `serde_json::Value` is built. Return the object
 /// itself (a clone is a reference-count increment) when there is nothing to change. An error
 /// is reported as [`FetchError::Prepare`](crate::FetchError::Prepare) for that object and
 /// nothing is cached. The step runs on the fetch task, once per fetch, possibly on several
@@ -39,8 +39,8 @@ use kube::core::ApiResource;
 /// });
 /// let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2).prepare(prepare.clone());
 ///
-/// let fetched = CompactObject::from_slice_normalized(
-///     br#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2.0}"#,
+/// let fetched = CompactObject::from_str_normalized(
+///     r#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2.0}"#,
 /// )?;
 /// assert_eq!(prepare(&fetched)?.to_string(), r#"{"metadata":{"name":"a"},"data":{"n":"1"},"v":2}"#);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -165,8 +165,8 @@ impl Fetcher {
         let encode_error =
             |source| FetchError::Encode { resource: self.resource_name.clone(), identity: identity(), source };
         let object = match &self.prepare {
-            Some(_) => CompactObject::from_slice_normalized(text.as_bytes()),
-            None => CompactObject::from_slice(text.as_bytes()),
+            Some(_) => CompactObject::from_str_normalized(&text),
+            None => text.parse::<CompactObject>(),
         }
         .map_err(encode_error)?;
         if object.root().kind() != NodeKind::Object {

@@ -77,7 +77,7 @@ impl CompactObject {
     /// objects); anything else — syntax errors, truncation, invalid UTF-8, trailing characters,
     /// nesting deeper than 128 — is an [`Error::Json`], never a panic.
     pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
-        Self::decode_slice(json, false)
+        Self::decode(serde_json::Deserializer::from_slice(json), json.len(), false)
     }
 
     /// [`from_slice`](Self::from_slice) with numbers normalised while decoding: floats without
@@ -95,13 +95,23 @@ impl CompactObject {
     /// # Ok::<(), compact_object::Error>(())
     /// ```
     pub fn from_slice_normalized(json: &[u8]) -> Result<CompactObject> {
-        Self::decode_slice(json, true)
+        Self::decode(serde_json::Deserializer::from_slice(json), json.len(), true)
     }
 
-    fn decode_slice(json: &[u8], normalize_numbers: bool) -> Result<CompactObject> {
-        let mut b = Builder::with_capacity(json.len());
+    /// [`from_slice_normalized`](Self::from_slice_normalized) for JSON that is already a
+    /// `str` (an HTTP client's response text, for instance): the same result, faster, because
+    /// string contents need no second UTF-8 check.
+    pub fn from_str_normalized(json: &str) -> Result<CompactObject> {
+        Self::decode(serde_json::Deserializer::from_str(json), json.len(), true)
+    }
+
+    fn decode<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+        len: usize,
+        normalize_numbers: bool,
+    ) -> Result<CompactObject> {
+        let mut b = Builder::with_capacity(len);
         b.normalize_numbers = normalize_numbers;
-        let mut de = serde_json::Deserializer::from_slice(json);
         match ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end()) {
             Ok(()) => Self::from_encoded(b.buf),
             Err(source) => Err(b.error.take().unwrap_or(Error::Json { source })),
@@ -310,8 +320,10 @@ impl PartialEq for CompactObject {
 impl std::str::FromStr for CompactObject {
     type Err = Error;
 
+    /// [`CompactObject::from_slice`] for a `str` (faster: string contents need no second
+    /// UTF-8 check).
     fn from_str(s: &str) -> Result<Self> {
-        Self::from_slice(s.as_bytes())
+        Self::decode(serde_json::Deserializer::from_str(s), s.len(), false)
     }
 }
 

@@ -454,6 +454,8 @@ mod kube_resource {
         let r: CompactResource = serde_json::from_str(SERVICE).unwrap();
         let normalised = CompactObject::from_slice_normalized(SERVICE.as_bytes()).unwrap();
         assert_eq!(normalised.as_bytes(), r.object().as_bytes());
+        assert_eq!(CompactObject::from_str_normalized(SERVICE).unwrap().as_bytes(), r.object().as_bytes());
+        assert!(matches!(CompactObject::from_str_normalized("{\"a\":"), Err(Error::Json { .. })));
         assert_eq!(normalised.pointer("/spec/ports/0/port").unwrap().as_u64(), Some(80));
         assert_ne!(normalised.as_bytes(), CompactObject::from_slice(SERVICE.as_bytes()).unwrap().as_bytes());
         // The same errors as `from_slice`; non-objects are accepted.

@@ -103,6 +103,11 @@ proptest! {
     fn normalised_decoding_is_the_resource_decoding(v in json()) {
         let bytes = serde_json::to_vec(&v).unwrap();
         let normalised = CompactObject::from_slice_normalized(&bytes).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let from_str = CompactObject::from_str_normalized(text).unwrap();
+        prop_assert_eq!(from_str.as_bytes(), normalised.as_bytes());
+        let (parsed, exact) = (text.parse::<CompactObject>().unwrap(), CompactObject::from_slice(&bytes).unwrap());
+        prop_assert_eq!(parsed.as_bytes(), exact.as_bytes());
         match serde_json::from_slice::<compact_object::CompactResource>(&bytes) {
             Ok(r) => prop_assert_eq!(r.object().as_bytes(), normalised.as_bytes()),
             Err(_) => prop_assert_ne!(normalised.root().kind(), NodeKind::Object),
