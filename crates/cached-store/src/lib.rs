@@ -10,6 +10,13 @@
 //! never listed or watched. It is not a general HTTP cache either: it caches only objects whose
 //! references it holds, and drops an entry as soon as a watch event changes its object.
 //!
+//! A miss GETs the object and decodes the response text in one pass straight into a
+//! [`CompactObject`] (never a `serde_json::Value` or a `DynamicObject`); with a [`Prepare`]
+//! step configured — the watcher passes its indexer's `prepare_compact` — numbers are normalised
+//! while decoding and the step runs on the compact form, so an object fetched on demand is byte
+//! for byte what a full watch stores for the same JSON. A response that is not one JSON object
+//! is a [`FetchError::Encode`], a failing step a [`FetchError::Prepare`]; neither is cached.
+//!
 //! Start with [`CachedStore::new`] and [`CachedStoreConfig`]; read through the
 //! [`Store`](store_types::Store) trait (or [`CachedStore::get_detailed`] for per-object
 //! failures); watch the cache with [`CachedStore::cache_stats`]. `docs/cached-store.md` has the
