@@ -401,7 +401,7 @@ impl<T: KubeObject> Index<T> {
                 if let [namespace] = keys {
                     found.extend(Self::namespace_objects(sorted, namespace));
                 }
-                return Objects::from(found.iter().map(|o| Arc::clone(o)).collect::<Vec<_>>());
+                return found.iter().map(|o| Arc::clone(o)).collect();
             }
             Layout::Keyed(k) => k,
         };
@@ -413,16 +413,15 @@ impl<T: KubeObject> Index<T> {
             // order and holds each object inline, so walk it instead of one bucket per object.
             let range = k.objects.range::<_, [u8]>((Bound::Included(&prefix[..]), Bound::Excluded(&end[..])));
             found.extend(range.map(|(_, slot)| &slot.object));
-            return Objects::from(found.iter().map(|o| Arc::clone(o)).collect::<Vec<_>>());
+            return found.iter().map(|o| Arc::clone(o)).collect();
         }
         for bucket in Self::prefix_buckets(k, &prefix, &end) {
             found.extend(bucket.iter());
         }
-        let mut out: Vec<Arc<T>> = found.iter().map(|o| Arc::clone(o)).collect();
-        if !out.is_sorted_by(|a, b| cmp_objects(&**a, &**b) != Ordering::Greater) {
-            out.sort_by(|a, b| cmp_objects(&**a, &**b));
+        if !found.is_sorted_by(|a, b| cmp_objects(&***a, &***b) != Ordering::Greater) {
+            found.sort_by(|a, b| cmp_objects(&***a, &***b));
         }
-        Objects::from(out)
+        found.iter().map(|o| Arc::clone(o)).collect()
     }
 
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
