@@ -137,23 +137,11 @@ impl KeyTuple {
         rest.is_empty()
     }
 
-    /// True when this tuple has exactly the elements of `plain`.
+    /// True when this tuple has exactly the elements of `plain`, checked or not
+    /// ([`PlainKeys::unchecked`]): the same answer as [`KeyTuple::eq_elements`].
     #[inline]
     pub fn eq_plain(&self, plain: &PlainKeys<'_, impl AsRef<str>>) -> bool {
-        let mut rest: &[u8] = &self.0;
-        for e in plain.0 {
-            let raw = e.as_ref().as_bytes();
-            let n = raw.len();
-            if rest.len() < n + 2
-                || !bytes_eq(&rest[..n], raw)
-                || rest[n] != TERMINATOR[0]
-                || rest[n + 1] != TERMINATOR[1]
-            {
-                return false;
-            }
-            rest = &rest[n + 2..];
-        }
-        rest.is_empty()
+        self.eq_elements(plain.0)
     }
 
     /// The encoded bytes of each element, without terminators.
@@ -354,9 +342,9 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
     }
 
     /// The elements, not checked for `\0`. Their [`hash_with`](Self::hash_with) is then the
-    /// raw hash of [`KeyTuple::hash_raw`], which needs no check; [`KeyTuple::eq_plain`] is
-    /// meant for checked elements only (compare unchecked ones with [`InlineKey::eq_elements`]
-    /// or [`KeyTuple::eq_elements`]).
+    /// raw hash of [`KeyTuple::hash_raw`], which needs no check; compare them with
+    /// [`InlineKey::eq_elements`], [`KeyTuple::eq_elements`] or [`KeyTuple::eq_plain`], which
+    /// are exact for every string.
     #[inline(always)]
     pub fn unchecked(elements: &'a [S]) -> Self {
         PlainKeys(elements)
@@ -623,6 +611,9 @@ mod tests {
             if !a.iter().any(|e| e.contains('\0')) {
                 prop_assert_eq!(ka.hash_raw(&state), ka.hash_with(&state));
             }
+            // `eq_plain` is exact for unchecked elements too (compared raw against the escaped
+            // encoding, `["a\0\u{1}"]` would match `["a", ""]`).
+            prop_assert_eq!(ka.eq_plain(&PlainKeys::unchecked(&b)), a == b);
             if let Some(inline) = inline {
                 prop_assert_eq!(inline.hash_with(&state), ka.hash_raw(&state));
                 prop_assert_eq!(inline.eq_elements(&b), a == b);
