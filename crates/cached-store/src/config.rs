@@ -8,41 +8,57 @@ use compact_object::CompactObject;
 use kube::core::ApiResource;
 
 /// The preparation step applied to every fetched object before it is cached — in kstore, the
-/// removal of the `ignoreFields` — working on the compact form.
+/// removal of the `ignoreFields` — working on the compact form. Configure it with
+/// [`CachedStoreConfig::prepare`] as a [`Prepare`].
 ///
-/// When a store has one, a fetch decodes the response text in one pass straight into a
+/// When a store has one, a fetch turns the response text into the object it caches with
+/// [`decode`](Self::decode): by default it decodes the text in one pass straight into a
 /// [`CompactObject`] with numbers normalised (floats without fractional part become integers:
-/// [`CompactObject::from_str_normalized`], byte for byte the decoding full watches use), hands
-/// it to the step and caches what the step returns. No `serde_json::Value` is built. Return the object
-/// itself (a clone is a reference-count increment) when there is nothing to change. An error
-/// is reported as [`FetchError::Prepare`](crate::FetchError::Prepare) for that object and
-/// nothing is cached. The step runs on the fetch task, once per fetch, possibly on several
-/// objects at once: it must be cheap and must not block.
+/// [`CompactObject::from_str_normalized`], byte for byte the decoding full watches use) and
+/// hands it to [`prepare`](Self::prepare). No `serde_json::Value` is built. A step that can
+/// prepare *while* decoding overrides `decode` — [`indexer::Indexer`] does: its `ignoreFields`
+/// are skipped by the parser ([`indexer::Indexer::decode_compact`]), never encoded and copied
+/// out again. The step runs on the fetch task, once per fetch, possibly on several objects at
+/// once: it must be cheap and must not block.
+///
+/// Errors: with the default `decode`, a decoding failure is a
+/// [`FetchError::Encode`](crate::FetchError::Encode) and a failing `prepare` a
+/// [`FetchError::Prepare`](crate::FetchError::Prepare); an overriding `decode` is one step
+/// whose failures are `FetchError::Encode` (the indexer's can only fail on the JSON itself).
+/// Nothing is cached for that object either way.
 ///
 /// Without a step, the response is decoded exactly (floats stay floats) and cached as is.
 ///
+/// Any `Fn(&CompactObject) -> Result<CompactObject, compact_object::Error>` closure is a
+/// step (using the default `decode`); return the object itself (a clone is a reference-count
+/// increment) when there is nothing to change.
+///
 /// # Usage
 ///
-/// The watcher passes its indexer's `prepare_compact` (crates/watcher/src/resource.rs), so an
-/// object fetched on demand is byte for byte what a full watch would have stored:
+/// The watcher passes its indexer (crates/watcher/src/resource.rs), so an object fetched on
+/// demand is byte for byte what a full watch would have stored:
 ///
 /// ```
 /// use std::sync::Arc;
-/// use cached_store::{CachedStoreConfig, CompactObject, Prepare};
+/// use cached_store::{CachedStoreConfig, CompactObject, Prepare, PrepareStep};
 /// use kube::core::ApiResource;
 /// use k8s_openapi::api::core::v1::Secret;
 ///
-/// let indexer = Arc::new(indexer::Indexer::new(["metadata.namespace", "metadata.name"], ["metadata.managedFields"])?);
-/// let prepare: Prepare = Arc::new(move |obj: &CompactObject| {
-///     // `false`: the fetch already normalised the numbers while decoding.
-///     Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
-/// });
+/// let indexer = indexer::Indexer::new(["metadata.namespace", "metadata.name"], ["metadata.managedFields"])?;
+/// let prepare: Prepare = Arc::new(indexer);
 /// let config = CachedStoreConfig::new(ApiResource::erase::<Secret>(&()), true, 2).prepare(prepare.clone());
 ///
-/// let fetched = CompactObject::from_str_normalized(
-///     r#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2.0}"#,
-/// )?;
-/// assert_eq!(prepare(&fetched)?.to_string(), r#"{"metadata":{"name":"a"},"data":{"n":"1"},"v":2}"#);
+/// let text = r#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2.0}"#;
+/// let expected = r#"{"metadata":{"name":"a"},"data":{"n":"1"},"v":2}"#;
+/// // What a fetch caches: decoded and pruned in one pass …
+/// assert_eq!(prepare.decode(text)?.to_string(), expected);
+/// // … byte for byte what preparing the decoded object gives.
+/// let two_steps = prepare.prepare(&CompactObject::from_str_normalized(text)?)?;
+/// assert_eq!(prepare.decode(text)?.as_bytes(), two_steps.as_bytes());
+///
+/// // A closure is a step too (decoded first, then called).
+/// let closure: Prepare = Arc::new(|obj: &CompactObject| Ok(obj.clone()));
+/// assert_eq!(closure.decode(text)?.to_string(), r#"{"metadata":{"name":"a","managedFields":[{}]},"data":{"n":"1"},"v":2}"#);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -54,7 +70,55 @@ use kube::core::ApiResource;
 /// step that can only work on a tree can still be written as
 /// `|obj| { let mut v = obj.to_value(); step(&mut v); CompactObject::from_value(&v) }`, at the
 /// old cost (and on the normalised object).
-pub type Prepare = Arc<dyn Fn(&CompactObject) -> Result<CompactObject, compact_object::Error> + Send + Sync>;
+pub trait PrepareStep: Send + Sync {
+    /// Prepares an object decoded with numbers normalised.
+    fn prepare(&self, obj: &CompactObject) -> Result<CompactObject, compact_object::Error>;
+
+    /// Decodes a fetched response's text into the object to cache: by default
+    /// [`CompactObject::from_str_normalized`] then [`prepare`](Self::prepare) (see the type's
+    /// docs for how the fetch reports failures). An override must return byte for byte what
+    /// the default returns for every input the default accepts.
+    fn decode(&self, json: &str) -> Result<CompactObject, compact_object::Error> {
+        self.prepare(&CompactObject::from_str_normalized(json)?)
+    }
+
+    /// Whether [`decode`](Self::decode) is overridden: the fetch then calls it (one pass);
+    /// otherwise it decodes and calls [`prepare`](Self::prepare) itself, to tell decoding
+    /// failures from preparation failures. `false` by default.
+    fn decodes(&self) -> bool {
+        false
+    }
+}
+
+impl<F> PrepareStep for F
+where
+    F: Fn(&CompactObject) -> Result<CompactObject, compact_object::Error> + Send + Sync,
+{
+    fn prepare(&self, obj: &CompactObject) -> Result<CompactObject, compact_object::Error> {
+        self(obj)
+    }
+}
+
+/// The indexer's `ignoreFields` removal, decoded and pruned in one pass
+/// ([`indexer::Indexer::decode_compact`]); `prepare` is
+/// [`indexer::Indexer::prepare_compact`] without number normalisation (the fetch has
+/// normalised already). The same pruning rules drive both.
+impl PrepareStep for indexer::Indexer {
+    fn prepare(&self, obj: &CompactObject) -> Result<CompactObject, compact_object::Error> {
+        Ok(self.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
+    }
+
+    fn decode(&self, json: &str) -> Result<CompactObject, compact_object::Error> {
+        self.decode_compact(json)
+    }
+
+    fn decodes(&self) -> bool {
+        true
+    }
+}
+
+/// A shared [`PrepareStep`]: `Arc::new(closure)` or an `Arc<indexer::Indexer>`.
+pub type Prepare = Arc<dyn PrepareStep>;
 
 /// Default time to live of a cache entry: 2m10s, like the Go original.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(130);
@@ -262,8 +326,8 @@ impl CachedStoreConfig {
         self
     }
 
-    /// The preparation applied to fetched objects (see [`Prepare`]); the watcher passes its
-    /// indexer's `prepare_compact`.
+    /// The preparation applied to fetched objects (see [`PrepareStep`]); the watcher passes its
+    /// indexer (pruned while decoding).
     pub fn prepare(mut self, prepare: Prepare) -> Self {
         self.prepare = Some(prepare);
         self

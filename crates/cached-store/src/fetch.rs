@@ -164,26 +164,33 @@ impl Fetcher {
         };
         let encode_error =
             |source| FetchError::Encode { resource: self.resource_name.clone(), identity: identity(), source };
-        let object = match &self.prepare {
-            Some(_) => CompactObject::from_str_normalized(&text),
-            None => text.parse::<CompactObject>(),
-        }
-        .map_err(encode_error)?;
-        if object.root().kind() != NodeKind::Object {
-            return Err(encode_error(compact_object::Error::Unsupported {
-                message: format!(
-                    "the API answered a JSON {}, not an object",
-                    format!("{:?}", object.root().kind()).to_lowercase()
-                ),
-            }));
-        }
-        let Some(prepare) = &self.prepare else {
-            return Ok(Some(object));
+        let prepare_error =
+            |source| FetchError::Prepare { resource: self.resource_name.clone(), identity: identity(), source };
+        let not_an_object = |object: &CompactObject| {
+            (object.root().kind() != NodeKind::Object).then(|| {
+                encode_error(compact_object::Error::Unsupported {
+                    message: format!(
+                        "the API answered a JSON {}, not an object",
+                        format!("{:?}", object.root().kind()).to_lowercase()
+                    ),
+                })
+            })
         };
-        prepare(&object).map(Some).map_err(|source| FetchError::Prepare {
-            resource: self.resource_name.clone(),
-            identity: identity(),
-            source,
-        })
+        let object = match &self.prepare {
+            // One pass: prepared while decoding (pruning keeps the root's kind).
+            Some(prepare) if prepare.decodes() => prepare.decode(&text).map_err(encode_error)?,
+            Some(prepare) => {
+                let object = CompactObject::from_str_normalized(&text).map_err(encode_error)?;
+                if let Some(e) = not_an_object(&object) {
+                    return Err(e);
+                }
+                prepare.prepare(&object).map_err(prepare_error)?
+            }
+            None => text.parse::<CompactObject>().map_err(encode_error)?,
+        };
+        match not_an_object(&object) {
+            Some(e) => Err(e),
+            None => Ok(Some(object)),
+        }
     }
 }

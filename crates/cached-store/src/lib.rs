@@ -12,10 +12,11 @@
 //!
 //! A miss GETs the object and decodes the response text in one pass straight into a
 //! [`CompactObject`] (never a `serde_json::Value` or a `DynamicObject`); with a [`Prepare`]
-//! step configured — the watcher passes its indexer's `prepare_compact` — numbers are normalised
-//! while decoding and the step runs on the compact form, so an object fetched on demand is byte
-//! for byte what a full watch stores for the same JSON. A response that is not one JSON object
-//! is a [`FetchError::Encode`], a failing step a [`FetchError::Prepare`]; neither is cached.
+//! step configured — the watcher passes its indexer, whose `ignoreFields` are skipped while
+//! decoding ([`PrepareStep`]) — numbers are normalised while decoding and the step works on the
+//! compact form, so an object fetched on demand is byte for byte what a full watch stores for
+//! the same JSON. A response that is not one JSON object is a [`FetchError::Encode`], a failing
+//! step a [`FetchError::Prepare`]; neither is cached.
 //!
 //! Start with [`CachedStore::new`] and [`CachedStoreConfig`]; read through the
 //! [`Store`](store_types::Store) trait (or [`CachedStore::get_detailed`] for per-object
@@ -31,7 +32,7 @@ mod sync;
 pub use compact_object::CompactObject;
 pub use config::{
     CachedStoreConfig, ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_FETCHES,
-    DEFAULT_TTL, Feed, Prepare, check_metadata_only, required_feed,
+    DEFAULT_TTL, Feed, Prepare, PrepareStep, check_metadata_only, required_feed,
 };
 pub use fetch::FetchError;
 pub use memory_store::Change;

@@ -563,8 +563,14 @@ fn watcher_indexer() -> Arc<indexer::Indexer> {
     Arc::new(indexer::Indexer::new(["metadata.namespace", "metadata.name"], ignore).unwrap())
 }
 
-/// The preparation step the watcher configures (crates/watcher/src/resource.rs).
+/// The preparation step the watcher configures (crates/watcher/src/resource.rs): its indexer,
+/// which removes the `ignoreFields` while decoding.
 fn watcher_prepare(indexer: Arc<indexer::Indexer>) -> cached_store::Prepare {
+    indexer
+}
+
+/// The same removal as a closure: decoded by the fetch, then pruned (two passes).
+fn two_pass_prepare(indexer: Arc<indexer::Indexer>) -> cached_store::Prepare {
     Arc::new(move |obj: &CompactObject| Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone())))
 }
 
@@ -595,6 +601,10 @@ async fn fetched_objects_are_byte_for_byte_what_the_watch_path_stores() {
         let watched = indexer.prepare_compact(&decoded, false).unwrap().expect("fields were removed");
         assert_eq!(watched.as_bytes(), fetched);
     }
+    // Pruning while decoding (the indexer as the step) equals decoding then pruning.
+    let two_pass = CachedStore::new(sim.client(), secrets_config().prepare(two_pass_prepare(indexer.clone()))).unwrap();
+    feed_from_sim(&sim, &two_pass);
+    assert_eq!(two_pass.get(&["default", "p"]).await.unwrap()[0].as_bytes(), fetched);
     let obj = store.get(&["default", "p"]).await.unwrap();
     assert!(obj[0].pointer("/metadata/managedFields").is_none());
     assert!(obj[0].pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_none());
@@ -618,9 +628,11 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
     let sim = sim_with_secrets("default", 1, 100).await;
     let prepared =
         CachedStore::new(sim.client(), secrets_config().prepare(watcher_prepare(watcher_indexer()))).unwrap();
+    let two_pass =
+        CachedStore::new(sim.client(), secrets_config().prepare(two_pass_prepare(watcher_indexer()))).unwrap();
     let plain = CachedStore::new(sim.client(), secrets_config()).unwrap();
     let mut sent = 0;
-    for store in [&prepared, &plain] {
+    for store in [&prepared, &two_pass, &plain] {
         feed_from_sim(&sim, store);
         for body in [&b"{\"metadata\":{\"name\":"[..], b"[1,2]", b"\"s-000\"", b"null", b"{} {}", b"\xff"] {
             sim.faults().answer_next(Matcher::verb(Verb::Get).resource("secrets"), 1, body);

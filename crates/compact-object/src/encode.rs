@@ -28,10 +28,12 @@
 //! Containers record their byte size so that any value is skipped in O(1), which is what makes
 //! path lookups cheap without an offset table.
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::intern::{MAX_KEYS, interner};
+use crate::prune::{Pruner, Step};
 
 pub(crate) const NULL: u8 = 0x00;
 pub(crate) const FALSE: u8 = 0x01;
@@ -482,6 +484,151 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             count += 1;
         }
         b.end_object(open, count).map_err(|e| b.fail(e))
+    }
+}
+
+/// [`ValueSeed`] that asks a [`Pruner`] about the members and elements of the containers it
+/// enters, so removed subtrees are skipped by the parser (`IgnoredAny`: no strings unescaped,
+/// nothing encoded, no keys interned). Kept members are encoded exactly as `ValueSeed` would,
+/// so the result is byte for byte what [`CompactObject::prune`](crate::CompactObject::prune)
+/// makes of the unpruned encoding.
+pub(crate) struct PruneSeed<'b, 'p, P: Pruner> {
+    pub(crate) b: &'b mut Builder,
+    pub(crate) pruner: &'p P,
+    pub(crate) state: &'p P::State,
+}
+
+impl<'de, P: Pruner> DeserializeSeed<'de> for PruneSeed<'_, '_, P> {
+    type Value = ();
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, P: Pruner> Visitor<'de> for PruneSeed<'_, '_, P> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    // Scalars: exactly `ValueSeed` (a pruner is only consulted about container contents).
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        ValueSeed(self.b).visit_bool(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        ValueSeed(self.b).visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        ValueSeed(self.b).visit_u64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        ValueSeed(self.b).visit_f64(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        ValueSeed(self.b).visit_str(v)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        ValueSeed(self.b).visit_unit()
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        ValueSeed(self.b).visit_none()
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
+        ValueSeed(self.b).visit_bytes(v)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let PruneSeed { b, pruner, state } = self;
+        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
+        let (mut index, mut kept) = (0usize, 0usize);
+        // Element indexes are the input's (removed elements count), as `prune` numbers them.
+        while let Some(was_kept) =
+            seq.next_element_seed(ChildSeed { b: &mut *b, pruner, step: pruner.element(state, index) })?
+        {
+            index += 1;
+            kept += usize::from(was_kept);
+        }
+        b.end_array(open, kept).map_err(|e| b.fail(e))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let PruneSeed { b, pruner, state } = self;
+        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
+        let mut kept = 0usize;
+        while let Some(step) = map.next_key_seed(PrunedKeySeed { b: &mut *b, pruner, state })? {
+            kept += usize::from(map.next_value_seed(ChildSeed { b: &mut *b, pruner, step })?);
+        }
+        // Duplicate keys get the same step each time, so resolving them after pruning (here)
+        // equals pruning the resolved object.
+        b.end_object(open, kept).map_err(|e| b.fail(e))
+    }
+}
+
+/// One member's value or one element under a pruner's decision; yields whether it was kept.
+struct ChildSeed<'b, 'p, P: Pruner> {
+    b: &'b mut Builder,
+    pruner: &'p P,
+    step: Step<P::State>,
+}
+
+impl<'de, P: Pruner> DeserializeSeed<'de> for ChildSeed<'_, '_, P> {
+    type Value = bool;
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        match self.step {
+            Step::Keep => ValueSeed(self.b).deserialize(d).map(|()| true),
+            Step::Remove => de::IgnoredAny::deserialize(d).map(|_| false),
+            Step::Enter(state) => PruneSeed { b: self.b, pruner: self.pruner, state: &state }.deserialize(d).map(|()| true),
+        }
+    }
+}
+
+/// Reads one object key, asks the pruner about it and writes it unless the member is removed.
+struct PrunedKeySeed<'b, 'p, P: Pruner> {
+    b: &'b mut Builder,
+    pruner: &'p P,
+    state: &'p P::State,
+}
+
+impl<'de, P: Pruner> DeserializeSeed<'de> for PrunedKeySeed<'_, '_, P> {
+    type Value = Step<P::State>;
+
+    #[inline]
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, P: Pruner> Visitor<'de> for PrunedKeySeed<'_, '_, P> {
+    type Value = Step<P::State>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string object key")
+    }
+
+    #[inline]
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let step = self.pruner.member(self.state, v);
+        if !matches!(step, Step::Remove) {
+            self.b.key(v);
+        }
+        Ok(step)
     }
 }
 

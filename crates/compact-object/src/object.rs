@@ -7,7 +7,8 @@ use serde::de::DeserializeSeed;
 use store_types::{IdentityRef, KubeObject};
 
 use crate::de::DeError;
-use crate::encode::{Builder, ValueSeed};
+use crate::encode::{Builder, PruneSeed, ValueSeed};
+use crate::prune::Pruner;
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::ser::{Encoder, SerError};
@@ -105,6 +106,52 @@ impl CompactObject {
         Self::decode(serde_json::Deserializer::from_str(json), json.len(), true)
     }
 
+    /// [`from_str_normalized`](Self::from_str_normalized) followed by
+    /// [`prune`](Self::prune)`(pruner, root, false)`, in one pass: the pruner is asked about
+    /// each member and element while the JSON is parsed, and removed subtrees are skipped by
+    /// the parser (never unescaped, encoded or interned) instead of being encoded and then
+    /// left out of a second copy. The result is byte for byte the two-step result (the
+    /// unpruned object when nothing is removed).
+    ///
+    /// Errors are those of `from_str_normalized`, with one difference: a removed subtree is
+    /// only checked for JSON syntax, so input that fails inside a removed subtree for another
+    /// reason (nesting deeper than 128, a number out of range, a lone surrogate escape) is
+    /// accepted here.
+    ///
+    /// ```
+    /// use compact_object::{CompactObject, Pruner, Step};
+    ///
+    /// /// Removes `metadata.managedFields`.
+    /// struct NoManagedFields;
+    /// impl Pruner for NoManagedFields {
+    ///     type State = u8; // depth
+    ///     fn member(&self, depth: &u8, key: &str) -> Step<u8> {
+    ///         match (depth, key) {
+    ///             (0, "metadata") => Step::Enter(1),
+    ///             (1, "managedFields") => Step::Remove,
+    ///             _ => Step::Keep,
+    ///         }
+    ///     }
+    ///     fn element(&self, _: &u8, _: usize) -> Step<u8> {
+    ///         Step::Keep
+    ///     }
+    /// }
+    ///
+    /// let json = r#"{"metadata":{"name":"a","managedFields":[{"f:x":{}}]},"n":2.0}"#;
+    /// let pruned = CompactObject::from_str_pruned(json, &NoManagedFields, &0)?;
+    /// assert_eq!(pruned.to_string(), r#"{"metadata":{"name":"a"},"n":2}"#);
+    /// let two_steps = CompactObject::from_str_normalized(json)?.prune(&NoManagedFields, &0, false)?.unwrap();
+    /// assert_eq!(pruned.as_bytes(), two_steps.as_bytes());
+    /// # Ok::<(), compact_object::Error>(())
+    /// ```
+    pub fn from_str_pruned<P: Pruner>(json: &str, pruner: &P, root: &P::State) -> Result<CompactObject> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let mut b = Builder::with_capacity(json.len());
+        b.normalize_numbers = true;
+        let decoded = PruneSeed { b: &mut b, pruner, state: root }.deserialize(&mut de).and_then(|()| de.end());
+        Self::decoded(b, decoded)
+    }
+
     fn decode<'de, R: serde_json::de::Read<'de>>(
         mut de: serde_json::Deserializer<R>,
         len: usize,
@@ -112,7 +159,14 @@ impl CompactObject {
     ) -> Result<CompactObject> {
         let mut b = Builder::with_capacity(len);
         b.normalize_numbers = normalize_numbers;
-        match ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end()) {
+        let decoded = ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end());
+        Self::decoded(b, decoded)
+    }
+
+    /// The object a decoding left in `b`, or the decoding's error (the builder's own, when it
+    /// raised one).
+    fn decoded(mut b: Builder, decoded: serde_json::Result<()>) -> Result<CompactObject> {
+        match decoded {
             Ok(()) => Self::from_encoded(b.buf),
             Err(source) => Err(b.error.take().unwrap_or(Error::Json { source })),
         }

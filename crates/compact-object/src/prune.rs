@@ -22,8 +22,10 @@ pub enum Step<S> {
     Enter(S),
 }
 
-/// Decides, member by member, what [`CompactObject::prune`] keeps. `State` is where the
-/// pruner is in its patterns (for example, which segment of which path matched so far).
+/// Decides, member by member, what [`CompactObject::prune`] keeps of an encoded object and
+/// what [`CompactObject::from_str_pruned`] decodes of JSON (the same rules give the same bytes
+/// on both paths). `State` is where the pruner is in its patterns (for example, which segment
+/// of which path matched so far). Decisions must depend only on `state` and the key or index.
 pub trait Pruner {
     /// The pruner's position, handed back for the members of an entered container.
     type State;

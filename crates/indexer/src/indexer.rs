@@ -386,9 +386,26 @@ impl Indexer {
         if self.ignore.is_empty() && !normalize_numbers {
             return Ok(None);
         }
-        let root: Cursors =
-            (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect();
-        obj.prune(&IgnorePruner(&self.ignore), &root, normalize_numbers)
+        obj.prune(&IgnorePruner(&self.ignore), &self.root_cursors(), normalize_numbers)
+    }
+
+    /// Decodes JSON (an API response's text) into a [`CompactObject`] with numbers normalised
+    /// and without the `ignoreFields` patterns, in one pass: byte for byte
+    /// `prepare_compact(&CompactObject::from_str_normalized(json)?, false)` (or the decoded
+    /// object when that is `None`), but removed fields are skipped by the parser instead of
+    /// being encoded and then left out of a second copy (see
+    /// [`CompactObject::from_str_pruned`], which also says how errors differ). The same
+    /// [`Pruner`] drives both paths.
+    pub fn decode_compact(&self, json: &str) -> Result<CompactObject, compact_object::Error> {
+        if self.ignore.is_empty() {
+            return CompactObject::from_str_normalized(json);
+        }
+        CompactObject::from_str_pruned(json, &IgnorePruner(&self.ignore), &self.root_cursors())
+    }
+
+    /// Every `ignoreFields` pattern at its first segment: the pruner's state at the root.
+    fn root_cursors(&self) -> Cursors {
+        (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect()
     }
 
     /// [`Indexer::prepare`] for a typed object: converts it to JSON, prepares it and converts
@@ -508,6 +525,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+    use store_types::KubeObject;
 
     fn ingress() -> Value {
         json!({
@@ -770,6 +788,44 @@ mod tests {
         assert!(e.to_string().contains("missing field `required`"), "{e}");
     }
 
+    #[test]
+    fn decode_compact_prunes_duplicates_escapes_and_identity_like_two_steps() {
+        let ix = Indexer::new(
+            ["metadata.name"],
+            [
+                "metadata.managedFields",
+                "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']",
+                "spec.rules[*].host",
+                "spec.rules[0].http",
+            ],
+        )
+        .unwrap();
+        // Duplicate keys (the last value wins, at the first position), an escaped key, a
+        // removed member that is itself escaped JSON, integral floats on kept and removed paths.
+        let json = r#"{"metadata":{"name":"web","namespace":"shop","managedFields":[{"f:a":{"x":1.0}}],
+            "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"a\":\"\u00e9\"}","k\u0065ep":"1"},
+            "resourceVersion":"5","name":"web2"},
+            "spec":{"rules":[{"host":"a","http":{"p":2.0},"x":3.0},{"host":"b","http":{}},7.0],"rules":[{"host":"c","y":1}]},
+            "spec":{"rules":[{"host":"d","http":{"q":[]},"z":4.0},{"host":"e","http":1}]}}"#;
+        let decoded = CompactObject::from_str_normalized(json).unwrap();
+        let two_steps = ix.prepare_compact(&decoded, false).unwrap().expect("fields removed");
+        let one_pass = ix.decode_compact(json).unwrap();
+        assert_eq!(one_pass.as_bytes(), two_steps.as_bytes());
+        assert_eq!(
+            one_pass.to_string(),
+            r#"{"metadata":{"name":"web2","namespace":"shop","annotations":{"keep":"1"},"resourceVersion":"5"},"spec":{"rules":[{"z":4},{"http":1}]}}"#
+        );
+        assert_eq!(one_pass.identity(), two_steps.identity());
+        assert_eq!(one_pass.resource_version(), Some("5"));
+        // Nothing to remove: the plain normalised decoding.
+        let none = Indexer::new(["metadata.name"], [""; 0]).unwrap();
+        assert_eq!(none.decode_compact(json).unwrap().as_bytes(), decoded.as_bytes());
+        // Syntax errors are still errors, inside removed subtrees too.
+        for bad in [r#"{"metadata":{"managedFields":[}}"#, r#"{"metadata":{"managedFields":[]}"#, "", "{} x"] {
+            assert!(ix.decode_compact(bad).is_err(), "{bad}");
+        }
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -849,6 +905,21 @@ mod tests {
             // The copy is a well-formed encoding: it equals a fresh encoding of the result.
             let fresh = CompactObject::from_value(&expected).unwrap();
             prop_assert_eq!(got.as_bytes(), fresh.as_bytes());
+        }
+
+        #[test]
+        fn decode_compact_equals_decode_then_prepare(
+            v in arb_json(),
+            patterns in prop::collection::vec(prop_oneof![field_path(), arb_path()], 0..4),
+            pretty in any::<bool>(),
+        ) {
+            // `arb_json` has integral floats (`3.0`), so normalisation meets pruning.
+            let ix = remover(patterns);
+            let json = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { v.to_string() };
+            let decoded = CompactObject::from_str_normalized(&json).unwrap();
+            let two_steps = ix.prepare_compact(&decoded, false).unwrap().unwrap_or(decoded);
+            let one_pass = ix.decode_compact(&json).unwrap();
+            prop_assert_eq!(one_pass.as_bytes(), two_steps.as_bytes());
         }
 
         #[test]

@@ -324,15 +324,13 @@ impl ResourceWatcher {
                     .map_err(|source| WatchError::Store { resource: config.name.clone(), source })?,
             ),
             store_types::StoreType::Cached => {
-                let indexer = indexer.clone();
                 let mut cfg =
                     CachedStoreConfig::new(ar.clone(), matches!(scope, Scope::Namespaced), config.indexer.num_keys())
                         .ttl(config.cache_ttl)
-                        // Fetches decode with numbers normalised, as the full watch does, so the
-                        // compact removal alone makes them the objects a watch would store.
-                        .prepare(Arc::new(move |obj: &CompactObject| {
-                            Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone()))
-                        }));
+                        // The indexer as the step: fetches decode with numbers normalised, as the
+                        // full watch does, skipping the `ignoreFields` while decoding, so they
+                        // are byte for byte the objects a watch would store.
+                        .prepare(indexer.clone());
                 if let [only] = config.namespaces.as_slice() {
                     cfg = cfg.namespace(only.clone());
                 }
