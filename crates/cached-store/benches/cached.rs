@@ -10,9 +10,10 @@
 //!   (apiserver-sim's generator: `managedFields` and a last-applied annotation holding a copy of
 //!   the object), where the preparation removes about half of the object;
 //! * `miss decode`: the CPU part of a miss alone, on the response text of both Secrets: the
-//!   fetch's one-pass decode and compact preparation, the two-pass path it replaced (parse
-//!   into a `serde_json::Value`, `Indexer::prepare`, `CompactObject::from_value`, reproduced
-//!   here), and the `DynamicObject` decode `Api::get` does.
+//!   fetch's decode pruned while parsing (`Indexer::decode_compact`), the normalised decode
+//!   then `prepare_compact` it replaced, the older path (parse into a `serde_json::Value`,
+//!   `Indexer::prepare`, `CompactObject::from_value`, reproduced here), and the `DynamicObject`
+//!   decode `Api::get` does.
 //!
 //! The main CachedStore runs its sweeper on a multi-thread runtime, as the watcher does: lookups
 //! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the

@@ -594,7 +594,9 @@ impl<'de, P: Pruner> DeserializeSeed<'de> for ChildSeed<'_, '_, P> {
         match self.step {
             Step::Keep => ValueSeed(self.b).deserialize(d).map(|()| true),
             Step::Remove => de::IgnoredAny::deserialize(d).map(|_| false),
-            Step::Enter(state) => PruneSeed { b: self.b, pruner: self.pruner, state: &state }.deserialize(d).map(|()| true),
+            Step::Enter(state) => {
+                PruneSeed { b: self.b, pruner: self.pruner, state: &state }.deserialize(d).map(|()| true)
+            }
         }
     }
 }

@@ -8,9 +8,9 @@ use store_types::{IdentityRef, KubeObject};
 
 use crate::de::DeError;
 use crate::encode::{Builder, PruneSeed, ValueSeed};
-use crate::prune::Pruner;
 use crate::error::{Error, Result};
 use crate::node::Node;
+use crate::prune::Pruner;
 use crate::ser::{Encoder, SerError};
 
 /// An immutable Kubernetes object (or any JSON value) in kstore's compact encoding.
