@@ -207,3 +207,56 @@ proptest! {
         prop_assert_eq!(unique.len(), keys.len());
     }
 }
+
+/// A pseudo-random pruner: each decision is a hash of the path so far (the state) and the key or
+/// index, so it removes, keeps and enters members *and* array elements (the indexer's pruner
+/// never removes elements).
+struct HashPruner(u64);
+
+impl HashPruner {
+    fn step(&self, state: u64, salt: u64) -> compact_object::Step<u64> {
+        let h = (state ^ salt).wrapping_add(self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        match h % 5 {
+            0 => compact_object::Step::Remove,
+            1 => compact_object::Step::Keep,
+            _ => compact_object::Step::Enter(h),
+        }
+    }
+}
+
+impl compact_object::Pruner for HashPruner {
+    type State = u64;
+
+    fn member(&self, state: &u64, key: &str) -> compact_object::Step<u64> {
+        let salt = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        self.step(*state, salt)
+    }
+
+    fn element(&self, state: &u64, index: usize) -> compact_object::Step<u64> {
+        self.step(*state, !(index as u64))
+    }
+}
+
+proptest! {
+    /// Pruning while decoding is byte for byte decoding (normalised) then pruning, for any JSON
+    /// and any pruner decisions — also with duplicate keys in the text.
+    #[test]
+    fn pruning_while_decoding_equals_decoding_then_pruning(
+        v in json(),
+        seed in any::<u64>(),
+        duplicate in any::<bool>(),
+        pretty in any::<bool>(),
+    ) {
+        let mut text = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { v.to_string() };
+        if duplicate && matches!(&v, Value::Object(m) if !m.is_empty()) {
+            // `{…}` → `{…,…}`: every root member twice (the last wins, at the first position).
+            let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).unwrap().to_owned();
+            text = format!("{{{inner},{inner}}}");
+        }
+        let pruner = HashPruner(seed);
+        let decoded = CompactObject::from_str_normalized(&text).unwrap();
+        let two_steps = decoded.prune(&pruner, &seed, false).unwrap().unwrap_or(decoded);
+        let one_pass = CompactObject::from_str_pruned(&text, &pruner, &seed).unwrap();
+        prop_assert_eq!(one_pass.as_bytes(), two_steps.as_bytes());
+    }
+}
