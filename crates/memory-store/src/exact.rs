@@ -105,10 +105,6 @@ enum EntryKey {
 }
 
 impl EntryKey {
-    fn new(key: &KeyTuple) -> Self {
-        InlineKey::from_tuple(key).map_or_else(|| EntryKey::Shared(key.clone()), EntryKey::Inline)
-    }
-
     /// True when this is the tuple of exactly `elements` (exact for every string, `\0` too).
     #[inline(always)]
     fn eq_elements(&self, elements: &[&str]) -> bool {
@@ -167,29 +163,34 @@ impl<T> ExactIndex<T> {
         self.table.find(h, |(k, _)| k.eq_elements(elements)).map(|(_, b)| b)
     }
 
+    /// A key tuple's inline form (if it fits) and its raw hash, for probing with
+    /// [`EntryKey::eq_tuple`]; the tuple's elements are walked once for both.
+    fn probe(&self, key: &KeyTuple) -> (Option<InlineKey>, u64) {
+        let inline = InlineKey::from_tuple(key);
+        let h = match &inline {
+            Some(inline) => inline.hash_with(&self.table.hasher),
+            None => key.hash_raw(&self.table.hasher),
+        };
+        (inline, h)
+    }
+
     /// The bucket of a key tuple.
     pub(crate) fn get(&self, key: &KeyTuple) -> Option<&Bucket<T>> {
-        let inline = InlineKey::from_tuple(key);
-        let h = key.hash_raw(&self.table.hasher);
+        let (inline, h) = self.probe(key);
         self.table.find(h, |(k, _)| k.eq_tuple(key, inline.as_ref())).map(|(_, b)| b)
     }
 
     /// Sets the bucket of a key tuple.
     pub(crate) fn insert(&mut self, key: &KeyTuple, bucket: Bucket<T>) {
-        let entry = EntryKey::new(key);
-        let inline = match &entry {
-            EntryKey::Inline(k) => Some(*k),
-            EntryKey::Shared(_) => None,
-        };
-        let h = key.hash_raw(&self.table.hasher);
+        let (inline, h) = self.probe(key);
+        let entry = inline.map_or_else(|| EntryKey::Shared(key.clone()), EntryKey::Inline);
         let hasher = self.table.hasher.clone();
         self.table.insert(h, (entry, bucket), |(k, _)| k.eq_tuple(key, inline.as_ref()), |(k, _)| k.hash_with(&hasher));
     }
 
     /// Removes a key tuple.
     pub(crate) fn remove(&mut self, key: &KeyTuple) {
-        let inline = InlineKey::from_tuple(key);
-        let h = key.hash_raw(&self.table.hasher);
+        let (inline, h) = self.probe(key);
         self.table.remove(h, |(k, _)| k.eq_tuple(key, inline.as_ref()));
     }
 

@@ -75,12 +75,7 @@ impl KeyTuple {
     /// [`KeyTuple::hash_elements`] of the same elements, so maps can be probed with `&[&str]`
     /// without building a `KeyTuple`.
     pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
-        let mut h = build.build_hasher();
-        for raw in self.raw_elements() {
-            h.write_usize(raw.len());
-            h.write(raw);
-        }
-        h.finish()
+        hash_each(build, self.raw_elements())
     }
 
     /// Hashes this tuple's elements as they are, without escaping: the hash of
@@ -88,32 +83,13 @@ impl KeyTuple {
     /// [`KeyTuple::hash_with`] when no element contains `\0`. For hash tables that hash every
     /// key this way, so that lookups need no scan of their elements for `\0`.
     pub fn hash_raw(&self, build: &impl BuildHasher) -> u64 {
-        let mut h = build.build_hasher();
-        let mut decoded = Vec::new();
-        for raw in self.raw_elements() {
-            let element = if raw.contains(&0) {
-                decoded.clear();
-                decode_into(&mut decoded, raw);
-                &decoded[..]
-            } else {
-                raw
-            };
-            h.write_usize(element.len());
-            h.write(element);
-        }
-        h.finish()
+        hash_each(build, self.unescaped_elements())
     }
 
     /// Hashes a tuple given as elements; see [`KeyTuple::hash_with`].
     #[inline]
     pub fn hash_elements<S: AsRef<str>>(build: &impl BuildHasher, elements: &[S]) -> u64 {
-        let mut h = build.build_hasher();
-        for e in elements {
-            let raw = encoded_element(e.as_ref());
-            h.write_usize(raw.len());
-            h.write(&raw);
-        }
-        h.finish()
+        hash_each(build, elements.iter().map(|e| encoded_element(e.as_ref())))
     }
 
     /// True when this tuple has exactly these elements (without building a `KeyTuple`).
@@ -147,19 +123,13 @@ impl KeyTuple {
     /// The encoded bytes of each element, without terminators.
     fn raw_elements(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut rest: &[u8] = &self.0;
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let mut i = 0;
-            // A 0x00 is followed by 0xFF (escape) or 0x01 (terminator).
-            while i + 1 < rest.len() && !(rest[i] == 0 && rest[i + 1] == TERMINATOR[1]) {
-                i += if rest[i] == 0 { 2 } else { 1 };
-            }
-            let raw = &rest[..i.min(rest.len())];
-            rest = &rest[(i + 2).min(rest.len())..];
-            Some(raw)
-        })
+        std::iter::from_fn(move || next_element(&mut rest))
+    }
+
+    /// Each element's bytes as given to [`KeyTuple::new`] (escapes undone; borrowed unless the
+    /// element contains `\0`).
+    fn unescaped_elements(&self) -> impl Iterator<Item = Cow<'_, [u8]>> + '_ {
+        self.raw_elements().map(unescape)
     }
 
     /// Number of elements.
@@ -354,23 +324,53 @@ impl<'a, S: AsRef<str>> PlainKeys<'a, S> {
     /// [`KeyTuple::hash_raw`] of the same elements (either way).
     #[inline(always)]
     pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
-        let mut h = build.build_hasher();
-        for e in self.0 {
-            let raw = e.as_ref().as_bytes();
-            h.write_usize(raw.len());
-            h.write(raw);
-        }
-        h.finish()
+        hash_each(build, self.0.iter().map(|e| e.as_ref().as_bytes()))
     }
 }
 
-/// Appends the decoded form of one element's encoded bytes (escapes `00 FF` back to `00`).
-fn decode_into(out: &mut Vec<u8>, raw: &[u8]) {
+/// Splits the first element off an encoded tuple: its encoded bytes without the terminator.
+fn next_element<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if rest.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    // A 0x00 is followed by 0xFF (escape) or 0x01 (terminator).
+    while i + 1 < rest.len() && !(rest[i] == 0 && rest[i + 1] == TERMINATOR[1]) {
+        i += if rest[i] == 0 { 2 } else { 1 };
+    }
+    let raw = &rest[..i.min(rest.len())];
+    *rest = &rest[(i + 2).min(rest.len())..];
+    Some(raw)
+}
+
+/// One element's encoded bytes with the escapes undone (`00 FF` back to `00`); borrowed unless
+/// the element contains `\0`.
+fn unescape(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&0) {
+        return Cow::Borrowed(raw);
+    }
+    let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        out.push(raw[i]);
+        decoded.push(raw[i]);
+        // A 0x00 inside an element is always the escape 0x00 0xFF.
         i += if raw[i] == 0 { 2 } else { 1 };
     }
+    Cow::Owned(decoded)
+}
+
+/// The raw hash of a tuple's elements given as bytes: each element's length, then its bytes.
+/// The one hashing rule of every key form (`KeyTuple`, `PlainKeys`, `InlineKey`), so that they
+/// agree.
+#[inline(always)]
+fn hash_each<B: AsRef<[u8]>>(build: &impl BuildHasher, elements: impl IntoIterator<Item = B>) -> u64 {
+    let mut h = build.build_hasher();
+    for e in elements {
+        let e = e.as_ref();
+        h.write_usize(e.len());
+        h.write(e);
+    }
+    h.finish()
 }
 
 /// A short key tuple held inline, for hash tables that compare lookups with their entries
@@ -417,15 +417,8 @@ impl InlineKey {
     /// The inline form of a key tuple, or `None` when it does not fit.
     pub fn from_tuple(tuple: &KeyTuple) -> Option<Self> {
         let mut key = InlineKey { len: 0, bytes: [0; Self::CAPACITY] };
-        let mut decoded = Vec::new();
-        for raw in tuple.raw_elements() {
-            if raw.contains(&0) {
-                decoded.clear();
-                decode_into(&mut decoded, raw);
-                key.push(&decoded)?;
-            } else {
-                key.push(raw)?;
-            }
+        for element in tuple.unescaped_elements() {
+            key.push(&element)?;
         }
         Some(key)
     }
@@ -463,28 +456,24 @@ impl InlineKey {
 
     /// The raw hash of the elements: [`KeyTuple::hash_raw`] of the same tuple.
     pub fn hash_with(&self, build: &impl BuildHasher) -> u64 {
-        let mut h = build.build_hasher();
+        hash_each(build, self.elements())
+    }
+
+    /// The elements' bytes, in order.
+    fn elements(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut rest = &self.bytes[..usize::from(self.len)];
-        while let Some((&n, tail)) = rest.split_first() {
+        std::iter::from_fn(move || {
+            let (&n, tail) = rest.split_first()?;
             let (element, next) = tail.split_at(usize::from(n).min(tail.len()));
-            h.write_usize(element.len());
-            h.write(element);
             rest = next;
-        }
-        h.finish()
+            Some(element)
+        })
     }
 }
 
 impl fmt::Debug for InlineKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut list = f.debug_list();
-        let mut rest = &self.bytes[..usize::from(self.len)];
-        while let Some((&n, tail)) = rest.split_first() {
-            let (element, next) = tail.split_at(usize::from(n).min(tail.len()));
-            list.entry(&String::from_utf8_lossy(element));
-            rest = next;
-        }
-        list.finish()
+        f.debug_list().entries(self.elements().map(String::from_utf8_lossy)).finish()
     }
 }
 
@@ -498,29 +487,9 @@ impl Iterator for KeyElements<'_> {
     type Item = String;
 
     fn next(&mut self) -> Option<String> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.rest.len() {
-            let b = self.rest[i];
-            if b == 0 {
-                // Encoding invariant: a 0x00 is always followed by 0xFF (escape) or 0x01 (end).
-                let next = self.rest.get(i + 1).copied();
-                i += 2;
-                if next == Some(TERMINATOR[1]) {
-                    break;
-                }
-                out.push(0);
-            } else {
-                out.push(b);
-                i += 1;
-            }
-        }
-        self.rest = &self.rest[i.min(self.rest.len())..];
+        let element = unescape(next_element(&mut self.rest)?).into_owned();
         // Elements were encoded from `&str`, so the bytes are valid UTF-8.
-        Some(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Some(String::from_utf8(element).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 }
 
