@@ -6,7 +6,7 @@
 #[path = "support/data.rs"]
 mod data;
 
-use data::{SIZES, configmap, keys_of, now};
+use data::{SIZES, configmap, consume, keys_of, now};
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -61,16 +61,6 @@ fn probe_order(n: usize) -> Vec<usize> {
             (x % n as u64) as usize
         })
         .collect()
-}
-
-/// Keeps a lookup's result from being optimised away, then drops it where it is. Returning it
-/// to criterion instead (`black_box(result)`) copies it through the stack, and for a result of
-/// two or three words that copy stalls on store forwarding (written as words, read back as
-/// pairs): several nanoseconds that measure the harness, not the lookup. Every contender is
-/// consumed the same way.
-#[inline(always)]
-fn consume<R>(result: R) {
-    black_box(&result);
 }
 
 fn exact_get(c: &mut Criterion) {

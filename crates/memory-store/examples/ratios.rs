@@ -13,7 +13,7 @@
 #[path = "../benches/support/data.rs"]
 mod data;
 
-use data::{SIZES, configmap, keys_of, now};
+use data::{SIZES, configmap, consume, keys_of, now};
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -74,14 +74,6 @@ fn fmt(secs: f64) -> String {
     } else {
         format!("{:.2} ms", ns / 1e6)
     }
-}
-
-/// Keeps a lookup's result from being optimised away and drops it where it is (as
-/// `benches/store.rs` does: returning a two- or three-word result through `black_box` copies it
-/// through the stack, which stalls on store forwarding and measures the harness).
-#[inline(always)]
-fn consume<R>(result: R) {
-    black_box(&result);
 }
 
 fn exact() {
