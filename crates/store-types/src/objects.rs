@@ -78,11 +78,7 @@ impl<T> FromIterator<Arc<T>> for Objects<T> {
     /// Collects into one shared slice, allocated once when the iterator knows its length.
     fn from_iter<I: IntoIterator<Item = Arc<T>>>(iter: I) -> Self {
         let items: Arc<[Arc<T>]> = iter.into_iter().collect();
-        match &*items {
-            [] => Objects::empty(),
-            [one] => Objects::one(one.clone()),
-            _ => Objects::shared(items),
-        }
+        if items.is_empty() { Objects::empty() } else { Objects::shared(items) }
     }
 }
 
