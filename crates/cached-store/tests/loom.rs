@@ -55,6 +55,17 @@ impl Server {
         CachedStore::with_model_server(config, move |path| server.get(path)).unwrap()
     }
 
+    /// [`store`](Self::store) holding a reference to every object of this server, at its
+    /// current resourceVersion: the starting point of every model.
+    fn referenced_store(&self, max_entries: usize) -> CachedStore {
+        let store = self.store(max_entries);
+        let objects: Vec<(&str, u64)> = self.objects.lock().unwrap().iter().map(|(n, rv)| (*n, *rv)).collect();
+        for (name, rv) in objects {
+            store.apply_reference(reference(name, rv), keys(name)).unwrap();
+        }
+        store
+    }
+
     /// Answers `GET /api/v1/namespaces/ns/secrets/NAME`.
     fn get(&self, path: &str) -> Result<String, kube::Error> {
         self.gets.fetch_add(1, Ordering::SeqCst);
@@ -126,8 +137,7 @@ fn check_quiescent(store: &CachedStore) {
 fn concurrent_misses_share_one_fetch() {
     model("concurrent_misses_share_one_fetch", || {
         let server = Server::new(&[("a", 1)]);
-        let store = server.store(4);
-        store.apply_reference(reference("a", 1), keys("a")).unwrap();
+        let store = server.referenced_store(4);
 
         let other = {
             let store = store.clone();
@@ -152,8 +162,7 @@ fn concurrent_misses_share_one_fetch() {
 fn fetch_races_update(name: &str, update: fn(&CachedStore, &Server)) {
     model(name, move || {
         let server = Server::new(&[("a", 1)]);
-        let store = server.store(4);
-        store.apply_reference(reference("a", 1), keys("a")).unwrap();
+        let store = server.referenced_store(4);
 
         let watcher = {
             let (store, server) = (store.clone(), server.clone());
@@ -200,8 +209,7 @@ fn fetch_racing_a_full_object_update_never_caches_the_old_version() {
 fn fetch_racing_a_delete_leaves_nothing_behind() {
     model("fetch_racing_a_delete_leaves_nothing_behind", || {
         let server = Server::new(&[("a", 1)]);
-        let store = server.store(4);
-        store.apply_reference(reference("a", 1), keys("a")).unwrap();
+        let store = server.referenced_store(4);
 
         let watcher = {
             let (store, server) = (store.clone(), server.clone());
@@ -232,9 +240,7 @@ fn fetch_racing_a_delete_leaves_nothing_behind() {
 fn fills_racing_eviction_and_clear_keep_accounting() {
     model("fills_racing_eviction_and_clear_keep_accounting", || {
         let server = Server::new(&[("a", 1), ("b", 7)]);
-        let store = server.store(1);
-        store.apply_reference(reference("a", 1), keys("a")).unwrap();
-        store.apply_reference(reference("b", 7), keys("b")).unwrap();
+        let store = server.referenced_store(1);
 
         let readers = ["a", "b"].map(|name| {
             let store = store.clone();
@@ -259,9 +265,7 @@ fn fills_racing_eviction_and_clear_keep_accounting() {
 fn fill_racing_sweep_and_evict_keeps_accounting() {
     model("fill_racing_sweep_and_evict_keeps_accounting", || {
         let server = Server::new(&[("a", 1), ("b", 7)]);
-        let store = server.store(1);
-        store.apply_reference(reference("a", 1), keys("a")).unwrap();
-        store.apply_reference(reference("b", 7), keys("b")).unwrap();
+        let store = server.referenced_store(1);
         assert_eq!(get(&store, "a"), vec![1]);
 
         let sweeper = {
