@@ -142,13 +142,24 @@ fn loom() -> Result<(), String> {
     c.env("RUSTFLAGS", "--cfg kstore_loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
         .env("LOOM_MAX_PREEMPTIONS", "3")
-        .args(["test", "--release", "-p", "memory-store", "-p", "cached-store", "--test", "loom", "--", "--nocapture"]);
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "kstore-memory-store",
+            "-p",
+            "kstore-cached-store",
+            "--test",
+            "loom",
+            "--",
+            "--nocapture",
+        ]);
     run(c)
 }
 
 fn integration(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["test", "-p", "watcher", "--test", "integration", "--", "--test-threads", "1"]);
+    c.args(["test", "-p", "kstore-watcher", "--test", "integration", "--", "--test-threads", "1"]);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -334,14 +345,25 @@ fn soak(args: &[String]) -> Result<(), String> {
         return Err(format!("unknown argument {a:?}; usage: cargo xtask soak [--seeds N] [--minutes M]"));
     }
     let mut c = cargo();
-    c.env("KSTORE_SEEDS", &seeds).args(["test", "--release", "-p", "watcher", "--test", "reliability"]);
+    c.env("KSTORE_SEEDS", &seeds).args(["test", "--release", "-p", "kstore-watcher", "--test", "reliability"]);
     run(c)?;
     let mut c = cargo();
     c.env("KSTORE_SEEDS", &seeds).env("KSTORE_SOAK_MINUTES", &minutes);
-    c.args(["test", "--release", "-p", "watcher", "--test", "reliability", "--", "--ignored", "--nocapture", "soak"]);
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "kstore-watcher",
+        "--test",
+        "reliability",
+        "--",
+        "--ignored",
+        "--nocapture",
+        "soak",
+    ]);
     run(c)?;
     // The 1M-object MemoryStore stress variant (8 readers, 2 writers).
     let mut c = cargo();
-    c.args(["test", "--release", "-p", "memory-store", "--test", "stress", "--", "--ignored", "--nocapture"]);
+    c.args(["test", "--release", "-p", "kstore-memory-store", "--test", "stress", "--", "--ignored", "--nocapture"]);
     run(c)
 }

@@ -12,18 +12,19 @@ use crate::root;
 /// a strictly lower layer. `apiserver-sim` stands apart: it depends on no kstore crate, and no
 /// library crate depends on it outside dev-dependencies.
 const LAYERS: &[(&str, u32)] = &[
-    ("store-types", 0),
-    ("heap-meter", 0),
-    ("compact-object", 1),
-    ("indexer", 2),
-    ("memory-store", 3),
-    ("cached-store", 4),
-    ("watcher", 5),
+    ("kstore-types", 0),
+    ("kstore-heap-meter", 0),
+    ("kstore-compact-object", 1),
+    ("kstore-indexer", 2),
+    ("kstore-memory-store", 3),
+    ("kstore-cached-store", 4),
+    ("kstore-watcher", 5),
     ("kstore-demo", 6),
 ];
 
 /// Crates that must do no I/O and pull in no async runtime or HTTP stack, even transitively.
-const NO_IO: &[&str] = &["store-types", "heap-meter", "compact-object", "indexer", "memory-store"];
+const NO_IO: &[&str] =
+    &["kstore-types", "kstore-heap-meter", "kstore-compact-object", "kstore-indexer", "kstore-memory-store"];
 const IO_CRATES: &[&str] =
     &["tokio", "hyper", "hyper-util", "kube-client", "kube-runtime", "kube", "axum", "rustls", "reqwest", "mio"];
 
@@ -85,7 +86,7 @@ fn layering_points_one_way() {
             let ok = match (layer.get(name), layer.get(dep_name)) {
                 (Some(a), Some(b)) => b < a,
                 // Only the demo embeds the simulator; libraries use it in dev-dependencies.
-                (Some(_), None) => dep_name == "apiserver-sim" && name == "kstore-demo",
+                (Some(_), None) => dep_name == "kstore-apiserver-sim" && name == "kstore-demo",
                 // apiserver-sim and xtask depend on no kstore crate.
                 (None, _) => false,
             };

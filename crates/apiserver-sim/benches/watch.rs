@@ -4,15 +4,15 @@
 //!    with the default paged list-watch (500 per page) and with streaming lists;
 //! 2. event throughput: objects created through the handle API and received by a watcher.
 //!
-//! Run: `cargo bench -p apiserver-sim --bench watch` (`SIM_BENCH_OBJECTS`, `SIM_BENCH_EVENTS`
+//! Run: `cargo bench -p kstore-apiserver-sim --bench watch` (`SIM_BENCH_OBJECTS`, `SIM_BENCH_EVENTS`
 //! change the sizes).
 
 use std::time::{Duration, Instant};
 
-use apiserver_sim::ApiServerSim;
-use apiserver_sim::generate::{Cluster, Kind};
 use futures::StreamExt;
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_apiserver_sim::ApiServerSim;
+use kstore_apiserver_sim::generate::{Cluster, Kind};
 use kube::api::Api;
 use kube::runtime::watcher;
 use serde_json::json;

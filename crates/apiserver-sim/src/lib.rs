@@ -19,7 +19,7 @@
 //! # Usage
 //!
 //! ```no_run
-//! use apiserver_sim::{ApiServerSim, generate::Cluster};
+//! use kstore_apiserver_sim::{ApiServerSim, generate::Cluster};
 //! use kube::api::{Api, DynamicObject, ListParams};
 //! use kube::discovery::ApiResource;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

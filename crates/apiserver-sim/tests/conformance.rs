@@ -4,12 +4,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use apiserver_sim::generate::{Cluster, Kind};
-use apiserver_sim::{ApiServerSim, ResourceDef, Scope, Verb};
 use common::{Probe, Seen, configmap, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_apiserver_sim::generate::{Cluster, Kind};
+use kstore_apiserver_sim::{ApiServerSim, ResourceDef, Scope, Verb};
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, VersionMatch, WatchEvent, WatchParams,
 };

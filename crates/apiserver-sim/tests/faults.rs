@@ -5,10 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use common::{Probe, Seen, configmap, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kstore_apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use kube::{Error as KubeError, ResourceExt};

@@ -19,7 +19,7 @@
 //! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the
 //! clock on every lookup and time every fetch with a timer of its own.
 //!
-//! Run: `cargo bench -p cached-store --bench cached`.
+//! Run: `cargo bench -p kstore-cached-store --bench cached`.
 
 #![allow(missing_docs)]
 
@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
 use apiserver_sim::generate::{Cluster, Kind};
-use cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use criterion::{Criterion, criterion_group, criterion_main};
 use indexer::Indexer;
 use k8s_openapi::api::core::v1::Secret;
+use kstore_cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use kube::Api;
 use kube::core::{ApiResource, DynamicObject};
 use memory_store::MemoryStore;

@@ -6,7 +6,7 @@
 //! * a kube-rs `reflector::Store<Secret>` of the same Secrets (and one of their
 //!   `PartialObjectMeta`, what a kube-rs metadata-only reflector would hold).
 //!
-//! Run: `cargo bench -p cached-store --bench memory`.
+//! Run: `cargo bench -p kstore-cached-store --bench memory`.
 
 #![allow(missing_docs)]
 
@@ -14,8 +14,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use k8s_openapi::api::core::v1::Secret;
+use kstore_cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use kube::core::{ApiResource, PartialObjectMeta};
 use kube::runtime::{reflector, watcher};
 use memory_store::MemoryStore;

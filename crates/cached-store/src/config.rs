@@ -40,7 +40,7 @@ use kube::core::ApiResource;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use cached_store::{CachedStoreConfig, CompactObject, Prepare, PrepareStep};
+/// use kstore_cached_store::{CachedStoreConfig, CompactObject, Prepare, PrepareStep};
 /// use kube::core::ApiResource;
 /// use k8s_openapi::api::core::v1::Secret;
 ///
@@ -218,7 +218,7 @@ pub fn check_metadata_only<S: AsRef<str>>(index_by: &[S]) -> Result<(), ConfigEr
 ///
 /// ```
 /// use std::time::Duration;
-/// use cached_store::CachedStoreConfig;
+/// use kstore_cached_store::CachedStoreConfig;
 /// use kube::core::ApiResource;
 /// use k8s_openapi::api::core::v1::Secret;
 ///

@@ -338,7 +338,7 @@ struct Inner {
 /// # Usage
 /// ```no_run
 /// use std::sync::Arc;
-/// use cached_store::{CachedStore, CachedStoreConfig, Reference};
+/// use kstore_cached_store::{CachedStore, CachedStoreConfig, Reference};
 /// use kube::core::ApiResource;
 /// use k8s_openapi::api::core::v1::Secret;
 /// use store_types::{KeyTuple, Store};

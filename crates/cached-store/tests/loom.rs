@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use k8s_openapi::api::core::v1::Secret;
+use kstore_cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
 use kube::core::{ApiResource, Status};
 use loom::future::block_on;
 use store_types::{Identity, KeyTuple, KubeObject, Objects, Store};

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use apiserver_sim::ApiServerSim;
-use cached_store::{CachedStore, Reference};
 use common::*;
+use kstore_cached_store::{CachedStore, Reference};
 use memory_store::MemoryStore;
 use proptest::prelude::*;
 use store_types::{Identity, KeyTuple, KubeObject, Store};

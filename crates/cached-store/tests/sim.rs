@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
-use cached_store::{CachedStore, CachedStoreConfig, FeedError, FetchError, Reference};
 use common::*;
 use compact_object::{CompactObject, CompactResource};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kstore_cached_store::{CachedStore, CachedStoreConfig, FeedError, FetchError, Reference};
 use kube::Api;
 use kube::api::ListParams;
 use kube::core::ApiResource;
@@ -565,12 +565,12 @@ fn watcher_indexer() -> Arc<indexer::Indexer> {
 
 /// The preparation step the watcher configures (crates/watcher/src/resource.rs): its indexer,
 /// which removes the `ignoreFields` while decoding.
-fn watcher_prepare(indexer: Arc<indexer::Indexer>) -> cached_store::Prepare {
+fn watcher_prepare(indexer: Arc<indexer::Indexer>) -> kstore_cached_store::Prepare {
     indexer
 }
 
 /// The same removal as a closure: decoded by the fetch, then pruned (two passes).
-fn two_pass_prepare(indexer: Arc<indexer::Indexer>) -> cached_store::Prepare {
+fn two_pass_prepare(indexer: Arc<indexer::Indexer>) -> kstore_cached_store::Prepare {
     Arc::new(move |obj: &CompactObject| Ok(indexer.prepare_compact(obj, false)?.unwrap_or_else(|| obj.clone())))
 }
 
@@ -669,12 +669,13 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
 #[tokio::test]
 async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     let sim = sim_with_secrets("default", 1, 100).await;
-    let refuse: cached_store::Prepare = Arc::new(|obj: &CompactObject| match obj.pointer("/metadata/labels/app") {
-        Some(app) if app.as_str() == Some("s-000") => {
-            Err(compact_object::Error::Unsupported { message: "refused".into() })
-        }
-        _ => Ok(obj.clone()),
-    });
+    let refuse: kstore_cached_store::Prepare =
+        Arc::new(|obj: &CompactObject| match obj.pointer("/metadata/labels/app") {
+            Some(app) if app.as_str() == Some("s-000") => {
+                Err(compact_object::Error::Unsupported { message: "refused".into() })
+            }
+            _ => Ok(obj.clone()),
+        });
     let store = CachedStore::new(sim.client(), secrets_config().prepare(refuse)).unwrap();
     feed_from_sim(&sim, &store);
     let err = store.get(&["default", "s-000"]).await.unwrap_err();

@@ -5,14 +5,14 @@
 //! reports the heap growth per object (excluding the `Vec` slots that hold them, i.e. what
 //! `size_of::<T>()` would add), next to the compact JSON size.
 //!
-//! Run: `cargo bench -p compact-object --bench memory` (add `--features compare` for jsonb and
+//! Run: `cargo bench -p kstore-compact-object --bench memory` (add `--features compare` for jsonb and
 //! ijson).
 
-use compact_object::CompactObject;
 use heap_meter::CountingAllocator;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_compact_object::CompactObject;
 use serde::de::DeserializeOwned;
 
 /// Counts live heap bytes (requested sizes; allocator overhead is not included).
@@ -104,7 +104,7 @@ fn main() {
     let before_table = live();
     // Seed the key table first so that its fixed part is reported once, below, instead of being
     // charged to whichever fixture happens to come first.
-    let _ = compact_object::interner_stats();
+    let _ = kstore_compact_object::interner_stats();
     let seeded = live() - before_table;
 
     let rows = [
@@ -114,7 +114,7 @@ fn main() {
         measure::<ConfigMap>("ConfigMap", include_bytes!("../fixtures/configmap.json")),
         measure::<Secret>("Secret (TLS)", include_bytes!("../fixtures/secret-tls.json")),
     ];
-    let stats = compact_object::interner_stats();
+    let stats = kstore_compact_object::interner_stats();
     let objects = rows.len() * N;
     let share = stats.heap_bytes as f64 / objects as f64;
 

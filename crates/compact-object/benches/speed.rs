@@ -1,12 +1,12 @@
 //! CompactObject against serde_json::Value on the same fixtures, in one run: building from JSON
 //! bytes, a 3-level path lookup, and a full `Serialize` traversal (to JSON bytes).
 //!
-//! Run: `cargo bench -p compact-object --bench speed -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p kstore-compact-object --bench speed -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 
-use compact_object::CompactObject;
 use criterion::{Criterion, criterion_group, criterion_main};
+use kstore_compact_object::CompactObject;
 use serde_json::Value;
 
 /// (name, JSON, a 3-level JSON pointer that exists in it)

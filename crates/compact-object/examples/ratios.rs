@@ -5,12 +5,12 @@
 //! times and keeps each one's fastest batch, so both are measured under the same (least
 //! disturbed) conditions and their ratio is stable.
 //!
-//! Run: `cargo run --release -p compact-object --example ratios`
+//! Run: `cargo run --release -p kstore-compact-object --example ratios`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use compact_object::CompactObject;
+use kstore_compact_object::CompactObject;
 use serde_json::Value;
 
 const FIXTURES: &[(&str, &[u8], &str)] = &[

@@ -40,7 +40,7 @@ pub enum NodeKind {
 /// # Usage
 ///
 /// ```
-/// let obj = compact_object::CompactObject::from_slice(
+/// let obj = kstore_compact_object::CompactObject::from_slice(
 ///     br#"{"spec":{"rules":[{"host":"a.example"}]},"metadata":{"labels":{"app":"web"}}}"#,
 /// )?;
 /// let host = obj.root().get("spec").and_then(|s| s.get("rules")).and_then(|r| r.index(0));
@@ -48,7 +48,7 @@ pub enum NodeKind {
 /// let labels: Vec<_> = obj.pointer("/metadata/labels").unwrap().entries()
 ///     .map(|(k, v)| (k, v.as_str().unwrap())).collect();
 /// assert_eq!(labels, [("app", "web")]);
-/// # Ok::<(), compact_object::Error>(())
+/// # Ok::<(), kstore_compact_object::Error>(())
 /// ```
 #[derive(Clone, Copy)]
 pub struct Node<'a> {

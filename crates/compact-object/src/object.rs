@@ -24,7 +24,7 @@ use crate::ser::{Encoder, SerError};
 /// # Usage
 ///
 /// ```
-/// use compact_object::CompactObject;
+/// use kstore_compact_object::CompactObject;
 /// use store_types::KubeObject;
 ///
 /// let json = br#"{"apiVersion":"v1","kind":"ConfigMap",
@@ -36,7 +36,7 @@ use crate::ser::{Encoder, SerError};
 /// assert_eq!(obj.resource_version(), Some("42"));
 /// assert_eq!(obj.pointer("/data/a.b~1c").and_then(|n| n.as_str()), Some("1"));
 /// assert_eq!(obj.to_value(), serde_json::from_slice::<serde_json::Value>(json).unwrap());
-/// # Ok::<(), compact_object::Error>(())
+/// # Ok::<(), kstore_compact_object::Error>(())
 /// ```
 ///
 /// # Concurrency
@@ -89,11 +89,11 @@ impl CompactObject {
     /// `from_slice`; any JSON value is accepted.
     ///
     /// ```
-    /// use compact_object::CompactObject;
+    /// use kstore_compact_object::CompactObject;
     ///
     /// let obj = CompactObject::from_slice_normalized(br#"{"port":80.0,"weight":0.5}"#)?;
     /// assert_eq!(obj.to_string(), r#"{"port":80,"weight":0.5}"#);
-    /// # Ok::<(), compact_object::Error>(())
+    /// # Ok::<(), kstore_compact_object::Error>(())
     /// ```
     pub fn from_slice_normalized(json: &[u8]) -> Result<CompactObject> {
         Self::decode(serde_json::Deserializer::from_slice(json), json.len(), true)
@@ -119,7 +119,7 @@ impl CompactObject {
     /// accepted here.
     ///
     /// ```
-    /// use compact_object::{CompactObject, Pruner, Step};
+    /// use kstore_compact_object::{CompactObject, Pruner, Step};
     ///
     /// /// Removes `metadata.managedFields`.
     /// struct NoManagedFields;
@@ -142,7 +142,7 @@ impl CompactObject {
     /// assert_eq!(pruned.to_string(), r#"{"metadata":{"name":"a"},"n":2}"#);
     /// let two_steps = CompactObject::from_str_normalized(json)?.prune(&NoManagedFields, &0, false)?.unwrap();
     /// assert_eq!(pruned.as_bytes(), two_steps.as_bytes());
-    /// # Ok::<(), compact_object::Error>(())
+    /// # Ok::<(), kstore_compact_object::Error>(())
     /// ```
     pub fn from_str_pruned<P: Pruner>(json: &str, pruner: &P, root: &P::State) -> Result<CompactObject> {
         let mut de = serde_json::Deserializer::from_str(json);

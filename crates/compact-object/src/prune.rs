@@ -74,7 +74,7 @@ impl CompactObject {
     /// without `normalize_numbers`, kept subtrees are never walked.
     ///
     /// ```
-    /// use compact_object::{CompactObject, Pruner, Step};
+    /// use kstore_compact_object::{CompactObject, Pruner, Step};
     ///
     /// /// Removes `metadata.managedFields`.
     /// struct NoManagedFields;
@@ -96,7 +96,7 @@ impl CompactObject {
     /// let pruned = obj.prune(&NoManagedFields, &0, true)?.expect("something was removed");
     /// assert_eq!(pruned.to_string(), r#"{"metadata":{"name":"a"},"n":2}"#);
     /// assert!(pruned.prune(&NoManagedFields, &0, true)?.is_none());
-    /// # Ok::<(), compact_object::Error>(())
+    /// # Ok::<(), kstore_compact_object::Error>(())
     /// ```
     pub fn prune<P: Pruner>(
         &self,

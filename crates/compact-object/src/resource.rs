@@ -29,7 +29,7 @@ use crate::object::CompactObject;
 /// keep [`into_object`](Self::into_object) and drop the rest.
 ///
 /// ```
-/// use compact_object::CompactResource;
+/// use kstore_compact_object::CompactResource;
 /// use kube_core::ResourceExt;
 ///
 /// let r: CompactResource = serde_json::from_str(

@@ -1,10 +1,10 @@
 //! The realistic fixtures convert losslessly between JSON, `Value`, `DynamicObject` and their
 //! typed k8s-openapi form, and expose identity and resourceVersion.
 
-use compact_object::CompactObject;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_compact_object::CompactObject;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Once the shared key table is full, new keys are stored inline and everything behaves the same.
 //! (Its own test binary: it fills the process-wide table.)
 
-use compact_object::{CompactObject, MAX_KEYS, interner_stats};
+use kstore_compact_object::{CompactObject, MAX_KEYS, interner_stats};
 use serde_json::{Value, json};
 
 #[test]

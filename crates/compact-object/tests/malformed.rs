@@ -2,7 +2,7 @@
 //! `serde_json::from_slice::<Value>` produces, or fail with an error exactly when serde_json
 //! fails. (The cargo-fuzz target in `fuzz/` explores the same property without a time bound.)
 
-use compact_object::CompactObject;
+use kstore_compact_object::CompactObject;
 use serde_json::Value;
 
 const FIXTURES: &[&[u8]] = &[

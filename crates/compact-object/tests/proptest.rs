@@ -1,7 +1,7 @@
 //! Property tests: arbitrary JSON round-trips exactly, pointer lookups agree with
 //! `serde_json::Value::pointer`, and serialization equals serde_json's.
 
-use compact_object::{CompactObject, NodeKind};
+use kstore_compact_object::{CompactObject, NodeKind};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
 
@@ -108,18 +108,18 @@ proptest! {
         prop_assert_eq!(from_str.as_bytes(), normalised.as_bytes());
         let (parsed, exact) = (text.parse::<CompactObject>().unwrap(), CompactObject::from_slice(&bytes).unwrap());
         prop_assert_eq!(parsed.as_bytes(), exact.as_bytes());
-        match serde_json::from_slice::<compact_object::CompactResource>(&bytes) {
+        match serde_json::from_slice::<kstore_compact_object::CompactResource>(&bytes) {
             Ok(r) => prop_assert_eq!(r.object().as_bytes(), normalised.as_bytes()),
             Err(_) => prop_assert_ne!(normalised.root().kind(), NodeKind::Object),
         }
         struct KeepAll;
-        impl compact_object::Pruner for KeepAll {
+        impl kstore_compact_object::Pruner for KeepAll {
             type State = ();
-            fn member(&self, _: &(), _: &str) -> compact_object::Step<()> {
-                compact_object::Step::Keep
+            fn member(&self, _: &(), _: &str) -> kstore_compact_object::Step<()> {
+                kstore_compact_object::Step::Keep
             }
-            fn element(&self, _: &(), _: usize) -> compact_object::Step<()> {
-                compact_object::Step::Keep
+            fn element(&self, _: &(), _: usize) -> kstore_compact_object::Step<()> {
+                kstore_compact_object::Step::Keep
             }
         }
         let exact = CompactObject::from_slice(&bytes).unwrap();
@@ -214,25 +214,25 @@ proptest! {
 struct HashPruner(u64);
 
 impl HashPruner {
-    fn step(&self, state: u64, salt: u64) -> compact_object::Step<u64> {
+    fn step(&self, state: u64, salt: u64) -> kstore_compact_object::Step<u64> {
         let h = (state ^ salt).wrapping_add(self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
         match h % 5 {
-            0 => compact_object::Step::Remove,
-            1 => compact_object::Step::Keep,
-            _ => compact_object::Step::Enter(h),
+            0 => kstore_compact_object::Step::Remove,
+            1 => kstore_compact_object::Step::Keep,
+            _ => kstore_compact_object::Step::Enter(h),
         }
     }
 }
 
-impl compact_object::Pruner for HashPruner {
+impl kstore_compact_object::Pruner for HashPruner {
     type State = u64;
 
-    fn member(&self, state: &u64, key: &str) -> compact_object::Step<u64> {
+    fn member(&self, state: &u64, key: &str) -> kstore_compact_object::Step<u64> {
         let salt = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         self.step(*state, salt)
     }
 
-    fn element(&self, state: &u64, index: usize) -> compact_object::Step<u64> {
+    fn element(&self, state: &u64, index: usize) -> kstore_compact_object::Step<u64> {
         self.step(*state, !(index as u64))
     }
 }

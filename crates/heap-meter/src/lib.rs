@@ -6,12 +6,12 @@
 //! process, so measure one thing at a time. Start with [`CountingAllocator`]:
 //!
 //! ```
-//! use heap_meter::CountingAllocator;
+//! use kstore_heap_meter::CountingAllocator;
 //! // In a binary or bench: #[global_allocator] static A: CountingAllocator = CountingAllocator;
-//! let before = heap_meter::live();
+//! let before = kstore_heap_meter::live();
 //! let v = vec![0u8; 1024];
 //! // Without the global allocator installed (as in this doc test) nothing is counted.
-//! assert!(heap_meter::live() >= before);
+//! assert!(kstore_heap_meter::live() >= before);
 //! drop(v);
 //! ```
 

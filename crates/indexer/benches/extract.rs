@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use compact_object::CompactObject;
 use criterion::{Criterion, criterion_group, criterion_main};
-use indexer::{FieldSelector, Indexer, LabelSelector, Path, Typed};
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_indexer::{FieldSelector, Indexer, LabelSelector, Path, Typed};
 use kube_core::DynamicObject;
 use serde_json::{Value, json};
 

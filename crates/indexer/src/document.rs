@@ -72,7 +72,7 @@ pub trait Document {
 /// # Usage
 /// ```
 /// use compact_object::CompactObject;
-/// use indexer::{Indexable, Indexer};
+/// use kstore_indexer::{Indexable, Indexer};
 /// use kube_core::DynamicObject;
 /// use serde_json::json;
 ///
@@ -434,7 +434,7 @@ impl Indexable for DynamicObject {
 ///
 /// # Usage
 /// ```
-/// use indexer::{Indexer, Typed};
+/// use kstore_indexer::{Indexer, Typed};
 /// use k8s_openapi::api::core::v1::ConfigMap;
 /// let mut cm = ConfigMap::default();
 /// cm.metadata.name = Some("cfg".into());

@@ -22,7 +22,7 @@ use crate::IndexError;
 ///
 /// # Usage
 /// ```
-/// use indexer::{ExtractionFailures, Indexer};
+/// use kstore_indexer::{ExtractionFailures, Indexer};
 /// use serde_json::json;
 /// let indexer = Indexer::new(["metadata.labels['app']"], [""; 0])?;
 /// let failures = ExtractionFailures::new(1024);

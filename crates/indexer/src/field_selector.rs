@@ -85,13 +85,13 @@ pub struct FieldTerm {
 ///
 /// # Usage
 /// ```
-/// use indexer::FieldSelector;
+/// use kstore_indexer::FieldSelector;
 /// use serde_json::json;
 /// let sel: FieldSelector = "spec.type=ClusterIP,metadata.labels['app.kubernetes.io/tier']!=db".parse()?;
 /// let svc = json!({"spec": {"type": "ClusterIP"}, "metadata": {"labels": {}}});
 /// assert!(sel.matches(&svc));
 /// assert!(!sel.matches(&json!({"spec": {"type": "NodePort"}})));
-/// # Ok::<(), indexer::FieldSelectorError>(())
+/// # Ok::<(), kstore_indexer::FieldSelectorError>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FieldSelector {

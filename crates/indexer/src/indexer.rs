@@ -135,7 +135,7 @@ pub enum PrepareError {
 ///
 /// # Usage
 /// ```
-/// use indexer::{Indexer, MissingFieldPolicy};
+/// use kstore_indexer::{Indexer, MissingFieldPolicy};
 /// use serde_json::json;
 ///
 /// let indexer = Indexer::new(

@@ -82,14 +82,14 @@ pub struct LabelSelectorError {
 ///
 /// # Usage
 /// ```
-/// use indexer::LabelSelector;
+/// use kstore_indexer::LabelSelector;
 /// use serde_json::json;
 /// let sel: LabelSelector = "app in (a,b),!legacy".parse()?;
 /// assert_eq!(sel.to_string(), "app in (a,b),!legacy");
 /// assert!(sel.matches(&json!({"metadata": {"labels": {"app": "a"}}})));
 /// assert!(!sel.matches(&json!({"metadata": {"labels": {"app": "a", "legacy": ""}}})));
 /// assert!("app in (a".parse::<LabelSelector>().is_err());
-/// # Ok::<(), indexer::LabelSelectorError>(())
+/// # Ok::<(), kstore_indexer::LabelSelectorError>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LabelSelector {

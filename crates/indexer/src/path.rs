@@ -50,7 +50,7 @@ impl Segment {
 ///
 /// # Usage
 /// ```
-/// use indexer::{Path, Segment};
+/// use kstore_indexer::{Path, Segment};
 /// let p: Path = ".metadata.labels['kubernetes.io/service-name']".parse()?;
 /// assert_eq!(p.segments().len(), 3);
 /// assert_eq!(p.segments()[2], Segment::Field("kubernetes.io/service-name".into()));
@@ -59,7 +59,7 @@ impl Segment {
 ///
 /// let err = Path::parse("metadata.labels['x").unwrap_err();
 /// assert_eq!(err.to_string(), r#"invalid index expression "metadata.labels['x" at 16: unclosed quote"#);
-/// # Ok::<(), indexer::ExprError>(())
+/// # Ok::<(), kstore_indexer::ExprError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Path {

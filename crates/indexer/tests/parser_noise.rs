@@ -2,7 +2,7 @@
 //! random and mutated inputs, accepted expressions print to a string that parses back to the
 //! same value, and errors point inside the input.
 
-use indexer::{FieldSelector, LabelSelector, Path};
+use kstore_indexer::{FieldSelector, LabelSelector, Path};
 
 const SEEDS: &[&str] = &[
     "metadata.namespace",

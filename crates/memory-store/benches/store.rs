@@ -1,5 +1,5 @@
 //! MemoryStore vs kube-rs `reflector::Store` vs a plain `HashMap`, side by side in one run,
-//! on the same ConfigMaps (`cargo bench -p memory-store --bench store`).
+//! on the same ConfigMaps (`cargo bench -p kstore-memory-store --bench store`).
 
 #![allow(missing_docs)]
 
@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kstore_memory_store::MemoryStore;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
-use memory_store::MemoryStore;
 use store_types::{Identity, KeyTuple, Store};
 
 /// `n` ConfigMaps over `namespaces` namespaces (round-robin).

@@ -6,7 +6,7 @@
 //! batches of every contender many times and keeps each one's fastest batch, so all are measured
 //! under the same (least disturbed) conditions and their ratios are stable.
 //!
-//! Run: `cargo run --release -p memory-store --example ratios [exact|namespace]`
+//! Run: `cargo run --release -p kstore-memory-store --example ratios [exact|namespace]`
 
 #![allow(missing_docs)]
 
@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kstore_memory_store::MemoryStore;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
-use memory_store::MemoryStore;
 use store_types::Store;
 
 /// A contender: runs its operation `n` times.

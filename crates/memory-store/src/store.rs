@@ -19,7 +19,7 @@ use crate::sync::{Mutex, MutexGuard};
 /// ```
 /// use std::sync::Arc;
 /// use k8s_openapi::api::core::v1::ConfigMap;
-/// use memory_store::{KeyTuple, MemoryStore};
+/// use kstore_memory_store::{KeyTuple, MemoryStore};
 ///
 /// let store = MemoryStore::<ConfigMap>::new(2)?;
 /// let mut cm = ConfigMap::default();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
-use memory_store::MemoryStore;
+use kstore_memory_store::MemoryStore;
 use store_types::{IdentityRef, KeyTuple, KubeObject};
 
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use memory_store::MemoryStore;
+use kstore_memory_store::MemoryStore;
 use store_types::{Identity, IdentityRef, KeyTuple, KubeObject};
 
 #[derive(Debug)]

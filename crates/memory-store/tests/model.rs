@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use memory_store::MemoryStore;
+use kstore_memory_store::MemoryStore;
 use proptest::prelude::*;
 use store_types::{Identity, IdentityRef, KeyTuple, KubeObject};
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use memory_store::MemoryStore;
+use kstore_memory_store::MemoryStore;
 use store_types::KeyTuple;
 
 #[global_allocator]

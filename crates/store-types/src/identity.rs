@@ -174,7 +174,7 @@ where
 ///
 /// ```
 /// let v = serde_json::json!({"metadata": {"name": "web", "namespace": "default"}});
-/// let id = store_types::json_identity(&v).unwrap();
+/// let id = kstore_types::json_identity(&v).unwrap();
 /// assert_eq!((id.namespace, id.name, id.uid), ("default", "web", None));
 /// ```
 pub fn json_identity(v: &serde_json::Value) -> Option<IdentityRef<'_>> {

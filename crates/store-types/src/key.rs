@@ -36,7 +36,7 @@ impl KeyTuple {
     /// Builds a key tuple from its elements.
     ///
     /// ```
-    /// use store_types::KeyTuple;
+    /// use kstore_types::KeyTuple;
     /// let k = KeyTuple::new(["default", "web"]);
     /// assert_eq!(k.len(), 2);
     /// assert_ne!(KeyTuple::new(["a/b", "c"]), KeyTuple::new(["a", "b/c"]));
@@ -383,7 +383,7 @@ fn hash_each<B: AsRef<[u8]>>(build: &impl BuildHasher, elements: impl IntoIterat
 /// `KeyTuple`. Order is not preserved (use `KeyTuple` for ordered maps).
 ///
 /// ```
-/// use store_types::{InlineKey, KeyTuple, PlainKeys};
+/// use kstore_types::{InlineKey, KeyTuple, PlainKeys};
 /// let hasher = std::hash::RandomState::new();
 /// let key = InlineKey::new(&["default", "web"]).unwrap();
 /// assert!(key.eq_elements(&["default", "web"]));

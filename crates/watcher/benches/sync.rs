@@ -4,7 +4,7 @@
 //! a counting allocator. The simulator runs in a child process (this same binary), so only the
 //! client side is counted.
 //!
-//! `cargo bench -p watcher --bench sync` (`KSTORE_SYNC_OBJECTS=50000` by default; `ROUNDS=3`).
+//! `cargo bench -p kstore-watcher --bench sync` (`KSTORE_SYNC_OBJECTS=50000` by default; `ROUNDS=3`).
 
 #![allow(missing_docs)]
 
@@ -17,9 +17,9 @@ use apiserver_sim::generate::{Cluster, Kind};
 use futures::StreamExt;
 use heap_meter::CountingAllocator;
 use k8s_openapi::api::networking::v1::Ingress;
+use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{reflector, watcher as kube_watcher};
-use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;

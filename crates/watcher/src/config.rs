@@ -15,7 +15,7 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(130);
 /// `field_selector`, `api_version` are accepted too).
 ///
 /// ```
-/// let r: watcher::WatchedResource = serde_yaml_ng::from_str(r#"
+/// let r: kstore_watcher::WatchedResource = serde_yaml_ng::from_str(r#"
 /// apiVersion: discovery.k8s.io/v1
 /// resources: endpointslices
 /// indexBy: ["metadata.namespace", "metadata.labels['kubernetes.io/service-name']"]

@@ -18,9 +18,9 @@ pub struct DurationError {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(watcher::parse_duration("2m10s").unwrap(), Duration::from_secs(130));
-/// assert_eq!(watcher::parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
-/// assert!(watcher::parse_duration("10").is_err());
+/// assert_eq!(kstore_watcher::parse_duration("2m10s").unwrap(), Duration::from_secs(130));
+/// assert_eq!(kstore_watcher::parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+/// assert!(kstore_watcher::parse_duration("10").is_err());
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError { input: input.to_owned(), reason };

@@ -232,7 +232,7 @@ struct Shared {
 /// # Usage
 /// ```no_run
 /// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
-/// use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
+/// use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 /// let cfg: WatchedResource = serde_yaml_ng::from_str(
 ///     "{apiVersion: networking.k8s.io/v1, resources: ingresses, indexBy: [metadata.namespace, metadata.name]}",
 /// )?;

@@ -93,7 +93,7 @@ impl Single {
 /// # Usage
 /// ```no_run
 /// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
-/// use watcher::{ResourceSet, SetOptions, WatchConfig};
+/// use kstore_watcher::{ResourceSet, SetOptions, WatchConfig};
 /// let config = WatchConfig::from_yaml(r#"
 /// watchedResources:
 ///   ingresses: {apiVersion: networking.k8s.io/v1, resources: ingresses, indexBy: [metadata.namespace, metadata.name]}

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
 use compact_object::CompactObject;
+use kstore_watcher::{ConfigError, ResourceWatcher, WatchConfig, WatchOptions, WatchedResource};
 use memory_store::MemoryStore;
 use serde_json::{Value, json};
 use store_types::{KeyTuple, StoreError};
-use watcher::{ConfigError, ResourceWatcher, WatchConfig, WatchOptions, WatchedResource};
 
 /// Waits (bounded) until `cond` holds.
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
+use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 
 /// Where the tests run: the simulator, or a real cluster with a throwaway namespace.
 struct Cluster {

@@ -7,7 +7,7 @@
 //!
 //! Each scenario is one test running all its seeds concurrently (every seed has its own
 //! simulator). A failure names the scenario and seed; replay one with
-//! `KSTORE_SEED=<n> KSTORE_SCENARIO=<name> cargo test -p watcher --test reliability`.
+//! `KSTORE_SEED=<n> KSTORE_SCENARIO=<name> cargo test -p kstore-watcher --test reliability`.
 //! `KSTORE_SEEDS=<n>` changes the number of seeds, `KSTORE_BURST=<n>` the size of the relist
 //! burst, and `KSTORE_SOAK_MINUTES=<m>` the duration of the ignored `soak` test.
 
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use apiserver_sim::generate::Rng;
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
+use kstore_watcher::{ResourceSet, SetOptions, WatchConfig};
 use store_types::Store;
 use support::{Checked, OpCounts, Workload, cluster, converge, env_u64, seeds, selected};
-use watcher::{ResourceSet, SetOptions, WatchConfig};
 
 /// Seeds per scenario in CI.
 const SEEDS: u64 = 20;
@@ -610,7 +610,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
             .filter_map(|f| f.split_whitespace().nth(1).and_then(|s| s.strip_prefix("seed=")))
             .map(|seed| {
                 format!(
-                    "  KSTORE_SEED={} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
+                    "  KSTORE_SEED={} KSTORE_SCENARIO={} cargo test -p kstore-watcher --test reliability",
                     seed.trim_end_matches(':'),
                     sc.name()
                 )
@@ -679,7 +679,7 @@ async fn soak() {
                     match task.await {
                         Ok(Ok(_)) => seeds_run += 1,
                         Ok(Err(e)) => panic!(
-                            "scenario={} seed={seed}: {e}\nreplay: KSTORE_SEED={seed} KSTORE_SCENARIO={} cargo test -p watcher --test reliability",
+                            "scenario={} seed={seed}: {e}\nreplay: KSTORE_SEED={seed} KSTORE_SCENARIO={} cargo test -p kstore-watcher --test reliability",
                             sc.name(),
                             sc.name()
                         ),

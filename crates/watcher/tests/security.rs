@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use apiserver_sim::generate::Cluster;
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
+use kstore_watcher::{ResourceSet, SetOptions, WatchConfig};
 use serde_json::{Value, json};
 use store_types::Store;
-use watcher::{ResourceSet, SetOptions, WatchConfig};
 
 /// An in-memory log sink.
 #[derive(Clone, Default)]
@@ -241,6 +241,6 @@ fn debug_of_a_secret_object_redacts_its_data() {
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "a", "name": "b"},
         "data": {"tls.key": "UFJJVkFURS1LRVktREFUQS1ORVZFUi1JTi1ERUJVRw=="}});
     let o = compact_object::CompactObject::from_value(&secret).unwrap();
-    let debug = format!("{o:?} {:?}", watcher::Single::Found(Arc::new(o.clone())));
+    let debug = format!("{o:?} {:?}", kstore_watcher::Single::Found(Arc::new(o.clone())));
     assert!(!debug.contains("UFJJVkFURS1LRVktREFUQS1ORVZFUi1JTi1ERUJVRw=="), "{debug}");
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
 use compact_object::CompactObject;
+use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 use memory_store::MemoryStore;
 use serde_json::{Value, json};
 use store_types::ChangeStats;
-use watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 
 fn slice(ns: &str, name: &str, service: &str) -> Value {
     json!({
@@ -28,7 +28,7 @@ fn service(ns: &str, name: &str, ty: &str) -> Value {
     })
 }
 
-fn resource(yaml: &str) -> watcher::ResourceConfig {
+fn resource(yaml: &str) -> kstore_watcher::ResourceConfig {
     let r: WatchedResource = serde_yaml_ng::from_str(yaml).unwrap();
     r.compile("test", &["metadata.managedFields".to_string()]).unwrap()
 }
@@ -289,7 +289,7 @@ async fn single_object_watcher_reports_every_secret_change_once() {
     let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
     let s2 = seen.clone();
     let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
-    let w = watcher::ObjectWatcher::start(
+    let w = kstore_watcher::ObjectWatcher::start(
         sim.client(),
         &ar,
         Some("ops"),
@@ -327,7 +327,7 @@ async fn resource_set_snapshot_is_consistent_while_writes_continue() {
         .start()
         .await
         .unwrap();
-    let config = watcher::WatchConfig::from_yaml(
+    let config = kstore_watcher::WatchConfig::from_yaml(
         r#"
 ignoreFields: [metadata.managedFields]
 watchedResources:
@@ -339,15 +339,25 @@ watchedResources:
 "#,
     )
     .unwrap();
-    let set = watcher::ResourceSet::start(sim.client(), &config, watcher::SetOptions::default()).await.unwrap();
+    let set =
+        kstore_watcher::ResourceSet::start(sim.client(), &config, kstore_watcher::SetOptions::default()).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), set.wait_for_sync()).await.unwrap();
     assert!(set.is_synced());
     let view = set.snapshot();
-    assert!(matches!(view.get_single("services", &["default", "web"]).await.unwrap(), watcher::Single::Found(_)));
-    assert!(matches!(view.get_single("endpoints", &["default", "web"]).await.unwrap(), watcher::Single::Ambiguous(2)));
-    assert!(matches!(view.get_single("services", &["default", "nope"]).await.unwrap(), watcher::Single::NotFound));
-    assert!(matches!(view.list("secrets").await, Err(watcher::LookupError::UnknownResource { .. })));
-    assert!(matches!(view.fetch("services", &["a", "b", "c"]).await, Err(watcher::LookupError::Store { .. })));
+    assert!(matches!(
+        view.get_single("services", &["default", "web"]).await.unwrap(),
+        kstore_watcher::Single::Found(_)
+    ));
+    assert!(matches!(
+        view.get_single("endpoints", &["default", "web"]).await.unwrap(),
+        kstore_watcher::Single::Ambiguous(2)
+    ));
+    assert!(matches!(
+        view.get_single("services", &["default", "nope"]).await.unwrap(),
+        kstore_watcher::Single::NotFound
+    ));
+    assert!(matches!(view.list("secrets").await, Err(kstore_watcher::LookupError::UnknownResource { .. })));
+    assert!(matches!(view.fetch("services", &["a", "b", "c"]).await, Err(kstore_watcher::LookupError::Store { .. })));
 
     for i in 0..20 {
         sim.create(slice("default", &format!("web-x{i}"), "web")).unwrap();
@@ -404,7 +414,7 @@ async fn invalid_configuration_starts_nothing() {
         ),
     ];
     for (yaml, expected) in bad {
-        let err = watcher::WatchConfig::from_yaml(yaml).and_then(|c| c.compile().map(drop));
+        let err = kstore_watcher::WatchConfig::from_yaml(yaml).and_then(|c| c.compile().map(drop));
         let msg = err.expect_err(yaml).to_string();
         assert!(msg.contains(expected), "{yaml}: {msg}");
     }

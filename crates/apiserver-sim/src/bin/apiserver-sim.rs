@@ -8,8 +8,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use apiserver_sim::ApiServerSim;
-use apiserver_sim::generate::Cluster;
+use kstore_apiserver_sim::ApiServerSim;
+use kstore_apiserver_sim::generate::Cluster;
 
 struct Args {
     port: u16,

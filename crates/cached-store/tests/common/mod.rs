@@ -3,8 +3,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use apiserver_sim::ApiServerSim;
-use cached_store::{CachedStore, CachedStoreConfig, Reference};
 use k8s_openapi::api::core::v1::Secret;
+use kstore_cached_store::{CachedStore, CachedStoreConfig, Reference};
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 use store_types::KeyTuple;

@@ -7,7 +7,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use memory_store::KeyTuple;
+use kstore_memory_store::KeyTuple;
 
 /// Store sizes of every table.
 pub(crate) const SIZES: [usize; 3] = [1_000, 10_000, 100_000];

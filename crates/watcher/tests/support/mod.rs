@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
 use apiserver_sim::generate::{Cluster, Kind, Rng};
+use kstore_watcher::ResourceSet;
 use serde_json::{Value, json};
 use store_types::Store;
-use watcher::ResourceSet;
 
 /// The watch configuration every reliability scenario runs: two full stores (one with
 /// non-unique keys) and one on-demand store.
