@@ -239,7 +239,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         if let Err(e) = store.validate() {
-            return Err(TestCaseError::fail(e));
+            return Err(TestCaseError::fail(e.to_string()));
         }
         prop_assert_eq!(store.len(), model.len());
         prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));
