@@ -373,55 +373,69 @@ impl<T: KubeObject> Index<T> {
     /// tuple order (keyed layout).
     fn prefix_buckets<'a>(
         k: &'a Keyed<T>,
-        prefix: &'a [u8],
-        end: &'a [u8],
-    ) -> impl Iterator<Item = &'a Bucket<T>> + 'a {
+        prefix: &[u8],
+        end: &[u8],
+    ) -> impl Iterator<Item = &'a Bucket<T>> + use<'a, T> {
         k.ordered
-            .iter()
-            .flat_map(move |m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+            .as_ref()
+            .map(|m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+            .into_iter()
+            .flatten()
             .map(|(_, b)| b)
     }
 
-    /// Objects of one namespace in identity order (identity-keyed layout).
-    fn namespace_objects<'a>(sorted: &'a Sorted<T>, namespace: &'a str) -> impl Iterator<Item = &'a Arc<T>> + 'a {
-        sorted.namespace(namespace)
-    }
-
-    /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name).
-    /// Cost: O(log n + matches): one pass over the matches without touching their keys, one
-    /// exactly sized result; sorting is skipped when the matches are already in order (for
-    /// example when the key tuple starts with namespace and name).
-    pub(crate) fn get_prefix(&self, keys: &[&str]) -> Objects<T> {
-        // References first (on the stack for up to 128 matches), so that the result is
-        // allocated once at its exact size.
+    /// Calls `f` with every object under a key prefix (fewer than `num_keys` keys), borrowed
+    /// from this state, in (namespace, name) order. Cost: O(log n + matches), no reference
+    /// count taken; matches are walked in place when their order is the key order (the
+    /// identity-keyed layout, or every key tuple being its object's `[namespace, name]`), else
+    /// gathered as references on the stack (up to 128) and sorted when out of order.
+    pub(crate) fn for_each_prefix<'a>(&'a self, keys: &[&str], mut f: impl FnMut(&'a Arc<T>)) {
         let k = match &self.layout {
             Layout::Identity { sorted, .. } => {
-                let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
                 // Two keys, so the prefix is the namespace.
                 if let [namespace] = keys {
-                    found.extend(Self::namespace_objects(sorted, namespace));
+                    sorted.namespace(namespace).for_each(f);
                 }
-                return found.iter().map(|o| Arc::clone(o)).collect();
+                return;
             }
             Layout::Keyed(k) => k,
         };
         let prefix = encode(keys);
         let end = prefix_end(&prefix);
-        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
         if self.identity_keyed == k.objects.len() {
             // Every key tuple is its object's `[namespace, name]`: the objects map has the same
             // order and holds each object inline, so walk it instead of one bucket per object.
             let range = k.objects.range::<_, [u8]>((Bound::Included(&prefix[..]), Bound::Excluded(&end[..])));
-            found.extend(range.map(|(_, slot)| &slot.object));
-            return found.iter().map(|o| Arc::clone(o)).collect();
+            range.for_each(|(_, slot)| f(&slot.object));
+            return;
         }
+        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
         for bucket in Self::prefix_buckets(k, &prefix, &end) {
             found.extend(bucket.iter());
         }
         if !found.is_sorted_by(|a, b| cmp_objects(&***a, &***b) != Ordering::Greater) {
             found.sort_by(|a, b| cmp_objects(&***a, &***b));
         }
+        found.into_iter().for_each(f);
+    }
+
+    /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name):
+    /// [`for_each_prefix`](Self::for_each_prefix)'s matches, gathered as references first (on
+    /// the stack for up to 128) so that the result is allocated once at its exact size.
+    pub(crate) fn get_prefix(&self, keys: &[&str]) -> Objects<T> {
+        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
+        self.for_each_prefix(keys, |o| found.push(o));
         found.iter().map(|o| Arc::clone(o)).collect()
+    }
+
+    /// Calls `f` with every object under `keys` (1..=`num_keys` keys, exact or prefix), borrowed,
+    /// in (namespace, name) order.
+    pub(crate) fn for_each_under<'a>(&'a self, keys: &[&str], f: impl FnMut(&'a Arc<T>)) {
+        if keys.len() == self.num_keys {
+            self.exact_slice(keys).iter().for_each(f);
+        } else {
+            self.for_each_prefix(keys, f);
+        }
     }
 
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
@@ -550,7 +564,7 @@ impl<T: KubeObject> Index<T> {
         match &self.layout {
             Layout::Identity { by_id, sorted } => match keys {
                 [_, _] => by_id.get_elements(keys).map(to_id).into_iter().collect(),
-                [namespace] => Self::namespace_objects(sorted, namespace).map(to_id).collect(),
+                [namespace] => sorted.namespace(namespace).map(to_id).collect(),
                 _ => Vec::new(),
             },
             Layout::Keyed(k) => {

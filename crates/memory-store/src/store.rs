@@ -154,6 +154,16 @@ fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> 
     Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(keys) })
 }
 
+fn for_each_under<T: KubeObject>(state: &Index<T>, keys: &[&str], mut f: impl FnMut(&Arc<T>)) -> Result<usize> {
+    StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
+    let mut n = 0;
+    state.for_each_under(keys, |o| {
+        n += 1;
+        f(o);
+    });
+    Ok(n)
+}
+
 fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
     state.list()
 }
@@ -212,6 +222,34 @@ impl<T: KubeObject> MemoryStore<T> {
         } else {
             self.get_partial(keys).map(|objects| f(&objects))
         }
+    }
+
+    /// Calls `f` with each object under `keys` (1..=N keys: exact or prefix, as
+    /// [`get`](Self::get) selects them), in (namespace, name) order, borrowed from the current
+    /// state: no result is allocated and no object's reference count is touched. Returns the
+    /// number of objects visited. `0` or more than `N` keys is [`StoreError::KeyCount`].
+    ///
+    /// `f` runs while the state is borrowed (a state replaced meanwhile stays alive until the
+    /// call returns), so keep it to inspecting objects; clone an `Arc` to keep one.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use k8s_openapi::api::core::v1::ConfigMap;
+    /// # use kstore_memory_store::{KeyTuple, MemoryStore};
+    /// let store = MemoryStore::<ConfigMap>::new(2)?;
+    /// for name in ["a", "b"] {
+    ///     let mut cm = ConfigMap::default();
+    ///     cm.metadata.namespace = Some("default".into());
+    ///     cm.metadata.name = Some(name.into());
+    ///     store.add(Arc::new(cm), KeyTuple::new(["default", name]))?;
+    /// }
+    /// let mut names = Vec::new();
+    /// let n = store.for_each_under(&["default"], |cm| names.push(cm.metadata.name.clone()))?;
+    /// assert_eq!((n, names), (2, vec![Some("a".to_owned()), Some("b".to_owned())]));
+    /// # Ok::<(), store_types::StoreError>(())
+    /// ```
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.inner.state.load(), keys, f)
     }
 
     /// The object with this identity, if held.
@@ -451,6 +489,11 @@ impl<T: KubeObject> Snapshot<T> {
     /// Like [`MemoryStore::list`], on this state.
     pub fn list(&self) -> Objects<T> {
         list_all(&self.state)
+    }
+
+    /// Like [`MemoryStore::for_each_under`], on this state.
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.state, keys, f)
     }
 
     /// Iterates over every object with its key tuple, in (namespace, name) order.

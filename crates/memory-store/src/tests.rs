@@ -401,6 +401,54 @@ fn readers_race_publication() {
     assert!(held.iter().all(|o| Arc::strong_count(o) == 1), "every state was freed with the store");
 }
 
+/// `for_each_under` visits what `get` returns, in the same order, without taking a reference
+/// count, in every layout (objects keyed otherwise, keyed by identity, identity-keyed).
+#[test]
+fn for_each_under_borrows_what_get_returns() {
+    let visit = |s: &MemoryStore<ConfigMap>, keys: &[&str]| {
+        let id = |o: &ConfigMap| format!("{:?}/{:?}", o.metadata.namespace, o.metadata.name);
+        let before: std::collections::HashMap<String, usize> =
+            s.snapshot().iter().map(|o| (id(o), Arc::strong_count(o))).collect();
+        let mut seen = Vec::new();
+        let n = s
+            .for_each_under(keys, |o| {
+                // Borrowed: no reference count added for the visit.
+                assert_eq!(Arc::strong_count(o), before[&id(o)]);
+                seen.push(o.clone());
+            })
+            .unwrap();
+        assert_eq!(n, seen.len());
+        let got = s.get(keys).unwrap();
+        assert_eq!(names(&seen), names(&got));
+        assert_eq!(s.snapshot().for_each_under(keys, |_| {}).unwrap(), n);
+        names(&seen)
+    };
+    // Keyed by [label, namespace, name]; inserted in an order that is neither.
+    let s = MemoryStore::<ConfigMap>::new(3).unwrap();
+    let mut held = Vec::new();
+    for (label, ns, name) in [("web", "b", "y"), ("db", "a", "x"), ("web", "a", "z"), ("web", "a", "w")] {
+        let o = cm(ns, name, "1");
+        held.push(o.clone());
+        s.add(o, k([label, ns, name])).unwrap();
+    }
+    assert_eq!(visit(&s, &["web"]), ["a/w", "a/z", "b/y"]);
+    assert_eq!(visit(&s, &["web", "a"]), ["a/w", "a/z"]);
+    assert_eq!(visit(&s, &["web", "a", "z"]), ["a/z"]);
+    assert!(visit(&s, &["none"]).is_empty());
+    for keys in [&[][..], &["a", "b", "c", "d"][..]] {
+        assert!(matches!(s.for_each_under(keys, |_| panic!("visited")), Err(StoreError::KeyCount { .. })));
+    }
+    drop(s);
+    // Keyed by [namespace, name]: the objects map is walked in place.
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for o in &held {
+        let (ns, name) = (o.metadata.namespace.clone().unwrap(), o.metadata.name.clone().unwrap());
+        s.add(o.clone(), k([&ns, &name])).unwrap();
+    }
+    assert_eq!(visit(&s, &["a"]), ["a/w", "a/x", "a/z"]);
+    assert_eq!(visit(&s, &["b", "y"]), ["b/y"]);
+}
+
 #[test]
 fn prefix_gets_walk_the_objects_map_when_keys_are_identities() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
