@@ -18,7 +18,7 @@ mod store;
 mod sync;
 
 pub use index::{Change, MemoryStats};
-pub use store::{Batch, MemoryStore, Reader, Snapshot};
+pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]

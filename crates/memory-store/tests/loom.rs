@@ -36,7 +36,7 @@ fn obj(name: &'static str, version: &'static str) -> Arc<Obj> {
 #[test]
 fn batch_is_atomic_and_concurrent_writes_are_not_lost() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["old"])).unwrap();
         store.add(obj("b", "1"), KeyTuple::new(["old"])).unwrap();
 
@@ -75,7 +75,7 @@ fn batch_is_atomic_and_concurrent_writes_are_not_lost() {
 #[test]
 fn concurrent_delete_and_update_serialise() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["k"])).unwrap();
         let deleter = {
             let store = store.clone();
@@ -106,7 +106,7 @@ fn concurrent_delete_and_update_serialise() {
 #[test]
 fn borrowed_reads_race_reclamation() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["k"])).unwrap();
 
         let writer = {
@@ -121,7 +121,7 @@ fn borrowed_reads_race_reclamation() {
             })
         };
         let reader = {
-            let store = store.clone();
+            let store = store.handle();
             loom::thread::spawn(move || {
                 let first = store.get(&["k"]).unwrap()[0].version;
                 let second = store.get(&["k"]).unwrap()[0].version;
