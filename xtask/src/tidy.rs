@@ -10,7 +10,8 @@ use crate::root;
 
 /// kstore crates by layer: a crate may depend (normal or build dependencies) only on crates of
 /// a strictly lower layer. `apiserver-sim` stands apart: it depends on no kstore crate, and no
-/// library crate depends on it outside dev-dependencies.
+/// library crate depends on it outside dev-dependencies, except the facade `kstore`, which
+/// re-exports it behind its optional `sim` feature.
 const LAYERS: &[(&str, u32)] = &[
     ("kstore-types", 0),
     ("kstore-heap-meter", 0),
@@ -19,8 +20,12 @@ const LAYERS: &[(&str, u32)] = &[
     ("kstore-memory-store", 3),
     ("kstore-cached-store", 4),
     ("kstore-watcher", 5),
-    ("kstore-demo", 6),
+    ("kstore", 6),
+    ("kstore-demo", 7),
 ];
+
+/// Non-test users of apiserver-sim: the demo, and the facade behind its optional `sim` feature.
+const SIM_USERS: &[&str] = &["kstore-demo", "kstore"];
 
 /// Crates that must do no I/O and pull in no async runtime or HTTP stack, even transitively.
 const NO_IO: &[&str] =
@@ -85,8 +90,9 @@ fn layering_points_one_way() {
             }
             let ok = match (layer.get(name), layer.get(dep_name)) {
                 (Some(a), Some(b)) => b < a,
-                // Only the demo embeds the simulator; libraries use it in dev-dependencies.
-                (Some(_), None) => dep_name == "kstore-apiserver-sim" && name == "kstore-demo",
+                // Only the demo embeds the simulator, and the facade re-exports it (feature
+                // `sim`); libraries use it in dev-dependencies.
+                (Some(_), None) => dep_name == "kstore-apiserver-sim" && SIM_USERS.contains(&name),
                 // apiserver-sim and xtask depend on no kstore crate.
                 (None, _) => false,
             };
@@ -165,6 +171,7 @@ fn external_dependencies_are_declared_once_in_the_workspace() {
                 || l.contains("version =") && !l.contains("workspace"))
                 && !l.starts_with("name")
                 && !l.starts_with("description")
+                && !l.starts_with("documentation")
                 && !l.starts_with("path")
                 && !l.starts_with("harness")
                 && !l.starts_with("required-features")
@@ -222,4 +229,72 @@ fn libraries_pick_no_kubernetes_version_and_no_tls_stack() {
          (enable them in [dev-dependencies] or in a binary crate):\n{}",
         problems.join("\n")
     );
+}
+
+/// Every workspace package is published except these.
+const UNPUBLISHED: &[&str] = &["kstore-demo", "xtask"];
+
+#[test]
+fn published_crates_have_metadata_and_package() {
+    let meta = metadata();
+    let mut problems = Vec::new();
+    let mut published = 0;
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        let name = str_of(p, "name");
+        if !str_of(p, "manifest_path").starts_with(root().to_str().unwrap()) {
+            continue;
+        }
+        // `publish`: null = anywhere, [] = nowhere.
+        let publishable = p["publish"].as_array().is_none_or(|r| !r.is_empty());
+        if UNPUBLISHED.contains(&name) {
+            if publishable {
+                problems.push(format!("{name}: must set `publish = false`"));
+            }
+            continue;
+        }
+        if !publishable {
+            problems.push(format!("{name}: published crates set `publish.workspace = true`"));
+            continue;
+        }
+        published += 1;
+        for field in ["description", "license", "readme", "documentation", "rust_version"] {
+            if str_of(p, field).is_empty() {
+                problems.push(format!("{name}: no `{field}`"));
+            }
+        }
+        for field in ["keywords", "categories"] {
+            if p[field].as_array().is_none_or(Vec::is_empty) {
+                problems.push(format!("{name}: no `{field}`"));
+            }
+        }
+        if str_of(p, "repository").contains(".invalid") || str_of(p, "homepage").contains(".invalid") {
+            problems.push(format!("{name}: placeholder URL"));
+        }
+        // Every path dependency carries a version, or it could not be published.
+        for dep in p["dependencies"].as_array().into_iter().flatten() {
+            if dep.get("path").is_some() && str_of(dep, "req") == "*" {
+                problems.push(format!("{name}: path dependency {} without a version", str_of(dep, "name")));
+            }
+        }
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root())
+            .args(["package", "--list", "--allow-dirty", "-p", name])
+            .output()
+            .expect("cargo package runs");
+        let list = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            problems.push(format!("{name}: `cargo package --list` failed: {}", String::from_utf8_lossy(&out.stderr)));
+            continue;
+        }
+        for file in ["Cargo.toml", "LICENSE", "README.md", "src/lib.rs"] {
+            if !list.lines().any(|l| l == file) {
+                problems.push(format!("{name}: the package lacks {file}"));
+            }
+        }
+        if let Some(t) = list.lines().find(|l| l.starts_with("target/") || l.contains("/target/")) {
+            problems.push(format!("{name}: the package holds build output {t}"));
+        }
+    }
+    assert!(published >= 9, "only {published} published crates found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
