@@ -508,13 +508,10 @@ fn public_items_are_used_outside_tests_or_documented_with_an_example() {
             }
             let used = sources.iter().any(|(other, other_text)| {
                 let same_crate = other.starts_with(&format!("crates/{krate}/"));
-                let searched = if !same_crate {
-                    other_text.as_str()
-                } else if other.contains("/benches/") || other.contains("/examples/") {
-                    other_text.as_str()
-                } else {
-                    non_test_part(other, other_text)
-                };
+                // Another crate, or this crate's benches and examples: all of it; this crate's
+                // sources: their non-test part.
+                let whole = !same_crate || other.contains("/benches/") || other.contains("/examples/");
+                let searched = if whole { other_text.as_str() } else { non_test_part(other, other_text) };
                 if other == path {
                     // Its own file, without the declaring line.
                     let (before, after) = searched.split_at(searched.find(line).unwrap_or(0));
