@@ -69,6 +69,13 @@ fn graph(meta: &Value) -> (HashMap<String, String>, HashMap<String, Vec<String>>
     (names, edges)
 }
 
+/// The packages whose manifests live in this repository (workspace members, the fuzz crates).
+fn local_packages(meta: &Value) -> impl Iterator<Item = &Value> {
+    let root = root();
+    let root = root.to_str().unwrap().to_owned();
+    meta["packages"].as_array().into_iter().flatten().filter(move |p| str_of(p, "manifest_path").starts_with(&root))
+}
+
 fn members(meta: &Value) -> Vec<String> {
     meta["workspace_members"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
 }
@@ -132,11 +139,8 @@ fn lower_layers_do_no_io() {
 fn every_crate_opts_into_workspace_lints_and_documents_itself() {
     let meta = metadata();
     let mut problems = Vec::new();
-    for p in meta["packages"].as_array().into_iter().flatten() {
+    for p in local_packages(&meta) {
         let manifest = str_of(p, "manifest_path");
-        if !manifest.starts_with(root().to_str().unwrap()) {
-            continue;
-        }
         let text = fs::read_to_string(manifest).unwrap();
         if !text.contains("[lints]") || !text.contains("workspace = true") {
             problems.push(format!("{manifest}: missing `[lints] workspace = true`"));
@@ -158,9 +162,9 @@ fn every_crate_opts_into_workspace_lints_and_documents_itself() {
 fn external_dependencies_are_declared_once_in_the_workspace() {
     let meta = metadata();
     let mut problems = Vec::new();
-    for p in meta["packages"].as_array().into_iter().flatten() {
+    for p in local_packages(&meta) {
         let manifest = str_of(p, "manifest_path");
-        if !manifest.starts_with(root().to_str().unwrap()) || manifest.ends_with("/fuzz/Cargo.toml") {
+        if manifest.ends_with("/fuzz/Cargo.toml") {
             continue;
         }
         let text = fs::read_to_string(manifest).unwrap();
@@ -191,9 +195,9 @@ const APPLICATIONS: &[&str] = &["kstore-demo", "xtask"];
 fn libraries_pick_no_kubernetes_version_and_no_tls_stack() {
     let meta = metadata();
     let mut problems = Vec::new();
-    for p in meta["packages"].as_array().into_iter().flatten() {
+    for p in local_packages(&meta) {
         let name = str_of(p, "name");
-        if !str_of(p, "manifest_path").starts_with(root().to_str().unwrap()) || APPLICATIONS.contains(&name) {
+        if APPLICATIONS.contains(&name) {
             continue;
         }
         for dep in p["dependencies"].as_array().into_iter().flatten() {
@@ -239,11 +243,8 @@ fn published_crates_have_metadata_and_package() {
     let meta = metadata();
     let mut problems = Vec::new();
     let mut published = 0;
-    for p in meta["packages"].as_array().into_iter().flatten() {
+    for p in local_packages(&meta) {
         let name = str_of(p, "name");
-        if !str_of(p, "manifest_path").starts_with(root().to_str().unwrap()) {
-            continue;
-        }
         // `publish`: null = anywhere, [] = nowhere.
         let publishable = p["publish"].as_array().is_none_or(|r| !r.is_empty());
         if UNPUBLISHED.contains(&name) {
