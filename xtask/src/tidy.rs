@@ -271,6 +271,16 @@ fn published_crates_have_metadata_and_package() {
         if str_of(p, "repository").contains(".invalid") || str_of(p, "homepage").contains(".invalid") {
             problems.push(format!("{name}: placeholder URL"));
         }
+        // docs.rs builds the library without dev-dependencies: a crate over k8s-openapi names
+        // the version docs.rs should pick (an application's choice, so only in this metadata).
+        let over_k8s = p["dependencies"].as_array().into_iter().flatten().any(|d| {
+            d["kind"].as_str() != Some("dev")
+                && ["k8s-openapi", "kube", "kube-core", "kstore-types"].contains(&str_of(d, "name"))
+        });
+        let docs_rs = p["metadata"]["docs"]["rs"]["features"].as_array().into_iter().flatten();
+        if over_k8s && !docs_rs.filter_map(Value::as_str).any(|f| f == "k8s-openapi/latest") {
+            problems.push(format!("{name}: [package.metadata.docs.rs] features must include k8s-openapi/latest"));
+        }
         // Every path dependency carries a version, or it could not be published.
         for dep in p["dependencies"].as_array().into_iter().flatten() {
             if dep.get("path").is_some() && str_of(dep, "req") == "*" {
