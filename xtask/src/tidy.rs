@@ -19,7 +19,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("kstore-memory-store", 3),
     ("kstore-cached-store", 4),
     ("kstore-watcher", 5),
-    ("kstore-demo", 6),
+    ("kstore-render", 6),
+    ("kstore-demo", 7),
 ];
 
 /// Crates that must do no I/O and pull in no async runtime or HTTP stack, even transitively.
