@@ -7,7 +7,7 @@
 //! # Usage
 //!
 //! ```no_run
-//! # async fn demo(set: kstore_watcher::ResourceSet) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(set: watcher::ResourceSet) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use kstore_render::{Renderer, Undefined};
 //!
