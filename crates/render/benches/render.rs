@@ -71,19 +71,6 @@ impl Object for EagerResource {
     }
 }
 
-/// The demo configuration's keys: `[namespace, name]`, and for EndpointSlices
-/// `[namespace, service-name label]`.
-fn key_of(resource: &str, o: &serde_json::Value) -> (String, String) {
-    let meta = &o["metadata"];
-    let ns = meta["namespace"].as_str().unwrap_or_default().to_owned();
-    let second = if resource == "endpoints" {
-        meta["labels"]["kubernetes.io/service-name"].as_str()
-    } else {
-        meta["name"].as_str()
-    };
-    (ns, second.unwrap_or_default().to_owned())
-}
-
 /// `resources` built with `Value::from_serialize` of every object of the snapshot.
 async fn eager_context(view: &SetSnapshot) -> Value {
     let mut resources = std::collections::BTreeMap::new();
@@ -93,7 +80,8 @@ async fn eager_context(view: &SetSnapshot) -> Value {
         let mut by_key: HashMap<(String, String), Vec<Value>> = HashMap::new();
         for o in objects.iter() {
             let value = Value::from_serialize(&**o);
-            // The key from the object's own identity fields (read without converting it).
+            // The demo configuration's keys: [namespace, name], and for EndpointSlices
+            // [namespace, service-name label] (read without converting the object).
             let meta = |p: &str| o.pointer(p).and_then(|n| n.as_str()).unwrap_or_default().to_owned();
             let key = if name == "endpoints" {
                 (meta("/metadata/namespace"), meta("/metadata/labels/kubernetes.io~1service-name"))
@@ -120,7 +108,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let (namespaces, apps, rounds) = (env_usize("RENDER_NAMESPACES", 100), env_usize("RENDER_APPS", 20), env_usize("ROUNDS", 5));
+    let (namespaces, apps, rounds) =
+        (env_usize("RENDER_NAMESPACES", 100), env_usize("RENDER_APPS", 20), env_usize("ROUNDS", 5));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let sim = ApiServerSim::builder()
