@@ -40,6 +40,14 @@ async fn renders_the_demo_template_from_a_resource_set() {
     assert_eq!(ingresses.len(), 6);
     assert_eq!(secret_gets(&sim), 0, "on-demand secrets are not fetched before a template asks");
 
+    // One Secret read: exactly one fetch, when the template reads it.
+    let ns = ingresses[0]["metadata"]["namespace"].as_str().unwrap();
+    let secret = ingresses[0]["spec"]["tls"][0]["secretName"].as_str().unwrap();
+    let mut one = renderer.clone();
+    one.add_template("one.j2", format!("{{{{ resources.secrets.get_single('{ns}', '{secret}').type }}}}")).unwrap();
+    assert_eq!(one.render("one.j2", Arc::new(set.snapshot())).await.unwrap(), "kubernetes.io/tls");
+    assert_eq!(secret_gets(&sim), 1, "only the Secret the template read was fetched");
+
     let out = renderer.render("haproxy.cfg.j2", Arc::new(set.snapshot())).await.unwrap();
 
     // A frontend rule per Ingress host and path, to the Service's backend.
@@ -64,7 +72,7 @@ async fn renders_the_demo_template_from_a_resource_set() {
     // TLS from the Secrets, fetched on demand once each, then served from the cache.
     assert_eq!(out.matches("[kubernetes.io/tls, ").count(), ingresses.len());
     assert!(!out.contains("missing TLS secret"));
-    assert_eq!(secret_gets(&sim), ingresses.len());
+    assert_eq!(secret_gets(&sim), ingresses.len(), "each Secret fetched once (one was cached before)");
     let again = renderer.render("haproxy.cfg.j2", Arc::new(set.snapshot())).await.unwrap();
     assert_eq!(again, out);
     assert_eq!(secret_gets(&sim), ingresses.len(), "the second render is served from the cache");
