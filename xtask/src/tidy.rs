@@ -20,8 +20,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("kstore-memory-store", 3),
     ("kstore-cached-store", 4),
     ("kstore-watcher", 5),
-    ("kstore", 6),
-    ("kstore-demo", 7),
+    ("kstore-render", 6),
+    ("kstore", 7),
+    ("kstore-demo", 8),
 ];
 
 /// Non-test users of apiserver-sim: the demo, and the facade behind its optional `sim` feature.

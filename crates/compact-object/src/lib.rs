@@ -31,7 +31,7 @@ pub use encode::MAX_DEPTH;
 pub use error::{Error, Result};
 pub use intern::{InternerStats, MAX_KEY_LEN, MAX_KEYS, interner_stats};
 pub use node::{Node, NodeKind};
-pub use object::CompactObject;
+pub use object::{CompactObject, OwnedNode};
 pub use prune::{Integral, Pruner, Step, integral};
 pub use resource::CompactResource;
 

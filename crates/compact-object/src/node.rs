@@ -84,6 +84,12 @@ impl<'a> Node<'a> {
         Node::new(self.text.get(pos..).unwrap_or(EMPTY))
     }
 
+    /// Address of this node's tag in its object's buffer (for [`crate::OwnedNode`]).
+    #[inline]
+    pub(crate) fn suffix_ptr(&self) -> *const u8 {
+        self.text.as_ptr()
+    }
+
     /// Bytes from this node to the end of the object's buffer.
     #[inline]
     pub(crate) fn suffix_len(&self) -> usize {

@@ -248,6 +248,13 @@ impl CompactObject {
         self.root().pointer(json_pointer)
     }
 
+    /// An owned handle on `node`, a node of this object: it keeps the object's buffer alive
+    /// (one reference count) and reads as the same node, so views can outlive the borrow
+    /// (template engines hold values by `Arc`). `None` when `node` belongs to another object.
+    pub fn owned_node(&self, node: Node<'_>) -> Option<OwnedNode> {
+        OwnedNode::new(&self.buf, node)
+    }
+
     /// Heap bytes owned by this object: the encoded buffer and its `Arc` counts. Shared by
     /// clones; excludes `size_of::<CompactObject>()` and the shared key table (see
     /// [`interner_stats`](crate::interner_stats)).
@@ -411,4 +418,54 @@ impl From<&CompactObject> for serde_json::Value {
     fn from(o: &CompactObject) -> Self {
         o.to_value()
     }
+}
+
+/// A [`Node`] that owns a reference to its object's buffer: two words plus an offset, made by
+/// [`CompactObject::owned_node`] or [`OwnedNode::child`] and read through [`OwnedNode::node`].
+///
+/// The offset is private and only ever taken from a node of the same buffer, so an `OwnedNode`
+/// always reads as the node it was made from.
+#[derive(Clone)]
+pub struct OwnedNode {
+    buf: Arc<str>,
+    offset: u32,
+}
+
+impl OwnedNode {
+    fn new(buf: &Arc<str>, node: Node<'_>) -> Option<OwnedNode> {
+        let offset = offset_in(buf, node)?;
+        Some(OwnedNode { buf: buf.clone(), offset })
+    }
+
+    /// The node this handle stands for.
+    #[inline]
+    pub fn node(&self) -> Node<'_> {
+        Node::new(self.buf.get(self.offset as usize..).unwrap_or_default())
+    }
+
+    /// An owned handle on `node`, a node of the same object (for example a member or element
+    /// of [`node`](Self::node)); `None` when it belongs to another object.
+    #[inline]
+    pub fn child(&self, node: Node<'_>) -> Option<OwnedNode> {
+        let offset = offset_in(&self.buf, node)?;
+        Some(OwnedNode { buf: self.buf.clone(), offset })
+    }
+}
+
+impl fmt::Debug for OwnedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Like `Node`'s, this prints the kind and size only: object bodies stay out of logs.
+        fmt::Debug::fmt(&self.node(), f)
+    }
+}
+
+/// Where `node` starts in `buf`, when it is a node of `buf`: a node's text is the suffix of
+/// its object's buffer from the node's tag on.
+#[inline]
+fn offset_in(buf: &str, node: Node<'_>) -> Option<u32> {
+    let start = buf.as_ptr() as usize;
+    let at = node.suffix_ptr() as usize;
+    let offset = at.checked_sub(start)?;
+    (offset.checked_add(node.suffix_len()) == Some(buf.len())).then_some(())?;
+    u32::try_from(offset).ok()
 }

@@ -570,3 +570,21 @@ fn floats_survive_a_text_round_trip() {
         assert_eq!(serde_json::to_string(&again).unwrap(), text);
     }
 }
+
+#[test]
+fn owned_node_reads_as_its_node_and_rejects_other_objects() {
+    let a = CompactObject::from_slice(br#"{"spec":{"rules":[{"host":"a.example"},{"host":"b.example"}]}}"#).unwrap();
+    let b = CompactObject::from_slice(br#"{"spec":{"rules":[{"host":"a.example"}]}}"#).unwrap();
+    let rules = a.pointer("/spec/rules").unwrap();
+    let owned = a.owned_node(rules).unwrap();
+    assert_eq!(owned.node(), rules);
+    let second = owned.child(owned.node().index(1).unwrap()).unwrap();
+    assert_eq!(second.node().get("host").and_then(|h| h.as_str()), Some("b.example"));
+    assert_eq!(a.owned_node(a.root()).unwrap().node(), a.root());
+    // A node of another object (even an equal one) is refused, never misread.
+    assert!(a.owned_node(b.pointer("/spec/rules").unwrap()).is_none());
+    assert!(owned.child(b.root()).is_none());
+    // The handle keeps the buffer alive after the object is dropped.
+    drop(a);
+    assert_eq!(second.node().get("host").and_then(|h| h.as_str()), Some("b.example"));
+}

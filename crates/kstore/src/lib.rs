@@ -11,6 +11,7 @@
 //! | `cached` | `kstore-cached-store` | `cached` | `CachedStore`: references in memory, objects fetched on demand |
 //! | `watcher` | `kstore-watcher` | `watcher` (default) | kube watches into stores; `ResourceSet` |
 //! | `sim` | `kstore-apiserver-sim` | `sim` | a Kubernetes-API-compatible server on loopback, for tests |
+//! | `render` | `kstore-render` | `render` | minijinja templates over `ResourceSet` snapshots, objects as lazy values |
 //!
 //! Feature `metrics` (default) adds the watchers' Prometheus metrics (prometheus-client).
 //!
@@ -55,6 +56,9 @@ pub use cached_store as cached;
 
 #[cfg(feature = "watcher")]
 pub use watcher;
+
+#[cfg(feature = "render")]
+pub use render;
 
 #[cfg(feature = "sim")]
 pub use apiserver_sim as sim;
