@@ -544,7 +544,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             let mut count = 0usize;
             if b.next_chunk() {
                 while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de)).map_err(|e| b.fail::<A::Error>(e))?;
+                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?;
                     count += 1;
                 }
             } else {
@@ -568,7 +569,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             while map.next_key_seed(KeySeed(&mut *b))?.is_some() {
                 if chunk {
                     let raw = map.next_value::<Box<RawValue>>()?;
-                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de)).map_err(|e| b.fail::<A::Error>(e))?;
+                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?;
                 } else {
                     map.next_value_seed(ValueSeed(&mut *b))?;
                 }
@@ -700,7 +702,8 @@ impl<'de, P: Pruner> Visitor<'de> for PruneSeed<'_, '_, P> {
             while let Some(step) = map.next_key_seed(PrunedKeySeed { b: &mut *b, pruner, state })? {
                 let was_kept = if chunk && !matches!(step, Step::Remove) {
                     let raw = map.next_value::<Box<RawValue>>()?;
-                    b.decode_chunk(raw.get(), |b, de| ChildSeed { b, pruner, step }.deserialize(de)).map_err(|e| b.fail::<A::Error>(e))?
+                    b.decode_chunk(raw.get(), |b, de| ChildSeed { b, pruner, step }.deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?
                 } else {
                     map.next_value_seed(ChildSeed { b: &mut *b, pruner, step })?
                 };

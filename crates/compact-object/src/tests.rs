@@ -257,7 +257,7 @@ fn from_value_rejects_excessive_depth() {
     on_big_stack(|| {
         let mut v = json!(1);
         for _ in 0..MAX_DEPTH {
-            v = json!([v]);
+            v = Value::Array(vec![v]);
         }
         let obj = CompactObject::from_value(&v).unwrap();
         assert_eq!(obj.to_value(), v);
@@ -365,7 +365,7 @@ fn from_serialize_matches_serde_json_to_value() {
     on_big_stack(|| {
         let mut deep = json!(1);
         for _ in 0..MAX_DEPTH + 1 {
-            deep = json!([deep]);
+            deep = serde_json::Value::Array(vec![deep]);
         }
         assert!(matches!(CompactObject::from_serialize(&deep), Err(Error::TooDeep { .. })));
     });

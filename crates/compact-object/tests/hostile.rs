@@ -19,7 +19,9 @@ fn deep_object(name: &str, depth: usize) -> String {
 }
 
 fn plain(name: &str) -> String {
-    format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns","resourceVersion":"3"}},"data":{{"k":"v"}}}}"#)
+    format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns","resourceVersion":"3"}},"data":{{"k":"v"}}}}"#
+    )
 }
 
 /// Removes `metadata.managedFields`.
@@ -54,7 +56,8 @@ fn ten_thousand_levels_decode_serialize_compare_and_prune() {
 
     // Pruned while parsing equals decoded then pruned, also 10,000 levels deep.
     let one_pass = CompactObject::from_str_pruned(&json, &NoManagedFields, &0).unwrap();
-    let two_steps = CompactObject::from_str_normalized(&json).unwrap().prune(&NoManagedFields, &0, true).unwrap().unwrap();
+    let two_steps =
+        CompactObject::from_str_normalized(&json).unwrap().prune(&NoManagedFields, &0, true).unwrap().unwrap();
     assert_eq!(one_pass.as_bytes(), two_steps.as_bytes());
     assert!(one_pass.pointer("/metadata/managedFields").is_none());
 
@@ -63,7 +66,8 @@ fn ten_thousand_levels_decode_serialize_compare_and_prune() {
     let list: ObjectList<CompactResource> = serde_json::from_str(&page).unwrap();
     assert!(list.items[0].rejection().is_none());
     assert_eq!(list.items[0].object().to_string(), json);
-    let event: WatchEvent<CompactResource> = serde_json::from_str(&format!(r#"{{"type":"ADDED","object":{json}}}"#)).unwrap();
+    let event: WatchEvent<CompactResource> =
+        serde_json::from_str(&format!(r#"{{"type":"ADDED","object":{json}}}"#)).unwrap();
     let WatchEvent::Added(r) = event else { panic!("not ADDED") };
     assert_eq!(r.into_checked().unwrap().as_bytes(), obj.as_bytes());
 }
@@ -72,9 +76,15 @@ fn ten_thousand_levels_decode_serialize_compare_and_prune() {
 fn deeper_than_the_limit_is_a_named_error_at_any_depth() {
     for depth in [MAX_DEPTH + 1, 100_000, 1_000_000] {
         let json = deep_object("too-deep", depth);
-        assert!(matches!(CompactObject::from_slice(json.as_bytes()), Err(Error::TooDeep { limit: MAX_DEPTH })), "{depth}");
+        assert!(
+            matches!(CompactObject::from_slice(json.as_bytes()), Err(Error::TooDeep { limit: MAX_DEPTH })),
+            "{depth}"
+        );
         assert!(matches!(CompactObject::from_str_normalized(&json), Err(Error::TooDeep { .. })), "{depth}");
-        assert!(matches!(CompactObject::from_str_pruned(&json, &NoManagedFields, &0), Err(Error::TooDeep { .. })), "{depth}");
+        assert!(
+            matches!(CompactObject::from_str_pruned(&json, &NoManagedFields, &0), Err(Error::TooDeep { .. })),
+            "{depth}"
+        );
     }
 }
 
@@ -90,7 +100,10 @@ fn one_bad_item_never_fails_its_page() {
         r#"{"metadata":{"name":"many-arrays"},"x":"#.to_owned() + &"[".repeat(50_000) + &"]".repeat(50_000) + "}",
         plain("third"),
     ];
-    let page = format!(r#"{{"apiVersion":"v1","kind":"List","metadata":{{"resourceVersion":"9"}},"items":[{}]}}"#, items.join(","));
+    let page = format!(
+        r#"{{"apiVersion":"v1","kind":"List","metadata":{{"resourceVersion":"9"}},"items":[{}]}}"#,
+        items.join(",")
+    );
     let list: ObjectList<CompactResource> = serde_json::from_str(&page).unwrap();
     assert_eq!(list.items.len(), items.len());
     let mut kept = Vec::new();

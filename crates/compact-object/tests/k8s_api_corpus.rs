@@ -96,7 +96,9 @@ fn every_fixture_round_trips_byte_for_byte() {
             ("from_str_normalized", CompactObject::from_str_normalized(text).map_err(|e| e.to_string())),
             (
                 "CompactResource",
-                serde_json::from_str::<CompactResource>(text).map(CompactResource::into_object).map_err(|e| e.to_string()),
+                serde_json::from_str::<CompactResource>(text)
+                    .map(CompactResource::into_object)
+                    .map_err(|e| e.to_string()),
             ),
         ];
         for (how, got) in checks {

@@ -215,6 +215,8 @@ struct Shared {
     failures: indexer::ExtractionFailures,
     /// Objects that cannot be decoded or prepared.
     rejected: indexer::ExtractionFailures,
+    /// Calls of `on_sync_complete` that panicked.
+    sync_callback_panics: AtomicU64,
     debouncer: Option<Debouncer>,
     notify_initial: bool,
     on_sync: Option<SyncCallback>,
@@ -260,6 +262,8 @@ struct Shared {
 /// * Client-side field selector: an object that stops matching is deleted, one that starts
 ///   matching is added.
 /// * [`wait_for_sync`](Self::wait_for_sync) resolves after every initial event is in the store.
+/// * Callbacks run isolated: a panic in `on_sync_complete` or `on_change` is caught, counted
+///   ([`callback_panics`](Self::callback_panics)) and logged, and the watcher goes on.
 /// * Callbacks are never called while a lock is held. [`stop`](Self::stop) is idempotent and
 ///   flushes pending change notifications; dropping the watcher stops it.
 pub struct ResourceWatcher {
@@ -401,6 +405,7 @@ impl ResourceWatcher {
             metrics,
             failures: indexer::ExtractionFailures::default(),
             rejected: indexer::ExtractionFailures::default(),
+            sync_callback_panics: AtomicU64::new(0),
             debouncer,
             notify_initial: options.notify_initial_sync,
             on_sync: options.on_sync_complete.clone(),
@@ -458,6 +463,13 @@ impl ResourceWatcher {
     /// compact-object's `MAX_DEPTH`, not a JSON object, …; total events).
     pub fn rejected_objects(&self) -> u64 {
         self.shared.rejected.count()
+    }
+
+    /// Calls of `on_sync_complete` and `on_change` that panicked: each panic is caught and
+    /// logged, and the watcher goes on.
+    pub fn callback_panics(&self) -> u64 {
+        self.shared.sync_callback_panics.load(Ordering::Relaxed)
+            + self.shared.debouncer.as_ref().map_or(0, Debouncer::panics)
     }
 
     /// Stops watching and flushes pending change notifications. Idempotent.
@@ -793,8 +805,10 @@ impl Shared {
             info!(resource = %self.config.name, objects = count, "initial sync complete");
             // The callback runs before `wait_for_sync` resolves, so a caller that waited has
             // seen it.
-            if let Some(cb) = &self.on_sync {
-                cb(count);
+            if let Some(cb) = &self.on_sync
+                && !crate::debounce::isolated("on_sync_complete", || cb(count))
+            {
+                self.sync_callback_panics.fetch_add(1, Ordering::Relaxed);
             }
             self.synced.send_replace(true);
         }

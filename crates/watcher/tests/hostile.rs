@@ -3,6 +3,8 @@
 //! is skipped, counted and logged, while the rest of its list page — including an object
 //! exactly 10,000 levels deep — is stored, on the initial list and on watch events.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 fn deep(name: &str, depth: usize) -> Value {
     let mut v = json!("bottom");
     for _ in 0..depth - 1 {
-        v = json!([v]);
+        v = Value::Array(vec![v]);
     }
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": name}, "data": {"k": "v"}, "spec": v})
 }
@@ -93,9 +95,11 @@ fn too_deep_objects_are_skipped_counted_and_the_rest_is_stored() {
         let store = w.store().as_memory().unwrap().clone();
         assert_eq!(names(&store), ["a", "b", "c", "deepest", "past-serde-json"]);
         assert_eq!(w.rejected_objects(), 1);
+        // The 10,000-level object is held whole.
         let deepest = store.get(&["ns", "deepest"]).unwrap();
-        let want = sim.get("configmaps", Some("ns"), "deepest").unwrap().unwrap();
-        assert_eq!(CompactObject::from_value(&want).unwrap(), *deepest.iter().next().unwrap().clone());
+        let want = CompactObject::from_value(&deep("deepest", MAX_DEPTH)).unwrap();
+        let held = deepest.iter().next().unwrap();
+        assert!(held.pointer("/spec").unwrap() == want.pointer("/spec").unwrap());
 
         // Watch events: an object that becomes too deep is removed (not kept stale) and
         // counted; one that becomes representable is stored.
@@ -112,4 +116,39 @@ fn too_deep_objects_are_skipped_counted_and_the_rest_is_stored() {
         w.stop();
         sim.shutdown().await;
     });
+}
+
+#[tokio::test]
+async fn panicking_callbacks_are_caught_counted_and_the_watcher_goes_on() {
+    let sim = ApiServerSim::builder().objects([plain("a")]).start().await.unwrap();
+    let changes = Arc::new(AtomicUsize::new(0));
+    let seen = changes.clone();
+    let options = WatchOptions {
+        debounce: Duration::from_millis(5),
+        on_sync_complete: Some(Arc::new(|_| panic!("on_sync_complete fails"))),
+        on_change: Some(Arc::new(move |_| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            panic!("on_change fails")
+        })),
+        ..WatchOptions::default()
+    };
+    let r: WatchedResource = serde_yaml_ng::from_str(
+        "{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name]}",
+    )
+    .unwrap();
+    let w = ResourceWatcher::start(sim.client(), r.compile("cm", &[]).unwrap(), options).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("sync despite the panic");
+    assert!(w.is_synced());
+    assert_eq!(w.callback_panics(), 1);
+    let store = w.store().as_memory().unwrap().clone();
+    for i in 0..3 {
+        sim.apply(plain(&format!("n{i}"))).unwrap();
+        let name = format!("n{i}");
+        eventually("the watch goes on after callback panics", || store.get(&["ns", &name]).is_ok_and(|o| o.len() == 1))
+            .await;
+        eventually("on_change called again", || changes.load(Ordering::Relaxed) > i).await;
+    }
+    assert!(w.callback_panics() >= 1 + 3, "{}", w.callback_panics());
+    w.stop();
+    sim.shutdown().await;
 }
