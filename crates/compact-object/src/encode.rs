@@ -432,7 +432,7 @@ impl Builder {
 
     /// A container that cannot be opened: an error, or in `tolerant` mode `null` in its place
     /// (the rest of the container is skipped without recursion) and a recorded rejection.
-    fn refuse<'de, E: de::Error>(&mut self, e: Error, skip: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+    fn refuse<E: de::Error>(&mut self, e: Error, skip: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         if !self.tolerant || !matches!(e, Error::TooDeep { .. }) {
             return Err(self.fail(e));
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use apiserver_sim::ApiServerSim;
 use compact_object::{CompactObject, MAX_DEPTH};
 use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
-use memory_store::MemoryStore;
+use memory_store::ReadHandle;
 use serde_json::{Value, json};
 
 /// A ConfigMap named `name` nested `depth` levels deep in total (the root object is level 1).
@@ -26,7 +26,7 @@ fn plain(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": name}, "data": {"k": name}})
 }
 
-fn names(store: &MemoryStore<CompactObject>) -> Vec<String> {
+fn names(store: &ReadHandle<CompactObject>) -> Vec<String> {
     let mut v: Vec<String> = store.list().iter().map(|o| o.identity_name().to_owned()).collect();
     v.sort();
     v
@@ -148,7 +148,7 @@ async fn panicking_callbacks_are_caught_counted_and_the_watcher_goes_on() {
             .await;
         eventually("on_change called again", || changes.load(Ordering::Relaxed) > i).await;
     }
-    assert!(w.callback_panics() >= 1 + 3, "{}", w.callback_panics());
+    assert!(w.callback_panics() > 3, "{}", w.callback_panics());
     w.stop();
     sim.shutdown().await;
 }
