@@ -25,6 +25,7 @@ mod object;
 mod prune;
 mod resource;
 mod ser;
+mod stack;
 
 pub use de::DeError;
 pub use encode::MAX_DEPTH;
@@ -33,7 +34,7 @@ pub use intern::{InternerStats, MAX_KEY_LEN, MAX_KEYS, interner_stats};
 pub use node::{Node, NodeKind};
 pub use object::{CompactObject, OwnedNode};
 pub use prune::{Integral, Pruner, Step, integral};
-pub use resource::CompactResource;
+pub use resource::{CompactResource, Rejected};
 
 #[cfg(test)]
 mod tests;

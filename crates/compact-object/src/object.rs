@@ -76,7 +76,10 @@ impl CompactObject {
     ///
     /// Accepts exactly what `serde_json::from_slice::<Value>` accepts (any JSON value, not only
     /// objects); anything else — syntax errors, truncation, invalid UTF-8, trailing characters,
-    /// nesting deeper than 128 — is an [`Error::Json`], never a panic.
+    /// — is an [`Error::Json`], never a panic; nesting deeper than [`MAX_DEPTH`](crate::MAX_DEPTH)
+    /// (10,000, the Kubernetes API server's limit) is an [`Error::TooDeep`]. Deep values do not
+    /// overflow the stack: they are decoded in chunks, each by a fresh serde_json deserializer,
+    /// on stack segments grown on demand.
     pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
         Self::decode(serde_json::Deserializer::from_slice(json), json.len(), false)
     }
@@ -115,7 +118,7 @@ impl CompactObject {
     ///
     /// Errors are those of `from_str_normalized`, with one difference: a removed subtree is
     /// only checked for JSON syntax, so input that fails inside a removed subtree for another
-    /// reason (nesting deeper than 128, a number out of range, a lone surrogate escape) is
+    /// reason (nesting deeper than `MAX_DEPTH`, a number out of range, a lone surrogate escape) is
     /// accepted here.
     ///
     /// ```
@@ -146,6 +149,7 @@ impl CompactObject {
     /// ```
     pub fn from_str_pruned<P: Pruner>(json: &str, pruner: &P, root: &P::State) -> Result<CompactObject> {
         let mut de = serde_json::Deserializer::from_str(json);
+        de.disable_recursion_limit();
         let mut b = Builder::with_capacity(json.len());
         b.normalize_numbers = true;
         let decoded = PruneSeed { b: &mut b, pruner, state: root }.deserialize(&mut de).and_then(|()| de.end());
@@ -157,6 +161,7 @@ impl CompactObject {
         len: usize,
         normalize_numbers: bool,
     ) -> Result<CompactObject> {
+        de.disable_recursion_limit();
         let mut b = Builder::with_capacity(len);
         b.normalize_numbers = normalize_numbers;
         let decoded = ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end());
