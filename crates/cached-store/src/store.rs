@@ -1,328 +1,53 @@
-//! [`CachedStore`]: references indexed in a `MemoryStore`, objects in a bounded TTL cache.
+//! [`CachedStore`]: references indexed in a `MemoryStore`, objects in a bounded TTL cache —
+//! the type, its construction, its reads and the `Store` impl. The feeding API is in
+//! `feed.rs`, single-flight fetches in `flight.rs`, the clock and sweeper in `clock.rs`,
+//! statistics in `stats.rs`, cache accounting in `weigher.rs`.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use compact_object::CompactObject;
 use futures::stream::{self, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use memory_store::{Change, MemoryStore, Snapshot};
+use memory_store::{MemoryStore, Snapshot};
+#[cfg(not(kstore_loom))]
+use quick_cache::DefaultHashBuilder;
 #[cfg(not(kstore_loom))]
 use quick_cache::OptionsBuilder;
-use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
-use store_types::{
-    ChangeStats, GetFuture, Identity, KeyTuple, KubeObject, Objects, Operation, Result, Store, StoreError,
-};
-use tokio::time::Instant;
+use store_types::{GetFuture, Identity, KeyTuple, Objects, Operation, Result, Store, StoreError};
 
+use crate::clock::{Clock, millis};
 use crate::config::{CachedStoreConfig, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::reference::{Cached, Reference, ReferenceError, compare_versions};
-use crate::sync::{self, Cache, Flight, Mutex};
+use crate::flight::{Fetching, Outcome};
+use crate::reference::Reference;
+use crate::stats::{CacheStats, Counters};
+use crate::sync::{self, Cache, Mutex};
+use crate::weigher::{EntryWeighter, EvictionHook, ObjectCache, Weighing, clear_slot_if};
 
-/// Estimated bytes a cache entry costs besides its object's heap: the `Cached` slot value, the
-/// `CompactObject` handle and quick_cache's entry (an upper bound since the one-element result
-/// slice each entry also held is gone).
-const ENTRY_OVERHEAD: u64 = 160;
-
-/// A feeding call (from the watcher) was rejected; nothing was changed.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    /// The object cannot be referenced (no name, oversized field).
-    #[error(transparent)]
-    Reference(#[from] ReferenceError),
-    /// The index rejected the reference (wrong number of keys).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The store is restricted to one namespace and the reference is in another.
-    #[error("{resource} {identity} is outside the store's namespace {namespace:?}")]
-    OutsideNamespace {
-        /// The resource.
-        resource: String,
-        /// The reference.
-        identity: Identity,
-        /// The namespace the store is restricted to.
-        namespace: String,
-    },
-    /// A namespaced resource got a reference without namespace, or a cluster-scoped one a
-    /// reference with one.
-    #[error("{resource} is {scope} but {identity} is not")]
-    Scope {
-        /// The resource.
-        resource: String,
-        /// The reference.
-        identity: Identity,
-        /// `namespaced` or `cluster-scoped`.
-        scope: &'static str,
-    },
-}
-
-impl FeedError {
-    fn into_store_error(self, op: Operation, keys: &KeyTuple) -> StoreError {
-        match self {
-            FeedError::Store(e) => e,
-            FeedError::Reference(ReferenceError::MissingName { .. }) => {
-                StoreError::MissingIdentity { op, keys: keys.to_vec() }
-            }
-            other => StoreError::Backend { op, keys: keys.to_vec(), source: Box::new(other) },
-        }
-    }
-}
-
-/// Counters and sizes of a [`CachedStore`]; see [`CachedStore::cache_stats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Lookups of one object answered from the cache.
-    pub hits: u64,
-    /// Lookups of one object that had to fetch (or join a fetch in flight).
-    pub misses: u64,
-    /// GET requests sent (a stale answer is retried once, so one miss may cost two).
-    pub fetches: u64,
-    /// Fetches that failed (timeout, API error, encoding, stale twice).
-    pub fetch_errors: u64,
-    /// Fetches answered 404: the object was deleted before the watch said so.
-    pub not_found: u64,
-    /// Fetched objects older than the reference's resourceVersion, not cached.
-    pub stale_fetches: u64,
-    /// Entries dropped because their TTL passed (on access or by a sweep).
-    pub expirations: u64,
-    /// Entries evicted to respect the weight / entry bound.
-    pub evictions: u64,
-    /// Entries dropped because a watch event changed or deleted their object.
-    pub invalidations: u64,
-    /// Entries carried over to a new reference version (full watch update, or the cached
-    /// object already was the new version).
-    pub refreshes: u64,
-    /// Objects cached now.
-    pub entries: usize,
-    /// Estimated heap bytes of the cached objects now.
-    pub cached_bytes: u64,
-    /// References (objects known to exist) now.
-    pub references: usize,
-    /// Lookups read the sweeper's clock tick (a sweeper runs on a multi-thread runtime) rather
-    /// than the clock; see [`CachedStore::spawn_sweeper`].
-    pub sweeper_clock: bool,
-}
-
-/// Number of cache lines a [`Striped`] counter spreads over.
-const STRIPES: usize = 16;
-
-/// One counter on its own cache line.
-#[derive(Default)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
-/// A counter spread over cache lines by thread, so hits on many cores at once do not contend
-/// for one line (2 KiB per store).
-struct Striped([Padded; STRIPES]);
-
-impl Default for Striped {
-    fn default() -> Self {
-        Striped(std::array::from_fn(|_| Padded::default()))
-    }
-}
-
-thread_local! {
-    /// This thread's stripe, assigned round-robin on first use.
-    static STRIPE: usize = {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        NEXT.fetch_add(1, Relaxed) % STRIPES
-    };
-}
-
-impl Striped {
-    #[inline]
-    fn add(&self, n: u64) {
-        let i = STRIPE.with(|i| *i);
-        self.0[i].0.fetch_add(n, Relaxed);
-    }
-
-    fn sum(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Relaxed)).sum()
-    }
-}
-
-#[derive(Default)]
-struct Counters {
-    hits: Striped,
-    misses: AtomicU64,
-    fetches: AtomicU64,
-    fetch_errors: AtomicU64,
-    not_found: AtomicU64,
-    stale_fetches: AtomicU64,
-    expirations: AtomicU64,
-    invalidations: AtomicU64,
-    refreshes: AtomicU64,
-}
-
-/// quick_cache's record of one cached object: it accounts for the object's weight and decides
-/// its eviction; the object itself lives in the reference's slot, so a hit never touches the
-/// cache. Cheap to clone.
-#[derive(Clone)]
-struct Entry {
-    reference: Weak<Reference>,
-    expires_ms: u64,
-    /// The fill this entry accounts for (see [`Cached::fill`]).
-    fill: u64,
-    weight: u64,
-    bytes: u64,
-}
-
-#[derive(Clone)]
-struct EntryWeighter;
-
-impl Weighter<u64, Entry> for EntryWeighter {
-    fn weight(&self, _key: &u64, entry: &Entry) -> u64 {
-        entry.weight
-    }
-}
-
-/// Clears the slot of the entry being evicted (if the slot still holds that entry's object)
-/// and counts the eviction. Runs under the cache shard's lock; touches only the slot.
-#[derive(Clone)]
-struct EvictionCounter(Arc<AtomicU64>);
-
-impl Lifecycle<u64, Entry> for EvictionCounter {
-    type RequestState = ();
-
-    fn on_evict(&self, _state: &mut (), _key: u64, entry: Entry) {
-        self.0.fetch_add(1, Relaxed);
-        if let Some(r) = entry.reference.upgrade() {
-            clear_slot_if(&r, entry.fill);
-        }
-    }
-}
-
-/// Empties `r`'s slot if it holds the object of fill `fill`.
-fn clear_slot_if(r: &Reference, fill: u64) {
-    let current = r.slot.load();
-    if current.as_ref().is_some_and(|c| c.fill == fill) {
-        r.slot.compare_and_swap(&*current, None);
-    }
-}
-
-/// The store's time: milliseconds since the store was created, on Tokio's clock (so tests that
-/// pause Tokio's time drive it).
-///
-/// Reading Tokio's clock costs a `clock_gettime` (~25 ns, a fifth of a cache hit). While a
-/// sweeper task runs on a multi-thread runtime ([`CachedStore::spawn_sweeper`]), it stores the
-/// time in `tick_ms` every tick and lookups read that instead: a plain atomic load. The tick is
-/// never ahead of the clock, so an entry is never dropped early; it may be served up to one tick
-/// (plus the runtime's scheduling delay) after its TTL. On a current-thread runtime — the only
-/// kind whose time can be paused — a sweeper runs only when the task doing lookups yields, so
-/// its tick could lag behind any amount of (paused or real) time: there lookups always read the
-/// clock. When the sweeper ends (its store dropped, its task aborted, its runtime shut down)
-/// lookups read the clock again.
-struct Clock {
-    base: Instant,
-    tick_ms: AtomicU64,
-    /// Sweeper tasks alive.
-    tickers: AtomicUsize,
-    /// How often a sweeper ticks: a hundredth of the TTL, between 1 ms and 100 ms.
-    every: Duration,
-}
-
-impl Clock {
-    fn new(ttl: Duration) -> Clock {
-        Clock {
-            base: Instant::now(),
-            tick_ms: AtomicU64::new(0),
-            tickers: AtomicUsize::new(0),
-            every: (ttl / 100).clamp(Duration::from_millis(1), Duration::from_millis(100)),
-        }
-    }
-
-    /// Tokio's clock, now.
-    fn precise(&self) -> u64 {
-        millis(Instant::now().saturating_duration_since(self.base))
-    }
-
-    /// The sweeper's tick while one runs, else the clock.
-    #[inline]
-    fn now(&self) -> u64 {
-        if self.ticking() { self.tick_ms.load(Acquire) } else { self.precise() }
-    }
-
-    #[inline]
-    fn ticking(&self) -> bool {
-        self.tickers.load(Acquire) > 0
-    }
-
-    /// Advances the tick to the clock; returns it.
-    fn tick(&self) -> u64 {
-        let now = self.precise();
-        self.tick_ms.fetch_max(now, Release);
-        now
-    }
-}
-
-/// Counts a sweeper task as alive from its spawn until its future is dropped (however it ends).
-struct Ticker(Weak<Inner>);
-
-impl Ticker {
-    fn start(inner: &Arc<Inner>) -> Ticker {
-        inner.clock.tick();
-        inner.clock.tickers.fetch_add(1, Release);
-        Ticker(Arc::downgrade(inner))
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.clock.tickers.fetch_sub(1, Release);
-        }
-    }
-}
-
-type ObjectCache = Cache<u64, Entry, EntryWeighter, DefaultHashBuilder, EvictionCounter>;
-
-/// What one fetch ends in: the object, nothing (404), or the failure.
-type Outcome = std::result::Result<Option<Arc<CompactObject>>, Arc<FetchError>>;
-type InFlight = Flight<Outcome>;
-
-/// A fetch in flight: its shared result and what the sweeper needs to time it out.
-struct Fetching {
-    future: InFlight,
-    /// Unique per fetch: a finished fetch removes its own entry, never a later one's.
-    serial: u64,
-    /// Clock deadline when the sweeper enforces the fetch timeout (`u64::MAX` when not).
-    deadline_ms: u64,
-    abort: sync::Abort,
-    timed_out: Arc<AtomicBool>,
-}
-
-/// How cache weights are computed so that quick_cache's one weight bound enforces both a byte
-/// and an entry bound: every entry weighs at least `max_bytes / max_entries`.
-#[derive(Clone, Copy)]
-enum Weighing {
-    Bytes { min: u64 },
-    Entries,
-}
-
-struct Inner {
-    refs: MemoryStore<Reference>,
-    cache: ObjectCache,
-    evictions: Arc<AtomicU64>,
-    weighing: Weighing,
-    inflight: Mutex<HashMap<u64, Fetching, foldhash::fast::RandomState>>,
-    flights: sync::AtomicU64,
-    fills: sync::AtomicU64,
+/// The shared state of a [`CachedStore`] and its clones.
+pub(crate) struct Inner {
+    pub(crate) refs: MemoryStore<Reference>,
+    pub(crate) cache: ObjectCache,
+    pub(crate) evictions: Arc<AtomicU64>,
+    pub(crate) weighing: Weighing,
+    pub(crate) inflight: Mutex<HashMap<u64, Fetching, foldhash::fast::RandomState>>,
+    pub(crate) flights: sync::AtomicU64,
+    pub(crate) fills: sync::AtomicU64,
     /// Serialises feeding and cache fills, so a fill can never land after the watch event that
     /// invalidated it.
-    feed: Mutex<()>,
-    fetcher: Fetcher,
-    counters: Counters,
-    next_id: sync::AtomicU64,
-    ttl: Duration,
-    max_concurrent_fetches: usize,
-    clock: Clock,
-    sweep_every: Duration,
-    next_sweep_ms: sync::AtomicU64,
+    pub(crate) feed: Mutex<()>,
+    pub(crate) fetcher: Fetcher,
+    pub(crate) counters: Counters,
+    pub(crate) next_id: sync::AtomicU64,
+    pub(crate) ttl: Duration,
+    pub(crate) max_concurrent_fetches: usize,
+    pub(crate) clock: Clock,
+    pub(crate) sweep_every: Duration,
+    pub(crate) next_sweep_ms: sync::AtomicU64,
 }
 
 /// References in memory, objects on demand: an indexed store of one resource type whose
@@ -396,7 +121,7 @@ struct Inner {
 /// lookup after each `sweep_interval`, costing that lookup one O(entries) pass.
 #[derive(Clone)]
 pub struct CachedStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// The result of [`CachedStore::get_detailed`]: the objects found, and what could not be.
@@ -494,17 +219,12 @@ impl CachedStore {
                 .weight_capacity(capacity)
                 .build()
                 .map_err(|_| ConfigError::Zero { setting: "max_bytes", resource: config.resource_name() })?;
-            Cache::with_options(
-                options,
-                EntryWeighter,
-                DefaultHashBuilder::default(),
-                EvictionCounter(evictions.clone()),
-            )
+            Cache::with_options(options, EntryWeighter, DefaultHashBuilder::default(), EvictionHook(evictions.clone()))
         };
         #[cfg(kstore_loom)]
         let cache = {
             let _ = estimated_items;
-            Cache::with_capacity(capacity, EntryWeighter, EvictionCounter(evictions.clone()))
+            Cache::with_capacity(capacity, EntryWeighter, EvictionHook(evictions.clone()))
         };
         let sweep_every = config.sweep_interval.unwrap_or(config.ttl);
         let resource_name = config.resource_name();
@@ -536,85 +256,6 @@ impl CachedStore {
                 next_sweep_ms: sync::AtomicU64::new(millis(sweep_every)),
             }),
         })
-    }
-
-    // ---- feeding (called by the watcher) -------------------------------------------------
-
-    /// Adds or updates the reference (a watch ADDED/MODIFIED event, or one object of the
-    /// initial list). A new resourceVersion or uid drops the cache entry of the previous one.
-    pub fn apply_reference(&self, reference: Reference, keys: KeyTuple) -> std::result::Result<Change, FeedError> {
-        let _feed = self.inner.feed.lock();
-        self.inner.apply_locked(reference, keys, None)
-    }
-
-    /// [`apply_reference`](Self::apply_reference) for any object that knows its identity —
-    /// typically a `PartialObjectMeta<K>` from a metadata-only watch. Only the reference is
-    /// kept.
-    pub fn apply_object<O: KubeObject + ?Sized>(
-        &self,
-        object: &O,
-        keys: KeyTuple,
-    ) -> std::result::Result<Change, FeedError> {
-        self.apply_reference(Reference::from_object(object)?, keys)
-    }
-
-    /// [`apply_reference`](Self::apply_reference) from an `ObjectMeta`.
-    pub fn apply_meta(&self, meta: &ObjectMeta, keys: KeyTuple) -> std::result::Result<Change, FeedError> {
-        self.apply_reference(Reference::from_meta(meta)?, keys)
-    }
-
-    /// Feeding from a full watch: keeps the reference and, when the previous version of this
-    /// object was cached, replaces the cache entry with `object` (already prepared by the
-    /// watcher). Objects that were not cached are not cached now: the store holds references.
-    pub fn apply_full_object(
-        &self,
-        object: Arc<CompactObject>,
-        keys: KeyTuple,
-    ) -> std::result::Result<Change, FeedError> {
-        let reference = Reference::from_object(&*object)?;
-        let _feed = self.inner.feed.lock();
-        self.inner.apply_locked(reference, keys, Some(&object))
-    }
-
-    /// Removes the reference (a watch DELETED event) and its cache entry. When `identity.uid`
-    /// is set and differs from the reference's, nothing is removed (a late delete of an
-    /// earlier incarnation). Returns the removed reference.
-    pub fn delete_reference(&self, identity: &Identity) -> Option<Arc<Reference>> {
-        let _feed = self.inner.feed.lock();
-        let removed = self.inner.refs.delete(identity)?;
-        if self.inner.uncache(&removed).is_some() {
-            self.inner.counters.invalidations.fetch_add(1, Relaxed);
-        }
-        Some(removed)
-    }
-
-    /// Replaces every reference (a relist) and publishes the new index at once. References
-    /// whose uid and resourceVersion did not change keep their cache entries; the others lose
-    /// them. On error nothing changes.
-    pub fn replace_references<I>(&self, references: I) -> std::result::Result<ChangeStats, FeedError>
-    where
-        I: IntoIterator<Item = (Reference, KeyTuple)>,
-    {
-        let inner = &*self.inner;
-        let _feed = inner.feed.lock();
-        let mut items = Vec::new();
-        for (mut reference, keys) in references {
-            inner.check_scope(&reference)?;
-            reference.id = match inner.refs.get_by_identity(reference.namespace(), reference.name()) {
-                Some(prev) if prev.same_version(&reference) => prev.id,
-                _ => inner.next_id.fetch_add(1, Relaxed),
-            };
-            items.push((Arc::new(reference), keys));
-        }
-        let old = inner.refs.snapshot();
-        let stats = inner.refs.replace_all(items)?;
-        for prev in old.iter() {
-            let now = inner.refs.get_by_identity(prev.namespace(), prev.name());
-            if !now.as_ref().is_some_and(|n| Arc::ptr_eq(n, prev)) {
-                inner.retire(prev, now.as_ref(), None);
-            }
-        }
-        Ok(stats)
     }
 
     // ---- reads ----------------------------------------------------------------------------
@@ -709,182 +350,11 @@ impl CachedStore {
         }
         Ok(())
     }
-
-    /// Removes expired cache entries now; returns how many were removed.
-    pub fn sweep_expired(&self) -> u64 {
-        self.inner.sweep(self.inner.clock.precise())
-    }
-
-    /// Spawns a task that sweeps expired entries every `sweep_interval` (default: the TTL), so
-    /// they do not pin memory while nobody reads, and so the sweep's O(entries) pass runs off
-    /// the read path. The task ticks every hundredth of the TTL (between 1 ms and 100 ms). On a
-    /// multi-thread runtime it also keeps the store's clock: lookups compare expiry times
-    /// against its latest tick instead of reading the system clock (an entry may then be served
-    /// up to one tick, plus scheduling delay, after its TTL; never before), and it times out
-    /// fetches in flight (instead of one timer per fetch). On a current-thread runtime (the
-    /// only kind whose time can be paused) lookups keep reading the clock and every fetch keeps
-    /// its own timer, since the task runs only when the lookups' own task yields. The task ends
-    /// when the last handle to the store is dropped; abort the returned handle to stop it
-    /// earlier.
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime, like `tokio::spawn`.
-    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
-        let multi_thread =
-            tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread;
-        let ticker = multi_thread.then(|| Ticker::start(&self.inner));
-        let weak = Arc::downgrade(&self.inner);
-        let every = self.inner.clock.every;
-        // The first tick is due one period after the spawn, even if the task first runs later.
-        let start = Instant::now() + every;
-        tokio::spawn(async move {
-            let _ticker = ticker;
-            let mut tick = tokio::time::interval_at(start, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let now = inner.clock.tick();
-                inner.time_out_fetches(now);
-                inner.maybe_sweep(now);
-            }
-        })
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn entry_bytes(object: &CompactObject) -> u64 {
-    (object.heap_size() + size_of::<CompactObject>()) as u64 + ENTRY_OVERHEAD
-}
-
-fn same_incarnation(object: &CompactObject, reference: &Reference) -> bool {
-    match (object.identity().and_then(|i| i.uid), reference.uid()) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
 }
 
 impl Inner {
-    fn weigh(&self, object: &CompactObject) -> (u64, u64) {
-        let bytes = entry_bytes(object);
-        let weight = match self.weighing {
-            Weighing::Bytes { min } => bytes.max(min),
-            Weighing::Entries => 1,
-        };
-        (weight, bytes)
-    }
-
-    /// Caches `cached` for reference version `r`: sets the slot, then lets quick_cache account
-    /// for it (which may evict others, or reject this one if it is larger than a shard; either
-    /// way the lifecycle clears the evicted slots). The feed lock is held.
-    fn install(&self, r: &Arc<Reference>, cached: Arc<Cached>) {
-        let (weight, bytes) = self.weigh(cached.object());
-        let entry =
-            Entry { reference: Arc::downgrade(r), expires_ms: cached.expires_ms, fill: cached.fill, weight, bytes };
-        r.slot.store(Some(cached));
-        self.cache.insert(r.id, entry);
-    }
-
-    /// A new cache entry for `object`, expiring one TTL from now.
-    fn new_cached(&self, object: Arc<CompactObject>) -> Arc<Cached> {
-        let expires_ms = self.clock.precise().saturating_add(millis(self.ttl));
-        Arc::new(Cached { object, expires_ms, fill: self.fills.fetch_add(1, Relaxed) })
-    }
-
-    /// Drops `r`'s cached object, if any, and returns it. The feed lock is held.
-    fn uncache(&self, r: &Reference) -> Option<Arc<Cached>> {
-        let cached = r.slot.swap(None);
-        self.cache.remove(&r.id);
-        cached
-    }
-
-    /// Empties every slot of the current references and the cache. The feed lock is held.
-    fn clear_cache_locked(&self) {
-        for r in self.refs.snapshot().iter() {
-            r.slot.store(None);
-        }
-        self.cache.clear();
-    }
-
-    fn check_scope(&self, r: &Reference) -> std::result::Result<(), FeedError> {
-        let f = &self.fetcher;
-        if f.namespaced == r.namespace().is_empty() {
-            return Err(FeedError::Scope {
-                resource: f.resource_name.clone(),
-                identity: r.identity(),
-                scope: if f.namespaced { "namespaced" } else { "cluster-scoped" },
-            });
-        }
-        if let Some(ns) = &f.namespace
-            && ns != r.namespace()
-        {
-            return Err(FeedError::OutsideNamespace {
-                resource: f.resource_name.clone(),
-                identity: r.identity(),
-                namespace: ns.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Applies one reference; the feed lock is held.
-    fn apply_locked(
-        &self,
-        mut reference: Reference,
-        keys: KeyTuple,
-        full: Option<&Arc<CompactObject>>,
-    ) -> std::result::Result<Change, FeedError> {
-        self.check_scope(&reference)?;
-        let prev = self.refs.get_by_identity(reference.namespace(), reference.name());
-        reference.id = match &prev {
-            Some(p) if p.same_version(&reference) => p.id,
-            _ => self.next_id.fetch_add(1, Relaxed),
-        };
-        let change = self.refs.update(Arc::new(reference), keys)?;
-        if let Some(p) = prev {
-            let now = self.refs.get_by_identity(p.namespace(), p.name());
-            if !now.as_ref().is_some_and(|n| Arc::ptr_eq(n, &p)) {
-                self.retire(&p, now.as_ref(), full);
-            }
-        }
-        Ok(change)
-    }
-
-    /// The stored reference `old` was replaced by `new` (or deleted): move, refresh or drop its
-    /// cached object. The feed lock is held.
-    fn retire(&self, old: &Reference, new: Option<&Arc<Reference>>, full: Option<&Arc<CompactObject>>) {
-        let cached = self.uncache(old);
-        let Some(new) = new else {
-            if cached.is_some() {
-                self.counters.invalidations.fetch_add(1, Relaxed);
-            }
-            return;
-        };
-        let Some(cached) = cached else { return };
-        if new.id == old.id {
-            // Same version, new index entry (its keys moved): the object is still current.
-            self.install(new, cached);
-        } else if let Some(object) = full {
-            self.install(new, self.new_cached(object.clone()));
-            self.counters.refreshes.fetch_add(1, Relaxed);
-        } else if new.resource_version().is_some()
-            && cached.object().resource_version() == new.resource_version()
-            && same_incarnation(cached.object(), new)
-        {
-            self.install(new, cached);
-            self.counters.refreshes.fetch_add(1, Relaxed);
-        } else {
-            self.counters.invalidations.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// The cached object of reference version `r`, unless expired at `now` (an expired one is
-    /// dropped). One atomic load, one `Arc` clone.
     #[inline]
-    fn cached(&self, r: &Reference, now: u64) -> Option<Arc<CompactObject>> {
+    pub(crate) fn cached(&self, r: &Reference, now: u64) -> Option<Arc<CompactObject>> {
         let slot = r.slot.load();
         let cached = slot.as_ref()?;
         if cached.expires_ms > now {
@@ -899,50 +369,8 @@ impl Inner {
         None
     }
 
-    fn maybe_sweep(&self, now: u64) {
-        let at = self.next_sweep_ms.load(Relaxed);
-        if now >= at
-            && self
-                .next_sweep_ms
-                .compare_exchange(at, now.saturating_add(millis(self.sweep_every)), Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.sweep(now);
-        }
-    }
-
-    /// Removes expired entries, and entries whose reference is no longer in the index.
-    fn sweep(&self, now: u64) -> u64 {
-        let expired = AtomicU64::new(0);
-        let orphaned = AtomicU64::new(0);
-        self.cache.retain(|_, e| {
-            let Some(r) = e.reference.upgrade() else {
-                orphaned.fetch_add(1, Relaxed);
-                return false;
-            };
-            if e.expires_ms <= now {
-                clear_slot_if(&r, e.fill);
-                expired.fetch_add(1, Relaxed);
-                return false;
-            }
-            let live = self.refs.get_by_identity(r.namespace(), r.name()).is_some_and(|c| Arc::ptr_eq(&c, &r));
-            if !live {
-                clear_slot_if(&r, e.fill);
-                orphaned.fetch_add(1, Relaxed);
-            }
-            live
-        });
-        let (expired, orphaned) = (expired.into_inner(), orphaned.into_inner());
-        self.counters.expirations.fetch_add(expired, Relaxed);
-        self.counters.invalidations.fetch_add(orphaned, Relaxed);
-        if expired + orphaned > 0 {
-            tracing::debug!(resource = %self.fetcher.resource_name, expired, orphaned, "swept cache");
-        }
-        expired + orphaned
-    }
-
     /// The objects of `refs`, in order: cached ones directly, the others fetched.
-    async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
+    pub(crate) async fn resolve(self: &Arc<Self>, refs: &[Arc<Reference>]) -> Fetched {
         let now = self.clock.now();
         self.maybe_sweep(now);
         if let Some(one) = self.single_hit(refs, now) {
@@ -954,7 +382,7 @@ impl Inner {
     /// The object of a one-reference result, when cached: the common exact lookup, answered
     /// without allocating.
     #[inline]
-    fn single_hit(&self, refs: &[Arc<Reference>], now: u64) -> Option<Arc<CompactObject>> {
+    pub(crate) fn single_hit(&self, refs: &[Arc<Reference>], now: u64) -> Option<Arc<CompactObject>> {
         let [r] = refs else { return None };
         let one = self.cached(r, now)?;
         self.counters.hits.add(1);
@@ -962,7 +390,7 @@ impl Inner {
     }
 
     /// `resolve` after the clock was read.
-    async fn resolve_at(self: &Arc<Self>, refs: &[Arc<Reference>], now: u64) -> Fetched {
+    pub(crate) async fn resolve_at(self: &Arc<Self>, refs: &[Arc<Reference>], now: u64) -> Fetched {
         let mut out: Vec<Arc<CompactObject>> = Vec::with_capacity(refs.len());
         for (i, r) in refs.iter().enumerate() {
             match self.cached(r, now) {
@@ -976,7 +404,7 @@ impl Inner {
     }
 
     /// `resolve` after the first miss at `first_miss`.
-    async fn resolve_slow(
+    pub(crate) async fn resolve_slow(
         self: &Arc<Self>,
         refs: &[Arc<Reference>],
         hits: Vec<Arc<CompactObject>>,
@@ -1020,149 +448,6 @@ impl Inner {
         failed.sort_by(|a, b| a.identity().cmp(b.identity()));
         not_found.sort();
         Fetched { objects: Objects::from(slots.into_iter().flatten().collect::<Vec<_>>()), not_found, failed }
-    }
-
-    /// The object of `r`: joins the fetch in flight for this reference version, or starts one.
-    fn load(self: &Arc<Self>, r: Arc<Reference>, now: u64) -> InFlight {
-        let mut inflight = self.inflight.lock();
-        if let Some(f) = inflight.get(&r.id) {
-            return f.future.clone();
-        }
-        // A fetch may have filled the cache and left the map since this lookup missed.
-        if let Some(object) = self.cached(&r, now) {
-            return sync::ready_flight(Ok(Some(object)));
-        }
-        let id = r.id;
-        let identity = r.identity();
-        let resource = self.fetcher.resource_name.clone();
-        let serial = self.flights.fetch_add(1, Relaxed);
-        // With a sweeper keeping the clock, it times fetches out (one timer for all of them);
-        // otherwise every fetch runs under a timer of its own.
-        let watched = self.fetcher.timeout.filter(|_| self.clock.ticking());
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let flag = timed_out.clone();
-        let weak = Arc::downgrade(self);
-        // The fetch runs as its own task: it completes (and leaves the in-flight map) even if
-        // every caller waiting for it is cancelled, so no half-run fetch is left behind.
-        let (future, abort) =
-            sync::spawn_flight(Arc::clone(self).fetch_and_fill(r, serial, watched.is_none()), move |reason| {
-                let inner = weak.upgrade();
-                let error = match watched {
-                    // Aborted by the sweeper at its deadline.
-                    Some(after) if flag.load(Acquire) => {
-                        if let Some(inner) = &inner {
-                            inner.counters.fetch_errors.fetch_add(1, Relaxed);
-                        }
-                        FetchError::Timeout { resource, identity, after }
-                    }
-                    _ => {
-                        // Panicked, or cancelled with its runtime: the task cannot leave the map.
-                        if let Some(inner) = &inner {
-                            inner.forget_flight(id, serial);
-                        }
-                        FetchError::Interrupted { resource, identity, reason }
-                    }
-                };
-                tracing::warn!(error = %error, "fetch failed");
-                Err(Arc::new(error))
-            });
-        let deadline_ms = watched.map_or(u64::MAX, |after| self.clock.precise().saturating_add(millis(after)));
-        inflight.insert(id, Fetching { future: future.clone(), serial, deadline_ms, abort, timed_out });
-        future
-    }
-
-    /// Removes the in-flight entry of fetch `serial` of reference version `id`, if still there.
-    fn forget_flight(&self, id: u64, serial: u64) {
-        let mut inflight = self.inflight.lock();
-        if inflight.get(&id).is_some_and(|f| f.serial == serial) {
-            inflight.remove(&id);
-        }
-    }
-
-    /// Times out the fetches in flight whose deadline passed (sweeper only): they leave the map,
-    /// so the next lookup fetches anew, and their tasks are aborted; their callers get
-    /// [`FetchError::Timeout`].
-    fn time_out_fetches(&self, now: u64) {
-        let mut inflight = self.inflight.lock();
-        inflight.retain(|_, f| {
-            if f.deadline_ms > now {
-                return true;
-            }
-            f.timed_out.store(true, Release);
-            f.abort.abort();
-            false
-        });
-    }
-
-    async fn fetch_and_fill(self: Arc<Self>, r: Arc<Reference>, serial: u64, timer: bool) -> Outcome {
-        let outcome = match self.fetch_fresh(&r, timer).await {
-            Ok(Some((object, cacheable))) => {
-                let object = Arc::new(object);
-                if cacheable {
-                    self.fill(&r, &object);
-                }
-                Ok(Some(object))
-            }
-            Ok(None) => Ok(None),
-            Err(e) => Err(Arc::new(e)),
-        };
-        self.forget_flight(r.id, serial);
-        outcome
-    }
-
-    /// Fetches `r`; an answer older than the reference's (current) resourceVersion is retried
-    /// once. `Ok(Some((object, cacheable)))`.
-    async fn fetch_fresh(
-        &self,
-        r: &Reference,
-        timer: bool,
-    ) -> std::result::Result<Option<(CompactObject, bool)>, FetchError> {
-        let f = &self.fetcher;
-        let mut stale = None;
-        for _attempt in 0..2 {
-            self.counters.fetches.fetch_add(1, Relaxed);
-            tracing::debug!(resource = %f.resource_name, namespace = r.namespace(), name = r.name(), "fetching");
-            let object = match f.fetch(r.namespace(), r.name(), r.uid(), timer).await {
-                Ok(Some(o)) => o,
-                Ok(None) => {
-                    self.counters.not_found.fetch_add(1, Relaxed);
-                    tracing::debug!(resource = %f.resource_name, namespace = r.namespace(), name = r.name(), "referenced object not found");
-                    return Ok(None);
-                }
-                Err(e) => {
-                    self.counters.fetch_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, "fetch failed");
-                    return Err(e);
-                }
-            };
-            let current = self.refs.get_by_identity(r.namespace(), r.name());
-            let known = current.as_deref().unwrap_or(r);
-            if compare_versions(object.resource_version(), known.resource_version()) == Some(std::cmp::Ordering::Less) {
-                self.counters.stale_fetches.fetch_add(1, Relaxed);
-                stale = Some((
-                    object.resource_version().unwrap_or_default().to_owned(),
-                    known.resource_version().unwrap_or_default().to_owned(),
-                ));
-                continue;
-            }
-            let cacheable = current.is_some_and(|c| c.id == r.id) && same_incarnation(&object, r);
-            return Ok(Some((object, cacheable)));
-        }
-        self.counters.fetch_errors.fetch_add(1, Relaxed);
-        let (fetched, known) = stale.unwrap_or_default();
-        let e = FetchError::Stale { resource: f.resource_name.clone(), identity: r.identity(), fetched, known };
-        tracing::warn!(error = %e, "fetch failed");
-        Err(e)
-    }
-
-    /// Caches `object` for reference version `r`, unless a watch event replaced it meanwhile.
-    fn fill(&self, r: &Reference, object: &Arc<CompactObject>) {
-        let _feed = self.feed.lock();
-        let Some(current) = self.refs.get_by_identity(r.namespace(), r.name()) else { return };
-        if current.id != r.id {
-            return;
-        }
-        self.install(&current, self.new_cached(object.clone()));
     }
 }
 
