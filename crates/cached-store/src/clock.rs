@@ -96,10 +96,10 @@ impl CachedStore {
     /// the read path. The task ticks every hundredth of the TTL (between 1 ms and 100 ms). On a
     /// multi-thread runtime it also keeps the store's clock: lookups compare expiry times
     /// against its latest tick instead of reading the system clock (an entry may then be served
-    /// up to one tick, plus scheduling delay, after its TTL; never before), and it times out
-    /// fetches in flight (instead of one timer per fetch). On a current-thread runtime (the
-    /// only kind whose time can be paused) lookups keep reading the clock and every fetch keeps
-    /// its own timer, since the task runs only when the lookups' own task yields. The task ends
+    /// up to one tick, plus scheduling delay, after its TTL; never before). On a current-thread
+    /// runtime (the only kind whose time can be paused) lookups keep reading the clock, since
+    /// the task runs only when the lookups' own task yields. Sweeps also forget remembered 404s
+    /// and failure streaks that are over. The task ends
     /// when the last handle to the store is dropped; abort the returned handle to stop it
     /// earlier.
     ///
@@ -121,7 +121,6 @@ impl CachedStore {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let now = inner.clock.tick();
-                inner.time_out_fetches(now);
                 inner.maybe_sweep(now);
             }
         })
@@ -146,22 +145,31 @@ impl Inner {
         let expired = AtomicU64::new(0);
         let orphaned = AtomicU64::new(0);
         self.cache.retain(|_, e| {
-            let Some(r) = e.reference.upgrade() else {
-                orphaned.fetch_add(1, Relaxed);
-                return false;
+            let keep = match e.reference.upgrade() {
+                None => {
+                    orphaned.fetch_add(1, Relaxed);
+                    false
+                }
+                Some(r) if e.expires_ms <= now => {
+                    clear_slot_if(&r, e.fill);
+                    expired.fetch_add(1, Relaxed);
+                    false
+                }
+                Some(r) => {
+                    let live = self.refs.get_by_identity(r.namespace(), r.name()).is_some_and(|c| Arc::ptr_eq(&c, &r));
+                    if !live {
+                        clear_slot_if(&r, e.fill);
+                        orphaned.fetch_add(1, Relaxed);
+                    }
+                    live
+                }
             };
-            if e.expires_ms <= now {
-                clear_slot_if(&r, e.fill);
-                expired.fetch_add(1, Relaxed);
-                return false;
+            if !keep {
+                self.occupancy.removed(e.bytes);
             }
-            let live = self.refs.get_by_identity(r.namespace(), r.name()).is_some_and(|c| Arc::ptr_eq(&c, &r));
-            if !live {
-                clear_slot_if(&r, e.fill);
-                orphaned.fetch_add(1, Relaxed);
-            }
-            live
+            keep
         });
+        self.sweep_records(now);
         let (expired, orphaned) = (expired.into_inner(), orphaned.into_inner());
         self.counters.expirations.fetch_add(expired, Relaxed);
         self.counters.invalidations.fetch_add(orphaned, Relaxed);

@@ -154,6 +154,11 @@ impl Inner {
         let entry =
             Entry { reference: Arc::downgrade(r), expires_ms: cached.expires_ms, fill: cached.fill, weight, bytes };
         r.slot.store(Some(cached));
+        // Never replace an entry in place: its bytes leave the gauge here, exactly once.
+        if let Some((_, old)) = self.cache.remove(&r.id) {
+            self.occupancy.removed(old.bytes);
+        }
+        self.occupancy.added(bytes);
         self.cache.insert(r.id, entry);
     }
 
@@ -166,7 +171,9 @@ impl Inner {
     /// Drops `r`'s cached object, if any, and returns it. The feed lock is held.
     pub(crate) fn uncache(&self, r: &Reference) -> Option<Arc<Cached>> {
         let cached = r.slot.swap(None);
-        self.cache.remove(&r.id);
+        if let Some((_, e)) = self.cache.remove(&r.id) {
+            self.occupancy.removed(e.bytes);
+        }
         cached
     }
 
@@ -175,7 +182,11 @@ impl Inner {
         for r in self.refs.snapshot().iter() {
             r.slot.store(None);
         }
-        self.cache.clear();
+        // Entry by entry, so the byte gauge loses exactly what leaves.
+        self.cache.retain(|_, e| {
+            self.occupancy.removed(e.bytes);
+            false
+        });
     }
 
     pub(crate) fn check_scope(&self, r: &Reference) -> std::result::Result<(), FeedError> {

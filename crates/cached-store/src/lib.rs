@@ -36,8 +36,9 @@ mod weigher;
 
 pub use compact_object::CompactObject;
 pub use config::{
-    CachedStoreConfig, ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_FETCHES,
-    DEFAULT_TTL, Feed, Prepare, PrepareStep, check_metadata_only, required_feed,
+    CachedStoreConfig, ConfigError, DEFAULT_FETCH_BACKOFF, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CONCURRENT_FETCHES, DEFAULT_MAX_FETCH_BACKOFF, DEFAULT_NOT_FOUND_TTL, DEFAULT_TTL, Feed, Prepare,
+    PrepareStep, check_metadata_only, required_feed,
 };
 pub use feed::FeedError;
 pub use fetch::FetchError;

@@ -2,11 +2,13 @@
 //!
 //! Every figure is maintained as it changes (no walk over the cache or the index when stats
 //! are read): hits on a striped counter (hits run on many cores at once), the rest on plain
-//! atomics.
+//! atomics; the cached bytes on a gauge every insertion adds to and every removal (eviction,
+//! expiry, invalidation, sweep, clear) subtracts from, each by the entry's own figure.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Counters and sizes of a [`CachedStore`]; see [`CachedStore::cache_stats`].
+/// Counters and sizes of a [`CachedStore`](crate::CachedStore); see
+/// [`CachedStore::cache_stats`](crate::CachedStore::cache_stats). Reading them is O(1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Lookups of one object answered from the cache.
@@ -19,6 +21,11 @@ pub struct CacheStats {
     pub fetch_errors: u64,
     /// Fetches answered 404: the object was deleted before the watch said so.
     pub not_found: u64,
+    /// Lookups answered "not found" from a remembered 404, without fetching.
+    pub negative_hits: u64,
+    /// Lookups answered [`FetchError::BackingOff`](crate::FetchError::BackingOff) without
+    /// fetching.
+    pub backed_off: u64,
     /// Fetched objects older than the reference's resourceVersion, not cached.
     pub stale_fetches: u64,
     /// Entries dropped because their TTL passed (on access or by a sweep).
@@ -37,7 +44,7 @@ pub struct CacheStats {
     /// References (objects known to exist) now.
     pub references: usize,
     /// Lookups read the sweeper's clock tick (a sweeper runs on a multi-thread runtime) rather
-    /// than the clock; see [`CachedStore::spawn_sweeper`].
+    /// than the clock; see [`CachedStore::spawn_sweeper`](crate::CachedStore::spawn_sweeper).
     pub sweeper_clock: bool,
 }
 
@@ -86,8 +93,35 @@ pub(crate) struct Counters {
     pub(crate) fetches: AtomicU64,
     pub(crate) fetch_errors: AtomicU64,
     pub(crate) not_found: AtomicU64,
+    pub(crate) negative_hits: AtomicU64,
+    pub(crate) backed_off: AtomicU64,
     pub(crate) stale_fetches: AtomicU64,
     pub(crate) expirations: AtomicU64,
     pub(crate) invalidations: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+}
+
+/// What the cache holds, kept by its writers and its eviction hook: evictions so far and the
+/// estimated bytes of the entries held now.
+#[derive(Default)]
+pub(crate) struct Occupancy {
+    pub(crate) evictions: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Occupancy {
+    /// An entry of `bytes` entered the cache.
+    pub(crate) fn added(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// An entry of `bytes` left the cache.
+    pub(crate) fn removed(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Relaxed);
+    }
+
+    /// Estimated bytes held now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
 }

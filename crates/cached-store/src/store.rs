@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use compact_object::CompactObject;
-use futures::stream::{self, StreamExt};
+use futures::future;
 use memory_store::{MemoryStore, Snapshot};
 #[cfg(not(kstore_loom))]
 use quick_cache::DefaultHashBuilder;
@@ -22,9 +22,9 @@ use store_types::{GetFuture, Identity, KeyTuple, Objects, Operation, Result, Sto
 use crate::clock::{Clock, millis};
 use crate::config::{CachedStoreConfig, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::flight::{Fetching, Outcome};
+use crate::flight::{Outcome, Record};
 use crate::reference::Reference;
-use crate::stats::{CacheStats, Counters};
+use crate::stats::{CacheStats, Counters, Occupancy};
 use crate::sync::{self, Cache, Mutex};
 use crate::weigher::{EntryWeighter, EvictionHook, ObjectCache, Weighing, clear_slot_if};
 
@@ -32,9 +32,16 @@ use crate::weigher::{EntryWeighter, EvictionHook, ObjectCache, Weighing, clear_s
 pub(crate) struct Inner {
     pub(crate) refs: MemoryStore<Reference>,
     pub(crate) cache: ObjectCache,
-    pub(crate) evictions: Arc<AtomicU64>,
+    /// Evictions and cached bytes, shared with the eviction hook.
+    pub(crate) occupancy: Arc<Occupancy>,
     pub(crate) weighing: Weighing,
-    pub(crate) inflight: Mutex<HashMap<u64, Fetching, foldhash::fast::RandomState>>,
+    /// Fetches in flight, remembered 404s and failures, by reference version id.
+    pub(crate) records: Mutex<HashMap<u64, Record, foldhash::fast::RandomState>>,
+    /// The store-wide fetch limit (`max_concurrent_fetches` permits).
+    pub(crate) permits: sync::Semaphore,
+    pub(crate) not_found_ttl: Duration,
+    /// Initial and maximal backoff after failed fetches.
+    pub(crate) backoff: (Duration, Duration),
     pub(crate) flights: sync::AtomicU64,
     pub(crate) fills: sync::AtomicU64,
     /// Serialises feeding and cache fills, so a fill can never land after the watch event that
@@ -44,7 +51,6 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) next_id: sync::AtomicU64,
     pub(crate) ttl: Duration,
-    pub(crate) max_concurrent_fetches: usize,
     pub(crate) clock: Clock,
     pub(crate) sweep_every: Duration,
     pub(crate) next_sweep_ms: sync::AtomicU64,
@@ -88,7 +94,13 @@ pub(crate) struct Inner {
 ///   refetched once, then reported as [`FetchError::Stale`]. resourceVersions are compared as
 ///   integers when both parse, otherwise not ordered.
 /// * A watch delete removes the reference and its cache entry. A fetch answered 404 returns
-///   nothing for that object and counts in [`CacheStats::not_found`].
+///   nothing for that object and counts in [`CacheStats::not_found`]; the answer is remembered
+///   for `not_found_ttl` (default 5 s), so lookups of that version return nothing without
+///   fetching ([`CacheStats::negative_hits`]) until it passes or a watch event brings a new
+///   version.
+/// * A failed fetch is not cached. The object version backs off: no fetch for 1 s (default),
+///   doubling per consecutive failure up to 30 s; lookups meanwhile fail with
+///   [`FetchError::BackingOff`] at once. A success or a new version resets it.
 /// * Expiry is **fixed**, not sliding: an entry expires `ttl` after it was fetched, however
 ///   often it is read, which bounds how stale a cached object can be if a watch event is lost.
 ///
@@ -97,11 +109,25 @@ pub(crate) struct Inner {
 /// writers: a hit costs a `MemoryStore` lookup (one hash lookup, borrowing the reference), a
 /// read of the store clock (an atomic load while a sweeper keeps it, else `clock_gettime`), one
 /// atomic load of the reference's slot and one `Arc` clone — no lock, and for a one-object
-/// result no allocation. Hits do not touch quick_cache, so its eviction order is insertion order, not
-/// recency (entries live at most one TTL anyway). Concurrent lookups of one
-/// missing object share one fetch (single flight): exactly one GET is sent, every caller gets
-/// its result. A failed fetch is not cached; the next lookup retries. Feeding calls are
-/// serialised with each other and with cache fills.
+/// result no allocation. Concurrent lookups of one missing object share one fetch (single
+/// flight): exactly one GET is sent, every caller gets its result (object, 404 or error). At
+/// most `max_concurrent_fetches` fetches run at once in the whole store; every fetch — waiting
+/// for its turn, the GET, one retry of a stale answer — is bounded by `fetch_timeout`, and a
+/// lookup waits for no fetch that started after it, so no lookup waits longer than one
+/// `fetch_timeout`. Feeding calls are serialised with each other and with cache fills.
+///
+/// # Eviction
+/// When a bound is reached, quick_cache decides what goes, and its policy is **neither LRU nor
+/// insertion order**. The bound is split evenly across quick_cache's shards, chosen by the hash
+/// of the reference version id, and each shard evicts on its own with a CLOCK-Pro variant
+/// close to S3-FIFO: a new entry enters the shard's cold queue; cold entries leave in arrival
+/// order unless accessed since (then they move to the hot queue); a key evicted recently (a
+/// "ghost") re-enters hot. Hits are served from the reference's slot and never reach
+/// quick_cache, so no read marks an entry: within a shard the first fetched is the first
+/// evicted (a refetch of a recently evicted version goes to the hot queue), across shards the
+/// entry that goes is the oldest cold one *of the shard the new entry falls into*. Reads
+/// never protect an entry; the fixed TTL bounds every entry's life anyway. An object heavier
+/// than a shard's share of the bound is not cached at all (each lookup fetches it).
 ///
 /// # Memory usage
 /// Per object: one [`Reference`] (124 bytes for a typical Secret) plus the index entry
@@ -195,7 +221,7 @@ impl CachedStore {
     /// Fetches in flight now (loom models only: a finished model must have none left).
     #[cfg(kstore_loom)]
     pub fn fetches_in_flight(&self) -> usize {
-        self.inner.inflight.lock().len()
+        self.inner.records.lock().values().filter(|r| matches!(r, Record::Fetching { .. })).count()
     }
 
     fn build(client: sync::Client, config: CachedStoreConfig) -> std::result::Result<Self, ConfigError> {
@@ -211,7 +237,7 @@ impl CachedStore {
             Some(e) => e,
             None => (capacity / 4096).clamp(64, 1 << 20) as usize,
         };
-        let evictions = Arc::new(AtomicU64::new(0));
+        let occupancy = Arc::new(Occupancy::default());
         #[cfg(not(kstore_loom))]
         let cache = {
             let options = OptionsBuilder::new()
@@ -219,12 +245,12 @@ impl CachedStore {
                 .weight_capacity(capacity)
                 .build()
                 .map_err(|_| ConfigError::Zero { setting: "max_bytes", resource: config.resource_name() })?;
-            Cache::with_options(options, EntryWeighter, DefaultHashBuilder::default(), EvictionHook(evictions.clone()))
+            Cache::with_options(options, EntryWeighter, DefaultHashBuilder::default(), EvictionHook(occupancy.clone()))
         };
         #[cfg(kstore_loom)]
         let cache = {
             let _ = estimated_items;
-            Cache::with_capacity(capacity, EntryWeighter, EvictionHook(evictions.clone()))
+            Cache::with_capacity(capacity, EntryWeighter, EvictionHook(occupancy.clone()))
         };
         let sweep_every = config.sweep_interval.unwrap_or(config.ttl);
         let resource_name = config.resource_name();
@@ -232,9 +258,12 @@ impl CachedStore {
             inner: Arc::new(Inner {
                 refs,
                 cache,
-                evictions,
+                occupancy,
                 weighing,
-                inflight: Mutex::new(HashMap::default()),
+                records: Mutex::new(HashMap::default()),
+                permits: sync::Semaphore::new(config.max_concurrent_fetches),
+                not_found_ttl: config.not_found_ttl,
+                backoff: (config.fetch_backoff, config.max_fetch_backoff),
                 flights: sync::AtomicU64::new(0),
                 fills: sync::AtomicU64::new(0),
                 feed: Mutex::new(()),
@@ -250,7 +279,6 @@ impl CachedStore {
                 counters: Counters::default(),
                 next_id: sync::AtomicU64::new(1),
                 ttl: config.ttl,
-                max_concurrent_fetches: config.max_concurrent_fetches,
                 clock: Clock::new(config.ttl),
                 sweep_every,
                 next_sweep_ms: sync::AtomicU64::new(millis(sweep_every)),
@@ -267,7 +295,8 @@ impl CachedStore {
         Ok(self.inner.resolve(&refs).await)
     }
 
-    /// Every object, fetching the ones not cached (at most `max_concurrent_fetches` at once).
+    /// Every object, fetching the ones not cached (at most `max_concurrent_fetches` at once,
+    /// store-wide).
     pub async fn list_detailed(&self) -> Fetched {
         let refs = self.inner.refs.list();
         self.inner.resolve(&refs).await
@@ -283,23 +312,24 @@ impl CachedStore {
         self.inner.refs.snapshot()
     }
 
-    /// Counters and sizes. Costs O(cached entries) for the byte count.
+    /// Counters and sizes, O(1): every figure is maintained as it changes.
     pub fn cache_stats(&self) -> CacheStats {
         let c = &self.inner.counters;
-        let cached_bytes = self.inner.cache.iter().map(|(_, e)| e.bytes).sum();
         CacheStats {
             hits: c.hits.sum(),
             misses: c.misses.load(Relaxed),
             fetches: c.fetches.load(Relaxed),
             fetch_errors: c.fetch_errors.load(Relaxed),
             not_found: c.not_found.load(Relaxed),
+            negative_hits: c.negative_hits.load(Relaxed),
+            backed_off: c.backed_off.load(Relaxed),
             stale_fetches: c.stale_fetches.load(Relaxed),
             expirations: c.expirations.load(Relaxed),
-            evictions: self.inner.evictions.load(Relaxed),
+            evictions: self.inner.occupancy.evictions.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),
             refreshes: c.refreshes.load(Relaxed),
             entries: self.inner.cache.len(),
-            cached_bytes,
+            cached_bytes: self.inner.occupancy.bytes(),
             references: self.inner.refs.len(),
             sweeper_clock: self.inner.clock.ticking(),
         }
@@ -323,7 +353,8 @@ impl CachedStore {
 
     /// Checks the store's invariants: the reference index validates, and every cached object
     /// (held in its reference's slot) is accounted for by exactly one cache entry of that
-    /// reference version, and the other way round. For tests, while no lookup runs; O(n).
+    /// reference version, and the other way round; the byte gauge equals the entries' bytes.
+    /// For tests, while no lookup runs; O(n).
     pub fn validate(&self) -> std::result::Result<(), String> {
         let inner = &*self.inner;
         let _feed = inner.feed.lock();
@@ -348,11 +379,17 @@ impl CachedStore {
                 return Err(format!("cache entry {id} belongs to a replaced reference of {}", r.identity()));
             }
         }
+        let bytes: u64 = inner.cache.iter().map(|(_, e)| e.bytes).sum();
+        if bytes != inner.occupancy.bytes() {
+            return Err(format!("the byte gauge says {} but the entries hold {bytes}", inner.occupancy.bytes()));
+        }
         Ok(())
     }
 }
 
 impl Inner {
+    /// The cached object of reference version `r`, unless expired at `now` (an expired one is
+    /// dropped). One atomic load, one `Arc` clone.
     #[inline]
     pub(crate) fn cached(&self, r: &Reference, now: u64) -> Option<Arc<CompactObject>> {
         let slot = r.slot.load();
@@ -363,7 +400,8 @@ impl Inner {
         let fill = cached.fill;
         drop(slot);
         clear_slot_if(r, fill);
-        if self.cache.remove_if(&r.id, |e| e.fill == fill).is_some() {
+        if let Some((_, e)) = self.cache.remove_if(&r.id, |e| e.fill == fill) {
+            self.occupancy.removed(e.bytes);
             self.counters.expirations.fetch_add(1, Relaxed);
         }
         None
@@ -427,14 +465,10 @@ impl Inner {
         let outcomes: Vec<(usize, Outcome)> = if let [i] = missing[..] {
             vec![(i, self.load(refs[i].clone(), now).await)]
         } else {
-            stream::iter(missing)
-                .map(|i| {
-                    let load = self.load(refs[i].clone(), now);
-                    async move { (i, load.await) }
-                })
-                .buffer_unordered(self.max_concurrent_fetches)
-                .collect()
-                .await
+            // Every fetch starts now (each is its own task, queued on the store-wide permits),
+            // so the lookup waits at most one fetch timeout for all of them.
+            let flights: Vec<_> = missing.into_iter().map(|i| (i, self.load(refs[i].clone(), now))).collect();
+            future::join_all(flights.into_iter().map(|(i, flight)| async move { (i, flight.await) })).await
         };
         let mut not_found = Vec::new();
         let mut failed = Vec::new();

@@ -5,13 +5,14 @@
 //! byte and the entry bound at once ([`Weighing`]); its eviction hook empties the evicted
 //! entry's slot.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 use compact_object::CompactObject;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 use crate::reference::Reference;
+use crate::stats::Occupancy;
 use crate::sync::Cache;
 
 /// Estimated bytes a cache entry costs besides its object's heap: the `Cached` slot value, the
@@ -42,15 +43,16 @@ impl Weighter<u64, Entry> for EntryWeighter {
 }
 
 /// Clears the slot of the entry being evicted (if the slot still holds that entry's object)
-/// and counts the eviction. Runs under the cache shard's lock; touches only the slot.
+/// and counts the eviction and its bytes. Runs under the cache shard's lock; touches only the slot.
 #[derive(Clone)]
-pub(crate) struct EvictionHook(pub(crate) Arc<AtomicU64>);
+pub(crate) struct EvictionHook(pub(crate) Arc<Occupancy>);
 
 impl Lifecycle<u64, Entry> for EvictionHook {
     type RequestState = ();
 
     fn on_evict(&self, _state: &mut (), _key: u64, entry: Entry) {
-        self.0.fetch_add(1, Relaxed);
+        self.0.evictions.fetch_add(1, Relaxed);
+        self.0.removed(entry.bytes);
         if let Some(r) = entry.reference.upgrade() {
             clear_slot_if(&r, entry.fill);
         }

@@ -151,14 +151,16 @@ async fn with_a_sweeper_on_paused_time_expiry_stays_fixed() {
     store.validate().unwrap();
 }
 
-/// On a multi-thread runtime the sweeper keeps the clock lookups read and times fetches out.
+/// On a multi-thread runtime the sweeper keeps the clock lookups read; fetches time out alike.
 /// Real time (paused time needs a current-thread runtime): bounds are generous, and what must
 /// hold exactly — never expired early — is checked exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches_out() {
+async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_fetches_time_out() {
     let sim = sim_with_secrets("default", 2, 100).await;
     let ttl = Duration::from_millis(400);
-    let config = secrets_config().ttl(ttl).fetch_timeout(Some(Duration::from_millis(300)));
+    let backoff = Duration::from_millis(20);
+    let config =
+        secrets_config().ttl(ttl).fetch_timeout(Some(Duration::from_millis(300))).fetch_backoff(backoff, backoff);
     let store = CachedStore::new(sim.client(), config).unwrap();
     feed_from_sim(&sim, &store);
     assert!(!store.cache_stats().sweeper_clock);
@@ -179,7 +181,7 @@ async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    // One shared fetch of a slow object, timed out by the sweeper.
+    // One shared fetch of a slow object, timed out.
     sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(5));
     let start = std::time::Instant::now();
     let (a, b) = tokio::join!(store.get_detailed(&["default", "s-001"]), store.get_detailed(&["default", "s-001"]));
@@ -194,6 +196,7 @@ async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches
     assert_eq!((s.fetches, s.fetch_errors), (3, 1), "one shared fetch, one error");
     // The aborted request never fills the cache; the next lookup fetches anew.
     sim.faults().clear_latency();
+    tokio::time::sleep(backoff * 2).await;
     assert_eq!(store.get(&["default", "s-001"]).await.unwrap().len(), 1, "retried after the timeout");
     assert_eq!(store.cache_stats().fetches, 4);
     store.validate().unwrap();
@@ -253,8 +256,8 @@ async fn one_hundred_concurrent_gets_send_one_get() {
     assert_eq!(store.cache_stats().fetches, 1);
 }
 
-#[tokio::test]
-async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries() {
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries_after_the_backoff() {
     let sim = sim_with_secrets("default", 1, 100).await;
     sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(50));
     sim.faults().reject_next(Matcher::verb(Verb::Get).resource("secrets"), 1, Rejection::status(500));
@@ -270,6 +273,10 @@ async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries()
     assert_eq!(gets(&sim), 1, "one GET for all twenty callers");
     let s = store.cache_stats();
     assert_eq!((s.fetch_errors, s.entries), (1, 0), "the failure is not cached");
+    let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+    assert!(matches!(&*out.failed[0], FetchError::BackingOff { failures: 1, .. }), "{}", out.failed[0]);
+    assert_eq!(gets(&sim), 1, "no GET while backing off");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
     assert_eq!(gets(&sim), 2);
 }
@@ -454,10 +461,11 @@ async fn not_found_after_delete_is_empty_and_counted() {
     assert_eq!(detailed.not_found.len(), 1);
     assert_eq!(detailed.not_found[0].key.name(), "s-000");
     let s = store.cache_stats();
-    assert_eq!((s.not_found, s.fetch_errors), (2, 0));
+    assert_eq!((s.not_found, s.negative_hits, s.fetch_errors), (1, 1, 0), "the 404 is remembered");
+    assert_eq!(gets(&sim), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     let sim = sim_with_secrets("default", 3, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config().max_concurrent_fetches(1)).unwrap();
@@ -469,7 +477,8 @@ async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     assert!(err.to_string().contains(&failed[0].to_string()), "{err}");
     let failed_name = failed[0].key.name();
     assert_eq!(store.cache_stats().fetch_errors, 1);
-    // The successful objects were cached; the failed one is retried.
+    // The successful objects were cached; the failed one is retried after its backoff.
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     let all = store.get(&["default"]).await.unwrap();
     assert_eq!(all.len(), 3);
     let paths = sim.requests().path_counts();
@@ -489,7 +498,8 @@ async fn fetches_time_out_after_ten_seconds_by_default() {
     assert!(matches!(&*out.failed[0], FetchError::Timeout { after, .. } if *after == Duration::from_secs(10)));
     assert!(out.failed[0].to_string().contains("default/s-000"));
     sim.faults().clear_latency();
-    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "retried after failure");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "retried after the backoff");
 }
 
 #[tokio::test]
@@ -623,7 +633,7 @@ async fn fetched_objects_are_byte_for_byte_what_the_watch_path_stores() {
     assert!(plain[0].pointer("/metadata/managedFields").is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let prepared =
@@ -636,6 +646,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
         feed_from_sim(&sim, store);
         for body in [&b"{\"metadata\":{\"name\":"[..], b"[1,2]", b"\"s-000\"", b"null", b"{} {}", b"\xff"] {
             sim.faults().answer_next(Matcher::verb(Verb::Get).resource("secrets"), 1, body);
+            tokio::time::sleep(kstore_cached_store::DEFAULT_MAX_FETCH_BACKOFF).await;
             let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
             sent += 1;
             assert_eq!(gets(&sim), sent);
@@ -654,6 +665,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
         let s = store.cache_stats();
         assert_eq!((s.fetch_errors, s.entries), (6, 0));
         // The next, well-formed answer is fetched and cached.
+        tokio::time::sleep(kstore_cached_store::DEFAULT_MAX_FETCH_BACKOFF).await;
         assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
         sent += 1;
         assert_eq!(store.cache_stats().entries, 1);
@@ -666,7 +678,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
     assert!(non_object.to_string().contains("the API answered a JSON array, not an object"), "{non_object}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let refuse: kstore_cached_store::Prepare =
@@ -681,11 +693,12 @@ async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     let err = store.get(&["default", "s-000"]).await.unwrap_err();
     let StoreError::Fetch { failed, .. } = &err else { panic!("{err}") };
     assert_eq!(failed[0].key.name(), "s-000");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
     assert!(matches!(*detailed.failed[0], FetchError::Prepare { .. }), "{}", detailed.failed[0]);
     assert!(detailed.failed[0].to_string().contains("could not be prepared: unsupported input: refused"));
     assert_eq!(store.cache_stats().entries, 0);
-    assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup fetches");
+    assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup after the backoff fetches");
 }
 
 #[tokio::test]
