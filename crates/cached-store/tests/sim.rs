@@ -718,3 +718,139 @@ async fn secret_data_never_shows_in_debug_output() {
     assert!(!text.contains(SECRET_MARKER), "{text}");
     assert!(text.contains("CachedStore"));
 }
+
+/// A 404 is remembered for `not_found_ttl`: lookups of that version return nothing without a
+/// GET until it passes; a watch event with a new version fetches at once.
+#[tokio::test(start_paused = true)]
+async fn a_not_found_answer_is_remembered_until_its_ttl() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    let ttl = Duration::from_secs(5);
+    let store = CachedStore::new(sim.client(), secrets_config().not_found_ttl(ttl)).unwrap();
+    feed_from_sim(&sim, &store);
+    sim.delete("secrets", Some("default"), "s-000").unwrap();
+    for _ in 0..5 {
+        let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+        assert_eq!((out.objects.len(), out.not_found.len(), out.failed.len()), (0, 1, 0));
+        tokio::time::sleep(ttl / 10).await;
+    }
+    assert_eq!(gets(&sim), 1, "one GET while the 404 stands");
+    let s = store.cache_stats();
+    assert_eq!((s.not_found, s.negative_hits, s.misses), (1, 4, 5));
+    tokio::time::sleep(ttl).await;
+    assert!(store.get(&["default", "s-000"]).await.unwrap().is_empty());
+    assert_eq!(gets(&sim), 2, "fetched again once the TTL passed");
+    // The object comes back (a new version): the watch event allows a fetch at once.
+    let back = sim.create(secret("default", "s-000", 100)).unwrap();
+    let m = &back["metadata"];
+    let r = Reference::new("default", "s-000", m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap();
+    store.apply_reference(r, KeyTuple::new(["default", "s-000"])).unwrap();
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(gets(&sim), 3);
+    store.validate().unwrap();
+}
+
+/// Failed fetches back off per object version: no GET until the backoff passes, doubling per
+/// consecutive failure up to the bound, a named error meanwhile, reset by a success; other
+/// objects are not affected.
+#[tokio::test(start_paused = true)]
+async fn failed_fetches_back_off_per_object_doubling_to_a_bound_and_reset_on_success() {
+    let sim = sim_with_secrets("default", 2, 100).await;
+    let (initial, max) = (Duration::from_secs(1), Duration::from_secs(4));
+    let store = CachedStore::new(sim.client(), secrets_config().fetch_backoff(initial, max)).unwrap();
+    feed_from_sim(&sim, &store);
+    let s000 = Matcher::verb(Verb::Get).resource("secrets");
+    sim.faults().reject_next(s000.clone(), 5, Rejection::status(500));
+    let path = "/api/v1/namespaces/default/secrets/s-000";
+    let sent = |sim: &ApiServerSim| sim.requests().path_counts().get(path).copied().unwrap_or(0);
+
+    // Failures 1..=5: lookups get `BackingOff` without a GET for 1, 2, 4, 4, 4 s (bounded),
+    // then the next lookup fetches (and fails again while rejections remain).
+    for failure in 1..=5u32 {
+        let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+        assert!(matches!(&*out.failed[0], FetchError::Api { .. }), "{}", out.failed[0]);
+        assert_eq!(sent(&sim), failure as usize);
+        let start = Instant::now();
+        let wait = (initial * 2u32.pow(failure - 1)).min(max);
+        while start.elapsed() < wait {
+            let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+            let [failed] = &out.failed[..] else { panic!("still failing: {out:?}") };
+            match &**failed {
+                FetchError::BackingOff { failures, retry_in, last, .. } => {
+                    assert_eq!(*failures, failure);
+                    assert!(*retry_in <= max);
+                    assert!(matches!(**last, FetchError::Api { .. }));
+                    assert!(failed.to_string().contains("default/s-000"), "{failed}");
+                }
+                other => panic!("backing off expected, got {other}"),
+            }
+            assert_eq!(sent(&sim), failure as usize, "no GET while backing off");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // Another object was never held back.
+    assert_eq!(store.get(&["default", "s-001"]).await.unwrap().len(), 1);
+    // The sixth GET succeeds (the rejections are used up) and resets the streak.
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(sent(&sim), 6);
+    store.evict("default", "s-000");
+    sim.faults().reject_next(s000, 1, Rejection::status(500));
+    assert!(store.get(&["default", "s-000"]).await.is_err());
+    tokio::time::sleep(initial).await;
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "back to the initial backoff");
+    let s = store.cache_stats();
+    assert_eq!(s.fetch_errors, 6);
+    assert!(s.backed_off >= 5, "{s:?}");
+    store.validate().unwrap();
+}
+
+/// `max_concurrent_fetches` limits the store, not one call: separate lookups share the permits.
+#[tokio::test(start_paused = true)]
+async fn the_fetch_limit_is_store_wide() {
+    let sim = sim_with_secrets("default", 6, 100).await;
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(1));
+    let store = CachedStore::new(sim.client(), secrets_config().max_concurrent_fetches(2)).unwrap();
+    feed_from_sim(&sim, &store);
+    let start = Instant::now();
+    let lookups = (0..6).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let name = format!("s-{i:03}");
+            store.get(&["default", &name]).await.unwrap();
+            Instant::now()
+        })
+    });
+    let mut done: Vec<Duration> =
+        futures::future::join_all(lookups).await.into_iter().map(|t| t.unwrap() - start).collect();
+    done.sort();
+    let secs: Vec<u64> = done.iter().map(|d| d.as_secs()).collect();
+    assert_eq!(secs, [1, 1, 2, 2, 3, 3], "two GETs at a time over six separate lookups");
+    assert_eq!(gets(&sim), 6);
+}
+
+/// No lookup waits longer than one fetch timeout: not for a stale answer retried (each GET
+/// slow), not for fetches queued behind the store-wide limit.
+#[tokio::test(start_paused = true)]
+async fn no_lookup_waits_longer_than_one_fetch_timeout() {
+    let sim = sim_with_secrets("default", 3, 100).await;
+    let timeout = Duration::from_secs(10);
+    let config = secrets_config().fetch_timeout(Some(timeout)).max_concurrent_fetches(1);
+    let store = CachedStore::new(sim.client(), config).unwrap();
+    feed_from_sim(&sim, &store);
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(6));
+
+    // Queued: the first GET ends at 6 s, the second would end at 12 s, the third at 18 s.
+    let start = Instant::now();
+    let out = store.get_detailed(&["default"]).await.unwrap();
+    assert_eq!(start.elapsed(), timeout);
+    assert_eq!(out.objects.len(), 1);
+    assert_eq!(out.failed.len(), 2);
+    assert!(out.failed.iter().all(|e| matches!(**e, FetchError::Timeout { after, .. } if after == timeout)));
+
+    // Stale twice: the reference is newer than the server's object; two 6 s GETs.
+    let r = Reference::new("default", "s-002", None, Some("999999")).unwrap();
+    store.apply_reference(r, KeyTuple::new(["default", "s-002"])).unwrap();
+    let start = Instant::now();
+    let out = store.get_detailed(&["default", "s-002"]).await.unwrap();
+    assert_eq!(start.elapsed(), timeout, "one timeout, not two GETs' worth");
+    assert!(matches!(*out.failed[0], FetchError::Timeout { .. }), "{}", out.failed[0]);
+}
