@@ -43,6 +43,6 @@ pub use config::{
 pub use feed::FeedError;
 pub use fetch::FetchError;
 pub use memory_store::Change;
-pub use reference::{Reference, ReferenceError};
+pub use reference::{LAST_APPLIED_ANNOTATION, Reference, ReferenceError, redact_metadata};
 pub use stats::CacheStats;
 pub use store::{CachedStore, Fetched};
