@@ -24,7 +24,7 @@ use store_types::Store;
 static ALLOC: heap_meter::CountingAllocator = heap_meter::CountingAllocator;
 
 /// The tests of this binary run one at a time: one measures the process's heap.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An in-memory log sink.
 #[derive(Clone, Default)]
@@ -102,7 +102,7 @@ fn str_at<'a>(o: &'a Value, p: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_data_never_reaches_logs_or_debug_output() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let logs = Captured::default();
     let sink = logs.clone();
     let subscriber =
@@ -275,7 +275,7 @@ fn kubectl_applied_secret(ns: &str, name: &str, data_bytes: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applied_secret_data_is_never_held_by_references_or_the_metadata_feed() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     const SECRETS: usize = 200;
     const DATA: usize = 40 * 1024;
     let secrets: Vec<Value> =
