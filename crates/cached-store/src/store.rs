@@ -118,16 +118,19 @@ pub(crate) struct Inner {
 ///
 /// # Eviction
 /// When a bound is reached, quick_cache decides what goes, and its policy is **neither LRU nor
-/// insertion order**. The bound is split evenly across quick_cache's shards, chosen by the hash
-/// of the reference version id, and each shard evicts on its own with a CLOCK-Pro variant
-/// close to S3-FIFO: a new entry enters the shard's cold queue; cold entries leave in arrival
-/// order unless accessed since (then they move to the hot queue); a key evicted recently (a
-/// "ghost") re-enters hot. Hits are served from the reference's slot and never reach
-/// quick_cache, so no read marks an entry: within a shard the first fetched is the first
-/// evicted (a refetch of a recently evicted version goes to the hot queue), across shards the
-/// entry that goes is the oldest cold one *of the shard the new entry falls into*. Reads
-/// never protect an entry; the fixed TTL bounds every entry's life anyway. An object heavier
-/// than a shard's share of the bound is not cached at all (each lookup fetches it).
+/// insertion order**. The bound is split evenly across quick_cache's shards (one shard below
+/// 64 entries; the shard is chosen by the hash of the reference version id), and each shard
+/// evicts on its own with a CLOCK-Pro variant close to S3-FIFO. While a shard fills, entries
+/// are admitted to its hot segment (97 % of its share); once that is full, new entries enter
+/// the cold segment, and room is made by evicting the oldest cold entry, unless it was
+/// accessed since (then it moves to hot); with no cold entry left, hot entries go in CLOCK
+/// order. A key evicted recently (a "ghost") is readmitted to hot. Hits are served from the
+/// reference's slot and never reach quick_cache, so no read marks an entry. In effect, a full
+/// shard keeps the entries it admitted first (until their TTL ends them) and churns the ones
+/// fetched since — usually evicting the *most recently fetched* entry that is not hot — and
+/// across shards the entry that goes belongs to the shard the new entry falls into. Reads never
+/// protect an entry; the fixed TTL bounds every entry's life. An object heavier than a shard's
+/// hot segment is not cached at all (each lookup fetches it).
 ///
 /// # Memory usage
 /// Per object: one [`Reference`] (124 bytes for a typical Secret) plus the index entry

@@ -854,3 +854,34 @@ async fn no_lookup_waits_longer_than_one_fetch_timeout() {
     assert_eq!(start.elapsed(), timeout, "one timeout, not two GETs' worth");
     assert!(matches!(*out.failed[0], FetchError::Timeout { .. }), "{}", out.failed[0]);
 }
+
+/// Eviction is quick_cache's policy as documented on `CachedStore`: not LRU (a read does not
+/// protect an entry) and not insertion order. A store bounded to fewer than 64 entries has one
+/// shard; its hot segment (97 % of the bound, here 2 entries) keeps the entries admitted first,
+/// later ones enter the cold segment, and room is made by evicting the oldest cold entry — here
+/// the one fetched last. (The Go original's docs promised insertion order.)
+#[tokio::test]
+async fn eviction_keeps_the_first_admitted_and_ignores_reads() {
+    let sim = sim_with_secrets("default", 5, 100).await;
+    let store = CachedStore::new(sim.client(), secrets_config().max_bytes(None).max_entries(Some(3))).unwrap();
+    feed_from_sim(&sim, &store);
+    for name in ["s-000", "s-001", "s-002"] {
+        store.get(&["default", name]).await.unwrap();
+    }
+    // Read the first one again and again: a hit, which quick_cache never sees.
+    for _ in 0..10 {
+        store.get(&["default", "s-000"]).await.unwrap();
+    }
+    store.get(&["default", "s-003"]).await.unwrap();
+    assert_eq!(gets(&sim), 4);
+    let s = store.cache_stats();
+    assert_eq!((s.entries, s.evictions), (3, 1));
+    // s-000 and s-001 (hot) are still cached; s-002, fetched last before s-003, was evicted.
+    for name in ["s-000", "s-001", "s-003"] {
+        store.get(&["default", name]).await.unwrap();
+    }
+    assert_eq!(gets(&sim), 4, "s-000, s-001 and s-003 still cached");
+    store.get(&["default", "s-002"]).await.unwrap();
+    assert_eq!(gets(&sim), 5, "s-002 was the one evicted");
+    store.validate().unwrap();
+}
