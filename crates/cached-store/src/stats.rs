@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct CacheStats {
     /// Lookups of one object answered from the cache.
     pub hits: u64,
-    /// Lookups of one object that had to fetch (or join a fetch in flight).
+    /// Lookups of one object not answered from the cache: they fetched, joined a fetch in
+    /// flight, or were answered by a remembered 404 or a backoff.
     pub misses: u64,
     /// GET requests sent (a stale answer is retried once, so one miss may cost two).
     pub fetches: u64,
