@@ -24,7 +24,7 @@
 //! evicts the oldest entries first (quick_cache: cold entries, by CLOCK) and calls
 //! `Lifecycle::on_evict` for each, under the cache's lock; an entry heavier than the whole
 //! capacity is not admitted, and `on_evict` is called for it (and for the entry it replaced);
-//! `remove`, `remove_if`, `retain` and `clear` call no lifecycle hook. Statistics counters stay
+//! `remove`, `remove_if` and `retain` call no lifecycle hook (the store never calls `clear`). Statistics counters stay
 //! `std` atomics, the byte gauge among them (nothing reads them to decide anything), and so does the store clock's
 //! sweeper count (the models run no sweeper, so it stays zero). Time is not modelled: entries
 //! expire by the wall clock, so the models use a TTL far longer than they run.
@@ -237,10 +237,6 @@ mod imp {
 
         pub(crate) fn retain(&self, f: impl Fn(&K, &V) -> bool) {
             self.lock().retain(|(k, v, _)| f(k, v));
-        }
-
-        pub(crate) fn clear(&self) {
-            self.lock().clear();
         }
 
         pub(crate) fn peek(&self, key: &K) -> Option<V> {
