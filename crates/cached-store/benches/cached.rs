@@ -16,8 +16,9 @@
 //!   decode `Api::get` does.
 //!
 //! The main CachedStore runs its sweeper on a multi-thread runtime, as the watcher does: lookups
-//! then read the sweeper's clock tick, and the sweeper enforces fetch timeouts. The variants without a sweeper read the
-//! clock on every lookup and time every fetch with a timer of its own.
+//! then read the sweeper's clock tick. The variants without a sweeper read the clock on every
+//! lookup. Every fetch runs under its own timer (the fetch timeout) and takes a permit of the
+//! store-wide fetch semaphore.
 //!
 //! Run: `cargo bench -p kstore-cached-store --bench cached`.
 
@@ -111,7 +112,7 @@ fn bench(c: &mut Criterion) {
         [cached.spawn_sweeper(), prepared.spawn_sweeper()]
     };
     assert!(cached.cache_stats().sweeper_clock && prepared.cache_stats().sweeper_clock);
-    // The same store without a sweeper (a clock read per lookup, a timer per fetch).
+    // The same store without a sweeper (a clock read per lookup).
     let unswept = CachedStore::new(client.clone(), CachedStoreConfig::new(ar.clone(), true, 2)).unwrap();
     // The same store without the per-fetch timeout, to show what the timer costs.
     let untimed =

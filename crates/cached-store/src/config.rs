@@ -126,8 +126,14 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(130);
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default weight bound: 64 MiB of cached objects.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
-/// Default number of fetches one `get`/`list` runs concurrently.
+/// Default number of fetches a store runs at once (over all its lookups).
 pub const DEFAULT_MAX_CONCURRENT_FETCHES: usize = 32;
+/// Default time a 404 answer is remembered: 5 s.
+pub const DEFAULT_NOT_FOUND_TTL: Duration = Duration::from_secs(5);
+/// Default backoff after a failed fetch: 1 s, doubling per consecutive failure.
+pub const DEFAULT_FETCH_BACKOFF: Duration = Duration::from_secs(1);
+/// Default bound of the backoff: 30 s.
+pub const DEFAULT_MAX_FETCH_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -141,8 +147,10 @@ pub enum ConfigError {
         /// The resource (`plural.group`).
         resource: String,
     },
-    /// A bound or duration is zero.
-    #[error("{setting} of the cache of {resource} must be greater than zero")]
+    /// A bound or duration is zero (or `max_fetch_backoff` is below `fetch_backoff`).
+    #[error(
+        "{setting} of the cache of {resource} must be greater than zero (max_fetch_backoff: at least fetch_backoff)"
+    )]
     Zero {
         /// The setting.
         setting: &'static str,
@@ -240,6 +248,9 @@ pub struct CachedStoreConfig {
     pub(crate) fetch_timeout: Option<Duration>,
     pub(crate) sweep_interval: Option<Duration>,
     pub(crate) max_concurrent_fetches: usize,
+    pub(crate) not_found_ttl: Duration,
+    pub(crate) fetch_backoff: Duration,
+    pub(crate) max_fetch_backoff: Duration,
     pub(crate) prepare: Option<Prepare>,
 }
 
@@ -256,6 +267,9 @@ impl fmt::Debug for CachedStoreConfig {
             .field("fetch_timeout", &self.fetch_timeout)
             .field("sweep_interval", &self.sweep_interval)
             .field("max_concurrent_fetches", &self.max_concurrent_fetches)
+            .field("not_found_ttl", &self.not_found_ttl)
+            .field("fetch_backoff", &self.fetch_backoff)
+            .field("max_fetch_backoff", &self.max_fetch_backoff)
             .field("prepare", &self.prepare.is_some())
             .finish()
     }
@@ -263,7 +277,8 @@ impl fmt::Debug for CachedStoreConfig {
 
 impl CachedStoreConfig {
     /// A store of `resource` (namespaced or cluster-scoped, as discovery says) with `num_keys`
-    /// index keys; TTL 2m10s, 64 MiB of cached objects, 10 s fetch timeout, sweep every TTL,
+    /// index keys; TTL 2m10s, 64 MiB of cached objects, 10 s fetch timeout, 32 fetches at
+    /// once, 404s remembered 5 s, backoff after failures from 1 s up to 30 s, sweep every TTL,
     /// no namespace restriction, no preparation.
     pub fn new(resource: ApiResource, namespaced: bool, num_keys: usize) -> Self {
         CachedStoreConfig {
@@ -277,6 +292,9 @@ impl CachedStoreConfig {
             fetch_timeout: Some(DEFAULT_FETCH_TIMEOUT),
             sweep_interval: None,
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
+            not_found_ttl: DEFAULT_NOT_FOUND_TTL,
+            fetch_backoff: DEFAULT_FETCH_BACKOFF,
+            max_fetch_backoff: DEFAULT_MAX_FETCH_BACKOFF,
             prepare: None,
         }
     }
@@ -307,7 +325,9 @@ impl CachedStoreConfig {
         self
     }
 
-    /// Timeout of one fetch (`None`: wait as long as the client does).
+    /// Timeout of one fetch (`None`: wait as long as the client does). It bounds the whole
+    /// fetch — waiting for a fetch permit, the GET, the one retry of a stale answer — so no
+    /// lookup waits longer than this for its objects.
     pub fn fetch_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.fetch_timeout = timeout;
         self
@@ -320,9 +340,28 @@ impl CachedStoreConfig {
         self
     }
 
-    /// How many fetches one lookup runs at once (default 32).
+    /// How many fetches the store runs at once, over all lookups (default 32); further
+    /// fetches wait for a permit (within their fetch timeout).
     pub fn max_concurrent_fetches(mut self, n: usize) -> Self {
         self.max_concurrent_fetches = n;
+        self
+    }
+
+    /// How long a 404 answer is remembered (default 5 s): lookups of that object version
+    /// return nothing without fetching until it passes. A watch event with a new version
+    /// fetches at once.
+    pub fn not_found_ttl(mut self, ttl: Duration) -> Self {
+        self.not_found_ttl = ttl;
+        self
+    }
+
+    /// Backoff after failed fetches of one object version (default 1 s up to 30 s): after `n`
+    /// consecutive failures no fetch is sent for `initial × 2^(n-1)` (at most `max`); lookups
+    /// meanwhile get [`FetchError::BackingOff`](crate::FetchError::BackingOff). A success, or a
+    /// watch event with a new version, resets it.
+    pub fn fetch_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.fetch_backoff = initial;
+        self.max_fetch_backoff = max;
         self
     }
 
@@ -357,6 +396,9 @@ impl CachedStoreConfig {
             ("fetch_timeout", self.fetch_timeout.is_some_and(|t| t.is_zero())),
             ("sweep_interval", self.sweep_interval.is_some_and(|t| t.is_zero())),
             ("max_concurrent_fetches", self.max_concurrent_fetches == 0),
+            ("not_found_ttl", self.not_found_ttl.is_zero()),
+            ("fetch_backoff", self.fetch_backoff.is_zero()),
+            ("max_fetch_backoff", self.max_fetch_backoff < self.fetch_backoff),
         ];
         if let Some((setting, _)) = zero.into_iter().find(|(_, z)| *z) {
             return Err(ConfigError::Zero { setting, resource });

@@ -1,5 +1,6 @@
 //! Fetching one object from the API server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use compact_object::{CompactObject, NodeKind};
@@ -12,7 +13,8 @@ use crate::config::Prepare;
 /// Why fetching one object failed. Every variant names the object; none carries its body.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The API did not answer within the configured fetch timeout.
+    /// The fetch did not complete within the configured fetch timeout (waiting for one of the
+    /// store's fetch permits, the GET, and the one retry of a stale answer, together).
     #[error("fetching {resource} {identity} timed out after {after:?}")]
     Timeout {
         /// `plural.group` of the resource.
@@ -72,6 +74,26 @@ pub enum FetchError {
         /// The resourceVersion the reference holds.
         known: String,
     },
+    /// Earlier fetches of this object version failed; no new fetch is sent until the backoff
+    /// passes (it doubles per consecutive failure, up to the configured bound, and resets on
+    /// success or when a watch event brings a new version).
+    #[error(
+        "fetching {resource} {identity} is backing off for {retry_in:?} after {failures} failed \
+         fetch(es); last: {last}"
+    )]
+    BackingOff {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// Consecutive failures.
+        failures: u32,
+        /// Time until the next fetch may start.
+        retry_in: Duration,
+        /// The last failure.
+        #[source]
+        last: Arc<FetchError>,
+    },
     /// The fetch task panicked or its runtime shut down.
     #[error("fetching {resource} {identity} was interrupted: {reason}")]
     Interrupted {
@@ -93,6 +115,7 @@ impl FetchError {
             | FetchError::Encode { identity, .. }
             | FetchError::Prepare { identity, .. }
             | FetchError::Stale { identity, .. }
+            | FetchError::BackingOff { identity, .. }
             | FetchError::Interrupted { identity, .. } => identity,
         }
     }
@@ -105,6 +128,7 @@ pub(crate) struct Fetcher {
     pub(crate) resource_name: String,
     pub(crate) namespaced: bool,
     pub(crate) namespace: Option<String>,
+    /// Bounds a whole fetch task (see `flight.rs`).
     pub(crate) timeout: Option<Duration>,
     pub(crate) prepare: Option<Prepare>,
 }
@@ -113,15 +137,13 @@ impl Fetcher {
     /// GETs `namespace`/`name` (the namespace restriction wins; ignored when cluster-scoped)
     /// and decodes the response bytes in one pass into a compact object — with numbers
     /// normalised and then prepared when a preparation step is configured, exactly as received
-    /// otherwise. `timer`: bound the request by the configured timeout here (else the store's
-    /// sweeper enforces it).
+    /// otherwise. The caller bounds the time (the fetch timeout covers the whole fetch task).
     /// `Ok(None)`: 404.
     pub(crate) async fn fetch(
         &self,
         namespace: &str,
         name: &str,
         uid: Option<&str>,
-        timer: bool,
     ) -> Result<Option<CompactObject>, FetchError> {
         let identity = || {
             let id = Identity::new(namespace, name);
@@ -141,20 +163,7 @@ impl Fetcher {
         })?;
         req.extensions_mut().insert("get");
         // The response text is decoded straight into the compact form: no `Value` tree.
-        let call = self.client.request_text(req);
-        let response = match self.timeout {
-            Some(after) if timer => match tokio::time::timeout(after, call).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(FetchError::Timeout {
-                        resource: self.resource_name.clone(),
-                        identity: identity(),
-                        after,
-                    });
-                }
-            },
-            _ => call.await,
-        };
+        let response = self.client.request_text(req).await;
         let text = match response {
             Ok(text) => text,
             Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(None),

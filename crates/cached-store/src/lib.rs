@@ -23,18 +23,26 @@
 //! failures); watch the cache with [`CachedStore::cache_stats`]. `docs/cached-store.md` has the
 //! guide and the measured memory and speed.
 
+mod clock;
 mod config;
+mod feed;
 mod fetch;
+mod flight;
 mod reference;
+mod stats;
 mod store;
 mod sync;
+mod weigher;
 
 pub use compact_object::CompactObject;
 pub use config::{
-    CachedStoreConfig, ConfigError, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_CONCURRENT_FETCHES,
-    DEFAULT_TTL, Feed, Prepare, PrepareStep, check_metadata_only, required_feed,
+    CachedStoreConfig, ConfigError, DEFAULT_FETCH_BACKOFF, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CONCURRENT_FETCHES, DEFAULT_MAX_FETCH_BACKOFF, DEFAULT_NOT_FOUND_TTL, DEFAULT_TTL, Feed, Prepare,
+    PrepareStep, check_metadata_only, required_feed,
 };
+pub use feed::FeedError;
 pub use fetch::FetchError;
 pub use memory_store::Change;
-pub use reference::{Reference, ReferenceError};
-pub use store::{CacheStats, CachedHandle, CachedStore, FeedError, Fetched};
+pub use reference::{LAST_APPLIED_ANNOTATION, Reference, ReferenceError, redact_metadata};
+pub use stats::CacheStats;
+pub use store::{CachedHandle, CachedStore, Fetched};

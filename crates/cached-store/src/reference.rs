@@ -226,6 +226,49 @@ impl fmt::Debug for Reference {
     }
 }
 
+/// The annotation in which kubectl's client-side apply stores the whole applied manifest — for
+/// a Secret, its `data` and `stringData` included.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes from `meta` what a reference never needs and what may carry an object's data,
+/// before a metadata-only feed builds anything from it: the
+/// [`kubectl.kubernetes.io/last-applied-configuration`](LAST_APPLIED_ANNOTATION) annotation
+/// (a Secret created with `kubectl apply` carries its data there, so a metadata-only watch
+/// delivers it) and `managedFields` (field paths and values of every writer).
+///
+/// A [`Reference`] holds namespace, name, uid and resourceVersion only, so it never keeps these
+/// fields; this function is for the metadata the feed holds on the way to the reference — the
+/// object its index keys are read from, and every object of a (re)list, buffered until the list
+/// is complete. The watcher calls it on every metadata-only event. Index expressions of a
+/// metadata-only feed therefore cannot read these two fields (they are missing, which the
+/// indexer's missing-field policy handles).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+/// use kstore_cached_store::{LAST_APPLIED_ANNOTATION, redact_metadata};
+///
+/// let mut meta = ObjectMeta {
+///     name: Some("tls".into()),
+///     annotations: Some(BTreeMap::from([
+///         (LAST_APPLIED_ANNOTATION.to_owned(), r#"{"data":{"tls.key":"UFJJVkFURQ=="}}"#.to_owned()),
+///         ("team".to_owned(), "a".to_owned()),
+///     ])),
+///     ..Default::default()
+/// };
+/// redact_metadata(&mut meta);
+/// assert_eq!(meta.annotations, Some(BTreeMap::from([("team".to_owned(), "a".to_owned())])));
+/// ```
+pub fn redact_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// Orders two resourceVersions when both are decimal integers (as every apiserver backed by
 /// etcd produces). `None` when they cannot be compared: resourceVersions are formally opaque.
 pub(crate) fn compare_versions(a: Option<&str>, b: Option<&str>) -> Option<std::cmp::Ordering> {

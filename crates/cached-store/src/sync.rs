@@ -4,25 +4,28 @@
 //!
 //! | Normal build | Under `kstore_loom` |
 //! |---|---|
-//! | `parking_lot::Mutex` (feed lock, in-flight map) | a loom `Mutex` |
+//! | `parking_lot::Mutex` (feed lock, fetch records) | a loom `Mutex` |
 //! | `AtomicU64` (`next_id`, `next_sweep_ms`) | a loom `AtomicU64` |
 //! | `ArcSwapOption` (a reference's cache slot) | a loom `Mutex<Option<Arc<_>>>` with the same operations |
 //! | quick_cache's `sync::Cache` | [`Cache`]: one loom-locked shard, same interface, same lifecycle calls |
 //! | `tokio::spawn` + `Shared` (one fetch task per reference version) | one loom thread per fetch; its result handed to every waiter |
-//! | the fetch task's abort handle (the sweeper's fetch timeout) | nothing (the models run no sweeper) |
+//! | `tokio::sync::Semaphore` (the store-wide fetch limit) | nothing (the models stay under the limit) |
+//! | `tokio::time::timeout` (the fetch timeout) | nothing (the models set no timeout) |
 //! | `kube::Client` | [`Client`]: kube's, or a function standing in for the API server |
 //!
-//! The loom models therefore check *kstore's* protocol — single flight through the in-flight
-//! map, fills serialised with watch events by the feed lock, the version-id and
+//! The loom models therefore check *kstore's* protocol — single flight through the fetch
+//! records, fills serialised with watch events by the feed lock, the version-id and
 //! resourceVersion checks, slots and cache entries set and cleared together, eviction through
 //! the lifecycle hook — not the internals of quick_cache, arc-swap, futures or tokio, which
 //! loom cannot see. The stand-in cache keeps quick_cache's observable contract as the store
-//! relies on it: `insert` of an existing key replaces it silently; an insert that does not fit
+//! relies on it: `insert` of an existing key replaces it and calls `Lifecycle::on_evict` for
+//! the replaced entry (quick_cache 0.7 does; the store removes an entry before inserting its
+//! key again, so it never relies on this); an insert that does not fit
 //! evicts the oldest entries first (quick_cache: cold entries, by CLOCK) and calls
 //! `Lifecycle::on_evict` for each, under the cache's lock; an entry heavier than the whole
 //! capacity is not admitted, and `on_evict` is called for it (and for the entry it replaced);
-//! `remove`, `remove_if`, `retain` and `clear` call no lifecycle hook. Statistics counters stay
-//! `std` atomics (nothing reads them to decide anything), and so does the store clock's
+//! `remove`, `remove_if` and `retain` call no lifecycle hook (the store never calls `clear`). Statistics counters stay
+//! `std` atomics, the byte gauge among them (nothing reads them to decide anything), and so does the store clock's
 //! sweeper count (the models run no sweeper, so it stays zero). Time is not modelled: entries
 //! expire by the wall clock, so the models use a TTL far longer than they run.
 
@@ -49,27 +52,25 @@ mod imp {
     /// One fetch in flight, shared by every lookup waiting for it.
     pub(crate) type Flight<T> = Shared<BoxFuture<'static, T>>;
 
-    /// Aborts a flight's task (the sweeper's fetch timeout).
-    pub(crate) struct Abort(tokio::task::AbortHandle);
+    /// The store-wide fetch limit.
+    pub(crate) type Semaphore = tokio::sync::Semaphore;
 
-    impl Abort {
-        pub(crate) fn abort(&self) {
-            self.0.abort();
-        }
+    /// `future`'s output, or `None` when `after` passed first.
+    pub(crate) async fn timeout<T>(after: std::time::Duration, future: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout(after, future).await.ok()
     }
 
     /// Runs `task` as its own Tokio task (so it completes even if every waiter is cancelled)
-    /// and returns the handle all waiters share and its abort handle; `interrupted` turns a
-    /// panic, an abort or a runtime shutdown into the result.
-    pub(crate) fn spawn_flight<T, F, I>(task: F, interrupted: I) -> (Flight<T>, Abort)
+    /// and returns the handle all waiters share; `interrupted` turns a panic or a runtime
+    /// shutdown into the result.
+    pub(crate) fn spawn_flight<T, F, I>(task: F, interrupted: I) -> Flight<T>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = T> + Send + 'static,
         I: FnOnce(String) -> T + Send + 'static,
     {
         let task = tokio::spawn(task);
-        let abort = Abort(task.abort_handle());
-        (async move { task.await.unwrap_or_else(|e| interrupted(e.to_string())) }.boxed().shared(), abort)
+        async move { task.await.unwrap_or_else(|e| interrupted(e.to_string())) }.boxed().shared()
     }
 
     /// A flight that is already over.
@@ -208,7 +209,8 @@ mod imp {
                 return;
             }
             if let Some(i) = existing {
-                entries[i] = (key, value, weight);
+                let (k, v, _) = std::mem::replace(&mut entries[i], (key, value, weight));
+                self.evict(k, v);
                 return;
             }
             let mut total: u64 = entries.iter().map(|e| e.2).sum();
@@ -235,10 +237,6 @@ mod imp {
 
         pub(crate) fn retain(&self, f: impl Fn(&K, &V) -> bool) {
             self.lock().retain(|(k, v, _)| f(k, v));
-        }
-
-        pub(crate) fn clear(&self) {
-            self.lock().clear();
         }
 
         pub(crate) fn peek(&self, key: &K) -> Option<V> {
@@ -316,17 +314,26 @@ mod imp {
         Flight(Arc::new(FlightState { result: loom::sync::Mutex::new(value), done: loom::sync::Condvar::new() }))
     }
 
-    /// Not modelled: only a sweeper aborts flights (its fetch timeout), and the models run
-    /// none (time is not modelled).
-    pub(crate) struct Abort;
+    /// Not modelled: the models use no fetch timeout (time is not modelled).
+    pub(crate) async fn timeout<T>(_after: std::time::Duration, future: impl Future<Output = T>) -> Option<T> {
+        Some(future.await)
+    }
 
-    impl Abort {
-        pub(crate) fn abort(&self) {}
+    /// Not modelled: the models run fewer fetches at once than the limit, so a permit is
+    /// always there.
+    pub(crate) struct Semaphore;
+
+    impl Semaphore {
+        pub(crate) fn new(_permits: usize) -> Semaphore {
+            Semaphore
+        }
+
+        pub(crate) async fn acquire(&self) {}
     }
 
     /// Runs `task` on its own loom thread (as production runs it as its own Tokio task). A
     /// panic in it fails the model, so `interrupted` is not needed.
-    pub(crate) fn spawn_flight<T, F, I>(task: F, _interrupted: I) -> (Flight<T>, Abort)
+    pub(crate) fn spawn_flight<T, F, I>(task: F, _interrupted: I) -> Flight<T>
     where
         T: Clone + Send + Sync + 'static,
         F: Future<Output = T> + Send + 'static,
@@ -339,7 +346,7 @@ mod imp {
             *handle.0.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
             handle.0.done.notify_all();
         });
-        (f, Abort)
+        f
     }
 
     /// A flight that is already over.

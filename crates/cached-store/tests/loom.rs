@@ -126,7 +126,7 @@ fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
 
 /// Checks that hold once every thread of a model is done.
 fn check_quiescent(store: &CachedStore) {
-    assert_eq!(store.fetches_in_flight(), 0, "a fetch was left in the in-flight map");
+    assert_eq!(store.fetches_in_flight(), 0, "a fetch was left in flight");
     store.validate().unwrap();
 }
 
@@ -151,6 +151,35 @@ fn concurrent_misses_share_one_fetch() {
         assert_eq!(server.gets(), 1, "one missing object, two lookups: one GET");
         let stats = store.cache_stats();
         assert_eq!((stats.fetches, stats.misses + stats.hits, stats.entries), (1, 2, 1));
+        check_quiescent(&store);
+    });
+}
+
+/// (a) Two concurrent lookups of an object the server no longer has (the watch has not said
+/// so yet): exactly one GET, both get nothing, and a later lookup is answered by the
+/// remembered 404 without a GET. Guards `settle()` replacing the fetch's record against
+/// `load()` reading it.
+#[test]
+fn concurrent_lookups_share_and_remember_a_not_found() {
+    model("concurrent_lookups_share_and_remember_a_not_found", || {
+        let server = Server::new(&[("a", 1)]);
+        let store = server.referenced_store(4);
+        server.delete("a");
+
+        let other = {
+            let store = store.clone();
+            loom::thread::spawn(move || get(&store, "a"))
+        };
+        let mine = get(&store, "a");
+        let theirs = other.join().unwrap();
+
+        assert!(mine.is_empty() && theirs.is_empty(), "{mine:?} {theirs:?}");
+        assert_eq!(server.gets(), 1, "one GET for both lookups");
+        assert!(get(&store, "a").is_empty());
+        assert_eq!(server.gets(), 1, "the 404 is remembered");
+        let stats = store.cache_stats();
+        assert_eq!((stats.not_found, stats.entries), (1, 0));
+        assert!(stats.negative_hits >= 1, "{stats:?}");
         check_quiescent(&store);
     });
 }

@@ -151,14 +151,16 @@ async fn with_a_sweeper_on_paused_time_expiry_stays_fixed() {
     store.validate().unwrap();
 }
 
-/// On a multi-thread runtime the sweeper keeps the clock lookups read and times fetches out.
+/// On a multi-thread runtime the sweeper keeps the clock lookups read; fetches time out alike.
 /// Real time (paused time needs a current-thread runtime): bounds are generous, and what must
 /// hold exactly — never expired early — is checked exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches_out() {
+async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_fetches_time_out() {
     let sim = sim_with_secrets("default", 2, 100).await;
     let ttl = Duration::from_millis(400);
-    let config = secrets_config().ttl(ttl).fetch_timeout(Some(Duration::from_millis(300)));
+    let backoff = Duration::from_millis(20);
+    let config =
+        secrets_config().ttl(ttl).fetch_timeout(Some(Duration::from_millis(300))).fetch_backoff(backoff, backoff);
     let store = CachedStore::new(sim.client(), config).unwrap();
     feed_from_sim(&sim, &store);
     assert!(!store.cache_stats().sweeper_clock);
@@ -179,7 +181,7 @@ async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    // One shared fetch of a slow object, timed out by the sweeper.
+    // One shared fetch of a slow object, timed out.
     sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(5));
     let start = std::time::Instant::now();
     let (a, b) = tokio::join!(store.get_detailed(&["default", "s-001"]), store.get_detailed(&["default", "s-001"]));
@@ -194,6 +196,7 @@ async fn on_a_multi_thread_runtime_the_sweeper_keeps_the_clock_and_times_fetches
     assert_eq!((s.fetches, s.fetch_errors), (3, 1), "one shared fetch, one error");
     // The aborted request never fills the cache; the next lookup fetches anew.
     sim.faults().clear_latency();
+    tokio::time::sleep(backoff * 2).await;
     assert_eq!(store.get(&["default", "s-001"]).await.unwrap().len(), 1, "retried after the timeout");
     assert_eq!(store.cache_stats().fetches, 4);
     store.validate().unwrap();
@@ -253,8 +256,8 @@ async fn one_hundred_concurrent_gets_send_one_get() {
     assert_eq!(store.cache_stats().fetches, 1);
 }
 
-#[tokio::test]
-async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries() {
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries_after_the_backoff() {
     let sim = sim_with_secrets("default", 1, 100).await;
     sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_millis(50));
     sim.faults().reject_next(Matcher::verb(Verb::Get).resource("secrets"), 1, Rejection::status(500));
@@ -270,6 +273,10 @@ async fn concurrent_callers_share_one_failed_fetch_and_the_next_caller_retries()
     assert_eq!(gets(&sim), 1, "one GET for all twenty callers");
     let s = store.cache_stats();
     assert_eq!((s.fetch_errors, s.entries), (1, 0), "the failure is not cached");
+    let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+    assert!(matches!(&*out.failed[0], FetchError::BackingOff { failures: 1, .. }), "{}", out.failed[0]);
+    assert_eq!(gets(&sim), 1, "no GET while backing off");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
     assert_eq!(gets(&sim), 2);
 }
@@ -454,10 +461,11 @@ async fn not_found_after_delete_is_empty_and_counted() {
     assert_eq!(detailed.not_found.len(), 1);
     assert_eq!(detailed.not_found[0].key.name(), "s-000");
     let s = store.cache_stats();
-    assert_eq!((s.not_found, s.fetch_errors), (2, 0));
+    assert_eq!((s.not_found, s.negative_hits, s.fetch_errors), (1, 1, 0), "the 404 is remembered");
+    assert_eq!(gets(&sim), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     let sim = sim_with_secrets("default", 3, 100).await;
     let store = CachedStore::new(sim.client(), secrets_config().max_concurrent_fetches(1)).unwrap();
@@ -469,7 +477,8 @@ async fn fetch_errors_name_the_failed_objects_and_are_not_cached() {
     assert!(err.to_string().contains(&failed[0].to_string()), "{err}");
     let failed_name = failed[0].key.name();
     assert_eq!(store.cache_stats().fetch_errors, 1);
-    // The successful objects were cached; the failed one is retried.
+    // The successful objects were cached; the failed one is retried after its backoff.
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     let all = store.get(&["default"]).await.unwrap();
     assert_eq!(all.len(), 3);
     let paths = sim.requests().path_counts();
@@ -489,7 +498,8 @@ async fn fetches_time_out_after_ten_seconds_by_default() {
     assert!(matches!(&*out.failed[0], FetchError::Timeout { after, .. } if *after == Duration::from_secs(10)));
     assert!(out.failed[0].to_string().contains("default/s-000"));
     sim.faults().clear_latency();
-    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "retried after failure");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "retried after the backoff");
 }
 
 #[tokio::test]
@@ -624,7 +634,7 @@ async fn fetched_objects_are_byte_for_byte_what_the_watch_path_stores() {
     assert!(plain[0].pointer("/metadata/managedFields").is_some());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let prepared =
@@ -637,6 +647,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
         feed_from_sim(&sim, store);
         for body in [&b"{\"metadata\":{\"name\":"[..], b"[1,2]", b"\"s-000\"", b"null", b"{} {}", b"\xff"] {
             sim.faults().answer_next(Matcher::verb(Verb::Get).resource("secrets"), 1, body);
+            tokio::time::sleep(kstore_cached_store::DEFAULT_MAX_FETCH_BACKOFF).await;
             let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
             sent += 1;
             assert_eq!(gets(&sim), sent);
@@ -655,6 +666,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
         let s = store.cache_stats();
         assert_eq!((s.fetch_errors, s.entries), (6, 0));
         // The next, well-formed answer is fetched and cached.
+        tokio::time::sleep(kstore_cached_store::DEFAULT_MAX_FETCH_BACKOFF).await;
         assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
         sent += 1;
         assert_eq!(store.cache_stats().entries, 1);
@@ -667,7 +679,7 @@ async fn malformed_and_non_object_responses_are_named_errors_and_cache_nothing()
     assert!(non_object.to_string().contains("the API answered a JSON array, not an object"), "{non_object}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     let sim = sim_with_secrets("default", 1, 100).await;
     let refuse: kstore_cached_store::Prepare =
@@ -682,11 +694,12 @@ async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     let err = store.get(&["default", "s-000"]).await.unwrap_err();
     let StoreError::Fetch { failed, .. } = &err else { panic!("{err}") };
     assert_eq!(failed[0].key.name(), "s-000");
+    tokio::time::sleep(kstore_cached_store::DEFAULT_FETCH_BACKOFF).await;
     let detailed = store.get_detailed(&["default", "s-000"]).await.unwrap();
     assert!(matches!(*detailed.failed[0], FetchError::Prepare { .. }), "{}", detailed.failed[0]);
     assert!(detailed.failed[0].to_string().contains("could not be prepared: unsupported input: refused"));
     assert_eq!(store.cache_stats().entries, 0);
-    assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup fetches");
+    assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup after the backoff fetches");
 }
 
 #[tokio::test]
@@ -705,4 +718,171 @@ async fn secret_data_never_shows_in_debug_output() {
     );
     assert!(!text.contains(SECRET_MARKER), "{text}");
     assert!(text.contains("CachedStore"));
+}
+
+/// A 404 is remembered for `not_found_ttl`: lookups of that version return nothing without a
+/// GET until it passes; a watch event with a new version fetches at once.
+#[tokio::test(start_paused = true)]
+async fn a_not_found_answer_is_remembered_until_its_ttl() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    let ttl = Duration::from_secs(5);
+    let store = CachedStore::new(sim.client(), secrets_config().not_found_ttl(ttl)).unwrap();
+    feed_from_sim(&sim, &store);
+    sim.delete("secrets", Some("default"), "s-000").unwrap();
+    for _ in 0..5 {
+        let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+        assert_eq!((out.objects.len(), out.not_found.len(), out.failed.len()), (0, 1, 0));
+        tokio::time::sleep(ttl / 10).await;
+    }
+    assert_eq!(gets(&sim), 1, "one GET while the 404 stands");
+    let s = store.cache_stats();
+    assert_eq!((s.not_found, s.negative_hits, s.misses), (1, 4, 5));
+    tokio::time::sleep(ttl).await;
+    assert!(store.get(&["default", "s-000"]).await.unwrap().is_empty());
+    assert_eq!(gets(&sim), 2, "fetched again once the TTL passed");
+    // The object comes back (a new version): the watch event allows a fetch at once.
+    let back = sim.create(secret("default", "s-000", 100)).unwrap();
+    let m = &back["metadata"];
+    let r = Reference::new("default", "s-000", m["uid"].as_str(), m["resourceVersion"].as_str()).unwrap();
+    store.apply_reference(r, KeyTuple::new(["default", "s-000"])).unwrap();
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(gets(&sim), 3);
+    store.validate().unwrap();
+}
+
+/// Failed fetches back off per object version: no GET until the backoff passes, doubling per
+/// consecutive failure up to the bound, a named error meanwhile, reset by a success; other
+/// objects are not affected.
+#[tokio::test(start_paused = true)]
+async fn failed_fetches_back_off_per_object_doubling_to_a_bound_and_reset_on_success() {
+    let sim = sim_with_secrets("default", 2, 100).await;
+    let (initial, max) = (Duration::from_secs(1), Duration::from_secs(4));
+    let store = CachedStore::new(sim.client(), secrets_config().fetch_backoff(initial, max)).unwrap();
+    feed_from_sim(&sim, &store);
+    let s000 = Matcher::verb(Verb::Get).resource("secrets");
+    sim.faults().reject_next(s000.clone(), 5, Rejection::status(500));
+    let path = "/api/v1/namespaces/default/secrets/s-000";
+    let sent = |sim: &ApiServerSim| sim.requests().path_counts().get(path).copied().unwrap_or(0);
+
+    // Failures 1..=5: lookups get `BackingOff` without a GET for 1, 2, 4, 4, 4 s (bounded),
+    // then the next lookup fetches (and fails again while rejections remain).
+    for failure in 1..=5u32 {
+        let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+        assert!(matches!(&*out.failed[0], FetchError::Api { .. }), "{}", out.failed[0]);
+        assert_eq!(sent(&sim), failure as usize);
+        let start = Instant::now();
+        let wait = (initial * 2u32.pow(failure - 1)).min(max);
+        while start.elapsed() < wait {
+            let out = store.get_detailed(&["default", "s-000"]).await.unwrap();
+            let [failed] = &out.failed[..] else { panic!("still failing: {out:?}") };
+            match &**failed {
+                FetchError::BackingOff { failures, retry_in, last, .. } => {
+                    assert_eq!(*failures, failure);
+                    assert!(*retry_in <= max);
+                    assert!(matches!(**last, FetchError::Api { .. }));
+                    assert!(failed.to_string().contains("default/s-000"), "{failed}");
+                }
+                other => panic!("backing off expected, got {other}"),
+            }
+            assert_eq!(sent(&sim), failure as usize, "no GET while backing off");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // Another object was never held back.
+    assert_eq!(store.get(&["default", "s-001"]).await.unwrap().len(), 1);
+    // The sixth GET succeeds (the rejections are used up) and resets the streak.
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1);
+    assert_eq!(sent(&sim), 6);
+    store.evict("default", "s-000");
+    sim.faults().reject_next(s000, 1, Rejection::status(500));
+    assert!(store.get(&["default", "s-000"]).await.is_err());
+    tokio::time::sleep(initial).await;
+    assert_eq!(store.get(&["default", "s-000"]).await.unwrap().len(), 1, "back to the initial backoff");
+    let s = store.cache_stats();
+    assert_eq!(s.fetch_errors, 6);
+    assert!(s.backed_off >= 5, "{s:?}");
+    store.validate().unwrap();
+}
+
+/// `max_concurrent_fetches` limits the store, not one call: separate lookups share the permits.
+#[tokio::test(start_paused = true)]
+async fn the_fetch_limit_is_store_wide() {
+    let sim = sim_with_secrets("default", 6, 100).await;
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(1));
+    let store = CachedStore::new(sim.client(), secrets_config().max_concurrent_fetches(2)).unwrap();
+    feed_from_sim(&sim, &store);
+    let start = Instant::now();
+    let lookups = (0..6).map(|i| {
+        let store = store.handle();
+        tokio::spawn(async move {
+            let name = format!("s-{i:03}");
+            store.get(&["default", &name]).await.unwrap();
+            Instant::now()
+        })
+    });
+    let mut done: Vec<Duration> =
+        futures::future::join_all(lookups).await.into_iter().map(|t| t.unwrap() - start).collect();
+    done.sort();
+    let secs: Vec<u64> = done.iter().map(|d| d.as_secs()).collect();
+    assert_eq!(secs, [1, 1, 2, 2, 3, 3], "two GETs at a time over six separate lookups");
+    assert_eq!(gets(&sim), 6);
+}
+
+/// No lookup waits longer than one fetch timeout: not for a stale answer retried (each GET
+/// slow), not for fetches queued behind the store-wide limit.
+#[tokio::test(start_paused = true)]
+async fn no_lookup_waits_longer_than_one_fetch_timeout() {
+    let sim = sim_with_secrets("default", 3, 100).await;
+    let timeout = Duration::from_secs(10);
+    let config = secrets_config().fetch_timeout(Some(timeout)).max_concurrent_fetches(1);
+    let store = CachedStore::new(sim.client(), config).unwrap();
+    feed_from_sim(&sim, &store);
+    sim.faults().set_latency(Matcher::verb(Verb::Get), Duration::from_secs(6));
+
+    // Queued: the first GET ends at 6 s, the second would end at 12 s, the third at 18 s.
+    let start = Instant::now();
+    let out = store.get_detailed(&["default"]).await.unwrap();
+    assert_eq!(start.elapsed(), timeout);
+    assert_eq!(out.objects.len(), 1);
+    assert_eq!(out.failed.len(), 2);
+    assert!(out.failed.iter().all(|e| matches!(**e, FetchError::Timeout { after, .. } if after == timeout)));
+
+    // Stale twice: the reference is newer than the server's object; two 6 s GETs.
+    let r = Reference::new("default", "s-002", None, Some("999999")).unwrap();
+    store.apply_reference(r, KeyTuple::new(["default", "s-002"])).unwrap();
+    let start = Instant::now();
+    let out = store.get_detailed(&["default", "s-002"]).await.unwrap();
+    assert_eq!(start.elapsed(), timeout, "one timeout, not two GETs' worth");
+    assert!(matches!(*out.failed[0], FetchError::Timeout { .. }), "{}", out.failed[0]);
+}
+
+/// Eviction is quick_cache's policy as documented on `CachedStore`: not LRU (a read does not
+/// protect an entry) and not insertion order. A store bounded to fewer than 64 entries has one
+/// shard; its hot segment (97 % of the bound, here 2 entries) keeps the entries admitted first,
+/// later ones enter the cold segment, and room is made by evicting the oldest cold entry — here
+/// the one fetched last. (The Go original's docs promised insertion order.)
+#[tokio::test]
+async fn eviction_keeps_the_first_admitted_and_ignores_reads() {
+    let sim = sim_with_secrets("default", 5, 100).await;
+    let store = CachedStore::new(sim.client(), secrets_config().max_bytes(None).max_entries(Some(3))).unwrap();
+    feed_from_sim(&sim, &store);
+    for name in ["s-000", "s-001", "s-002"] {
+        store.get(&["default", name]).await.unwrap();
+    }
+    // Read the first one again and again: a hit, which quick_cache never sees.
+    for _ in 0..10 {
+        store.get(&["default", "s-000"]).await.unwrap();
+    }
+    store.get(&["default", "s-003"]).await.unwrap();
+    assert_eq!(gets(&sim), 4);
+    let s = store.cache_stats();
+    assert_eq!((s.entries, s.evictions), (3, 1));
+    // s-000 and s-001 (hot) are still cached; s-002, fetched last before s-003, was evicted.
+    for name in ["s-000", "s-001", "s-003"] {
+        store.get(&["default", name]).await.unwrap();
+    }
+    assert_eq!(gets(&sim), 4, "s-000, s-001 and s-003 still cached");
+    store.get(&["default", "s-002"]).await.unwrap();
+    assert_eq!(gets(&sim), 5, "s-002 was the one evicted");
+    store.validate().unwrap();
 }

@@ -553,10 +553,12 @@ fn compact_event(ev: Event<CompactResource>) -> Event<Incoming> {
 
 /// A metadata-only event as a compact object with no body, so one pipeline serves both
 /// feeds. Whole-field `ignoreFields` patterns on metadata (managedFields, …) are applied to
-/// the typed metadata first, so they are never encoded.
+/// the typed metadata first, so they are never encoded; so is cached-store's redaction (the
+/// last-applied annotation, where a `kubectl apply`-created Secret carries its data).
 fn meta_event(indexer: &indexer::Indexer, ev: Event<PartialObjectMeta<DynamicObject>>) -> Event<Incoming> {
     map_event(ev, |mut p| {
         indexer.prepare_meta(&mut p.metadata);
+        cached_store::redact_metadata(&mut p.metadata);
         CompactObject::from_serialize(&p)
             .map_err(|error| Unrepresentable { identity: Shared::identity_of(&p.metadata), error: Arc::new(error) })
     })

@@ -3,6 +3,12 @@
 //! errors) with every tracing event at TRACE level captured, then the captured logs and the
 //! `Debug` output of stores, watchers, snapshots, references and errors are searched for the
 //! Secrets' data. The request log proves Secret bodies were never listed or watched.
+//!
+//! A Secret created with `kubectl apply` carries its data a second time, in the
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation, which a metadata-only watch
+//! delivers: the second test checks, over the bytes held (the heap while the metadata feed
+//! lists such Secrets, the references' own bytes and their `Debug`), that on-demand Secrets'
+//! references and the feed building them never hold it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,6 +19,12 @@ use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use kstore_watcher::{ResourceSet, SetOptions, WatchConfig};
 use serde_json::{Value, json};
 use store_types::Store;
+
+#[global_allocator]
+static ALLOC: heap_meter::CountingAllocator = heap_meter::CountingAllocator;
+
+/// The tests of this binary run one at a time: one measures the process's heap.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An in-memory log sink.
 #[derive(Clone, Default)]
@@ -90,6 +102,7 @@ fn str_at<'a>(o: &'a Value, p: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_data_never_reaches_logs_or_debug_output() {
+    let _serial = SERIAL.lock().await;
     let logs = Captured::default();
     let sink = logs.clone();
     let subscriber =
@@ -243,4 +256,92 @@ fn debug_of_a_secret_object_redacts_its_data() {
     let o = compact_object::CompactObject::from_value(&secret).unwrap();
     let debug = format!("{o:?} {:?}", kstore_watcher::Single::Found(Arc::new(o.clone())));
     assert!(!debug.contains("UFJJVkFURS1LRVktREFUQS1ORVZFUi1JTi1ERUJVRw=="), "{debug}");
+}
+
+/// A Secret as `kubectl apply -f` creates it: the manifest as sent, plus the
+/// last-applied-configuration annotation holding that manifest (data included) as compact JSON
+/// with an empty `annotations` map and a trailing newline, as kubectl writes it.
+fn kubectl_applied_secret(ns: &str, name: &str, data_bytes: usize) -> Value {
+    let crt: String = format!("LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0{name}").chars().cycle().take(data_bytes).collect();
+    let key: String = format!("LS0tLS1CRUdJTi1QUklWQVRFLUtFWS0{name}").chars().cycle().take(data_bytes / 4).collect();
+    let manifest = json!({"apiVersion": "v1", "data": {"tls.crt": crt, "tls.key": key}, "kind": "Secret",
+        "metadata": {"annotations": {}, "name": name, "namespace": ns}, "type": "kubernetes.io/tls"});
+    let mut applied = manifest.clone();
+    applied["metadata"]["annotations"] = json!({
+        "kubectl.kubernetes.io/last-applied-configuration": format!("{}\n", serde_json::to_string(&manifest).unwrap())
+    });
+    applied
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applied_secret_data_is_never_held_by_references_or_the_metadata_feed() {
+    let _serial = SERIAL.lock().await;
+    const SECRETS: usize = 200;
+    const DATA: usize = 40 * 1024;
+    let secrets: Vec<Value> =
+        (0..SECRETS).map(|i| kubectl_applied_secret("tls", &format!("cert-{i:03}"), DATA)).collect();
+    let mut secret_values = Vec::new();
+    for s in &secrets {
+        sensitive(s, &mut secret_values);
+    }
+    let sim = ApiServerSim::builder().objects(secrets).start().await.unwrap();
+    // Precondition: what the metadata-only watch receives holds the data (in the annotation).
+    let stored = sim.get("secrets", Some("tls"), "cert-007").unwrap().unwrap();
+    let annotation = str_at(&stored, "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration");
+    assert!(!leaks(annotation, &secret_values).is_empty(), "the last-applied annotation carries the data");
+    let metadata: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(sim.client(), "tls");
+    let pom = metadata.get_metadata("cert-007").await.unwrap();
+    assert!(!leaks(&format!("{pom:?}"), &secret_values).is_empty(), "a metadata-only GET delivers it");
+    drop((stored, pom));
+
+    let config = WatchConfig::from_yaml(
+        r#"
+watchedResources:
+  secrets:
+    apiVersion: v1
+    resources: secrets
+    indexBy: [metadata.namespace, metadata.name]
+    store: on-demand
+"#,
+    )
+    .unwrap();
+    // The simulator computes (and keeps) each object's metadata form on first request: a
+    // metadata list now, so the measurement below sees only the watcher's allocations.
+    assert_eq!(metadata.list_metadata(&kube::api::ListParams::default()).await.unwrap().items.len(), SECRETS);
+    let options = SetOptions { page_size: Some(5), ..Default::default() };
+    assert!(heap_meter::installed());
+    let before = heap_meter::live();
+    heap_meter::reset_peak();
+    let set = ResourceSet::start(sim.client(), &config, options).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), set.wait_for_sync()).await.expect("initial sync");
+    let peak = heap_meter::peak().saturating_sub(before);
+    let data_total = SECRETS * (DATA + DATA / 4);
+    // The feed holds one page at a time (5 Secrets' metadata, as text and decoded) on its way
+    // to the references; holding the last-applied annotations of a whole list would take
+    // `data_total` at least (without the redaction the peak was 12 MB here).
+    assert!(
+        peak < data_total / 3,
+        "the metadata feed's heap peaked at {peak} bytes while listing {SECRETS} kubectl-applied Secrets \
+         ({data_total} bytes of data in their annotations)"
+    );
+
+    let cached = set.watcher("secrets").unwrap().store().as_cached().unwrap().clone();
+    let references = cached.references().list();
+    assert_eq!(references.len(), SECRETS);
+    for r in references.iter() {
+        // A reference's own heap is its four identity fields, nothing else.
+        let fields = r.namespace().len()
+            + r.name().len()
+            + r.uid().map_or(0, str::len)
+            + r.resource_version().map_or(0, str::len);
+        assert_eq!(store_types::KubeObject::heap_size(&**r), fields, "{r:?}");
+        assert_eq!(leaks(&format!("{r:?}"), &secret_values), Vec::<&str>::new());
+    }
+    let debug = format!("{:?} {cached:?} {:?} {set:?}", references, cached.cache_stats());
+    assert_eq!(leaks(&debug, &secret_values), Vec::<&str>::new(), "secret data in Debug output");
+    // Reading one on demand returns the data (the object itself), and only that object is held.
+    let one = Store::get(&cached, &["tls", "cert-007"]).await.unwrap();
+    assert!(one[0].pointer("/data/tls.crt").is_some());
+    assert_eq!(cached.cache_stats().entries, 1);
+    set.stop();
 }
