@@ -36,13 +36,12 @@
 
 mod faults;
 pub mod generate;
-mod jsonpatch;
 mod requests;
 mod resources;
 mod selector;
 mod server;
+mod state;
 mod status;
-mod store;
 mod table;
 
 use std::net::SocketAddr;
@@ -63,7 +62,7 @@ pub use status::{ApiError, rfc3339};
 use faults::FaultState;
 use resources::Registry;
 use server::Shared;
-use store::{Store, StoreConfig};
+use state::{ClusterState, StoreConfig};
 
 /// Errors of the simulator's handle API.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +157,7 @@ impl Builder {
     /// Bind `127.0.0.1:port`, load the seed objects and start serving.
     pub async fn start(self) -> Result<ApiServerSim, Error> {
         let registry = Arc::new(Registry::new(self.resources));
-        let store = Arc::new(Store::new(
+        let state = Arc::new(ClusterState::new(
             registry.clone(),
             StoreConfig {
                 event_log_capacity: self.event_log_capacity,
@@ -168,15 +167,15 @@ impl Builder {
         ));
         let mut seeded = Vec::with_capacity(self.objects.len());
         for obj in self.objects {
-            seeded.push((store::resource_of(&registry, &obj)?, obj));
+            seeded.push((state::resource_of(&registry, &obj)?, obj));
         }
-        store.load(seeded)?;
+        state.load(seeded)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let shared = Arc::new(Shared {
-            faults: Arc::new(FaultState::new(store.clone())),
-            store,
+            faults: Arc::new(FaultState::new(state.clone())),
+            state,
             requests: RequestLog::new(),
             bookmark_interval: self.bookmark_interval,
             active_watches: watch::Sender::new(0),
@@ -249,12 +248,12 @@ impl ApiServerSim {
 
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.shared.store.current_rv()
+        self.shared.state.current_rv()
     }
 
     /// The compaction point: watches from an older resourceVersion get 410 Expired.
     pub fn compacted_resource_version(&self) -> u64 {
-        self.shared.store.compacted_rv()
+        self.shared.state.compacted_rv()
     }
 
     /// Watches currently streaming.
@@ -277,50 +276,50 @@ impl ApiServerSim {
 
     fn resolve(&self, resource: &str) -> Result<usize, Error> {
         self.shared
-            .store
+            .state
             .registry()
             .resolve(resource)
             .ok_or_else(|| Error::UnknownResource { resource: resource.to_owned() })
     }
 
     fn resolve_obj(&self, obj: &Value) -> Result<usize, Error> {
-        Ok(store::resource_of(self.shared.store.registry(), obj)?)
+        Ok(state::resource_of(self.shared.state.registry(), obj)?)
     }
 
     /// Create an object (resource from its apiVersion/kind); returns it as stored.
     pub fn create(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.create(res, None, obj)?.value())
+        Ok(self.shared.state.create(res, None, obj)?.value())
     }
 
     /// Create, or replace without a resourceVersion check.
     pub fn apply(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.apply(res, None, obj)?.value())
+        Ok(self.shared.state.apply(res, None, obj)?.value())
     }
 
     /// Replace an object; a non-empty `metadata.resourceVersion` that is stale is a conflict.
     pub fn update(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.update(res, None, None, obj, true)?.value())
+        Ok(self.shared.state.update(res, None, None, obj, true)?.value())
     }
 
     /// JSON-merge-patch an object. `resource` is a plural, `plural.group`, kind or short name.
     pub fn patch(&self, resource: &str, namespace: Option<&str>, name: &str, patch: &Value) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.patch(res, namespace, name, patch, false)?.value())
+        Ok(self.shared.state.patch(res, namespace, name, state::PatchKind::Merge, patch)?.value())
     }
 
     /// Delete an object; returns it with the deletion resourceVersion.
     pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.delete(res, namespace, name, None)?.value())
+        Ok(self.shared.state.delete(res, namespace, name, None)?.value())
     }
 
     /// Get an object, `None` if it does not exist.
     pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, Error> {
         let res = self.resolve(resource)?;
-        match self.shared.store.get(res, namespace, name) {
+        match self.shared.state.get(res, namespace, name) {
             Ok(o) => Ok(Some(o.value())),
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -330,13 +329,13 @@ impl ApiServerSim {
     /// All objects of a resource, optionally in one namespace, in key order.
     pub fn list(&self, resource: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.list_values(res, namespace))
+        Ok(self.shared.state.list_values(res, namespace))
     }
 
     /// Number of objects of a resource.
     pub fn count(&self, resource: &str) -> Result<usize, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.count(res))
+        Ok(self.shared.state.count(res))
     }
 
     /// Create each object in order as if by [`create`](Self::create) (logged, watchable);
@@ -345,7 +344,7 @@ impl ApiServerSim {
         let mut n = 0;
         for obj in objs {
             let res = self.resolve_obj(&obj)?;
-            self.shared.store.create(res, None, obj)?;
+            self.shared.state.create(res, None, obj)?;
             n += 1;
         }
         Ok(n)
