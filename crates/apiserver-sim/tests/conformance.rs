@@ -277,9 +277,12 @@ async fn label_and_field_selectors() {
     let l = api.list(&ListParams::default().labels("tier").fields("metadata.name!=x").limit(1)).await.unwrap();
     assert_eq!(names(l.clone()), ["a/y"]);
     assert!(l.metadata.continue_.is_some());
-    match api.list(&ListParams::default().labels("tier in (web")).await {
-        Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
-        other => panic!("expected 400, got {other:?}"),
+    // Syntax errors and keys/values the API server's label rules reject are 400s.
+    for bad in ["tier in (web", "-tier=web", "tier=web-", "Example.com/tier=web", "a/b/c=web"] {
+        match api.list(&ListParams::default().labels(bad)).await {
+            Err(KubeError::Api(s)) => assert_eq!(s.code, 400, "{bad}"),
+            other => panic!("expected 400 for {bad:?}, got {other:?}"),
+        }
     }
     match api.list(&ListParams::default().fields("spec.nodeName=n1")).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
