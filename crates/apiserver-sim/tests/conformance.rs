@@ -637,3 +637,54 @@ async fn table_responses_for_list_get_and_watch() {
         other => panic!("{other:?}"),
     }
 }
+
+/// GET `path` through kube's client and decode the JSON body.
+async fn raw_get(client: &kube::Client, path: &str) -> serde_json::Value {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    let text = within(path, client.request_text(req)).await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn builtin_list_items_omit_type_meta_custom_resources_keep_it() {
+    let sim = ApiServerSim::builder()
+        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
+        .start()
+        .await
+        .unwrap();
+    let client = sim.client();
+    sim.create(configmap("ns", "a", json!({"x": "1"}))).unwrap();
+    sim.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "ns"}}))
+        .unwrap();
+
+    let list = raw_get(&client, "/api/v1/namespaces/ns/configmaps").await;
+    assert_eq!((list["kind"].as_str(), list["apiVersion"].as_str()), (Some("ConfigMapList"), Some("v1")));
+    let item = &list["items"][0];
+    assert_eq!(item["metadata"]["name"], "a");
+    assert!(item.get("kind").is_none() && item.get("apiVersion").is_none(), "{item}");
+    // Pages of a paged list too.
+    let page = raw_get(&client, "/api/v1/configmaps?limit=1").await;
+    assert!(page["items"][0].get("kind").is_none());
+
+    let widgets = raw_get(&client, "/apis/example.com/v1/namespaces/ns/widgets").await;
+    assert_eq!(widgets["items"][0]["kind"], "Widget");
+    assert_eq!(widgets["items"][0]["apiVersion"], "example.com/v1");
+
+    // GET and watch events carry kind and apiVersion.
+    let got = raw_get(&client, "/api/v1/namespaces/ns/configmaps/a").await;
+    assert_eq!((got["kind"].as_str(), got["apiVersion"].as_str()), (Some("ConfigMap"), Some("v1")));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "ns", &cm_resource());
+    let mut events = api.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
+    match within("watch event", events.try_next()).await.unwrap() {
+        Some(WatchEvent::Added(o)) => {
+            let types = o.types.expect("watch events carry type meta");
+            assert_eq!((types.kind.as_str(), types.api_version.as_str()), ("ConfigMap", "v1"));
+        }
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+    // kube decodes both shapes: typed and dynamic lists work.
+    let typed: Api<ConfigMap> = Api::namespaced(client, "ns");
+    assert_eq!(typed.list(&ListParams::default()).await.unwrap().items[0].metadata.name.as_deref(), Some("a"));
+    let dynamic = api.list(&ListParams::default()).await.unwrap();
+    assert!(dynamic.items[0].types.is_none());
+}

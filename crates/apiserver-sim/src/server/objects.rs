@@ -182,7 +182,7 @@ fn list_response(
         if metadata_only {
             buf.put_slice(obj.metadata_json());
         } else {
-            buf.put_slice(&obj.json);
+            obj.put_list_item(&mut buf, !def.builtin);
         }
     }
     buf.put_slice(b"]}");
