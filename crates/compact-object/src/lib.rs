@@ -25,6 +25,7 @@ mod object;
 mod prune;
 mod resource;
 mod ser;
+mod type_meta;
 
 pub use de::DeError;
 pub use encode::MAX_DEPTH;
