@@ -384,7 +384,11 @@ impl ResourceWatcher {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                     None => Api::all_with(client.clone(), &ar),
                 };
-                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev.map(compact_event))).boxed()
+                let ar = ar.clone();
+                watcher::watcher(api, wc.clone())
+                    .default_backoff()
+                    .map(move |ev| (i, ev.map(|ev| compact_event(&ar, ev))))
+                    .boxed()
             }
         });
         let merged = stream::select_all(streams);
@@ -501,8 +505,18 @@ fn map_event<T, U>(ev: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
     }
 }
 
-fn compact_event(ev: Event<CompactResource>) -> Event<Incoming> {
-    map_event(ev, |r| Ok(r.into_object()))
+/// A full-feed event as a compact object; list items of built-in kinds (which a real API
+/// server sends without `kind` and `apiVersion`) get them back from the watched resource, so
+/// listed, watched and fetched objects are stored byte-identical.
+fn compact_event(ar: &ApiResource, ev: Event<CompactResource>) -> Event<Incoming> {
+    map_event(ev, |r| {
+        let object = r.into_object();
+        match object.with_type_meta(&ar.api_version, &ar.kind) {
+            Ok(Some(typed)) => Ok(typed),
+            Ok(None) => Ok(object),
+            Err(error) => Err(Unrepresentable { identity: object.identity().map(|id| id.to_owned()), error }),
+        }
+    })
 }
 
 /// A metadata-only event as a compact object with no body, so one pipeline serves both
