@@ -9,6 +9,7 @@
 mod list;
 mod object;
 mod patch;
+mod strategic;
 mod watch;
 mod writes;
 

@@ -1,10 +1,13 @@
 //! Patch formats a PATCH request may carry, applied to an object's JSON.
 //!
 //! JSON patch (RFC 6902) and JSON merge patch (RFC 7386) are the `json-patch` crate's;
-//! server-side apply is treated as a merge patch (no field management).
+//! strategic merge patch is [`super::strategic`] (built-in kinds only; custom resources refuse
+//! it with 415, as a real server does); server-side apply is treated as a merge patch (no
+//! field management).
 
 use serde_json::Value;
 
+use crate::resources::ResourceDef;
 use crate::status::ApiError;
 
 /// The patch format, from the request's `Content-Type`.
@@ -41,13 +44,19 @@ impl PatchKind {
     }
 }
 
-/// Apply `patch` of `kind` to `target` in place.
-pub(crate) fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+/// Apply `patch` of `kind` to `target`, an object of resource `def`, in place.
+pub(crate) fn apply(def: &ResourceDef, kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), ApiError> {
+    if kind == PatchKind::Strategic && !def.builtin {
+        return Err(ApiError::UnsupportedMediaType {
+            accepted: "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        });
+    }
     if kind.wants_object() && !patch.is_object() {
         return Err(ApiError::BadRequest { message: "a merge patch must be a JSON object".into() });
     }
     match kind {
-        PatchKind::Merge | PatchKind::Apply | PatchKind::Strategic => {
+        PatchKind::Strategic => super::strategic::apply(&def.kind, target, patch),
+        PatchKind::Merge | PatchKind::Apply => {
             json_patch::merge(target, patch);
             Ok(())
         }
@@ -68,18 +77,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn cm() -> ResourceDef {
+        crate::resources::builtin_resources().into_iter().find(|d| d.kind == "ConfigMap").unwrap()
+    }
+
     #[test]
     fn merge_patch_rfc7386() {
         let mut t = json!({"a": {"b": 1, "c": 2}, "l": [1, 2]});
-        apply(PatchKind::Merge, &mut t, &json!({"a": {"b": null, "d": 3}, "l": [3]})).unwrap();
+        apply(&cm(), PatchKind::Merge, &mut t, &json!({"a": {"b": null, "d": 3}, "l": [3]})).unwrap();
         assert_eq!(t, json!({"a": {"c": 2, "d": 3}, "l": [3]}));
-        assert_eq!(apply(PatchKind::Merge, &mut t, &json!([1])).unwrap_err().code(), 400);
+        assert_eq!(apply(&cm(), PatchKind::Merge, &mut t, &json!([1])).unwrap_err().code(), 400);
     }
 
     #[test]
     fn json_patch_rfc6902() {
         let mut d = json!({"metadata": {"labels": {"a": "1"}}, "l": [1, 2]});
         apply(
+            &cm(),
             PatchKind::Json,
             &mut d,
             &json!([
@@ -95,6 +109,7 @@ mod tests {
         let before = d.clone();
         // A failing operation leaves the document as it was.
         let err = apply(
+            &cm(),
             PatchKind::Json,
             &mut d,
             &json!([{"op": "add", "path": "/x", "value": 1}, {"op": "remove", "path": "/nope"}]),
@@ -102,6 +117,14 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), 422);
         assert_eq!(d, before);
-        assert_eq!(apply(PatchKind::Json, &mut d, &json!({"op": "add"})).unwrap_err().code(), 400);
+        assert_eq!(apply(&cm(), PatchKind::Json, &mut d, &json!({"op": "add"})).unwrap_err().code(), 400);
+    }
+
+    #[test]
+    fn strategic_merge_patch_is_refused_for_custom_resources() {
+        let widget = ResourceDef::new("example.com", "v1", "Widget", "widgets", crate::Scope::Namespaced);
+        let err = apply(&widget, PatchKind::Strategic, &mut json!({}), &json!({"a": 1})).unwrap_err();
+        assert_eq!(err.code(), 415);
+        apply(&cm(), PatchKind::Strategic, &mut json!({}), &json!({"a": 1})).unwrap();
     }
 }

@@ -303,7 +303,7 @@ impl ClusterState {
             return Err(Self::not_found(def, name));
         };
         let mut body = old.value();
-        super::patch::apply(kind, &mut body, patch)?;
+        super::patch::apply(def, kind, &mut body, patch)?;
         Self::check_body(def, namespace, &mut body)?;
         if body["metadata"]["name"].as_str() != Some(name) {
             return Err(ApiError::BadRequest { message: "a patch may not change the name".into() });
