@@ -289,7 +289,7 @@ impl ApiServerSim {
     /// Create an object (resource from its apiVersion/kind); returns it as stored.
     pub fn create(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.state.create(res, None, obj)?.value())
+        Ok(self.shared.state.create(res, None, obj, false)?.value())
     }
 
     /// Create, or replace without a resourceVersion check.
@@ -301,19 +301,20 @@ impl ApiServerSim {
     /// Replace an object; a non-empty `metadata.resourceVersion` that is stale is a conflict.
     pub fn update(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.state.update(res, None, None, obj, true)?.value())
+        Ok(self.shared.state.update(res, None, None, obj, true, false)?.value())
     }
 
     /// JSON-merge-patch an object. `resource` is a plural, `plural.group`, kind or short name.
     pub fn patch(&self, resource: &str, namespace: Option<&str>, name: &str, patch: &Value) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.state.patch(res, namespace, name, state::PatchKind::Merge, patch)?.value())
+        Ok(self.shared.state.patch(res, namespace, name, state::PatchKind::Merge, patch, false)?.value())
     }
 
-    /// Delete an object; returns it with the deletion resourceVersion.
+    /// Delete an object; returns it with the deletion resourceVersion. An object with
+    /// finalizers only gets a `deletionTimestamp`; it goes once an update removes them.
     pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.state.delete(res, namespace, name, None)?.value())
+        Ok(self.shared.state.delete(res, namespace, name, None, false)?.value())
     }
 
     /// Get an object, `None` if it does not exist.
@@ -344,7 +345,7 @@ impl ApiServerSim {
         let mut n = 0;
         for obj in objs {
             let res = self.resolve_obj(&obj)?;
-            self.shared.state.create(res, None, obj)?;
+            self.shared.state.create(res, None, obj, false)?;
             n += 1;
         }
         Ok(n)

@@ -49,6 +49,10 @@ pub(crate) fn serve(shared: &Shared, route: &Route, accept: &str) -> Result<Resp
             }
         }
         Route::ResourceList { group, version } => resource_list(shared, group, version).map(|v| value_response(&v)),
+        Route::OpenApiV3 => Ok(value_response(&super::openapi::index(shared.state.registry()))),
+        Route::OpenApiV3Doc { group, version } => {
+            super::openapi::document(shared.state.registry(), group, version).map(|v| value_response(&v))
+        }
         Route::Resource { .. } | Route::NotFound => Err(ApiError::ResourceNotFound { resource: "discovery".into() }),
     }
 }

@@ -4,6 +4,7 @@
 
 mod discovery;
 mod objects;
+mod openapi;
 mod routing;
 mod watch;
 
@@ -26,7 +27,7 @@ use tokio::sync::watch as watch_channel;
 
 use crate::faults::FaultState;
 use crate::requests::{RequestLog, RequestRecord, Verb};
-use crate::state::ClusterState;
+use crate::state::{self, ClusterState};
 use crate::status::ApiError;
 use crate::table::Include;
 use routing::{Query, Route, classify, parse_route};
@@ -159,14 +160,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     Ok(resp)
 }
 
-pub(crate) async fn read_json(req: Request<Incoming>) -> Result<(Value, String), ApiError> {
+/// Read a JSON request body: a patch (`patch`: one of the patch media types) or an object
+/// (`application/json`). Any other media type (protobuf, YAML, CBOR) is refused with 415 and a
+/// `Status` naming what is accepted, the way the API server refuses a media type it does not
+/// serve for a resource.
+pub(crate) async fn read_json(req: Request<Incoming>, patch: bool) -> Result<(Value, String), ApiError> {
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
     let media = content_type.split(';').next().unwrap_or_default().trim();
-    if !(media.is_empty() || media.ends_with("json") || media == "application/apply-patch+yaml") {
-        return Err(ApiError::UnsupportedMediaType {
-            accepted: "application/json, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
-        });
+    if patch && state::PatchKind::from_media_type(media).is_none() {
+        return Err(ApiError::UnsupportedMediaType { accepted: state::PatchKind::ACCEPTED });
+    }
+    if !(patch || media.is_empty() || media == "application/json") {
+        return Err(ApiError::UnsupportedMediaType { accepted: "application/json" });
     }
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()

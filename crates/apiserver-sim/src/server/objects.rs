@@ -38,6 +38,15 @@ pub(crate) async fn dispatch(
     {
         return Err(ApiError::ResourceNotFound { resource: format!("{def}/{s}") });
     }
+    let dry_run = match query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest {
+                message: format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""),
+            });
+        }
+    };
     match verb {
         Verb::Get => {
             let obj = state.get(res, ns, name.unwrap_or_default())?;
@@ -46,38 +55,40 @@ pub(crate) async fn dispatch(
         Verb::List => list(shared, res, &def, ns, query, format),
         Verb::Watch => super::watch::watch(shared, res, &def, ns, query, format),
         Verb::Create => {
-            let (body, _) = read_json(req).await?;
-            let obj = state.create(res, ns, body)?;
+            let (body, _) = read_json(req, false).await?;
+            let obj = state.create(res, ns, body, dry_run)?;
             let mut resp = object_response(&def, &obj, format);
             *resp.status_mut() = StatusCode::CREATED;
             Ok(resp)
         }
         Verb::Update => {
-            let (body, _) = read_json(req).await?;
-            let obj = state.update(res, ns, name, body, true)?;
+            let (body, _) = read_json(req, false).await?;
+            let obj = state.update(res, ns, name, body, true, dry_run)?;
             Ok(object_response(&def, &obj, format))
         }
         Verb::Patch => {
             let name = name.unwrap_or_default();
-            let (body, content_type) = read_json(req).await?;
+            let (body, content_type) = read_json(req, true).await?;
             let media = content_type.split(';').next().unwrap_or_default().trim();
             let kind = PatchKind::from_media_type(media)
                 .ok_or(ApiError::UnsupportedMediaType { accepted: PatchKind::ACCEPTED })?;
-            let obj = state.patch(res, ns, name, kind, &body)?;
+            let obj = state.patch(res, ns, name, kind, &body, dry_run)?;
             Ok(object_response(&def, &obj, format))
         }
         Verb::Delete => {
-            let precondition = delete_precondition(req).await?;
-            let obj = state.delete(res, ns, name.unwrap_or_default(), precondition.as_deref())?;
+            let opts = delete_options(req).await?;
+            let dry_run = dry_run || opts.dry_run;
+            let obj = state.delete(res, ns, name.unwrap_or_default(), opts.precondition_rv.as_deref(), dry_run)?;
             Ok(object_response(&def, &obj, format))
         }
         Verb::DeleteCollection => {
+            let dry_run = dry_run || delete_options(req).await?.dry_run;
             let lr = list_request(ns, query)?;
             let page = state.list(res, &ListRequest { limit: None, continue_token: None, ..lr })?;
             let mut deleted = Vec::new();
             for obj in &page.items {
                 let ons = (!obj.namespace.is_empty()).then_some(obj.namespace.as_str());
-                match state.delete(res, ons, &obj.name, None) {
+                match state.delete(res, ons, &obj.name, None, dry_run) {
                     Ok(d) => deleted.push(d),
                     Err(ApiError::NotFound { .. }) => {}
                     Err(e) => return Err(e),
@@ -90,18 +101,34 @@ pub(crate) async fn dispatch(
     }
 }
 
-async fn delete_precondition(req: Request<Incoming>) -> Result<Option<String>, ApiError> {
+/// What a DELETE body (`DeleteOptions`) asks for.
+#[derive(Debug, Default)]
+struct DeleteOptions {
+    precondition_rv: Option<String>,
+    dry_run: bool,
+}
+
+async fn delete_options(req: Request<Incoming>) -> Result<DeleteOptions, ApiError> {
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| ApiError::BadRequest { message: format!("reading request body: {e}") })?
         .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(DeleteOptions::default());
     }
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest { message: format!("couldn't decode DeleteOptions: {e}") })?;
-    Ok(v["preconditions"]["resourceVersion"].as_str().map(str::to_owned))
+    let dry_run = match &v["dryRun"] {
+        Value::Null => false,
+        Value::Array(values) if values.iter().all(|d| d == "All") => !values.is_empty(),
+        other => {
+            return Err(ApiError::BadRequest {
+                message: format!("dryRun: Unsupported value: {other}: supported values: \"All\""),
+            });
+        }
+    };
+    Ok(DeleteOptions { precondition_rv: v["preconditions"]["resourceVersion"].as_str().map(str::to_owned), dry_run })
 }
 
 fn object_response(def: &ResourceDef, obj: &StoredObject, format: Format) -> Response<Body> {

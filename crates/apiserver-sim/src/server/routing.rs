@@ -16,8 +16,23 @@ pub(crate) enum Route {
     CoreVersions,
     Groups,
     Group(String),
-    ResourceList { group: String, version: String },
-    Resource { res: usize, namespace: Option<String>, name: Option<String>, sub: Option<String> },
+    ResourceList {
+        group: String,
+        version: String,
+    },
+    /// `/openapi/v3`: the index of group-version documents.
+    OpenApiV3,
+    /// `/openapi/v3/api/v1`, `/openapi/v3/apis/{group}/{version}`.
+    OpenApiV3Doc {
+        group: String,
+        version: String,
+    },
+    Resource {
+        res: usize,
+        namespace: Option<String>,
+        name: Option<String>,
+        sub: Option<String>,
+    },
     NotFound,
 }
 
@@ -27,6 +42,11 @@ pub(crate) fn parse_route(shared: &Shared, path: &str) -> Route {
         [] => return Route::Root,
         ["version"] => return Route::Version,
         ["healthz" | "readyz" | "livez", ..] => return Route::Health,
+        ["openapi", "v3"] => return Route::OpenApiV3,
+        ["openapi", "v3", "api", v] => return Route::OpenApiV3Doc { group: String::new(), version: (*v).into() },
+        ["openapi", "v3", "apis", g, v] => {
+            return Route::OpenApiV3Doc { group: (*g).into(), version: (*v).into() };
+        }
         ["api"] => return Route::CoreVersions,
         ["api", v] => {
             return Route::ResourceList { group: String::new(), version: (*v).into() };

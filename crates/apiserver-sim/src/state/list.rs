@@ -227,14 +227,14 @@ mod tests {
     fn paging_is_a_consistent_snapshot() {
         let (s, r) = state(100);
         for i in 0..5 {
-            s.create(r, Some("ns"), cm("ns", &format!("o{i}"))).unwrap();
+            s.create(r, Some("ns"), cm("ns", &format!("o{i}")), false).unwrap();
         }
         let req = ListRequest { limit: Some(2), ..Default::default() };
         let p1 = s.list(r, &req).unwrap();
         assert_eq!(p1.items.len(), 2);
         assert_eq!(p1.remaining, Some(3));
-        s.delete(r, Some("ns"), "o3", None).unwrap();
-        s.create(r, Some("ns"), cm("ns", "o9")).unwrap();
+        s.delete(r, Some("ns"), "o3", None, false).unwrap();
+        s.create(r, Some("ns"), cm("ns", "o9"), false).unwrap();
         let mut names: Vec<String> = p1.items.iter().map(|o| o.name.clone()).collect();
         let mut tok = p1.continue_token;
         while let Some(t) = tok {
@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(names, ["o0", "o1", "o2", "o3", "o4"]);
         // after compaction, the snapshot's token expires
         let p = s.list(r, &req).unwrap();
-        s.create(r, Some("ns"), cm("ns", "o10")).unwrap();
+        s.create(r, Some("ns"), cm("ns", "o10"), false).unwrap();
         s.compact();
         let err = s.list(r, &ListRequest { continue_token: p.continue_token, ..Default::default() }).err().unwrap();
         assert_eq!(err.code(), 410);
@@ -256,7 +256,7 @@ mod tests {
     fn exact_rv_reconstructs_and_log_bounds_compaction() {
         let (s, r) = state(3);
         for i in 0..3 {
-            s.create(r, Some("ns"), cm("ns", &format!("o{i}"))).unwrap();
+            s.create(r, Some("ns"), cm("ns", &format!("o{i}")), false).unwrap();
         }
         let exact = |rv: u64| {
             s.list(
@@ -269,10 +269,10 @@ mod tests {
             )
         };
         assert_eq!(exact(2).unwrap().items.len(), 2);
-        s.create(r, Some("ns"), cm("ns", "o3")).unwrap();
+        s.create(r, Some("ns"), cm("ns", "o3"), false).unwrap();
         assert_eq!(s.compacted_rv(), 1);
         assert_eq!(exact(1).unwrap().items.len(), 1);
-        s.create(r, Some("ns"), cm("ns", "o4")).unwrap();
+        s.create(r, Some("ns"), cm("ns", "o4"), false).unwrap();
         assert_eq!(exact(1).unwrap_err().code(), 410);
         assert_eq!(exact(99).unwrap_err().code(), 504);
         assert!(s.watch(r, Some("1"), None).is_err());

@@ -238,16 +238,16 @@ pub(crate) mod tests {
     #[test]
     fn crud_and_global_rv() {
         let (s, r) = state(100);
-        let a = s.create(r, Some("a"), cm("a", "x")).unwrap();
+        let a = s.create(r, Some("a"), cm("a", "x"), false).unwrap();
         assert_eq!(a.rv, 1);
-        assert!(matches!(s.create(r, Some("a"), cm("a", "x")), Err(ApiError::AlreadyExists { .. })));
+        assert!(matches!(s.create(r, Some("a"), cm("a", "x"), false), Err(ApiError::AlreadyExists { .. })));
         let mut v = a.value();
         v["data"]["k"] = json!("w");
-        let b = s.update(r, Some("a"), Some("x"), v.clone(), true).unwrap();
+        let b = s.update(r, Some("a"), Some("x"), v.clone(), true, false).unwrap();
         assert_eq!(b.rv, 2);
         // stale RV conflicts
-        assert!(matches!(s.update(r, Some("a"), Some("x"), v, true), Err(ApiError::Conflict { .. })));
-        let d = s.delete(r, Some("a"), "x", None).unwrap();
+        assert!(matches!(s.update(r, Some("a"), Some("x"), v, true, false), Err(ApiError::Conflict { .. })));
+        let d = s.delete(r, Some("a"), "x", None, false).unwrap();
         assert_eq!(d.rv, 3);
         assert_eq!(d.value()["metadata"]["resourceVersion"], "3");
         assert!(matches!(s.get(r, Some("a"), "x"), Err(ApiError::NotFound { .. })));

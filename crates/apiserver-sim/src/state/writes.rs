@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{ClusterState, EventType, Inner, PatchKind, StoredObject, make_uid, now_unix, splitmix};
@@ -14,6 +15,35 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A Secret's write-only `stringData` folded into `data` (base64), overriding keys present
+/// in both, as the API server does on every write.
+fn fold_string_data(def: &ResourceDef, body: &mut Value) -> Result<(), ApiError> {
+    if !(def.builtin && def.group.is_empty() && def.kind == "Secret") {
+        return Ok(());
+    }
+    let Some(obj) = body.as_object_mut() else { return Ok(()) };
+    let Some(string_data) = obj.remove("stringData") else { return Ok(()) };
+    let entries = match string_data {
+        Value::Null => return Ok(()),
+        Value::Object(m) => m,
+        _ => return Err(ApiError::BadRequest { message: "stringData must be a map of strings".into() }),
+    };
+    let data = obj.entry("data").or_insert_with(|| json!({}));
+    if data.is_null() {
+        *data = json!({});
+    }
+    let Some(data) = data.as_object_mut() else {
+        return Err(ApiError::BadRequest { message: "data must be a map of base64 strings".into() });
+    };
+    for (k, v) in entries {
+        let Value::String(v) = v else {
+            return Err(ApiError::BadRequest { message: format!("stringData[{k:?}] must be a string") });
+        };
+        data.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(v)));
+    }
+    Ok(())
 }
 
 impl ClusterState {
@@ -83,15 +113,18 @@ impl ClusterState {
         }
     }
 
-    /// Create an object. `namespace` comes from the request path, if any.
+    /// Create an object. `namespace` comes from the request path, if any. A dry run returns
+    /// what would be stored and changes nothing.
     pub(crate) fn create(
         &self,
         resource: usize,
         namespace: Option<&str>,
         mut body: Value,
+        dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         Self::check_body(def, namespace, &mut body)?;
+        fold_string_data(def, &mut body)?;
         let mut st = self.state.lock();
         let meta = &body["metadata"];
         let mut name = meta["name"].as_str().unwrap_or_default().to_owned();
@@ -133,7 +166,9 @@ impl ClusterState {
         let rv = st.rv + 1;
         Self::stamp_new(&mut st, self.uid_seed, &mut body, rv);
         let obj = Arc::new(StoredObject::from_value(&body, rv));
-        self.commit(&mut st, resource, EventType::Added, obj.clone(), None);
+        if !dry_run {
+            self.commit(&mut st, resource, EventType::Added, obj.clone(), None);
+        }
         Ok(obj)
     }
 
@@ -165,6 +200,7 @@ impl ClusterState {
         name: Option<&str>,
         mut body: Value,
         check_rv: bool,
+        dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         Self::check_body(def, namespace, &mut body)?;
@@ -184,9 +220,12 @@ impl ClusterState {
         let Some(old) = st.objects[resource].get(&key).cloned() else {
             return Err(Self::not_found(def, &name));
         };
-        self.replace_locked(&mut st, resource, def, old, body, check_rv)
+        self.replace_locked(&mut st, resource, def, old, body, check_rv, dry_run)
     }
 
+    /// Replace `old` by `body`. On an object being deleted (`deletionTimestamp` set), no
+    /// finalizer may be added, and the update that leaves no finalizer deletes it.
+    #[allow(clippy::too_many_arguments)]
     fn replace_locked(
         &self,
         st: &mut Inner,
@@ -195,7 +234,9 @@ impl ClusterState {
         old: Arc<StoredObject>,
         mut body: Value,
         check_rv: bool,
+        dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
+        fold_string_data(def, &mut body)?;
         let sent_rv = body["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_owned();
         if check_rv && !sent_rv.is_empty() && sent_rv != old.rv.to_string() {
             return Err(ApiError::Conflict {
@@ -209,7 +250,7 @@ impl ClusterState {
         }
         let old_value = old.value();
         // Server-owned fields are preserved.
-        for k in ["uid", "creationTimestamp"] {
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
             match old_value["metadata"].get(k) {
                 Some(v) => Self::set_meta(&mut body, k, v.clone()),
                 None => {
@@ -239,10 +280,26 @@ impl ClusterState {
         if body == old_value {
             return Ok(old);
         }
+        let terminating = old_value["metadata"].get("deletionTimestamp").is_some();
+        let finalizers =
+            |v: &Value| -> Vec<Value> { v["metadata"]["finalizers"].as_array().cloned().unwrap_or_default() };
+        let (before, after) = (finalizers(&old_value), finalizers(&body));
+        if terminating && after.iter().any(|f| !before.contains(f)) {
+            return Err(ApiError::Invalid {
+                kind: def.kind.clone(),
+                name: old.name.clone(),
+                message:
+                    "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted"
+                        .into(),
+            });
+        }
         let rv = st.rv + 1;
         Self::set_meta(&mut body, "resourceVersion", Value::String(rv.to_string()));
         let obj = Arc::new(StoredObject::from_value(&body, rv));
-        self.commit(st, resource, EventType::Modified, obj.clone(), Some(old));
+        let event = if terminating && after.is_empty() { EventType::Deleted } else { EventType::Modified };
+        if !dry_run {
+            self.commit(st, resource, event, obj.clone(), Some(old));
+        }
         Ok(obj)
     }
 
@@ -261,12 +318,12 @@ impl ClusterState {
         let key = Self::key_for(def, probe["metadata"]["namespace"].as_str(), &name);
         let exists = self.state.lock().objects[resource].contains_key(&key);
         if exists {
-            match self.update(resource, namespace, Some(&name), body, false) {
+            match self.update(resource, namespace, Some(&name), body, false, false) {
                 Err(ApiError::NotFound { .. }) => self.apply(resource, namespace, probe),
                 other => other,
             }
         } else {
-            match self.create(resource, namespace, body) {
+            match self.create(resource, namespace, body, false) {
                 Err(ApiError::AlreadyExists { .. }) => self.apply(resource, namespace, probe),
                 other => other,
             }
@@ -282,6 +339,7 @@ impl ClusterState {
         name: &str,
         kind: PatchKind,
         patch: &Value,
+        dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         let create_missing = kind == PatchKind::Apply;
@@ -298,7 +356,7 @@ impl ClusterState {
                     body["metadata"] = json!({});
                 }
                 Self::set_meta(&mut body, "name", Value::String(name.to_owned()));
-                return self.create(resource, namespace, body);
+                return self.create(resource, namespace, body, dry_run);
             }
             return Err(Self::not_found(def, name));
         };
@@ -308,16 +366,19 @@ impl ClusterState {
         if body["metadata"]["name"].as_str() != Some(name) {
             return Err(ApiError::BadRequest { message: "a patch may not change the name".into() });
         }
-        self.replace_locked(&mut st, resource, def, old, body, true)
+        self.replace_locked(&mut st, resource, def, old, body, true, dry_run)
     }
 
-    /// Delete an object; the returned object carries the deletion resourceVersion.
+    /// Delete an object; the returned object carries the deletion resourceVersion. An object
+    /// with finalizers is not removed: it gets a `deletionTimestamp` (a MODIFIED event) and
+    /// stays until an update removes its last finalizer.
     pub(crate) fn delete(
         &self,
         resource: usize,
         namespace: Option<&str>,
         name: &str,
         precondition_rv: Option<&str>,
+        dry_run: bool,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let def = self.registry.def(resource);
         let key = Self::key_for(def, namespace, name);
@@ -339,11 +400,24 @@ impl ClusterState {
                 ),
             });
         }
-        let rv = st.rv + 1;
         let mut value = old.value();
+        let has_finalizers = value["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if has_finalizers && value["metadata"].get("deletionTimestamp").is_some() {
+            return Ok(old);
+        }
+        let rv = st.rv + 1;
         Self::set_meta(&mut value, "resourceVersion", Value::String(rv.to_string()));
+        let event = if has_finalizers {
+            Self::set_meta(&mut value, "deletionTimestamp", Value::String(rfc3339(now_unix())));
+            Self::set_meta(&mut value, "deletionGracePeriodSeconds", json!(0));
+            EventType::Modified
+        } else {
+            EventType::Deleted
+        };
         let obj = Arc::new(StoredObject::from_value(&value, rv));
-        self.commit(&mut st, resource, EventType::Deleted, obj.clone(), Some(old));
+        if !dry_run {
+            self.commit(&mut st, resource, event, obj.clone(), Some(old));
+        }
         Ok(obj)
     }
 
@@ -353,6 +427,7 @@ impl ClusterState {
         for (resource, mut body) in objects {
             let def = self.registry.def(resource);
             Self::check_body(def, None, &mut body)?;
+            fold_string_data(def, &mut body)?;
             let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             if !valid_name(&name) {
                 return Err(ApiError::Invalid {
