@@ -688,3 +688,84 @@ async fn builtin_list_items_omit_type_meta_custom_resources_keep_it() {
     let dynamic = api.list(&ListParams::default()).await.unwrap();
     assert!(dynamic.items[0].types.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_with_validation_dry_run_and_create() {
+    if !kubectl_available() {
+        eprintln!("kubectl not on PATH; skipping");
+        return;
+    }
+    let sim = ApiServerSim::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("sim-kubectl-{}-{}", std::process::id(), sim.addr().port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = |ports: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: default\nspec:\n  selector:\n    app: web\n  ports:\n{ports}"
+        )
+    };
+    let first = dir.join("first.yaml");
+    std::fs::write(&first, manifest("  - name: http\n    port: 80\n  - name: https\n    port: 443\n")).unwrap();
+    let second = dir.join("second.yaml");
+    std::fs::write(&second, manifest("  - name: web\n    port: 8080\n")).unwrap();
+    let url = sim.url();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || kubectl(url, args))
+    };
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let ok = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    // First apply, validation on (kubectl's default): created with last-applied.
+    let out = within("kubectl apply", run(vec!["apply".into(), "-f".into(), path(&first)])).await.unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("service/web created"));
+    let svc = sim.get("services", Some("default"), "web").unwrap().unwrap();
+    assert_eq!(svc["spec"]["ports"], json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]));
+    assert!(svc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    // Validation went to the server (fieldValidation), found through /openapi/v3.
+    let paths = sim.requests().path_counts();
+    assert!(paths.contains_key("/openapi/v3"), "{paths:?}");
+
+    // Server-side dry run of the changed manifest writes nothing.
+    let rv = sim.resource_version();
+    let out = within(
+        "kubectl apply --dry-run=server",
+        run(vec!["apply".into(), "--dry-run=server".into(), "-f".into(), path(&second)]),
+    )
+    .await
+    .unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(server dry run)"));
+    assert_eq!(sim.resource_version(), rv);
+    assert_eq!(sim.get("services", Some("default"), "web").unwrap().unwrap(), svc);
+
+    // The changed apply: a strategic merge patch with directives, applied, never stored.
+    let out = within("kubectl apply (changed)", run(vec!["apply".into(), "-f".into(), path(&second)])).await.unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("service/web configured"));
+    let patches = sim.requests().filter(|r| r.verb == Verb::Patch);
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(patches[0].query.contains("dryRun=All") && !patches[1].query.contains("dryRun"), "{patches:?}");
+    let svc = sim.get("services", Some("default"), "web").unwrap().unwrap();
+    assert_eq!(svc["spec"]["ports"], json!([{"name": "web", "port": 8080}]));
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
+    assert!(!svc.to_string().contains("$patch") && !svc.to_string().contains("$setElementOrder"), "{svc}");
+
+    // `kubectl create configmap` sends protobuf: refused with a 415 Status, nothing stored.
+    let out = within(
+        "kubectl create configmap",
+        run(vec!["create".into(), "configmap".into(), "c1".into(), "--from-literal=a=b".into()]),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the body of the request was in an unknown format"), "{stderr}");
+    assert_eq!(sim.count("configmaps").unwrap(), 0);
+    let refused = sim.requests().filter(|r| r.verb == Verb::Create && r.status == 415);
+    assert_eq!(refused.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
