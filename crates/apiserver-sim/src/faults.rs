@@ -92,6 +92,8 @@ pub(crate) enum WatchControl {
     End,
     /// Send half an event line, then drop the connection.
     Abort,
+    /// Send an ERROR event (410 Expired), then end the stream.
+    Expire,
 }
 
 pub(crate) struct FaultState {
@@ -214,6 +216,13 @@ impl Faults {
     /// the terminating chunk); returns how many streams were told.
     pub fn abort_watches(&self) -> usize {
         self.state.control.send(WatchControl::Abort).unwrap_or(0)
+    }
+
+    /// End every open watch stream with an ERROR event carrying a 410 `Expired` Status (what a
+    /// real server sends when a running watch falls behind its history), then the terminating
+    /// chunk; returns how many streams were told. Clients must relist.
+    pub fn expire_watches(&self) -> usize {
+        self.state.control.send(WatchControl::Expire).unwrap_or(0)
     }
 
     /// Make the next event written by any watch stream be preceded by one malformed JSON line.

@@ -104,7 +104,7 @@ impl Default for Builder {
             resources: builtin_resources(),
             objects: Vec::new(),
             port: 0,
-            bookmark_interval: Duration::from_secs(5),
+            bookmark_interval: Duration::from_secs(60),
             event_log_capacity: 100_000,
             watch_buffer: 65_536,
         }
@@ -136,7 +136,8 @@ impl Builder {
         self
     }
 
-    /// How often watches that allow bookmarks get a BOOKMARK (default 5 s).
+    /// How often watches that allow bookmarks get a BOOKMARK (default 60 s, about what a real
+    /// API server sends).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval.max(Duration::from_millis(1));
         self

@@ -193,6 +193,11 @@ impl Writer<'_> {
     ) -> Flow {
         match ctl {
             Ok(WatchControl::End) => Flow::Stop,
+            Ok(WatchControl::Expire) => {
+                let e = ApiError::Expired { message: "The resourceVersion for the provided watch is too old.".into() };
+                let _ = self.tx.send(Ok(Frame::data(error_line(&e)))).await;
+                Flow::Stop
+            }
             Ok(WatchControl::Abort) => {
                 let partial = match next {
                     Some(line) if line.len() > 2 => line.slice(..line.len() / 2),

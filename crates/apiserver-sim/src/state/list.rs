@@ -159,22 +159,27 @@ impl ClusterState {
         let limit = req.limit.filter(|l| *l > 0);
         let mut items = Vec::new();
         let mut more = false;
-        for (key, obj) in snap.range((lower, Bound::Unbounded)) {
+        // With a selector, a page examines at most `limit` objects, as the storage layer reads
+        // `limit` keys and filters them: a page may hold fewer items than `limit` (even none)
+        // and still carry a continue token.
+        let mut last_examined: Option<&Key> = None;
+        for (examined, (key, obj)) in snap.range((lower, Bound::Unbounded)).enumerate() {
             if let Some(ns) = ns
                 && key.0 != ns
             {
                 break;
             }
-            let keep = unfiltered || (req.labels.matches(&obj.labels) && req.fields.matches(&key.0, &key.1));
-            if !keep {
-                continue;
-            }
-            if limit.is_some_and(|l| items.len() >= l) {
+            if limit.is_some_and(|l| items.len() >= l || (!unfiltered && examined >= l)) {
                 more = true;
                 break;
             }
-            items.push(obj.clone());
+            last_examined = Some(key);
+            let keep = unfiltered || (req.labels.matches(&obj.labels) && req.fields.matches(&key.0, &key.1));
+            if keep {
+                items.push(obj.clone());
+            }
         }
+        let last_examined = last_examined.map(|(ns, name)| format!("{ns}/{name}"));
         let (continue_token, remaining) = if more {
             let total = match (total, unfiltered) {
                 (Some(t), _) => Some(t),
@@ -187,11 +192,10 @@ impl ClusterState {
                 (None, false) => None,
             };
             let served = served + items.len() as u64;
-            let last = items.last().map(|o| format!("{}/{}", o.namespace, o.name));
             let tok = ContinueToken {
                 v: "meta.k8s.io/v1".into(),
                 rv: snap_rv,
-                start: last.unwrap_or_default(),
+                start: last_examined.unwrap_or_default(),
                 served,
                 total,
             };
