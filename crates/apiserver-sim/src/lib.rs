@@ -3,8 +3,9 @@
 //! lists, metadata-only) and `kubectl get` talk to it unchanged. It keeps objects in memory with
 //! one global resourceVersion counter, serves legacy and aggregated discovery, paged lists over
 //! consistent snapshots, watches with bookmarks, streaming lists and 410 handling, writes
-//! (create, update, merge/JSON patch, delete), label/field selectors, metadata-only and
-//! `Table` responses, and lets tests inject faults and inspect every request served.
+//! (create, update, JSON/merge/strategic merge patch, delete with finalizers, dry runs),
+//! label/field selectors, metadata-only and `Table` responses, the OpenAPI v3 paths kubectl
+//! reads, and lets tests inject faults and inspect every request served.
 //!
 //! It is not a real apiserver: there is no authentication, admission, validation beyond names,
 //! defaulting, garbage collection, server-side apply field management or persistence; see
