@@ -57,7 +57,6 @@ use tokio::task::JoinHandle;
 pub use faults::{Faults, Matcher, Rejection};
 pub use requests::{RequestLog, RequestRecord, Verb};
 pub use resources::{ResourceDef, Scope, builtin_resources};
-pub use selector::{FieldSelector, LabelSelector, SelectorError};
 pub use status::{ApiError, rfc3339};
 
 use faults::FaultState;

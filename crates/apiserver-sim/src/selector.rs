@@ -1,10 +1,12 @@
-//! Server-side label selectors (equality- and set-based) and field selectors.
+//! Server-side label selectors (equality- and set-based) and field selectors, parsed from the
+//! query of list and watch requests. Crate-private: the simulator's own parser, checked by the
+//! API server's rules (kstore's configuration selectors are the indexer's).
 
 use std::collections::BTreeMap;
 
 /// Errors parsing a selector from a query parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectorError {
+pub(crate) enum SelectorError {
     /// The label selector could not be parsed.
     #[error("unable to parse requirement {requirement:?} of label selector {selector:?}: {reason}")]
     Label {
@@ -39,7 +41,7 @@ enum Op {
 
 /// A parsed label selector: all requirements must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector {
+pub(crate) struct LabelSelector {
     reqs: Vec<(String, Op)>,
 }
 
@@ -100,7 +102,7 @@ fn valid_value(v: &str) -> bool {
 
 impl LabelSelector {
     /// Parse the `labelSelector` query syntax, e.g. `app=web,tier in (a,b),!legacy`.
-    pub fn parse(selector: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(selector: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         if selector.trim().is_empty() {
             return Ok(Self { reqs });
@@ -161,12 +163,12 @@ impl LabelSelector {
     }
 
     /// Whether the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
 
     /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.reqs.iter().all(|(k, op)| {
             let v = labels.get(k);
             match op {
@@ -192,13 +194,13 @@ enum Field {
 
 /// A parsed field selector supporting `metadata.name` and `metadata.namespace` with `=`, `==`, `!=`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector {
+pub(crate) struct FieldSelector {
     reqs: Vec<(Field, bool, String)>,
 }
 
 impl FieldSelector {
     /// Parse the `fieldSelector` query syntax, e.g. `metadata.name=foo,metadata.namespace!=kube-system`.
-    pub fn parse(selector: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(selector: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         if selector.trim().is_empty() {
             return Ok(Self { reqs });
@@ -233,12 +235,12 @@ impl FieldSelector {
     }
 
     /// Whether the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
 
     /// Whether an object with this namespace (empty for cluster-scoped) and name matches.
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+    pub(crate) fn matches(&self, namespace: &str, name: &str) -> bool {
         self.reqs.iter().all(|(field, eq, want)| {
             let have = match field {
                 Field::Name => name,
