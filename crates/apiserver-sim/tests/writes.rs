@@ -162,7 +162,7 @@ async fn other_media_types_are_refused_with_a_415_status() {
     let sim = ApiServerSim::start().await.unwrap();
     for (method, path, ct) in [
         ("POST", "/api/v1/namespaces/ns/configmaps", "application/vnd.kubernetes.protobuf"),
-        ("POST", "/api/v1/namespaces/ns/configmaps", "application/yaml"),
+        ("PUT", "/api/v1/namespaces/ns/configmaps/a", "application/cbor"),
         ("PATCH", "/api/v1/namespaces/ns/configmaps/a", "application/json"),
     ] {
         let req = http::Request::builder()
@@ -180,4 +180,11 @@ async fn other_media_types_are_refused_with_a_415_status() {
         }
     }
     assert_eq!(sim.count("configmaps").unwrap(), 0);
+    // YAML bodies are decoded.
+    let req = http::Request::post("/api/v1/namespaces/ns/configmaps")
+        .header("content-type", "application/yaml")
+        .body(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n".to_vec())
+        .unwrap();
+    let created: ConfigMap = sim.client().request(req).await.unwrap();
+    assert_eq!(created.data.unwrap()["k"], "v");
 }

@@ -19,7 +19,7 @@ pub(crate) enum PatchKind {
     Json,
     /// `application/strategic-merge-patch+json`.
     Strategic,
-    /// `application/apply-patch+yaml` (JSON bodies only): a merge patch that may create.
+    /// `application/apply-patch+yaml` (JSON or YAML): a merge patch that may create.
     Apply,
 }
 
