@@ -10,8 +10,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::requests::Verb;
+use crate::state::ClusterState;
 use crate::status::ApiError;
-use crate::store::Store;
 
 /// Which requests a fault applies to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub(crate) enum WatchControl {
     End,
     /// Send half an event line, then drop the connection.
     Abort,
+    /// Send an ERROR event (410 Expired), then end the stream.
+    Expire,
 }
 
 pub(crate) struct FaultState {
@@ -102,11 +104,11 @@ pub(crate) struct FaultState {
     pub(crate) paused: watch::Sender<bool>,
     pub(crate) control: broadcast::Sender<WatchControl>,
     pub(crate) restart: watch::Sender<u64>,
-    store: Arc<Store>,
+    cluster: Arc<ClusterState>,
 }
 
 impl FaultState {
-    pub(crate) fn new(store: Arc<Store>) -> Self {
+    pub(crate) fn new(cluster: Arc<ClusterState>) -> Self {
         Self {
             rules: Mutex::new(Vec::new()),
             answers: Mutex::new(Vec::new()),
@@ -115,7 +117,7 @@ impl FaultState {
             paused: watch::Sender::new(false),
             control: broadcast::channel(16).0,
             restart: watch::Sender::new(0),
-            store,
+            cluster,
         }
     }
 
@@ -216,6 +218,13 @@ impl Faults {
         self.state.control.send(WatchControl::Abort).unwrap_or(0)
     }
 
+    /// End every open watch stream with an ERROR event carrying a 410 `Expired` Status (what a
+    /// real server sends when a running watch falls behind its history), then the terminating
+    /// chunk; returns how many streams were told. Clients must relist.
+    pub fn expire_watches(&self) -> usize {
+        self.state.control.send(WatchControl::Expire).unwrap_or(0)
+    }
+
     /// Make the next event written by any watch stream be preceded by one malformed JSON line.
     pub fn malformed_event(&self) {
         self.state.malformed.store(true, Ordering::SeqCst);
@@ -224,7 +233,7 @@ impl Faults {
     /// Compact the event log at the current resourceVersion: watches and continue tokens from
     /// older versions get 410 Expired.
     pub fn compact(&self) {
-        self.state.store.compact();
+        self.state.cluster.compact();
     }
 
     /// Stop delivering watch events (writes still succeed and are buffered per watch).
@@ -256,12 +265,12 @@ impl Faults {
 mod tests {
     use super::*;
     use crate::resources::{Registry, builtin_resources};
-    use crate::store::StoreConfig;
+    use crate::state::StoreConfig;
 
     fn faults() -> Faults {
         let reg = Arc::new(Registry::new(builtin_resources()));
         let cfg = StoreConfig { event_log_capacity: 10, broadcast_capacity: 16, snapshot_cache: 2 };
-        Faults { state: Arc::new(FaultState::new(Arc::new(Store::new(reg, cfg)))) }
+        Faults { state: Arc::new(FaultState::new(Arc::new(ClusterState::new(reg, cfg)))) }
     }
 
     #[tokio::test]

@@ -3,8 +3,9 @@
 //! lists, metadata-only) and `kubectl get` talk to it unchanged. It keeps objects in memory with
 //! one global resourceVersion counter, serves legacy and aggregated discovery, paged lists over
 //! consistent snapshots, watches with bookmarks, streaming lists and 410 handling, writes
-//! (create, update, merge/JSON patch, delete), label/field selectors, metadata-only and
-//! `Table` responses, and lets tests inject faults and inspect every request served.
+//! (create, update, JSON/merge/strategic merge patch, delete with finalizers, dry runs),
+//! label/field selectors, metadata-only and `Table` responses, the OpenAPI v3 paths kubectl
+//! reads, and lets tests inject faults and inspect every request served.
 //!
 //! It is not a real apiserver: there is no authentication, admission, validation beyond names,
 //! defaulting, garbage collection, server-side apply field management or persistence; see
@@ -36,13 +37,12 @@
 
 mod faults;
 pub mod generate;
-mod jsonpatch;
 mod requests;
 mod resources;
 mod selector;
 mod server;
+mod state;
 mod status;
-mod store;
 mod table;
 
 use std::net::SocketAddr;
@@ -57,13 +57,12 @@ use tokio::task::JoinHandle;
 pub use faults::{Faults, Matcher, Rejection};
 pub use requests::{RequestLog, RequestRecord, Verb};
 pub use resources::{ResourceDef, Scope, builtin_resources};
-pub use selector::{FieldSelector, LabelSelector, SelectorError};
 pub use status::{ApiError, rfc3339};
 
 use faults::FaultState;
 use resources::Registry;
 use server::Shared;
-use store::{Store, StoreConfig};
+use state::{ClusterState, StoreConfig};
 
 /// Errors of the simulator's handle API.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +104,7 @@ impl Default for Builder {
             resources: builtin_resources(),
             objects: Vec::new(),
             port: 0,
-            bookmark_interval: Duration::from_secs(5),
+            bookmark_interval: Duration::from_secs(60),
             event_log_capacity: 100_000,
             watch_buffer: 65_536,
         }
@@ -137,7 +136,8 @@ impl Builder {
         self
     }
 
-    /// How often watches that allow bookmarks get a BOOKMARK (default 5 s).
+    /// How often watches that allow bookmarks get a BOOKMARK (default 60 s, about what a real
+    /// API server sends).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval.max(Duration::from_millis(1));
         self
@@ -158,7 +158,7 @@ impl Builder {
     /// Bind `127.0.0.1:port`, load the seed objects and start serving.
     pub async fn start(self) -> Result<ApiServerSim, Error> {
         let registry = Arc::new(Registry::new(self.resources));
-        let store = Arc::new(Store::new(
+        let state = Arc::new(ClusterState::new(
             registry.clone(),
             StoreConfig {
                 event_log_capacity: self.event_log_capacity,
@@ -168,15 +168,15 @@ impl Builder {
         ));
         let mut seeded = Vec::with_capacity(self.objects.len());
         for obj in self.objects {
-            seeded.push((store::resource_of(&registry, &obj)?, obj));
+            seeded.push((state::resource_of(&registry, &obj)?, obj));
         }
-        store.load(seeded)?;
+        state.load(seeded)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let shared = Arc::new(Shared {
-            faults: Arc::new(FaultState::new(store.clone())),
-            store,
+            faults: Arc::new(FaultState::new(state.clone())),
+            state,
             requests: RequestLog::new(),
             bookmark_interval: self.bookmark_interval,
             active_watches: watch::Sender::new(0),
@@ -249,12 +249,12 @@ impl ApiServerSim {
 
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.shared.store.current_rv()
+        self.shared.state.current_rv()
     }
 
     /// The compaction point: watches from an older resourceVersion get 410 Expired.
     pub fn compacted_resource_version(&self) -> u64 {
-        self.shared.store.compacted_rv()
+        self.shared.state.compacted_rv()
     }
 
     /// Watches currently streaming.
@@ -277,50 +277,51 @@ impl ApiServerSim {
 
     fn resolve(&self, resource: &str) -> Result<usize, Error> {
         self.shared
-            .store
+            .state
             .registry()
             .resolve(resource)
             .ok_or_else(|| Error::UnknownResource { resource: resource.to_owned() })
     }
 
     fn resolve_obj(&self, obj: &Value) -> Result<usize, Error> {
-        Ok(store::resource_of(self.shared.store.registry(), obj)?)
+        Ok(state::resource_of(self.shared.state.registry(), obj)?)
     }
 
     /// Create an object (resource from its apiVersion/kind); returns it as stored.
     pub fn create(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.create(res, None, obj)?.value())
+        Ok(self.shared.state.create(res, None, obj, false)?.value())
     }
 
     /// Create, or replace without a resourceVersion check.
     pub fn apply(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.apply(res, None, obj)?.value())
+        Ok(self.shared.state.apply(res, None, obj)?.value())
     }
 
     /// Replace an object; a non-empty `metadata.resourceVersion` that is stale is a conflict.
     pub fn update(&self, obj: Value) -> Result<Value, Error> {
         let res = self.resolve_obj(&obj)?;
-        Ok(self.shared.store.update(res, None, None, obj, true)?.value())
+        Ok(self.shared.state.update(res, None, None, obj, true, false)?.value())
     }
 
     /// JSON-merge-patch an object. `resource` is a plural, `plural.group`, kind or short name.
     pub fn patch(&self, resource: &str, namespace: Option<&str>, name: &str, patch: &Value) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.patch(res, namespace, name, patch, false)?.value())
+        Ok(self.shared.state.patch(res, namespace, name, state::PatchKind::Merge, patch, false)?.value())
     }
 
-    /// Delete an object; returns it with the deletion resourceVersion.
+    /// Delete an object; returns it with the deletion resourceVersion. An object with
+    /// finalizers only gets a `deletionTimestamp`; it goes once an update removes them.
     pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.delete(res, namespace, name, None)?.value())
+        Ok(self.shared.state.delete(res, namespace, name, None, false)?.value())
     }
 
     /// Get an object, `None` if it does not exist.
     pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, Error> {
         let res = self.resolve(resource)?;
-        match self.shared.store.get(res, namespace, name) {
+        match self.shared.state.get(res, namespace, name) {
             Ok(o) => Ok(Some(o.value())),
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -330,13 +331,13 @@ impl ApiServerSim {
     /// All objects of a resource, optionally in one namespace, in key order.
     pub fn list(&self, resource: &str, namespace: Option<&str>) -> Result<Vec<Value>, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.list_values(res, namespace))
+        Ok(self.shared.state.list_values(res, namespace))
     }
 
     /// Number of objects of a resource.
     pub fn count(&self, resource: &str) -> Result<usize, Error> {
         let res = self.resolve(resource)?;
-        Ok(self.shared.store.count(res))
+        Ok(self.shared.state.count(res))
     }
 
     /// Create each object in order as if by [`create`](Self::create) (logged, watchable);
@@ -345,7 +346,7 @@ impl ApiServerSim {
         let mut n = 0;
         for obj in objs {
             let res = self.resolve_obj(&obj)?;
-            self.shared.store.create(res, None, obj)?;
+            self.shared.state.create(res, None, obj, false)?;
             n += 1;
         }
         Ok(n)

@@ -28,6 +28,10 @@ pub struct ResourceDef {
     pub scope: Scope,
     /// Short names advertised in discovery (e.g. `cm` for ConfigMap).
     pub short_names: Vec<String>,
+    /// A built-in kind: the items of its lists carry no `apiVersion` and `kind`, as a real API
+    /// server writes them (custom resources' list items keep theirs). False for
+    /// [`ResourceDef::new`]; true for [`builtin_resources`].
+    pub builtin: bool,
 }
 
 impl ResourceDef {
@@ -41,12 +45,19 @@ impl ResourceDef {
             singular: kind.to_ascii_lowercase(),
             scope,
             short_names: Vec::new(),
+            builtin: false,
         }
     }
 
     /// Add short names advertised in discovery.
     pub fn with_short_names(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Mark as a built-in kind (see [`builtin`](Self::builtin)).
+    pub fn as_builtin(mut self) -> Self {
+        self.builtin = true;
         self
     }
 
@@ -92,6 +103,9 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
         ResourceDef::new("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", Namespaced),
         ResourceDef::new("apps", "v1", "Deployment", "deployments", Namespaced).with_short_names(&["deploy"]),
     ]
+    .into_iter()
+    .map(ResourceDef::as_builtin)
+    .collect()
 }
 
 /// The set of served resources, addressed by index.

@@ -1,10 +1,12 @@
-//! Server-side label selectors (equality- and set-based) and field selectors.
+//! Server-side label selectors (equality- and set-based) and field selectors, parsed from the
+//! query of list and watch requests. Crate-private: the simulator's own parser, checked by the
+//! API server's rules (kstore's configuration selectors are the indexer's).
 
 use std::collections::BTreeMap;
 
 /// Errors parsing a selector from a query parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectorError {
+pub(crate) enum SelectorError {
     /// The label selector could not be parsed.
     #[error("unable to parse requirement {requirement:?} of label selector {selector:?}: {reason}")]
     Label {
@@ -39,7 +41,7 @@ enum Op {
 
 /// A parsed label selector: all requirements must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector {
+pub(crate) struct LabelSelector {
     reqs: Vec<(String, Op)>,
 }
 
@@ -62,19 +64,45 @@ fn split_top_level(s: &str) -> Vec<&str> {
     parts
 }
 
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+/// A label name (the part after any prefix) or a non-empty label value, as the API server's
+/// `IsQualifiedName`/`IsValidLabelValue` check it: `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`,
+/// at most 63 characters.
+fn valid_name(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    s.len() <= 63
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
 }
 
+/// A label key: `name` or `prefix/name`, the prefix a lowercase RFC 1123 DNS subdomain of at
+/// most 253 characters.
+fn valid_key(k: &str) -> bool {
+    let mut parts = k.split('/');
+    let (prefix, name) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), None, _) => (None, name),
+        (Some(prefix), Some(name), None) => (Some(prefix), name),
+        _ => return false,
+    };
+    let dns_label = |l: &str| {
+        let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        !l.is_empty()
+            && l.len() <= 63
+            && l.starts_with(lower_alnum)
+            && l.ends_with(lower_alnum)
+            && l.chars().all(|c| lower_alnum(c) || c == '-')
+    };
+    valid_name(name) && prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(dns_label))
+}
+
+/// A label value: empty or a valid name.
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.is_empty() || valid_name(v)
 }
 
 impl LabelSelector {
     /// Parse the `labelSelector` query syntax, e.g. `app=web,tier in (a,b),!legacy`.
-    pub fn parse(selector: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(selector: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         if selector.trim().is_empty() {
             return Ok(Self { reqs });
@@ -135,12 +163,12 @@ impl LabelSelector {
     }
 
     /// Whether the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
 
     /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.reqs.iter().all(|(k, op)| {
             let v = labels.get(k);
             match op {
@@ -166,13 +194,13 @@ enum Field {
 
 /// A parsed field selector supporting `metadata.name` and `metadata.namespace` with `=`, `==`, `!=`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector {
+pub(crate) struct FieldSelector {
     reqs: Vec<(Field, bool, String)>,
 }
 
 impl FieldSelector {
     /// Parse the `fieldSelector` query syntax, e.g. `metadata.name=foo,metadata.namespace!=kube-system`.
-    pub fn parse(selector: &str) -> Result<Self, SelectorError> {
+    pub(crate) fn parse(selector: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         if selector.trim().is_empty() {
             return Ok(Self { reqs });
@@ -207,12 +235,12 @@ impl FieldSelector {
     }
 
     /// Whether the selector selects everything.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
 
     /// Whether an object with this namespace (empty for cluster-scoped) and name matches.
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+    pub(crate) fn matches(&self, namespace: &str, name: &str) -> bool {
         self.reqs.iter().all(|(field, eq, want)| {
             let have = match field {
                 Field::Name => name,
@@ -252,6 +280,41 @@ mod tests {
     #[test]
     fn bad_label_selectors_are_errors() {
         for bad in ["app in (a", "=x", "a=b c", "x foo (a)", "app,,tier", "a>b"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_keys_and_values_follow_the_api_servers_rule() {
+        for good in [
+            "app=web",
+            "example.com/app=web",
+            "a.b-c.d/x_y.z=V-1_2.3",
+            "app=",
+            "app in (a, b)",
+            "!k8s.io/legacy",
+            &format!("{}=v", "k".repeat(63)),
+            &format!("{}/k=v", ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".")),
+        ] {
+            assert!(LabelSelector::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "-app=web",
+            "app-=web",
+            "_app=web",
+            "app=-web",
+            "app=web.",
+            "Example.com/app=web",
+            "example_com/app=web",
+            "/app=web",
+            "example.com/=web",
+            "a/b/c=web",
+            "-a.com/app=web",
+            "app in (a, -b)",
+            &format!("{}=v", "k".repeat(64)),
+            &format!("k={}", "v".repeat(64)),
+            &format!("{}/k=v", ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)].join(".")),
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;
-use crate::store::StoredObject;
+use crate::state::StoredObject;
 
 /// What each row's `object` holds (`includeObject` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -274,12 +274,26 @@ async fn label_and_field_selectors() {
     assert_eq!(names(l), ["a/x", "b/x"]);
     let l = api.list(&ListParams::default().fields("metadata.namespace!=a")).await.unwrap();
     assert_eq!(names(l), ["b/x", "b/z"]);
-    let l = api.list(&ListParams::default().labels("tier").fields("metadata.name!=x").limit(1)).await.unwrap();
-    assert_eq!(names(l.clone()), ["a/y"]);
-    assert!(l.metadata.continue_.is_some());
-    match api.list(&ListParams::default().labels("tier in (web")).await {
-        Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
-        other => panic!("expected 400, got {other:?}"),
+    // With a selector a page examines `limit` objects: the first (a/x) does not match, so the
+    // first page is empty but continues.
+    let mut lp = ListParams::default().labels("tier").fields("metadata.name!=x").limit(1);
+    let l = api.list(&lp).await.unwrap();
+    assert!(l.items.is_empty());
+    let mut all = Vec::new();
+    let mut next = l.metadata.continue_.clone();
+    while let Some(c) = next.filter(|c| !c.is_empty()) {
+        lp = lp.continue_token(&c);
+        let l = api.list(&lp).await.unwrap();
+        next = l.metadata.continue_.clone();
+        all.extend(names(l));
+    }
+    assert_eq!(all, ["a/y", "b/z"]);
+    // Syntax errors and keys/values the API server's label rules reject are 400s.
+    for bad in ["tier in (web", "-tier=web", "tier=web-", "Example.com/tier=web", "a/b/c=web"] {
+        match api.list(&ListParams::default().labels(bad)).await {
+            Err(KubeError::Api(s)) => assert_eq!(s.code, 400, "{bad}"),
+            other => panic!("expected 400 for {bad:?}, got {other:?}"),
+        }
     }
     match api.list(&ListParams::default().fields("spec.nodeName=n1")).await {
         Err(KubeError::Api(s)) => assert_eq!(s.code, 400),
@@ -633,4 +647,136 @@ async fn table_responses_for_list_get_and_watch() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// GET `path` through kube's client and decode the JSON body.
+async fn raw_get(client: &kube::Client, path: &str) -> serde_json::Value {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    let text = within(path, client.request_text(req)).await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn builtin_list_items_omit_type_meta_custom_resources_keep_it() {
+    let sim = ApiServerSim::builder()
+        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
+        .start()
+        .await
+        .unwrap();
+    let client = sim.client();
+    sim.create(configmap("ns", "a", json!({"x": "1"}))).unwrap();
+    sim.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "ns"}}))
+        .unwrap();
+
+    let list = raw_get(&client, "/api/v1/namespaces/ns/configmaps").await;
+    assert_eq!((list["kind"].as_str(), list["apiVersion"].as_str()), (Some("ConfigMapList"), Some("v1")));
+    let item = &list["items"][0];
+    assert_eq!(item["metadata"]["name"], "a");
+    assert!(item.get("kind").is_none() && item.get("apiVersion").is_none(), "{item}");
+    // Pages of a paged list too.
+    let page = raw_get(&client, "/api/v1/configmaps?limit=1").await;
+    assert!(page["items"][0].get("kind").is_none());
+
+    let widgets = raw_get(&client, "/apis/example.com/v1/namespaces/ns/widgets").await;
+    assert_eq!(widgets["items"][0]["kind"], "Widget");
+    assert_eq!(widgets["items"][0]["apiVersion"], "example.com/v1");
+
+    // GET and watch events carry kind and apiVersion.
+    let got = raw_get(&client, "/api/v1/namespaces/ns/configmaps/a").await;
+    assert_eq!((got["kind"].as_str(), got["apiVersion"].as_str()), (Some("ConfigMap"), Some("v1")));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "ns", &cm_resource());
+    let mut events = api.watch(&WatchParams::default().timeout(1), "0").await.unwrap().boxed();
+    match within("watch event", events.try_next()).await.unwrap() {
+        Some(WatchEvent::Added(o)) => {
+            let types = o.types.expect("watch events carry type meta");
+            assert_eq!((types.kind.as_str(), types.api_version.as_str()), ("ConfigMap", "v1"));
+        }
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+    // kube decodes both shapes: typed and dynamic lists work.
+    let typed: Api<ConfigMap> = Api::namespaced(client, "ns");
+    assert_eq!(typed.list(&ListParams::default()).await.unwrap().items[0].metadata.name.as_deref(), Some("a"));
+    let dynamic = api.list(&ListParams::default()).await.unwrap();
+    assert!(dynamic.items[0].types.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_with_validation_dry_run_and_create() {
+    if !kubectl_available() {
+        eprintln!("kubectl not on PATH; skipping");
+        return;
+    }
+    let sim = ApiServerSim::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("sim-kubectl-{}-{}", std::process::id(), sim.addr().port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = |ports: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: default\nspec:\n  selector:\n    app: web\n  ports:\n{ports}"
+        )
+    };
+    let first = dir.join("first.yaml");
+    std::fs::write(&first, manifest("  - name: http\n    port: 80\n  - name: https\n    port: 443\n")).unwrap();
+    let second = dir.join("second.yaml");
+    std::fs::write(&second, manifest("  - name: web\n    port: 8080\n")).unwrap();
+    let url = sim.url();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || kubectl(url, args))
+    };
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let ok = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    // First apply, validation on (kubectl's default): created with last-applied.
+    let out = within("kubectl apply", run(vec!["apply".into(), "-f".into(), path(&first)])).await.unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("service/web created"));
+    let svc = sim.get("services", Some("default"), "web").unwrap().unwrap();
+    assert_eq!(svc["spec"]["ports"], json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]));
+    assert!(svc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    // Validation went to the server (fieldValidation), found through /openapi/v3.
+    let paths = sim.requests().path_counts();
+    assert!(paths.contains_key("/openapi/v3"), "{paths:?}");
+
+    // Server-side dry run of the changed manifest writes nothing.
+    let rv = sim.resource_version();
+    let out = within(
+        "kubectl apply --dry-run=server",
+        run(vec!["apply".into(), "--dry-run=server".into(), "-f".into(), path(&second)]),
+    )
+    .await
+    .unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(server dry run)"));
+    assert_eq!(sim.resource_version(), rv);
+    assert_eq!(sim.get("services", Some("default"), "web").unwrap().unwrap(), svc);
+
+    // The changed apply: a strategic merge patch with directives, applied, never stored.
+    let out = within("kubectl apply (changed)", run(vec!["apply".into(), "-f".into(), path(&second)])).await.unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("service/web configured"));
+    let patches = sim.requests().filter(|r| r.verb == Verb::Patch);
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(patches[0].query.contains("dryRun=All") && !patches[1].query.contains("dryRun"), "{patches:?}");
+    let svc = sim.get("services", Some("default"), "web").unwrap().unwrap();
+    assert_eq!(svc["spec"]["ports"], json!([{"name": "web", "port": 8080}]));
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
+    assert!(!svc.to_string().contains("$patch") && !svc.to_string().contains("$setElementOrder"), "{svc}");
+
+    // `kubectl create configmap` sends protobuf: refused with a 415 Status, nothing stored.
+    let out = within(
+        "kubectl create configmap",
+        run(vec!["create".into(), "configmap".into(), "c1".into(), "--from-literal=a=b".into()]),
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the body of the request was in an unknown format"), "{stderr}");
+    assert_eq!(sim.count("configmaps").unwrap(), 0);
+    let refused = sim.requests().filter(|r| r.verb == Verb::Create && r.status == 415);
+    assert_eq!(refused.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

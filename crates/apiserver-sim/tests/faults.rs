@@ -228,3 +228,82 @@ async fn request_log_counts_concurrent_gets_and_no_lists() {
     log.clear();
     assert!(log.is_empty());
 }
+
+#[tokio::test]
+async fn a_running_watch_can_end_with_410_and_the_watcher_relists() {
+    let sim = seeded(2).await;
+    let api: Api<ConfigMap> = Api::all(sim.client());
+    // Raw: the open stream gets an ERROR event with a 410 Status, then ends.
+    let rv = sim.resource_version().to_string();
+    let mut raw = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    within("raw watch to start", sim.wait_for_watches(1)).await;
+    sim.create(configmap("f", "before", json!({}))).unwrap();
+    assert!(matches!(within("event", raw.try_next()).await.unwrap(), Some(WatchEvent::Added(_))));
+    assert_eq!(sim.faults().expire_watches(), 1);
+    match within("error event", raw.try_next()).await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+    assert!(within("end of stream", raw.try_next()).await.unwrap().is_none());
+    drop(raw);
+    within("raw watch gone", sim.wait_for_watch_count(|n| n == 0)).await;
+    // kube's watcher: the 410 mid-stream makes it relist, and it keeps up.
+    let mut probe = started_watcher(&sim, watcher::Config::default()).await;
+    assert_eq!(sim.requests().count(Verb::List, "configmaps"), 1);
+    assert_eq!(sim.faults().expire_watches(), 1);
+    sim.create(configmap("f", "after", json!({}))).unwrap();
+    probe
+        .until("event after the relist", |s| {
+            s.iter().any(|e| matches!(e, Seen::Apply(n) | Seen::InitApply(n) if n == "after"))
+        })
+        .await;
+    assert_eq!(sim.requests().count(Verb::List, "configmaps"), 2);
+    assert_eq!(probe.count(&Seen::Init), 2);
+}
+
+#[tokio::test]
+async fn pages_with_selectors_may_be_short_and_still_continue() {
+    let objs = (0..10).map(|i| configmap("f", &format!("cm-{i}"), json!({"even": (i % 2 == 0).to_string()})));
+    let sim = ApiServerSim::builder().objects(objs).start().await.unwrap();
+    let api: Api<ConfigMap> = Api::all(sim.client());
+    let mut lp = ListParams::default().labels("even=true").limit(3);
+    let (mut names, mut sizes) = (Vec::new(), Vec::new());
+    loop {
+        let page = within("list", api.list(&lp)).await.unwrap();
+        sizes.push(page.items.len());
+        names.extend(page.items.iter().map(|o| o.name_any()));
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    assert_eq!(names, ["cm-0", "cm-2", "cm-4", "cm-6", "cm-8"]);
+    assert!(sizes.iter().take(sizes.len() - 1).any(|n| *n < 3), "{sizes:?}");
+    // Without a selector, pages are full.
+    let page = api.list(&ListParams::default().limit(3)).await.unwrap();
+    assert_eq!(page.items.len(), 3);
+    // kube's watcher pages through short pages to a complete initial list.
+    let cfg = watcher::Config::default().labels("even=false").page_size(2);
+    let mut probe = Probe::spawn(watcher(api, cfg));
+    probe.until("initial sync", |s| s.contains(&Seen::InitDone)).await;
+    let listed = probe.seen.iter().filter(|e| matches!(e, Seen::InitApply(_))).count();
+    assert_eq!(listed, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookmarks_come_about_once_a_minute_by_default() {
+    let sim = seeded(1).await;
+    let api: Api<ConfigMap> = Api::all(sim.client());
+    let rv = sim.resource_version().to_string();
+    let mut raw = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let start = tokio::time::Instant::now();
+    // Paused time jumps to the next timer while the stream is idle: the bookmark ticker.
+    for i in 1..=2u32 {
+        match raw.try_next().await.unwrap() {
+            Some(WatchEvent::Bookmark(_)) => {}
+            other => panic!("expected a BOOKMARK, got {other:?}"),
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_secs(60) * i && elapsed < Duration::from_secs(61) * i, "{elapsed:?}");
+    }
+}

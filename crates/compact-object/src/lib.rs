@@ -26,6 +26,7 @@ mod prune;
 mod resource;
 mod ser;
 mod stack;
+mod type_meta;
 
 pub use de::DeError;
 pub use encode::MAX_DEPTH;

@@ -411,7 +411,11 @@ impl ResourceWatcher {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                     None => Api::all_with(client.clone(), &ar),
                 };
-                watcher::watcher(api, wc.clone()).default_backoff().map(move |ev| (i, ev.map(compact_event))).boxed()
+                let ar = ar.clone();
+                watcher::watcher(api, wc.clone())
+                    .default_backoff()
+                    .map(move |ev| (i, ev.map(|ev| compact_event(&ar, ev))))
+                    .boxed()
             }
         });
         let merged = stream::select_all(streams);
@@ -543,11 +547,23 @@ fn map_event<T, U>(ev: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
     }
 }
 
-/// A full-feed event; an item decoded as rejected (nested deeper than compact-object's limit,
-/// not a JSON object) is unrepresentable, so the rest of its page is stored without it.
-fn compact_event(ev: Event<CompactResource>) -> Event<Incoming> {
+/// A full-feed event as a compact object. An item decoded as rejected (nested deeper than
+/// compact-object's limit, not a JSON object) is unrepresentable, so the rest of its page is
+/// stored without it. List items of built-in kinds (which a real API server sends without
+/// `kind` and `apiVersion`) get them back from the watched resource, so listed, watched and
+/// fetched objects are stored byte-identical.
+fn compact_event(ar: &ApiResource, ev: Event<CompactResource>) -> Event<Incoming> {
     map_event(ev, |r| {
-        r.into_checked().map_err(|compact_object::Rejected { identity, error }| Unrepresentable { identity, error })
+        let object = r
+            .into_checked()
+            .map_err(|compact_object::Rejected { identity, error }| Unrepresentable { identity, error })?;
+        match object.with_type_meta(&ar.api_version, &ar.kind) {
+            Ok(Some(typed)) => Ok(typed),
+            Ok(None) => Ok(object),
+            Err(error) => {
+                Err(Unrepresentable { identity: object.identity().map(|id| id.to_owned()), error: error.into() })
+            }
+        }
     })
 }
 

@@ -53,6 +53,7 @@ impl ObjectWatcher {
         };
         let (tx, rx) = watch::channel::<Option<Option<Arc<CompactObject>>>>(None);
         let name = name.to_owned();
+        let (api_version, kind) = (resource.api_version.clone(), resource.kind.clone());
         let task = tokio::spawn(async move {
             let mut events = watcher::watch_object(api, &name).default_backoff().boxed();
             while let Some(ev) = events.next().await {
@@ -63,7 +64,18 @@ impl ObjectWatcher {
                         continue;
                     }
                 };
-                let obj = obj.map(|o| Arc::new(o.into_object()));
+                // A listed object of a built-in kind comes without kind/apiVersion: restore them
+                // so it equals the watched and fetched forms.
+                let obj = obj.map(|o| {
+                    let o = o.into_object();
+                    match o.with_type_meta(&api_version, &kind) {
+                        Ok(typed) => Arc::new(typed.unwrap_or(o)),
+                        Err(e) => {
+                            warn!(object = %name, error = %e, "cannot restore kind/apiVersion; kept as listed");
+                            Arc::new(o)
+                        }
+                    }
+                });
                 let previous: Option<Option<Arc<CompactObject>>> = tx.borrow().clone();
                 let changed = match &previous {
                     None => true,

@@ -1,0 +1,190 @@
+//! Write semantics a real API server has, driven through kube: strategic merge patch,
+//! `dryRun=All`, Secret `stringData`, deletion through finalizers, refused media types.
+
+mod common;
+
+use common::{configmap, within};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kstore_apiserver_sim::{ApiServerSim, ResourceDef, Scope};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::discovery::ApiResource;
+use kube::{Error as KubeError, ResourceExt};
+use serde_json::{Value, json};
+
+fn status_code<T: std::fmt::Debug>(r: Result<T, KubeError>) -> u16 {
+    match r {
+        Err(KubeError::Api(s)) => s.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn has_directive(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.iter().any(|(k, v)| k.starts_with('$') || has_directive(v)),
+        Value::Array(a) => a.iter().any(has_directive),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn strategic_merge_patch_merges_by_key_and_never_stores_directives() {
+    let sim = ApiServerSim::builder()
+        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
+        .start()
+        .await
+        .unwrap();
+    sim.create(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "ns", "name": "web"},
+                      "spec": {"ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+                               "selector": {"app": "web"}}}))
+        .unwrap();
+    let api: Api<Service> = Api::namespaced(sim.client(), "ns");
+    let pp = PatchParams::default();
+    // A port renamed in place, one added: merged by `port`, not replaced.
+    let patch = json!({"spec": {"ports": [{"port": 443, "name": "tls"}, {"port": 9090, "name": "metrics"}]}});
+    let svc = within("patch", api.patch("web", &pp, &Patch::Strategic(patch))).await.unwrap();
+    let ports: Vec<(String, i32)> =
+        svc.spec.unwrap().ports.unwrap().into_iter().map(|p| (p.name.unwrap_or_default(), p.port)).collect();
+    assert_eq!(ports, [("http".into(), 80), ("tls".into(), 443), ("metrics".into(), 9090)]);
+    // What a second `kubectl apply` sends when the ports become one.
+    let patch = json!({"spec": {"$setElementOrder/ports": [{"port": 8080}],
+        "ports": [{"name": "web", "port": 8080}, {"$patch": "delete", "port": 80},
+                  {"$patch": "delete", "port": 443}, {"$patch": "delete", "port": 9090}]}});
+    within("patch", api.patch("web", &pp, &Patch::Strategic(patch))).await.unwrap();
+    let stored = sim.get("services", Some("ns"), "web").unwrap().unwrap();
+    assert_eq!(stored["spec"]["ports"], json!([{"name": "web", "port": 8080}]));
+    assert!(!has_directive(&stored), "{stored}");
+    // Unknown or malformed directives are a 400 Status and change nothing.
+    let rv = sim.resource_version();
+    for bad in [
+        json!({"spec": {"$bogus": 1}}),
+        json!({"spec": {"$patch": "explode"}}),
+        json!({"spec": {"ports": [{"name": "x"}]}}),
+    ] {
+        assert_eq!(status_code(api.patch("web", &pp, &Patch::Strategic(bad)).await), 400);
+    }
+    assert_eq!(sim.resource_version(), rv);
+    // Custom resources do not support strategic merge patch: 415, as a real server answers.
+    sim.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"namespace": "ns", "name": "w"}}))
+        .unwrap();
+    let ar =
+        ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let widgets: Api<DynamicObject> = Api::namespaced_with(sim.client(), "ns", &ar);
+    assert_eq!(status_code(widgets.patch("w", &pp, &Patch::Strategic(json!({"spec": {"a": 1}}))).await), 415);
+    widgets.patch("w", &pp, &Patch::Merge(json!({"spec": {"a": 1}}))).await.unwrap();
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing() {
+    let sim = ApiServerSim::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "ns");
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let cm: ConfigMap = serde_json::from_value(configmap("ns", "a", json!({"x": "1"}))).unwrap();
+    let created = within("dry create", api.create(&dry, &cm)).await.unwrap();
+    assert_eq!(created.name_any(), "a");
+    assert!(created.uid().is_some());
+    assert_eq!((sim.resource_version(), sim.count("configmaps").unwrap()), (0, 0));
+    api.create(&PostParams::default(), &cm).await.unwrap();
+    let rv = sim.resource_version();
+    let patched =
+        api.patch("a", &PatchParams::default().dry_run(), &Patch::Merge(json!({"data": {"k": "dry"}}))).await.unwrap();
+    assert_eq!(patched.data.unwrap()["k"], "dry");
+    let mut replaced = api.get("a").await.unwrap();
+    replaced.data = Some([("k".to_owned(), "dry".to_owned())].into());
+    api.replace("a", &dry, &replaced).await.unwrap();
+    api.delete("a", &DeleteParams { dry_run: true, ..Default::default() }).await.unwrap();
+    assert_eq!(sim.resource_version(), rv);
+    assert_eq!(sim.get("configmaps", Some("ns"), "a").unwrap().unwrap()["data"]["k"], "a");
+    // An unknown dryRun value is refused.
+    let req = http::Request::post("/api/v1/namespaces/ns/configmaps?dryRun=Some")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&configmap("ns", "b", json!({}))).unwrap())
+        .unwrap();
+    assert_eq!(status_code(sim.client().request::<ConfigMap>(req).await), 400);
+}
+
+#[tokio::test]
+async fn secret_string_data_is_folded_into_data() {
+    let sim = ApiServerSim::start().await.unwrap();
+    let api: Api<Secret> = Api::namespaced(sim.client(), "ns");
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}, "data": {"a": "b2xk", "b": "Yg=="},
+                                                  "stringData": {"a": "new", "c": "plain text"}}))
+    .unwrap();
+    let created = within("create", api.create(&PostParams::default(), &s)).await.unwrap();
+    let data = created.data.unwrap();
+    assert_eq!(data["a"], ByteString(b"new".to_vec()));
+    assert_eq!(data["b"], ByteString(b"b".to_vec()));
+    assert_eq!(data["c"], ByteString(b"plain text".to_vec()));
+    assert!(created.string_data.is_none());
+    let stored = sim.get("secrets", Some("ns"), "s").unwrap().unwrap();
+    assert!(stored.get("stringData").is_none());
+    assert_eq!(stored["data"]["c"], "cGxhaW4gdGV4dA==");
+    let patched =
+        api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"d": "x"}}))).await.unwrap();
+    assert_eq!(patched.data.unwrap()["d"], ByteString(b"x".to_vec()));
+    assert!(sim.get("secrets", Some("ns"), "s").unwrap().unwrap().get("stringData").is_none());
+}
+
+#[tokio::test]
+async fn deletion_with_finalizers_sets_deletion_timestamp_first() {
+    let sim = ApiServerSim::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "ns");
+    let mut cm = configmap("ns", "f", json!({}));
+    cm["metadata"]["finalizers"] = json!(["example.com/cleanup"]);
+    sim.create(cm).unwrap();
+    let rv = sim.resource_version().to_string();
+    let mut events = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let deleted = within("delete", api.delete("f", &DeleteParams::default())).await.unwrap();
+    let pending = deleted.left().expect("the object is returned, not a Status");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    let still = api.get("f").await.unwrap();
+    assert!(still.metadata.deletion_timestamp.is_some());
+    match within("MODIFIED", events.try_next()).await.unwrap() {
+        Some(WatchEvent::Modified(o)) => assert!(o.metadata.deletion_timestamp.is_some()),
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+    // No new finalizer while terminating.
+    let add = Patch::Merge(json!({"metadata": {"finalizers": ["example.com/cleanup", "other"]}}));
+    assert_eq!(status_code(api.patch("f", &PatchParams::default(), &add).await), 422);
+    // Removing the last finalizer deletes it.
+    let clear = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    within("clear", api.patch("f", &PatchParams::default(), &clear)).await.unwrap();
+    match within("DELETED", events.try_next()).await.unwrap() {
+        Some(WatchEvent::Deleted(o)) => assert_eq!(o.name_any(), "f"),
+        other => panic!("expected DELETED, got {other:?}"),
+    }
+    assert!(api.get_opt("f").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn other_media_types_are_refused_with_a_415_status() {
+    let sim = ApiServerSim::start().await.unwrap();
+    for (method, path, ct) in [
+        ("POST", "/api/v1/namespaces/ns/configmaps", "application/vnd.kubernetes.protobuf"),
+        ("PUT", "/api/v1/namespaces/ns/configmaps/a", "application/cbor"),
+        ("PATCH", "/api/v1/namespaces/ns/configmaps/a", "application/json"),
+    ] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", ct)
+            .body(b"k8s\x00\x0a".to_vec())
+            .unwrap();
+        match sim.client().request::<ConfigMap>(req).await {
+            Err(KubeError::Api(s)) => {
+                assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"), "{method} {ct}");
+                assert!(s.message.starts_with("the body of the request was in an unknown format"), "{}", s.message);
+            }
+            other => panic!("{method} {ct}: expected 415, got {other:?}"),
+        }
+    }
+    assert_eq!(sim.count("configmaps").unwrap(), 0);
+    // YAML bodies are decoded.
+    let req = http::Request::post("/api/v1/namespaces/ns/configmaps")
+        .header("content-type", "application/yaml")
+        .body(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n".to_vec())
+        .unwrap();
+    let created: ConfigMap = sim.client().request(req).await.unwrap();
+    assert_eq!(created.data.unwrap()["k"], "v");
+}
