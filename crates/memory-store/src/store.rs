@@ -42,11 +42,12 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 ///
 /// # Consistency and concurrency
 /// `MemoryStore` is `Send + Sync` and `Clone` (clones are handles to the same store). The whole
-/// state is an immutable, persistent value; writers publish a new one whole, readers borrow the
-/// current one (`publish.rs` has the protocol and why it is sound):
-/// * reads never take a lock and never wait for writers. An exact get borrows the state through
-///   its thread's hazard record: one plain store, no atomic read-modify-write and no reference
-///   count on the state (on Linux; see "Fences" below);
+/// state is an immutable, persistent value, published through an [`arc_swap::ArcSwap`];
+/// writers publish a new one whole, readers load the current one:
+/// * reads never take a lock and never wait for writers. An exact get borrows the state with an
+///   arc-swap `load()` guard (a slot in the thread's arc-swap debt list, no reference count on
+///   the state); a [`Reader`] caches the state ([`arc_swap::Cache`]) and checks it with one
+///   pointer comparison per call;
 /// * a read sees one complete state: the one published before it started, or a later one;
 ///   never a half-applied write or batch;
 /// * a [`Snapshot`] pins one state for any number of lookups; it never changes;
@@ -55,17 +56,12 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 ///   A reader can observe writes in the order they were published, but not their intermediate
 ///   steps.
 ///
-/// # Fences
-/// On Linux a reader's hazard record is ordered by a compiler fence, paired with a
-/// `membarrier(2)` system call (about 1 µs) on the writer's side when it frees replaced states.
-/// Where `membarrier` is unavailable (other systems, a kernel or seccomp filter that refuses
-/// it, or `KSTORE_MEMBARRIER=0` in the environment) both sides use `SeqCst` fences: an exact
-/// get then costs 2–4 ns more (measured), and every write frees replaced states at once.
-///
 /// # Costs
 /// Exact get: one hash lookup, no allocation (the result shares the store's bucket). Partial
 /// get: O(log n + matches), one exactly sized `Vec` for the result (for `[namespace, name]`
-/// keys, a namespace query walks the objects map directly). Writes: O(log n) path copying in
+/// keys, a namespace query walks the objects map directly);
+/// [`for_each_under`](Self::for_each_under) visits the same matches without the `Vec` and
+/// without a reference count per match. Writes: O(log n) path copying in
 /// three persistent maps plus a copy of the object's bucket (O(objects sharing its key
 /// tuple)).
 ///
@@ -82,13 +78,10 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// until dropped (a snapshot or reader: the objects of its state). Published states share
 /// structure, so holding an old snapshot costs only the parts that changed since.
 ///
-/// Replaced states are freed by writers, at their next *reclamation*: every write in fence
-/// mode; with `membarrier`, every batch, relist, clear and `delete_all_under`, and every 8th
-/// single-object write (`add`, `update`, `delete`). So at most 7 states replaced by
-/// single-object writes (each differing from the next by one object), plus any state a reader
-/// was borrowing during the last reclamation, outlive their replacement — until the next
-/// reclamation, or the store's drop. No thread keeps a state alive by having read it: an idle
-/// thread holds nothing.
+/// A replaced state is freed as soon as nothing holds it: by the write that replaced it (after
+/// the writer lock is released), or else by the last [`Snapshot`], [`Reader`] or running lookup
+/// that still held it. No thread keeps a state alive by having read it: an idle thread holds
+/// nothing (arc-swap's per-thread debt slots are empty between reads).
 pub struct MemoryStore<T> {
     inner: Arc<Inner<T>>,
 }
