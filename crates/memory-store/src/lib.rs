@@ -17,7 +17,7 @@ mod store;
 mod sync;
 
 pub use index::{Change, InvariantError, MemoryStats};
-pub use store::{Batch, MemoryStore, Reader, Snapshot};
+pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]
