@@ -205,9 +205,12 @@ fn demo(args: &[String]) -> Result<(), String> {
 fn loom() -> Result<(), String> {
     let mut c = cargo();
     // A separate target directory: the cfg flag changes every dependency's build.
+    // Three preemptions bound every model to a few minutes (CI runs this); set
+    // LOOM_MAX_PREEMPTIONS for a deeper search.
+    let preemptions = env::var("LOOM_MAX_PREEMPTIONS").unwrap_or_else(|_| "3".into());
     c.env("RUSTFLAGS", "--cfg kstore_loom")
         .env("CARGO_TARGET_DIR", root().join("target/loom"))
-        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .env("LOOM_MAX_PREEMPTIONS", preemptions)
         .args([
             "test",
             "--release",

@@ -73,7 +73,9 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// # Costs
 /// Exact get: one hash lookup, no allocation (the result shares the store's bucket). Partial
 /// get: O(log n + matches), one exactly sized `Vec` for the result (for `[namespace, name]`
-/// keys, a namespace query walks the objects map directly). Writes: O(log n) path copying in
+/// keys, a namespace query walks the objects map directly);
+/// [`for_each_under`](Self::for_each_under) visits the same matches without the `Vec` and
+/// without a reference count per match. Writes: O(log n) path copying in
 /// three persistent maps plus a copy of the object's bucket (O(objects sharing its key
 /// tuple)).
 ///
@@ -90,9 +92,10 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// until dropped (a snapshot or reader: the objects of its state). Published states share
 /// structure, so holding an old snapshot costs only the parts that changed since.
 ///
-/// A replaced state is freed as soon as the last reader, snapshot or cached handle holding it
-/// lets go (writers drop it after releasing the writer lock); an idle [`Reader`] keeps the
-/// state it last used until its next call or its drop.
+/// A replaced state is freed as soon as nothing holds it: by the write that replaced it (after
+/// the writer lock is released), or else by the last [`Snapshot`], [`Reader`] or running lookup
+/// that still held it. No thread keeps a state alive by having read it: an idle thread holds
+/// nothing (arc-swap's per-thread debt slots are empty between reads).
 pub struct MemoryStore<T> {
     /// The store's state, shared with every [`ReadHandle`]; the writer methods live here only.
     handle: ReadHandle<T>,

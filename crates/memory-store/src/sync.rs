@@ -11,7 +11,7 @@
 //! by the writer lock, each cloning the current state under it and publishing the modified copy
 //! whole; readers (one-shot loads, snapshots, cached readers) seeing complete states in
 //! publication order. They do not check arc-swap's own memory reclamation, which loom cannot
-//! see (arc-swap is tested by its authors, and `publish.rs`'s unit tests hammer it here). The
+//! see (arc-swap is tested by its authors; `tests::readers_race_publication` and `tests/stress.rs` hammer it here). The
 //! stand-in keeps the contract the store relies on: `load`/`load_full` return a state that was
 //! published at some instant during the call; `swap` publishes and returns the replaced state;
 //! a `Cache` returns its cached state while no newer one is published, and a load that happens
