@@ -12,12 +12,14 @@
 
 mod exact;
 mod index;
+mod overlay;
 mod publish;
 mod sorted;
 mod store;
 mod sync;
 
 pub use index::{Change, MemoryStats};
+pub use overlay::{Changes, Overlay, OverlayDelta, OverlayError, OverlaySummary};
 pub use store::{Batch, MemoryStore, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 

@@ -217,6 +217,15 @@ impl<T: KubeObject> MemoryStore<T> {
         self.inner.state.read().stats()
     }
 
+    /// The store's modification count: object changes (creations, modifications, deletions)
+    /// published since the store was created. It grows with every published change (a batch or
+    /// relist adds its number of changes) and never otherwise: writes that change nothing
+    /// leave it as it is, so equal counts mean the same content. For external caches keyed by
+    /// store state (the Go original's `ModCount`).
+    pub fn mod_count(&self) -> u64 {
+        self.inner.state.read().mod_count
+    }
+
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
         Snapshot { state: self.inner.state.load() }
@@ -292,7 +301,12 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Removes everything.
     pub fn clear(&self) {
         let _guard = self.lock();
-        self.inner.state.store(Index::new(self.inner.num_keys), Reclaim::Now);
+        let mut next = Index::new(self.inner.num_keys);
+        {
+            let current = self.inner.state.read();
+            next.mod_count = current.mod_count + current.len() as u64;
+        }
+        self.inner.state.store(next, Reclaim::Now);
     }
 
     /// Starts a batch: changes are applied to a private copy and published together by
@@ -320,8 +334,9 @@ impl<T: KubeObject> MemoryStore<T> {
             let okey = check_identity(Operation::Batch, &*object, &keys)?;
             items.push((okey, object, keys));
         }
-        let next = Index::build(self.inner.num_keys, items);
+        let mut next = Index::build(self.inner.num_keys, items);
         let stats = next.changes_since(&old);
+        next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
         drop(old);
         self.inner.state.store(next, Reclaim::Now);
         drop(guard);
@@ -396,6 +411,11 @@ impl<T: KubeObject> Reader<T> {
         self.len() == 0
     }
 
+    /// The latest state's modification count; see [`MemoryStore::mod_count`].
+    pub fn mod_count(&mut self) -> u64 {
+        self.current().mod_count
+    }
+
     /// A snapshot of the latest state.
     pub fn snapshot(&mut self) -> Snapshot<T> {
         self.current();
@@ -461,6 +481,16 @@ impl<T: KubeObject> Snapshot<T> {
         self.state.stats()
     }
 
+    /// The modification count of this state; see [`MemoryStore::mod_count`].
+    pub fn mod_count(&self) -> u64 {
+        self.state.mod_count
+    }
+
+    /// The object with this identity in this state, if held.
+    pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        self.state.get_by_identity(namespace, name).cloned()
+    }
+
     /// Checks this state's invariants; see [`MemoryStore::validate`].
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.state.validate()
@@ -503,7 +533,9 @@ impl<T: KubeObject> Batch<'_, T> {
     /// Removes everything (in this batch).
     pub fn clear(&mut self) {
         self.stats.deleted += self.next.len() as u64;
+        let mod_count = self.next.mod_count + self.next.len() as u64;
         self.next = Index::new(self.next.num_keys);
+        self.next.mod_count = mod_count;
     }
 
     /// Lookups see the batch's own uncommitted changes.
@@ -514,6 +546,11 @@ impl<T: KubeObject> Batch<'_, T> {
     /// Number of objects in the batch's state.
     pub fn len(&self) -> usize {
         self.next.len()
+    }
+
+    /// The modification count the batch publishes (the store's plus the batch's changes).
+    pub fn mod_count(&self) -> u64 {
+        self.next.mod_count
     }
 
     /// True when the batch's state is empty.
