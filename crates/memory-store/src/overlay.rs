@@ -301,8 +301,13 @@ fn merge<'a, T: KubeObject + 'a>(
     })
 }
 
-/// A read-only view of a [`Snapshot`] with proposed [`Changes`] applied; see the
-/// [module docs](self) and [`Snapshot::overlay`].
+/// A read-only view of a [`Snapshot`] with proposed [`Changes`] applied; see
+/// [`Snapshot::overlay`].
+///
+/// Building costs O(c · log n) for c changes; a lookup costs the snapshot's plus O(matches ·
+/// log c), and one that no change touches returns the snapshot's result itself; `list` is
+/// O(n) when there are changes. The base state is pinned; the store keeps accepting writes,
+/// which the overlay never sees.
 pub struct Overlay<T> {
     base: Snapshot<T>,
     delta: OverlayDelta<T>,

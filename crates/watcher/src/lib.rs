@@ -15,6 +15,7 @@ mod config;
 mod debounce;
 mod duration;
 mod metrics;
+mod overlay;
 mod resource;
 mod set;
 mod single;
@@ -23,6 +24,7 @@ pub use config::{ConfigError, DEFAULT_CACHE_TTL, ResourceConfig, WatchConfig, Wa
 pub use debounce::{ChangeCallback, Debouncer};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use metrics::{EventLabels, ResourceLabels, WatchMetrics};
+pub use overlay::{ProposalError, ResourceOverlaySummary, SetOverlay, SetOverlayBuilder};
 pub use resource::{DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve};
 pub use set::{LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single};
 pub use single::{ObjectCallback, ObjectWatcher};
