@@ -193,6 +193,14 @@ impl ResourceSet {
         SetSnapshot { stores, configs: self.configs.clone() }
     }
 
+    /// Delivers every resource's pending change notifications now, keeping the watches
+    /// running; see [`ResourceWatcher::flush_changes`].
+    pub fn flush_changes(&self) {
+        for w in self.watchers.values() {
+            w.flush_changes();
+        }
+    }
+
     /// Stops every watcher (flushing pending notifications). Idempotent.
     pub fn stop(&self) {
         for w in self.watchers.values() {

@@ -186,3 +186,28 @@ async fn bad_proposals_are_named_errors() {
     assert!(matches!(overlay.list("nothing").await, Err(LookupError::UnknownResource { .. })));
     assert!(matches!(overlay.fetch("ingresses", &["a", "b", "c"]).await, Err(LookupError::Store { .. })));
 }
+
+#[path = "../examples/admission.rs"]
+#[allow(dead_code, missing_docs)]
+mod admission;
+
+/// The admission example, run: the good proposal is allowed, the bad ones are denied with
+/// their reasons, and the cluster is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_example_allows_the_good_proposal_and_denies_the_bad_ones() {
+    let sim = ApiServerSim::builder().objects(admission::cluster()).start().await.unwrap();
+    let verdicts = admission::run(sim.client()).await.unwrap();
+    let problems: Vec<(&str, &[String])> = verdicts.iter().map(|v| (v.proposal.as_str(), &v.problems[..])).collect();
+    assert_eq!(problems[0], ("add ingress shop/shop", &[][..]));
+    assert_eq!(
+        problems[1].1,
+        [
+            "ingress shop/clash: backend service shop/nope does not exist",
+            "ingress shop/clash: TLS secret shop/missing-tls does not exist",
+            "ingress shop/web: host web.example is already served by ingress shop/clash",
+        ]
+        .map(String::from)
+    );
+    assert_eq!(problems[2].1, ["ingress shop/web: backend service shop/web does not exist".to_string()]);
+    assert_eq!(sim.count("ingresses").unwrap(), 1);
+}
