@@ -164,7 +164,25 @@ pub struct OverlayDelta<T> {
     by_identity: BTreeMap<ObjectKey, Option<Arc<T>>>,
     /// Proposed objects by key tuple, each bucket sorted by (namespace, name).
     by_keys: BTreeMap<KeyTuple, Vec<Arc<T>>>,
+    /// Sorted hashes of the changed identities: most base objects are not changed, and this
+    /// answers that without encoding their identity.
+    id_hashes: Vec<u64>,
+    /// Sorted hashes of every key tuple of `by_keys` and of each of their prefixes: most
+    /// lookups find no proposed object, and this answers that without a map search.
+    key_hashes: Vec<u64>,
     summary: OverlaySummary,
+}
+
+/// A hash of key elements (length-prefixed), for the overlay's pre-checks.
+fn hash_elements<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = foldhash::fast::FixedState::with_seed(0x6b73_746f_7265).build_hasher();
+    for e in elements {
+        let e = e.as_ref();
+        h.write_usize(e.len());
+        h.write(e.as_bytes());
+    }
+    h.finish()
 }
 
 impl<T> Clone for OverlayDelta<T> {
@@ -173,6 +191,8 @@ impl<T> Clone for OverlayDelta<T> {
             num_keys: self.num_keys,
             by_identity: self.by_identity.clone(),
             by_keys: self.by_keys.clone(),
+            id_hashes: self.id_hashes.clone(),
+            key_hashes: self.key_hashes.clone(),
             summary: self.summary.clone(),
         }
     }
@@ -206,7 +226,16 @@ impl<T: KubeObject> OverlayDelta<T> {
                 None => summary.absent_deletions.push(okey),
             }
         }
-        OverlayDelta { num_keys: changes.num_keys, by_identity, by_keys, summary }
+        let mut id_hashes: Vec<u64> = by_identity.keys().map(|k| hash_elements(k.as_tuple().elements())).collect();
+        id_hashes.sort_unstable();
+        let mut key_hashes = Vec::new();
+        for keys in by_keys.keys() {
+            let elements: Vec<String> = keys.elements().collect();
+            key_hashes.extend((1..=elements.len()).map(|n| hash_elements(&elements[..n])));
+        }
+        key_hashes.sort_unstable();
+        key_hashes.dedup();
+        OverlayDelta { num_keys: changes.num_keys, by_identity, by_keys, id_hashes, key_hashes, summary }
     }
 
     /// What the changes do to the base.
@@ -222,12 +251,16 @@ impl<T: KubeObject> OverlayDelta<T> {
     /// Whether the overlay replaces or deletes the base's object `namespace`/`name` (or adds one
     /// under that identity).
     pub fn shadows(&self, namespace: &str, name: &str) -> bool {
-        self.by_identity.contains_key::<[u8]>(&encode(&[namespace, name]))
+        self.id_hashes.binary_search(&hash_elements([namespace, name])).is_ok()
+            && self.by_identity.contains_key::<[u8]>(&encode(&[namespace, name]))
     }
 
     /// `Some(Some(object))`: the overlay's object with this identity; `Some(None)`: deleted by
     /// the overlay; `None`: not changed (ask the base).
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Option<&Arc<T>>> {
+        if self.id_hashes.binary_search(&hash_elements([namespace, name])).is_err() {
+            return None;
+        }
         self.by_identity.get::<[u8]>(&encode(&[namespace, name])).map(Option::as_ref)
     }
 
@@ -244,7 +277,9 @@ impl<T: KubeObject> OverlayDelta<T> {
             return base;
         }
         let mut added: Vec<&Arc<T>> = Vec::new();
-        if keys.len() == self.num_keys {
+        if self.key_hashes.binary_search(&hash_elements(keys)).is_err() {
+            // No proposed object under these keys.
+        } else if keys.len() == self.num_keys {
             if let Some(bucket) = self.by_keys.get::<[u8]>(&encode(keys)) {
                 added.extend(bucket);
             }

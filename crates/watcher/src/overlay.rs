@@ -3,9 +3,9 @@
 //! An admission-style check asks "would the configuration still render (or validate) with
 //! this Ingress added, that Service changed and this Secret deleted?". [`SetSnapshot::overlay`]
 //! starts a [`SetOverlayBuilder`]; each proposed object is prepared exactly as the watcher
-//! prepares watched objects — `ignoreFields` removed, numbers normalised, the label and field
-//! selectors applied (an object they exclude would not be in the store, so it is proposed as a
-//! deletion of its identity), index keys extracted with the resource's indexer — and
+//! prepares watched objects — `ignoreFields` removed, numbers normalised, the configured
+//! namespaces and the label and field selectors applied (an object they exclude would not be in
+//! the store, so it is proposed as a deletion of its identity), index keys extracted with the resource's indexer — and
 //! [`SetOverlayBuilder::build`] returns a [`SetOverlay`] with the lookups of a
 //! [`SetSnapshot`] (`list`, `fetch`, `get_single`, `len`).
 //!
@@ -156,7 +156,10 @@ impl SetOverlayBuilder {
                 return Err(ProposalError::Prepare { resource: resource.to_owned(), object: object_key, source });
             }
         };
-        let selected = config.label_selector.as_ref().is_none_or(|ls| ls.matches(&object))
+        let namespace = object_key.namespace();
+        let in_scope = config.namespaces.is_empty() || config.namespaces.contains(&namespace);
+        let selected = in_scope
+            && config.label_selector.as_ref().is_none_or(|ls| ls.matches(&object))
             && config.field_selector.as_ref().is_none_or(|fs| fs.matches(&object));
         let num_keys = config.indexer.num_keys();
         if !selected {
@@ -221,8 +224,8 @@ enum OverlayView {
 pub struct ResourceOverlaySummary {
     /// Created, modified and deleted identities, and deletions of absent identities.
     pub changes: OverlaySummary,
-    /// Proposed objects the resource's label or field selector excludes (proposed as
-    /// deletions of their identity, as the watcher would drop them).
+    /// Proposed objects the resource's namespaces, label selector or field selector exclude
+    /// (proposed as deletions of their identity, as the watcher would not hold them).
     pub excluded: Vec<ObjectKey>,
 }
 
