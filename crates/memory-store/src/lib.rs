@@ -13,12 +13,11 @@
 mod exact;
 mod index;
 mod overlay;
-mod publish;
 mod sorted;
 mod store;
 mod sync;
 
-pub use index::{Change, MemoryStats};
+pub use index::{Change, InvariantError, MemoryStats};
 pub use overlay::{Changes, Overlay, OverlayDelta, OverlayError, OverlaySummary};
 pub use store::{Batch, MemoryStore, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};

@@ -9,9 +9,8 @@ use store_types::{
     StoreError,
 };
 
-use crate::index::{Change, Index, MemoryStats};
-use crate::publish::{Published, Reclaim, Shared};
-use crate::sync::{Mutex, MutexGuard};
+use crate::index::{Change, Index, InvariantError, MemoryStats};
+use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 
 /// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
 ///
@@ -96,8 +95,26 @@ pub struct MemoryStore<T> {
 
 struct Inner<T> {
     num_keys: usize,
-    state: Published<Index<T>>,
+    /// The published state (see "Consistency and concurrency").
+    state: ArcSwap<Index<T>>,
     writer: Mutex<()>,
+}
+
+/// A store's published state as [`Cache`] wants it: something that derefs to the `ArcSwap`.
+struct StateCell<T>(Arc<Inner<T>>);
+
+impl<T> Clone for StateCell<T> {
+    fn clone(&self) -> Self {
+        StateCell(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for StateCell<T> {
+    type Target = ArcSwap<Index<T>>;
+    #[inline]
+    fn deref(&self) -> &ArcSwap<Index<T>> {
+        &self.0.state
+    }
 }
 
 impl<T> Clone for MemoryStore<T> {
@@ -109,7 +126,7 @@ impl<T> Clone for MemoryStore<T> {
 impl<T> fmt::Debug for MemoryStore<T> {
     /// Prints only the shape of the store, never object contents (objects may be Secrets).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.state.read();
+        let state = self.inner.state.load();
         f.debug_struct("MemoryStore")
             .field("num_keys", &self.inner.num_keys)
             .field("objects", &state.len())
@@ -137,6 +154,16 @@ fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> 
     Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(keys) })
 }
 
+fn for_each_under<T: KubeObject>(state: &Index<T>, keys: &[&str], mut f: impl FnMut(&Arc<T>)) -> Result<usize> {
+    StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
+    let mut n = 0;
+    state.for_each_under(keys, |o| {
+        n += 1;
+        f(o);
+    });
+    Ok(n)
+}
+
 fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
     state.list()
 }
@@ -148,7 +175,11 @@ impl<T: KubeObject> MemoryStore<T> {
             return Err(StoreError::NoIndexKeys);
         }
         Ok(MemoryStore {
-            inner: Arc::new(Inner { num_keys, state: Published::new(Index::new(num_keys)), writer: Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                num_keys,
+                state: ArcSwap::from_pointee(Index::new(num_keys)),
+                writer: Mutex::new(()),
+            }),
         })
     }
 
@@ -160,12 +191,13 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Objects under `keys`: an exact match when `keys.len() == N`, a prefix match when fewer.
     /// `0` or more than `N` keys is [`StoreError::KeyCount`]; a miss is an empty result.
     ///
-    /// An exact get borrows the published state for the lookup (one atomic read-modify-write,
-    /// no reference count on the state); a prefix get holds a reference to it.
+    /// An exact get borrows the published state for the lookup through an arc-swap guard (a
+    /// slot in the thread's arc-swap debt list, no reference count on the state); a prefix get
+    /// holds a reference to it.
     #[inline(always)]
     pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
         if keys.len() == self.inner.num_keys {
-            Ok(self.inner.state.read().get_exact(keys))
+            Ok(self.inner.state.load().get_exact(keys))
         } else {
             self.get_partial(keys)
         }
@@ -176,7 +208,7 @@ impl<T: KubeObject> MemoryStore<T> {
     fn get_partial(&self, keys: &[&str]) -> Result<Objects<T>> {
         StoreError::check_arity(Operation::Get, KeyArity::UpTo(self.inner.num_keys), keys)?;
         // May return many objects: not a bounded read, so no borrow of the state.
-        Ok(self.inner.state.load().get_prefix(keys))
+        Ok(self.inner.state.load_full().get_prefix(keys))
     }
 
     /// Calls `f` with the objects under `keys` (as [`get`](Self::get) would return them)
@@ -186,25 +218,53 @@ impl<T: KubeObject> MemoryStore<T> {
     #[inline(always)]
     pub fn get_with<R>(&self, keys: &[&str], f: impl FnOnce(&[Arc<T>]) -> R) -> Result<R> {
         if keys.len() == self.inner.num_keys {
-            Ok(f(self.inner.state.read().exact_slice(keys)))
+            Ok(f(self.inner.state.load().exact_slice(keys)))
         } else {
             self.get_partial(keys).map(|objects| f(&objects))
         }
     }
 
+    /// Calls `f` with each object under `keys` (1..=N keys: exact or prefix, as
+    /// [`get`](Self::get) selects them), in (namespace, name) order, borrowed from the current
+    /// state: no result is allocated and no object's reference count is touched. Returns the
+    /// number of objects visited. `0` or more than `N` keys is [`StoreError::KeyCount`].
+    ///
+    /// `f` runs while the state is borrowed (a state replaced meanwhile stays alive until the
+    /// call returns), so keep it to inspecting objects; clone an `Arc` to keep one.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use k8s_openapi::api::core::v1::ConfigMap;
+    /// # use kstore_memory_store::{KeyTuple, MemoryStore};
+    /// let store = MemoryStore::<ConfigMap>::new(2)?;
+    /// for name in ["a", "b"] {
+    ///     let mut cm = ConfigMap::default();
+    ///     cm.metadata.namespace = Some("default".into());
+    ///     cm.metadata.name = Some(name.into());
+    ///     store.add(Arc::new(cm), KeyTuple::new(["default", name]))?;
+    /// }
+    /// let mut names = Vec::new();
+    /// let n = store.for_each_under(&["default"], |cm| names.push(cm.metadata.name.clone()))?;
+    /// assert_eq!((n, names), (2, vec![Some("a".to_owned()), Some("b".to_owned())]));
+    /// # Ok::<(), store_types::StoreError>(())
+    /// ```
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.inner.state.load(), keys, f)
+    }
+
     /// The object with this identity, if held.
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.inner.state.read().get_by_identity(namespace, name).cloned()
+        self.inner.state.load().get_by_identity(namespace, name).cloned()
     }
 
     /// Every object, ordered by namespace, then name.
     pub fn list(&self) -> Objects<T> {
-        list_all(&self.inner.state.load())
+        list_all(&self.inner.state.load_full())
     }
 
     /// Number of objects.
     pub fn len(&self) -> usize {
-        self.inner.state.read().len()
+        self.inner.state.load().len()
     }
 
     /// True when the store holds no object.
@@ -214,7 +274,7 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Object count, distinct key tuples and a memory estimate.
     pub fn stats(&self) -> MemoryStats {
-        self.inner.state.read().stats()
+        self.inner.state.load().stats()
     }
 
     /// The store's modification count: object changes (creations, modifications, deletions)
@@ -223,21 +283,22 @@ impl<T: KubeObject> MemoryStore<T> {
     /// leave it as it is, so equal counts mean the same content. For external caches keyed by
     /// store state (the Go original's `ModCount`).
     pub fn mod_count(&self) -> u64 {
-        self.inner.state.read().mod_count
+        self.inner.state.load().mod_count
     }
 
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot { state: self.inner.state.load() }
+        Snapshot { state: self.inner.state.load_full() }
     }
 
     /// A reader handle that always sees the latest published state, checking for a new one
-    /// with a single pointer comparison per call (no atomic read-modify-write while the state
-    /// is unchanged). Use one per thread or task for hot lookup loops.
+    /// with a single pointer comparison per call (an [`arc_swap::Cache`]: no atomic
+    /// read-modify-write while the state is unchanged). Use one per thread or task for hot
+    /// lookup loops.
     ///
     /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
     pub fn reader(&self) -> Reader<T> {
-        Reader { store: self.inner.clone(), state: self.inner.state.load() }
+        Reader { cache: Cache::new(StateCell(self.inner.clone())) }
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -246,11 +307,25 @@ impl<T: KubeObject> MemoryStore<T> {
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<R>(&self, reclaim: Reclaim, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
-        let _guard = self.lock();
-        let mut next = Index::clone(&self.inner.state.read());
+    /// A private copy of the current state (O(1)); call with the writer lock held.
+    fn copy_current(&self) -> Index<T> {
+        Index::clone(&self.inner.state.load())
+    }
+
+    /// Publishes `next` and returns the state it replaced. Callers drop that after releasing
+    /// the writer lock: when no reader holds it any more, dropping it frees every object and
+    /// index node only it referenced, which takes a while for a large state.
+    fn publish(&self, next: Index<T>) -> Arc<Index<T>> {
+        self.inner.state.swap(Arc::new(next))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
+        let guard = self.lock();
+        let mut next = self.copy_current();
         let r = f(&mut next)?;
-        self.inner.state.store(next, reclaim);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
         Ok(r)
     }
 
@@ -270,21 +345,23 @@ impl<T: KubeObject> MemoryStore<T> {
     fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
         check_full_keys(op, self.inner.num_keys, &keys)?;
         let okey = check_identity(op, &*object, &keys)?;
-        self.write(Reclaim::Lazily, |s| Ok(s.upsert(okey, object, keys)))
+        self.write(|s| Ok(s.upsert(okey, object, keys)))
     }
 
     /// Removes the one object with this identity and returns it. If `identity.uid` is set and
     /// differs from the stored object's uid, nothing is removed (a late delete of an earlier
     /// incarnation of the name).
     pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
-        let _guard = self.lock();
+        let guard = self.lock();
         let mut next = {
-            let current = self.inner.state.read();
+            let current = self.inner.state.load();
             current.get_object(&identity.key)?;
             Index::clone(&current)
         };
         let removed = next.remove(identity)?;
-        self.inner.state.store(next, Reclaim::Lazily);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
         Some(removed)
     }
 
@@ -292,7 +369,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// returns how many were removed.
     pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
         StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.inner.num_keys), keys)?;
-        self.write(Reclaim::Now, |s| {
+        self.write(|s| {
             let ids = s.identities_under(keys);
             Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
         })
@@ -300,13 +377,15 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Removes everything.
     pub fn clear(&self) {
-        let _guard = self.lock();
+        let guard = self.lock();
         let mut next = Index::new(self.inner.num_keys);
         {
-            let current = self.inner.state.read();
+            let current = self.inner.state.load();
             next.mod_count = current.mod_count + current.len() as u64;
         }
-        self.inner.state.store(next, Reclaim::Now);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
     }
 
     /// Starts a batch: changes are applied to a private copy and published together by
@@ -314,7 +393,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// the batch is committed or dropped (dropping discards it).
     pub fn batch(&self) -> Batch<'_, T> {
         let guard = self.lock();
-        let next = Index::clone(&self.inner.state.read());
+        let next = self.copy_current();
         Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
     }
 
@@ -327,7 +406,7 @@ impl<T: KubeObject> MemoryStore<T> {
         I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
     {
         let guard = self.lock();
-        let old = self.inner.state.load();
+        let old = self.inner.state.load_full();
         let mut items = Vec::new();
         for (object, keys) in objects {
             check_full_keys(Operation::Batch, self.inner.num_keys, &keys)?;
@@ -338,27 +417,16 @@ impl<T: KubeObject> MemoryStore<T> {
         let stats = next.changes_since(&old);
         next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
         drop(old);
-        self.inner.state.store(next, Reclaim::Now);
+        let replaced = self.publish(next);
         drop(guard);
+        drop(replaced);
         Ok(stats)
     }
 
     /// Checks the store's internal invariants (index rebuilt from the objects equals the index
     /// held; buckets sorted; counts agree). For tests; O(n).
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.inner.state.load().validate()
-    }
-
-    /// Replaced states not freed yet (for tests).
-    #[cfg(test)]
-    pub(crate) fn retired_states(&self) -> usize {
-        self.inner.state.retired_len()
-    }
-
-    /// Borrows the current state as `get` does (for tests).
-    #[cfg(test)]
-    pub(crate) fn borrow_state(&self) -> crate::publish::Guard<'_, Index<T>> {
-        self.inner.state.read()
     }
 }
 
@@ -371,24 +439,20 @@ impl<T: KubeObject> MemoryStore<T> {
 /// The handle holds a reference to the last state it used: a state replaced since stays alive
 /// until the handle's next call or until it is dropped. Drop idle handles.
 pub struct Reader<T> {
-    store: Arc<Inner<T>>,
-    state: Shared<Index<T>>,
+    cache: Cache<StateCell<T>, Arc<Index<T>>>,
 }
 
 impl<T> Clone for Reader<T> {
     fn clone(&self) -> Self {
-        Reader { store: self.store.clone(), state: self.state.clone() }
+        Reader { cache: self.cache.clone() }
     }
 }
 
 impl<T: KubeObject> Reader<T> {
     /// The latest state: the cached one while it is still published.
     #[inline]
-    fn current(&mut self) -> &Index<T> {
-        if !self.store.state.is_current(&self.state) {
-            self.state = self.store.state.load();
-        }
-        &self.state
+    fn current(&mut self) -> &Arc<Index<T>> {
+        self.cache.load()
     }
 
     /// Like [`MemoryStore::get`].
@@ -418,8 +482,7 @@ impl<T: KubeObject> Reader<T> {
 
     /// A snapshot of the latest state.
     pub fn snapshot(&mut self) -> Snapshot<T> {
-        self.current();
-        Snapshot { state: self.state.clone() }
+        Snapshot { state: self.current().clone() }
     }
 }
 
@@ -428,7 +491,7 @@ impl<T: KubeObject> Reader<T> {
 /// Cheap to take (one reference-count increment) and to clone. Lookups on it never see later
 /// writes. Holding it keeps that state's objects alive.
 pub struct Snapshot<T> {
-    state: Shared<Index<T>>,
+    state: Arc<Index<T>>,
 }
 
 impl<T> Clone for Snapshot<T> {
@@ -446,6 +509,11 @@ impl<T: KubeObject> Snapshot<T> {
     /// Like [`MemoryStore::list`], on this state.
     pub fn list(&self) -> Objects<T> {
         list_all(&self.state)
+    }
+
+    /// Like [`MemoryStore::for_each_under`], on this state.
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.state, keys, f)
     }
 
     /// Iterates over every object with its key tuple, in (namespace, name) order.
@@ -492,7 +560,7 @@ impl<T: KubeObject> Snapshot<T> {
     }
 
     /// Checks this state's invariants; see [`MemoryStore::validate`].
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.state.validate()
     }
 }
@@ -560,8 +628,11 @@ impl<T: KubeObject> Batch<'_, T> {
 
     /// Publishes every change at once and returns their counts.
     pub fn commit(self) -> ChangeStats {
-        self.store.inner.state.store(self.next, Reclaim::Now);
-        self.stats
+        let Batch { store, _guard: guard, next, stats } = self;
+        let replaced = store.publish(next);
+        drop(guard);
+        drop(replaced);
+        stats
     }
 }
 

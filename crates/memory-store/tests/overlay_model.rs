@@ -113,7 +113,7 @@ proptest! {
                 }
             }
         }
-        copy.validate().map_err(TestCaseError::fail)?;
+        copy.validate().map_err(|e| TestCaseError::fail(e.to_string()))?;
         for (ns, name, keys, _) in &base {
             queries.insert(keys.clone());
             identities.insert((ns.clone(), name.clone()));
@@ -166,7 +166,7 @@ proptest! {
 
         // The base is untouched by the overlay.
         prop_assert_eq!(seen(&snap.list()), before);
-        snap.validate().map_err(TestCaseError::fail)?;
-        store.validate().map_err(TestCaseError::fail)?;
+        snap.validate().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        store.validate().map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }
