@@ -37,4 +37,4 @@ pub use config::{
 pub use fetch::FetchError;
 pub use memory_store::Change;
 pub use reference::{Reference, ReferenceError};
-pub use store::{CacheStats, CachedStore, FeedError, Fetched};
+pub use store::{CacheStats, CachedHandle, CachedStore, FeedError, Fetched};

@@ -61,18 +61,6 @@ pub enum FeedError {
     },
 }
 
-impl FeedError {
-    fn into_store_error(self, op: Operation, keys: &KeyTuple) -> StoreError {
-        match self {
-            FeedError::Store(e) => e,
-            FeedError::Reference(ReferenceError::MissingName { .. }) => {
-                StoreError::MissingIdentity { op, keys: keys.to_vec() }
-            }
-            other => StoreError::Backend { op, keys: keys.to_vec(), source: Box::new(other) },
-        }
-    }
-}
-
 /// Counters and sizes of a [`CachedStore`]; see [`CachedStore::cache_stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -394,9 +382,28 @@ struct Inner {
 /// must. Construction and feeding are synchronous and need no runtime. Without
 /// [`spawn_sweeper`](Self::spawn_sweeper), the sweep of expired entries runs on the first
 /// lookup after each `sweep_interval`, costing that lookup one O(entries) pass.
-#[derive(Clone)]
 pub struct CachedStore {
     inner: Arc<Inner>,
+}
+
+/// A read-only handle to a [`CachedStore`]: cheap to clone (one reference count), `Send +
+/// Sync`, sharing the store's references and cache.
+///
+/// It looks objects up (fetching on a miss, like the store) through the read-only
+/// [`Store`] trait, [`get_detailed`](Self::get_detailed) and
+/// [`list_detailed`](Self::list_detailed), and reads the references and counters; it cannot
+/// feed references, remove them or drop cache entries — that is the [`CachedStore`]'s, the
+/// one writer, which is not `Clone` and stays with whoever feeds it (the watcher).
+#[derive(Clone)]
+pub struct CachedHandle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for CachedHandle {
+    /// The store's shape only; never objects (they may be Secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.debug_shape("CachedHandle", f)
+    }
 }
 
 /// The result of [`CachedStore::get_detailed`]: the objects found, and what could not be.
@@ -440,11 +447,17 @@ impl Fetched {
 impl fmt::Debug for CachedStore {
     /// The store's shape only; never objects (they may be Secrets).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedStore")
-            .field("resource", &self.inner.fetcher.resource_name)
-            .field("num_keys", &self.inner.refs.num_keys())
-            .field("references", &self.inner.refs.len())
-            .field("cached", &self.inner.cache.len())
+        self.inner.debug_shape("CachedStore", f)
+    }
+}
+
+impl Inner {
+    fn debug_shape(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("resource", &self.fetcher.resource_name)
+            .field("num_keys", &self.refs.num_keys())
+            .field("references", &self.refs.len())
+            .field("cached", &self.cache.len())
             .finish()
     }
 }
@@ -617,19 +630,21 @@ impl CachedStore {
         Ok(stats)
     }
 
-    // ---- reads ----------------------------------------------------------------------------
+    // ---- reads (also on every [`CachedHandle`]) -------------------------------------------
 
-    /// Like [`Store::get`], but reports objects not found and failed fetches separately
-    /// instead of failing the whole lookup.
-    pub async fn get_detailed(&self, keys: &[&str]) -> Result<Fetched> {
-        let refs = self.inner.refs.get(keys)?;
-        Ok(self.inner.resolve(&refs).await)
+    /// A read-only handle to this store (cheap to clone; shares references and cache).
+    pub fn handle(&self) -> CachedHandle {
+        CachedHandle { inner: self.inner.clone() }
     }
 
-    /// Every object, fetching the ones not cached (at most `max_concurrent_fetches` at once).
+    /// See [`CachedHandle::get_detailed`].
+    pub async fn get_detailed(&self, keys: &[&str]) -> Result<Fetched> {
+        self.inner.get_detailed(keys).await
+    }
+
+    /// See [`CachedHandle::list_detailed`].
     pub async fn list_detailed(&self) -> Fetched {
-        let refs = self.inner.refs.list();
-        self.inner.resolve(&refs).await
+        self.inner.list_detailed().await
     }
 
     /// The references under `keys` (no fetch): which objects exist, at which version.
@@ -644,70 +659,48 @@ impl CachedStore {
 
     /// Counters and sizes. Costs O(cached entries) for the byte count.
     pub fn cache_stats(&self) -> CacheStats {
-        let c = &self.inner.counters;
-        let cached_bytes = self.inner.cache.iter().map(|(_, e)| e.bytes).sum();
-        CacheStats {
-            hits: c.hits.sum(),
-            misses: c.misses.load(Relaxed),
-            fetches: c.fetches.load(Relaxed),
-            fetch_errors: c.fetch_errors.load(Relaxed),
-            not_found: c.not_found.load(Relaxed),
-            stale_fetches: c.stale_fetches.load(Relaxed),
-            expirations: c.expirations.load(Relaxed),
-            evictions: self.inner.evictions.load(Relaxed),
-            invalidations: c.invalidations.load(Relaxed),
-            refreshes: c.refreshes.load(Relaxed),
-            entries: self.inner.cache.len(),
-            cached_bytes,
-            references: self.inner.refs.len(),
-            sweeper_clock: self.inner.clock.ticking(),
+        self.inner.cache_stats()
+    }
+
+    // ---- writes beyond the feed -----------------------------------------------------------
+
+    /// Removes every reference under `keys` (exact or prefix, like a get) and their cache
+    /// entries; returns how many references were removed.
+    pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
+        let _feed = self.inner.feed.lock();
+        let victims = self.inner.refs.get(keys)?;
+        let n = self.inner.refs.delete_all_under(keys)?;
+        for v in &victims {
+            if self.inner.uncache(v).is_some() {
+                self.inner.counters.invalidations.fetch_add(1, Relaxed);
+            }
         }
+        Ok(n)
+    }
+
+    /// Removes every reference and every cached object.
+    pub fn clear(&self) {
+        let _feed = self.inner.feed.lock();
+        self.inner.clear_cache_locked();
+        self.inner.refs.clear();
     }
 
     /// Drops every cached object (references stay; the next lookups fetch again).
     pub fn clear_cache(&self) {
-        let _feed = self.inner.feed.lock();
-        self.inner.clear_cache_locked();
+        self.inner.clear_cache();
     }
 
     /// Drops the cached object of this identity, if cached (its reference stays; the next
     /// lookup fetches it again). Returns whether an entry was dropped.
     pub fn evict(&self, namespace: &str, name: &str) -> bool {
-        let _feed = self.inner.feed.lock();
-        let Some(r) = self.inner.refs.get_by_identity(namespace, name) else {
-            return false;
-        };
-        self.inner.uncache(&r).is_some()
+        self.inner.evict(namespace, name)
     }
 
     /// Checks the store's invariants: the reference index validates, and every cached object
     /// (held in its reference's slot) is accounted for by exactly one cache entry of that
     /// reference version, and the other way round. For tests, while no lookup runs; O(n).
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let inner = &*self.inner;
-        let _feed = inner.feed.lock();
-        inner.refs.validate()?;
-        for r in inner.refs.snapshot().iter() {
-            if let Some(c) = r.slot.load_full() {
-                match inner.cache.peek(&r.id) {
-                    Some(e) if e.fill == c.fill && e.reference.upgrade().is_some_and(|x| Arc::ptr_eq(&x, r)) => {}
-                    _ => return Err(format!("{} is cached but has no cache entry", r.identity())),
-                }
-            }
-        }
-        for (id, e) in inner.cache.iter() {
-            let Some(r) = e.reference.upgrade() else {
-                return Err(format!("cache entry {id} outlived its reference"));
-            };
-            if r.id != id || r.slot.load().as_ref().is_none_or(|c| c.fill != e.fill || c.expires_ms != e.expires_ms) {
-                return Err(format!("cache entry {id} does not match the slot of {}", r.identity()));
-            }
-            let current = inner.refs.get_by_identity(r.namespace(), r.name());
-            if !current.is_some_and(|c| Arc::ptr_eq(&c, &r)) {
-                return Err(format!("cache entry {id} belongs to a replaced reference of {}", r.identity()));
-            }
-        }
-        Ok(())
+        self.inner.validate()
     }
 
     /// Removes expired cache entries now; returns how many were removed.
@@ -1166,19 +1159,132 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl Store<CompactObject> for CachedStore {
-    fn num_keys(&self) -> usize {
-        self.inner.refs.num_keys()
+impl CachedHandle {
+    /// Like [`Store::get`], but reports objects not found and failed fetches separately
+    /// instead of failing the whole lookup.
+    pub async fn get_detailed(&self, keys: &[&str]) -> Result<Fetched> {
+        self.inner.get_detailed(keys).await
     }
 
-    /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
-    /// every object whose fetch failed. Objects that no longer exist (404) are left out.
-    ///
-    /// A miss in the reference index and a single cached object complete at once, without
-    /// allocating a future; anything else is a boxed future that fetches.
-    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
-        let inner = &self.inner;
+    /// Every object, fetching the ones not cached (at most `max_concurrent_fetches` at once).
+    pub async fn list_detailed(&self) -> Fetched {
+        self.inner.list_detailed().await
+    }
+
+    /// The references under `keys` (no fetch): which objects exist, at which version.
+    pub fn get_references(&self, keys: &[&str]) -> Result<Objects<Reference>> {
+        self.inner.refs.get(keys)
+    }
+
+    /// An immutable snapshot of the reference index.
+    pub fn references(&self) -> Snapshot<Reference> {
+        self.inner.refs.snapshot()
+    }
+
+    /// Counters and sizes. Costs O(cached entries) for the byte count.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache_stats()
+    }
+
+    /// Removes expired cache entries now; returns how many were removed (cache maintenance,
+    /// like [`clear_cache`](Self::clear_cache)).
+    pub fn sweep_expired(&self) -> u64 {
+        self.inner.sweep(self.inner.clock.precise())
+    }
+
+    /// Checks the store's invariants; see [`CachedStore::validate`].
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.inner.validate()
+    }
+
+    /// Drops every cached object. Cache maintenance, not a write: references stay, and every
+    /// lookup returns what it returned before (fetching again), so a handle may do it.
+    pub fn clear_cache(&self) {
+        self.inner.clear_cache();
+    }
+
+    /// Drops the cached object of this identity, if cached (its reference stays; the next
+    /// lookup fetches it again). Returns whether an entry was dropped.
+    pub fn evict(&self, namespace: &str, name: &str) -> bool {
+        self.inner.evict(namespace, name)
+    }
+}
+
+impl Inner {
+    fn validate(&self) -> std::result::Result<(), String> {
+        let inner = self;
+        let _feed = inner.feed.lock();
+        inner.refs.validate()?;
+        for r in inner.refs.snapshot().iter() {
+            if let Some(c) = r.slot.load_full() {
+                match inner.cache.peek(&r.id) {
+                    Some(e) if e.fill == c.fill && e.reference.upgrade().is_some_and(|x| Arc::ptr_eq(&x, r)) => {}
+                    _ => return Err(format!("{} is cached but has no cache entry", r.identity())),
+                }
+            }
+        }
+        for (id, e) in inner.cache.iter() {
+            let Some(r) = e.reference.upgrade() else {
+                return Err(format!("cache entry {id} outlived its reference"));
+            };
+            if r.id != id || r.slot.load().as_ref().is_none_or(|c| c.fill != e.fill || c.expires_ms != e.expires_ms) {
+                return Err(format!("cache entry {id} does not match the slot of {}", r.identity()));
+            }
+            let current = inner.refs.get_by_identity(r.namespace(), r.name());
+            if !current.is_some_and(|c| Arc::ptr_eq(&c, &r)) {
+                return Err(format!("cache entry {id} belongs to a replaced reference of {}", r.identity()));
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_cache(&self) {
+        let _feed = self.feed.lock();
+        self.clear_cache_locked();
+    }
+
+    fn evict(&self, namespace: &str, name: &str) -> bool {
+        let _feed = self.feed.lock();
+        let Some(r) = self.refs.get_by_identity(namespace, name) else {
+            return false;
+        };
+        self.uncache(&r).is_some()
+    }
+
+    async fn get_detailed(self: &Arc<Self>, keys: &[&str]) -> Result<Fetched> {
+        let refs = self.refs.get(keys)?;
+        Ok(self.resolve(&refs).await)
+    }
+
+    async fn list_detailed(self: &Arc<Self>) -> Fetched {
+        let refs = self.refs.list();
+        self.resolve(&refs).await
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let cached_bytes = self.cache.iter().map(|(_, e)| e.bytes).sum();
+        CacheStats {
+            hits: c.hits.sum(),
+            misses: c.misses.load(Relaxed),
+            fetches: c.fetches.load(Relaxed),
+            fetch_errors: c.fetch_errors.load(Relaxed),
+            not_found: c.not_found.load(Relaxed),
+            stale_fetches: c.stale_fetches.load(Relaxed),
+            expirations: c.expirations.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            invalidations: c.invalidations.load(Relaxed),
+            refreshes: c.refreshes.load(Relaxed),
+            entries: self.cache.len(),
+            cached_bytes,
+            references: self.refs.len(),
+            sweeper_clock: self.clock.ticking(),
+        }
+    }
+
+    /// The read-only trait's `get`, shared by the store and its handles.
+    fn store_get<'a>(self: &'a Arc<Self>, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
+        let inner = self;
         let now = inner.clock.now();
         inner.maybe_sweep(now);
         // The common cases without cloning the reference: one cached object, or none at all.
@@ -1198,53 +1304,77 @@ impl Store<CompactObject> for CachedStore {
         GetFuture::boxed(async move { inner.resolve_at(&refs, now).await.into_result(Operation::Get, keys) })
     }
 
+    /// The read-only trait's `get_by_identity`: the referenced object, fetched when not cached.
+    fn store_get_by_identity<'a>(
+        self: &'a Arc<Self>,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> GetFuture<'a, CompactObject> {
+        let now = self.clock.now();
+        self.maybe_sweep(now);
+        let Some(reference) = self.refs.get_by_identity(namespace, name) else {
+            return GetFuture::ready(Ok(Objects::empty()));
+        };
+        let refs = Objects::one(reference);
+        if let Some(hit) = self.single_hit(&refs, now) {
+            return GetFuture::ready(Ok(Objects::one(hit)));
+        }
+        GetFuture::boxed(
+            async move { self.resolve_at(&refs, now).await.into_result(Operation::Get, &[namespace, name]) },
+        )
+    }
+}
+
+#[async_trait]
+impl Store<CompactObject> for CachedStore {
+    fn num_keys(&self) -> usize {
+        self.inner.refs.num_keys()
+    }
+
+    /// Objects under `keys`, fetched when not cached; fails with [`StoreError::Fetch`] naming
+    /// every object whose fetch failed. Objects that no longer exist (404) are left out.
+    ///
+    /// A miss in the reference index and a single cached object complete at once, without
+    /// allocating a future; anything else is a boxed future that fetches.
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
+        self.inner.store_get(keys)
+    }
+
+    /// The referenced object with this identity, fetched when not cached.
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, CompactObject> {
+        self.inner.store_get_by_identity(namespace, name)
+    }
+
     /// Every object (fetching all that are not cached).
     async fn list(&self) -> Result<Objects<CompactObject>> {
-        self.list_detailed().await.into_result(Operation::List, &[])
+        self.inner.list_detailed().await.into_result(Operation::List, &[])
     }
 
-    /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
-    async fn add(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
-        self.apply_full_object(object, keys.clone()).map(drop).map_err(|e| e.into_store_error(Operation::Add, &keys))
+    fn len(&self) -> usize {
+        self.inner.refs.len()
+    }
+}
+
+/// Reads exactly like the [`CachedStore`] it came from.
+#[async_trait]
+impl Store<CompactObject> for CachedHandle {
+    fn num_keys(&self) -> usize {
+        self.inner.refs.num_keys()
     }
 
-    /// Keeps `object`'s reference; see [`CachedStore::apply_full_object`].
-    async fn update(&self, object: Arc<CompactObject>, keys: KeyTuple) -> Result<()> {
-        self.apply_full_object(object, keys.clone()).map(drop).map_err(|e| e.into_store_error(Operation::Update, &keys))
+    /// See [`CachedStore`]'s `get`.
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, CompactObject> {
+        self.inner.store_get(keys)
     }
 
-    /// Removes the reference; returns the cached object if one was cached (the store does not
-    /// hold uncached objects, so `None` does not mean nothing was removed — use
-    /// [`CachedStore::delete_reference`] for that).
-    async fn delete(&self, identity: &Identity) -> Result<Option<Arc<CompactObject>>> {
-        let _feed = self.inner.feed.lock();
-        let Some(removed) = self.inner.refs.delete(identity) else {
-            return Ok(None);
-        };
-        let cached = self.inner.uncache(&removed).map(|c| c.object().clone());
-        if cached.is_some() {
-            self.inner.counters.invalidations.fetch_add(1, Relaxed);
-        }
-        Ok(cached)
+    /// The referenced object with this identity, fetched when not cached.
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, CompactObject> {
+        self.inner.store_get_by_identity(namespace, name)
     }
 
-    async fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
-        let _feed = self.inner.feed.lock();
-        let victims = self.inner.refs.get(keys)?;
-        let n = self.inner.refs.delete_all_under(keys)?;
-        for v in &victims {
-            if self.inner.uncache(v).is_some() {
-                self.inner.counters.invalidations.fetch_add(1, Relaxed);
-            }
-        }
-        Ok(n)
-    }
-
-    async fn clear(&self) -> Result<()> {
-        let _feed = self.inner.feed.lock();
-        self.inner.clear_cache_locked();
-        self.inner.refs.clear();
-        Ok(())
+    /// Every object (fetching all that are not cached).
+    async fn list(&self) -> Result<Objects<CompactObject>> {
+        self.inner.list_detailed().await.into_result(Operation::List, &[])
     }
 
     fn len(&self) -> usize {

@@ -56,14 +56,15 @@ impl Server {
     }
 
     /// [`store`](Self::store) holding a reference to every object of this server, at its
-    /// current resourceVersion: the starting point of every model.
-    fn referenced_store(&self, max_entries: usize) -> CachedStore {
+    /// current resourceVersion: the starting point of every model. Shared (`Arc`) because the
+    /// models' threads both read and feed it.
+    fn referenced_store(&self, max_entries: usize) -> std::sync::Arc<CachedStore> {
         let store = self.store(max_entries);
         let objects: Vec<(&str, u64)> = self.objects.lock().unwrap().iter().map(|(n, rv)| (*n, *rv)).collect();
         for (name, rv) in objects {
             store.apply_reference(reference(name, rv), keys(name)).unwrap();
         }
-        store
+        std::sync::Arc::new(store)
     }
 
     /// Answers `GET /api/v1/namespaces/ns/secrets/NAME`.

@@ -137,7 +137,7 @@ async fn step(
             model.remove(&(ns, name));
         }
         Op::DeleteAllUnder { keys } => {
-            let got = Store::delete_all_under(store, &strs(&keys)).await;
+            let got = store.delete_all_under(&strs(&keys));
             let want = oracle.delete_all_under(&strs(&keys));
             prop_assert_eq!(got.is_ok(), valid(&keys));
             if valid(&keys) {
@@ -181,7 +181,7 @@ async fn step(
         }
         Op::ClearCache => store.clear_cache(),
         Op::Clear => {
-            Store::clear(store).await.unwrap();
+            store.clear();
             oracle.clear();
             model.clear();
         }

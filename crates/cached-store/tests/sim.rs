@@ -240,7 +240,7 @@ async fn one_hundred_concurrent_gets_send_one_get() {
     let store = CachedStore::new(sim.client(), secrets_config()).unwrap();
     feed_from_sim(&sim, &store);
     let results = futures::future::join_all((0..100).map(|_| {
-        let store = store.clone();
+        let store = store.handle();
         tokio::spawn(async move { store.get(&["default", "s-000"]).await })
     }))
     .await;
@@ -298,7 +298,7 @@ async fn a_thousand_gets_over_a_hundred_objects_send_a_hundred_gets() {
     feed_from_sim(&sim, &store);
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
-            let store = store.clone();
+            let store = store.handle();
             tokio::spawn(async move {
                 let name = format!("s-{:03}", i % 100);
                 store.get(&["default", &name]).await.map(|o| o.len())
@@ -375,7 +375,7 @@ async fn watch_events_refresh_or_evict_entries() {
     full["metadata"]["resourceVersion"] = json!((rv_of(&updated).parse::<u64>().unwrap() + 1).to_string());
     full["data"]["extra"] = json!("ZnVsbA==");
     let full = Arc::new(CompactObject::from_value(&full).unwrap());
-    Store::update(&store, full.clone(), keys.clone()).await.unwrap();
+    store.apply_full_object(full.clone(), keys.clone()).unwrap();
     let got = store.get(&["default", "s-000"]).await.unwrap();
     assert!(Arc::ptr_eq(&got[0], &full));
     assert_eq!(gets(&sim), 2);
@@ -383,8 +383,8 @@ async fn watch_events_refresh_or_evict_entries() {
 
     // A full-watch update of an uncached object only keeps the reference.
     let other = sim.get("secrets", Some("default"), "s-001").unwrap().unwrap();
-    Store::update(&store, Arc::new(CompactObject::from_value(&other).unwrap()), KeyTuple::new(["default", "s-001"]))
-        .await
+    store
+        .apply_full_object(Arc::new(CompactObject::from_value(&other).unwrap()), KeyTuple::new(["default", "s-001"]))
         .unwrap();
     assert_eq!(store.cache_stats().entries, 1);
 
@@ -524,9 +524,10 @@ async fn namespace_restriction_wins() {
     let gets = sim.requests().filter(|r| r.verb == Verb::Get);
     assert_eq!(gets.len(), 1);
     assert_eq!(gets[0].namespace.as_deref(), Some("a"));
-    // Store::add goes through the same check.
+    // Feeding a full object goes through the same check.
     let foreign = Arc::new(CompactObject::from_value(&secret("b", "t", 1)).unwrap());
-    assert!(matches!(Store::add(&store, foreign, KeyTuple::new(["b", "t"])).await, Err(StoreError::Backend { .. })));
+    let err = store.apply_full_object(foreign, KeyTuple::new(["b", "t"])).unwrap_err();
+    assert!(matches!(err, FeedError::OutsideNamespace { .. }), "{err}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ mod sync;
 
 pub use index::{Change, InvariantError, MemoryStats};
 pub use overlay::{Changes, Overlay, OverlayDelta, OverlayError, OverlaySummary};
-pub use store::{Batch, MemoryStore, Reader, Snapshot};
+pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]

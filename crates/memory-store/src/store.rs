@@ -29,6 +29,11 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// assert_eq!(store.get(&["default", "web"])?.len(), 1); // exact
 /// assert_eq!(store.get(&["default"])?.len(), 1);        // partial: by prefix
 /// assert!(store.get(&["other"])?.is_empty());           // a miss is empty, not an error
+///
+/// let reader = store.handle();                          // read-only, `Clone`, sees later writes
+/// assert_eq!(reader.get(&["default", "web"])?.len(), 1);
+/// store.delete(&store_types::Identity::new("default", "web"));
+/// assert!(reader.get(&["default", "web"])?.is_empty());
 /// # Ok::<(), store_types::StoreError>(())
 /// ```
 ///
@@ -40,13 +45,23 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// [`delete_all_under`](Self::delete_all_under) is the explicit bulk removal. Every result is
 /// ordered by namespace, then name.
 ///
+/// # Writer and read handles
+/// A `MemoryStore` is its store's one writer and is not `Clone`: whoever owns it (a watcher,
+/// the stream adapter, a test) decides what the store holds. Everyone else gets a
+/// [`ReadHandle`] ([`handle`](Self::handle); `Clone`, read-only, always the latest state), a
+/// [`Snapshot`] (one pinned state) or a [`Reader`] (a caching handle for hot loops). All of
+/// them, and the writer itself, implement the read-only [`Store`] trait; none of the readers
+/// can add, remove or clear. Share the writer itself only by reference (or in an `Arc` among
+/// code that is allowed to write).
+///
 /// # Consistency and concurrency
-/// `MemoryStore` is `Send + Sync` and `Clone` (clones are handles to the same store). The whole
+/// `MemoryStore` and its handles are `Send + Sync`. The whole
 /// state is an immutable, persistent value; writers publish a new one whole, readers borrow the
-/// current one (`publish.rs` has the protocol and why it is sound):
-/// * reads never take a lock and never wait for writers. An exact get borrows the state through
-///   its thread's hazard record: one plain store, no atomic read-modify-write and no reference
-///   count on the state (on Linux; see "Fences" below);
+/// current one through [`arc_swap`] (the `sync.rs` seam):
+/// * reads never take a lock and never wait for writers. A one-shot get borrows the state
+///   through an arc-swap guard (a slot in the thread's debt list; no reference count on the
+///   state in the common case); a [`Reader`] caches the state ([`arc_swap::Cache`]) and checks
+///   it with one pointer comparison per call;
 /// * a read sees one complete state: the one published before it started, or a later one;
 ///   never a half-applied write or batch;
 /// * a [`Snapshot`] pins one state for any number of lookups; it never changes;
@@ -54,13 +69,6 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// * writers are serialised by a mutex, and each write (or [`Batch`]) is published atomically.
 ///   A reader can observe writes in the order they were published, but not their intermediate
 ///   steps.
-///
-/// # Fences
-/// On Linux a reader's hazard record is ordered by a compiler fence, paired with a
-/// `membarrier(2)` system call (about 1 µs) on the writer's side when it frees replaced states.
-/// Where `membarrier` is unavailable (other systems, a kernel or seccomp filter that refuses
-/// it, or `KSTORE_MEMBARRIER=0` in the environment) both sides use `SeqCst` fences: an exact
-/// get then costs 2–4 ns more (measured), and every write frees replaced states at once.
 ///
 /// # Costs
 /// Exact get: one hash lookup, no allocation (the result shares the store's bucket). Partial
@@ -82,15 +90,12 @@ use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 /// until dropped (a snapshot or reader: the objects of its state). Published states share
 /// structure, so holding an old snapshot costs only the parts that changed since.
 ///
-/// Replaced states are freed by writers, at their next *reclamation*: every write in fence
-/// mode; with `membarrier`, every batch, relist, clear and `delete_all_under`, and every 8th
-/// single-object write (`add`, `update`, `delete`). So at most 7 states replaced by
-/// single-object writes (each differing from the next by one object), plus any state a reader
-/// was borrowing during the last reclamation, outlive their replacement — until the next
-/// reclamation, or the store's drop. No thread keeps a state alive by having read it: an idle
-/// thread holds nothing.
+/// A replaced state is freed as soon as the last reader, snapshot or cached handle holding it
+/// lets go (writers drop it after releasing the writer lock); an idle [`Reader`] keeps the
+/// state it last used until its next call or its drop.
 pub struct MemoryStore<T> {
-    inner: Arc<Inner<T>>,
+    /// The store's state, shared with every [`ReadHandle`]; the writer methods live here only.
+    handle: ReadHandle<T>,
 }
 
 struct Inner<T> {
@@ -117,21 +122,43 @@ impl<T> std::ops::Deref for StateCell<T> {
     }
 }
 
-impl<T> Clone for MemoryStore<T> {
+/// A read-only handle to a [`MemoryStore`]: cheap to clone (one reference count), `Send +
+/// Sync`, and every call sees the latest published state, like the store's own read methods.
+///
+/// It has no method that writes: hand it to renderers, reconcilers and other tasks while the
+/// [`MemoryStore`] (the one writer, which is not `Clone`) stays with whoever feeds the store.
+/// It implements the read-only [`Store`] trait. A handle keeps the store's state alive (not
+/// the writer: after the writer is dropped, the last published state stays readable).
+pub struct ReadHandle<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for ReadHandle<T> {
     fn clone(&self) -> Self {
-        MemoryStore { inner: self.inner.clone() }
+        ReadHandle { inner: self.inner.clone() }
     }
+}
+
+fn debug_state<T>(inner: &Inner<T>, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let state = inner.state.load();
+    f.debug_struct(name)
+        .field("num_keys", &inner.num_keys)
+        .field("objects", &state.len())
+        .field("key_tuples", &state.key_tuples())
+        .finish()
 }
 
 impl<T> fmt::Debug for MemoryStore<T> {
     /// Prints only the shape of the store, never object contents (objects may be Secrets).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.state.load();
-        f.debug_struct("MemoryStore")
-            .field("num_keys", &self.inner.num_keys)
-            .field("objects", &state.len())
-            .field("key_tuples", &state.key_tuples())
-            .finish()
+        debug_state(&self.handle.inner, "MemoryStore", f)
+    }
+}
+
+impl<T> fmt::Debug for ReadHandle<T> {
+    /// Prints only the shape of the store, never object contents (objects may be Secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_state(&self.inner, "ReadHandle", f)
     }
 }
 
@@ -154,6 +181,10 @@ fn lookup<T: KubeObject>(state: &Index<T>, keys: &[&str]) -> Result<Objects<T>> 
     Ok(if keys.len() == state.num_keys { state.get_exact(keys) } else { state.get_prefix(keys) })
 }
 
+fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
+    state.list()
+}
+
 fn for_each_under<T: KubeObject>(state: &Index<T>, keys: &[&str], mut f: impl FnMut(&Arc<T>)) -> Result<usize> {
     StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
     let mut n = 0;
@@ -164,25 +195,217 @@ fn for_each_under<T: KubeObject>(state: &Index<T>, keys: &[&str], mut f: impl Fn
     Ok(n)
 }
 
-fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
-    state.list()
-}
-
 impl<T: KubeObject> MemoryStore<T> {
     /// An empty store with `num_keys` index keys. `0` is an error ([`StoreError::NoIndexKeys`]).
+    ///
+    /// The returned value is the store's one writer; take read-only handles with
+    /// [`handle`](Self::handle).
     pub fn new(num_keys: usize) -> Result<Self> {
         if num_keys == 0 {
             return Err(StoreError::NoIndexKeys);
         }
-        Ok(MemoryStore {
-            inner: Arc::new(Inner {
-                num_keys,
-                state: ArcSwap::from_pointee(Index::new(num_keys)),
-                writer: Mutex::new(()),
-            }),
+        let inner =
+            Arc::new(Inner { num_keys, state: ArcSwap::from_pointee(Index::new(num_keys)), writer: Mutex::new(()) });
+        Ok(MemoryStore { handle: ReadHandle { inner } })
+    }
+
+    /// A read-only handle to this store (cheap to clone; sees every later write).
+    pub fn handle(&self) -> ReadHandle<T> {
+        self.handle.clone()
+    }
+
+    /// The number of index keys, `N`.
+    pub fn num_keys(&self) -> usize {
+        self.handle.num_keys()
+    }
+
+    /// Objects under `keys`; see [`ReadHandle::get`].
+    #[inline(always)]
+    pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
+        self.handle.get(keys)
+    }
+
+    /// Calls `f` with the objects under `keys`; see [`ReadHandle::get_with`].
+    #[inline(always)]
+    pub fn get_with<R>(&self, keys: &[&str], f: impl FnOnce(&[Arc<T>]) -> R) -> Result<R> {
+        self.handle.get_with(keys, f)
+    }
+
+    /// Visits the objects under `keys` borrowed from the current state; see
+    /// [`ReadHandle::for_each_under`].
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        self.handle.for_each_under(keys, f)
+    }
+
+    /// The object with this identity, if held.
+    pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        self.handle.get_by_identity(namespace, name)
+    }
+
+    /// Every object, ordered by namespace, then name.
+    pub fn list(&self) -> Objects<T> {
+        self.handle.list()
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.handle.len()
+    }
+
+    /// True when the store holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Object count, distinct key tuples and a memory estimate.
+    pub fn stats(&self) -> MemoryStats {
+        self.handle.stats()
+    }
+
+    /// An immutable view of the current state; see [`ReadHandle::snapshot`].
+    pub fn snapshot(&self) -> Snapshot<T> {
+        self.handle.snapshot()
+    }
+
+    /// The store's modification count; see [`ReadHandle::mod_count`].
+    pub fn mod_count(&self) -> u64 {
+        self.handle.mod_count()
+    }
+
+    /// A caching reader; see [`ReadHandle::reader`].
+    pub fn reader(&self) -> Reader<T> {
+        self.handle.reader()
+    }
+
+    /// Checks the store's internal invariants; see [`ReadHandle::validate`].
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
+        self.handle.validate()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the writer lock cannot leave a half-written state behind
+        // (writes go to a private copy), so a poisoned lock is safe to take over.
+        self.handle.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A private copy of the current state (O(1)); call with the writer lock held.
+    fn copy_current(&self) -> Index<T> {
+        Index::clone(&self.handle.inner.state.load())
+    }
+
+    /// Publishes `next` and returns the state it replaced. Callers drop that after releasing
+    /// the writer lock: when no reader holds it any more, dropping it frees every object and
+    /// index node only it referenced, which takes a while for a large state.
+    fn publish(&self, next: Index<T>) -> Arc<Index<T>> {
+        self.handle.inner.state.swap(Arc::new(next))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
+        let guard = self.lock();
+        let mut next = self.copy_current();
+        let r = f(&mut next)?;
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
+        Ok(r)
+    }
+
+    /// Adds `object` under `keys` (exactly `N`). An object with the same identity is replaced
+    /// and, if its keys differ, moved.
+    pub fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        self.upsert(Operation::Add, object, keys)
+    }
+
+    /// Replaces the object with the same identity, moving it if its keys changed, or adds it.
+    /// Returns [`Change::Unchanged`] (and publishes nothing) when the stored object has the same
+    /// uid, resourceVersion and keys.
+    pub fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        self.upsert(Operation::Update, object, keys)
+    }
+
+    fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
+        check_full_keys(op, self.handle.inner.num_keys, &keys)?;
+        let okey = check_identity(op, &*object, &keys)?;
+        self.write(|s| Ok(s.upsert(okey, object, keys)))
+    }
+
+    /// Removes the one object with this identity and returns it. If `identity.uid` is set and
+    /// differs from the stored object's uid, nothing is removed (a late delete of an earlier
+    /// incarnation of the name).
+    pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
+        let guard = self.lock();
+        let mut next = {
+            let current = self.handle.inner.state.load();
+            current.get_object(&identity.key)?;
+            Index::clone(&current)
+        };
+        let removed = next.remove(identity)?;
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
+        Some(removed)
+    }
+
+    /// Removes every object under `keys` (1..=N keys, exact or prefix like [`get`](Self::get));
+    /// returns how many were removed.
+    pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
+        StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.handle.inner.num_keys), keys)?;
+        self.write(|s| {
+            let ids = s.identities_under(keys);
+            Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
         })
     }
 
+    /// Removes everything.
+    pub fn clear(&self) {
+        let guard = self.lock();
+        let mut next = Index::new(self.handle.inner.num_keys);
+        {
+            let current = self.handle.inner.state.load();
+            next.mod_count = current.mod_count + current.len() as u64;
+        }
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
+    }
+
+    /// Starts a batch: changes are applied to a private copy and published together by
+    /// [`Batch::commit`]; readers see the previous state until then. Other writers wait until
+    /// the batch is committed or dropped (dropping discards it).
+    pub fn batch(&self) -> Batch<'_, T> {
+        let guard = self.lock();
+        let next = self.copy_current();
+        Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
+    }
+
+    /// Replaces the whole content with `objects` (a relist) and publishes once: objects absent
+    /// from `objects` disappear. Returns what changed relative to the previous state (an
+    /// object counts as modified when its resourceVersion, uid or keys differ). On error nothing
+    /// is published.
+    pub fn replace_all<I>(&self, objects: I) -> Result<ChangeStats>
+    where
+        I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
+    {
+        let guard = self.lock();
+        let old = self.handle.inner.state.load_full();
+        let mut items = Vec::new();
+        for (object, keys) in objects {
+            check_full_keys(Operation::Batch, self.handle.inner.num_keys, &keys)?;
+            let okey = check_identity(Operation::Batch, &*object, &keys)?;
+            items.push((okey, object, keys));
+        }
+        let mut next = Index::build(self.handle.inner.num_keys, items);
+        let stats = next.changes_since(&old);
+        next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
+        drop(old);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
+        Ok(stats)
+    }
+}
+
+impl<T: KubeObject> ReadHandle<T> {
     /// The number of index keys, `N`.
     pub fn num_keys(&self) -> usize {
         self.inner.num_keys
@@ -191,9 +414,8 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Objects under `keys`: an exact match when `keys.len() == N`, a prefix match when fewer.
     /// `0` or more than `N` keys is [`StoreError::KeyCount`]; a miss is an empty result.
     ///
-    /// An exact get borrows the published state for the lookup through an arc-swap guard (a
-    /// slot in the thread's arc-swap debt list, no reference count on the state); a prefix get
-    /// holds a reference to it.
+    /// An exact get borrows the published state for the lookup (an arc-swap guard: a slot in the thread's
+    /// debt list, no reference count on the state); a prefix get holds a reference to it.
     #[inline(always)]
     pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
         if keys.len() == self.inner.num_keys {
@@ -292,135 +514,12 @@ impl<T: KubeObject> MemoryStore<T> {
     }
 
     /// A reader handle that always sees the latest published state, checking for a new one
-    /// with a single pointer comparison per call (an [`arc_swap::Cache`]: no atomic
-    /// read-modify-write while the state is unchanged). Use one per thread or task for hot
-    /// lookup loops.
+    /// with a single pointer comparison per call (an [`arc_swap::Cache`]: no atomic read-modify-write while the state
+    /// is unchanged). Use one per thread or task for hot lookup loops.
     ///
     /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
     pub fn reader(&self) -> Reader<T> {
         Reader { cache: Cache::new(StateCell(self.inner.clone())) }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        // A panic while holding the writer lock cannot leave a half-written state behind
-        // (writes go to a private copy), so a poisoned lock is safe to take over.
-        self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A private copy of the current state (O(1)); call with the writer lock held.
-    fn copy_current(&self) -> Index<T> {
-        Index::clone(&self.inner.state.load())
-    }
-
-    /// Publishes `next` and returns the state it replaced. Callers drop that after releasing
-    /// the writer lock: when no reader holds it any more, dropping it frees every object and
-    /// index node only it referenced, which takes a while for a large state.
-    fn publish(&self, next: Index<T>) -> Arc<Index<T>> {
-        self.inner.state.swap(Arc::new(next))
-    }
-
-    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
-        let guard = self.lock();
-        let mut next = self.copy_current();
-        let r = f(&mut next)?;
-        let replaced = self.publish(next);
-        drop(guard);
-        drop(replaced);
-        Ok(r)
-    }
-
-    /// Adds `object` under `keys` (exactly `N`). An object with the same identity is replaced
-    /// and, if its keys differ, moved.
-    pub fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
-        self.upsert(Operation::Add, object, keys)
-    }
-
-    /// Replaces the object with the same identity, moving it if its keys changed, or adds it.
-    /// Returns [`Change::Unchanged`] (and publishes nothing) when the stored object has the same
-    /// uid, resourceVersion and keys.
-    pub fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
-        self.upsert(Operation::Update, object, keys)
-    }
-
-    fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
-        check_full_keys(op, self.inner.num_keys, &keys)?;
-        let okey = check_identity(op, &*object, &keys)?;
-        self.write(|s| Ok(s.upsert(okey, object, keys)))
-    }
-
-    /// Removes the one object with this identity and returns it. If `identity.uid` is set and
-    /// differs from the stored object's uid, nothing is removed (a late delete of an earlier
-    /// incarnation of the name).
-    pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
-        let guard = self.lock();
-        let mut next = {
-            let current = self.inner.state.load();
-            current.get_object(&identity.key)?;
-            Index::clone(&current)
-        };
-        let removed = next.remove(identity)?;
-        let replaced = self.publish(next);
-        drop(guard);
-        drop(replaced);
-        Some(removed)
-    }
-
-    /// Removes every object under `keys` (1..=N keys, exact or prefix like [`get`](Self::get));
-    /// returns how many were removed.
-    pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
-        StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.inner.num_keys), keys)?;
-        self.write(|s| {
-            let ids = s.identities_under(keys);
-            Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
-        })
-    }
-
-    /// Removes everything.
-    pub fn clear(&self) {
-        let guard = self.lock();
-        let mut next = Index::new(self.inner.num_keys);
-        {
-            let current = self.inner.state.load();
-            next.mod_count = current.mod_count + current.len() as u64;
-        }
-        let replaced = self.publish(next);
-        drop(guard);
-        drop(replaced);
-    }
-
-    /// Starts a batch: changes are applied to a private copy and published together by
-    /// [`Batch::commit`]; readers see the previous state until then. Other writers wait until
-    /// the batch is committed or dropped (dropping discards it).
-    pub fn batch(&self) -> Batch<'_, T> {
-        let guard = self.lock();
-        let next = self.copy_current();
-        Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
-    }
-
-    /// Replaces the whole content with `objects` (a relist) and publishes once: objects absent
-    /// from `objects` disappear. Returns what changed relative to the previous state (an
-    /// object counts as modified when its resourceVersion, uid or keys differ). On error nothing
-    /// is published.
-    pub fn replace_all<I>(&self, objects: I) -> Result<ChangeStats>
-    where
-        I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
-    {
-        let guard = self.lock();
-        let old = self.inner.state.load_full();
-        let mut items = Vec::new();
-        for (object, keys) in objects {
-            check_full_keys(Operation::Batch, self.inner.num_keys, &keys)?;
-            let okey = check_identity(Operation::Batch, &*object, &keys)?;
-            items.push((okey, object, keys));
-        }
-        let mut next = Index::build(self.inner.num_keys, items);
-        let stats = next.changes_since(&old);
-        next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
-        drop(old);
-        let replaced = self.publish(next);
-        drop(guard);
-        drop(replaced);
-        Ok(stats)
     }
 
     /// Checks the store's internal invariants (index rebuilt from the objects equals the index
@@ -465,6 +564,11 @@ impl<T: KubeObject> Reader<T> {
         list_all(self.current())
     }
 
+    /// Like [`MemoryStore::get_by_identity`].
+    pub fn get_by_identity(&mut self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        self.current().get_by_identity(namespace, name).cloned()
+    }
+
     /// Number of objects now.
     pub fn len(&mut self) -> usize {
         self.current().len()
@@ -475,7 +579,7 @@ impl<T: KubeObject> Reader<T> {
         self.len() == 0
     }
 
-    /// The latest state's modification count; see [`MemoryStore::mod_count`].
+    /// The latest state's modification count; see [`ReadHandle::mod_count`].
     pub fn mod_count(&mut self) -> u64 {
         self.current().mod_count
     }
@@ -511,9 +615,14 @@ impl<T: KubeObject> Snapshot<T> {
         list_all(&self.state)
     }
 
-    /// Like [`MemoryStore::for_each_under`], on this state.
+    /// Like [`ReadHandle::for_each_under`], on this state.
     pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
         for_each_under(&self.state, keys, f)
+    }
+
+    /// Like [`MemoryStore::get_by_identity`], on this state.
+    pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
+        self.state.get_by_identity(namespace, name).cloned()
     }
 
     /// Iterates over every object with its key tuple, in (namespace, name) order.
@@ -549,14 +658,9 @@ impl<T: KubeObject> Snapshot<T> {
         self.state.stats()
     }
 
-    /// The modification count of this state; see [`MemoryStore::mod_count`].
+    /// The modification count of this state; see [`ReadHandle::mod_count`].
     pub fn mod_count(&self) -> u64 {
         self.state.mod_count
-    }
-
-    /// The object with this identity in this state, if held.
-    pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.state.get_by_identity(namespace, name).cloned()
     }
 
     /// Checks this state's invariants; see [`MemoryStore::validate`].
@@ -637,7 +741,7 @@ impl<T: KubeObject> Batch<'_, T> {
 }
 
 #[async_trait]
-impl<T: KubeObject> Store<T> for MemoryStore<T> {
+impl<T: KubeObject> Store<T> for ReadHandle<T> {
     fn num_keys(&self) -> usize {
         self.inner.num_keys
     }
@@ -645,35 +749,72 @@ impl<T: KubeObject> Store<T> for MemoryStore<T> {
     /// Complete at once (no allocation): see [`GetFuture`].
     #[inline(always)]
     fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
-        GetFuture::ready(MemoryStore::get(self, keys))
+        GetFuture::ready(ReadHandle::get(self, keys))
+    }
+
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {
+        GetFuture::ready(Ok(
+            ReadHandle::get_by_identity(self, namespace, name).map_or_else(Objects::empty, Objects::one)
+        ))
     }
 
     async fn list(&self) -> Result<Objects<T>> {
-        Ok(MemoryStore::list(self))
-    }
-
-    async fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<()> {
-        MemoryStore::add(self, object, keys).map(drop)
-    }
-
-    async fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<()> {
-        MemoryStore::update(self, object, keys).map(drop)
-    }
-
-    async fn delete(&self, identity: &Identity) -> Result<Option<Arc<T>>> {
-        Ok(MemoryStore::delete(self, identity))
-    }
-
-    async fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
-        MemoryStore::delete_all_under(self, keys)
-    }
-
-    async fn clear(&self) -> Result<()> {
-        MemoryStore::clear(self);
-        Ok(())
+        Ok(ReadHandle::list(self))
     }
 
     fn len(&self) -> usize {
-        MemoryStore::len(self)
+        ReadHandle::len(self)
+    }
+}
+
+/// The writer reads like its handles do.
+#[async_trait]
+impl<T: KubeObject> Store<T> for MemoryStore<T> {
+    fn num_keys(&self) -> usize {
+        self.handle.num_keys()
+    }
+
+    /// Complete at once (no allocation): see [`GetFuture`].
+    #[inline(always)]
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
+        Store::get(&self.handle, keys)
+    }
+
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {
+        Store::get_by_identity(&self.handle, namespace, name)
+    }
+
+    async fn list(&self) -> Result<Objects<T>> {
+        Ok(self.handle.list())
+    }
+
+    fn len(&self) -> usize {
+        self.handle.len()
+    }
+}
+
+/// Lookups on one pinned state.
+#[async_trait]
+impl<T: KubeObject> Store<T> for Snapshot<T> {
+    fn num_keys(&self) -> usize {
+        self.state.num_keys
+    }
+
+    /// Complete at once (no allocation): see [`GetFuture`].
+    #[inline(always)]
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
+        GetFuture::ready(Snapshot::get(self, keys))
+    }
+
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {
+        GetFuture::ready(Ok(Snapshot::get_by_identity(self, namespace, name).map_or_else(Objects::empty, Objects::one)))
+    }
+
+    async fn list(&self) -> Result<Objects<T>> {
+        Ok(Snapshot::list(self))
+    }
+
+    fn len(&self) -> usize {
+        Snapshot::len(self)
     }
 }

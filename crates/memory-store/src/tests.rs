@@ -226,7 +226,7 @@ fn reader_sees_every_new_state() {
 fn batch_publishes_once() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
     s.add(cm("ns", "keep", "1"), k(["ns", "keep"])).unwrap();
-    let reader = s.clone();
+    let reader = s.handle();
     let mut b = s.batch();
     for i in 0..100 {
         b.upsert(cm("ns", &format!("o{i}"), "1"), k(["ns", "o"])).unwrap();
@@ -293,29 +293,50 @@ fn cluster_scoped_objects() {
 
 #[test]
 fn send_sync_clone() {
-    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    fn assert_clone<T: Clone>() {}
     assert_send_sync::<MemoryStore<ConfigMap>>();
+    assert_send_sync::<crate::ReadHandle<ConfigMap>>();
+    assert_clone::<crate::ReadHandle<ConfigMap>>();
     assert_send_sync::<crate::Snapshot<ConfigMap>>();
+    assert_clone::<crate::Snapshot<ConfigMap>>();
     assert_send_sync::<crate::Reader<ConfigMap>>();
     fn assert_dyn(_: &dyn Store<ConfigMap>) {}
-    assert_dyn(&MemoryStore::<ConfigMap>::new(1).unwrap());
     let s = MemoryStore::<ConfigMap>::new(1).unwrap();
+    assert_dyn(&s);
+    assert_dyn(&s.handle());
+    assert_dyn(&s.snapshot());
     assert_eq!(format!("{s:?}"), "MemoryStore { num_keys: 1, objects: 0, key_tuples: 0 }");
+    assert_eq!(format!("{:?}", s.handle()), "ReadHandle { num_keys: 1, objects: 0, key_tuples: 0 }");
 }
 
+/// The writer, a read handle and a snapshot answer the read-only trait like the inherent
+/// methods; the handle follows later writes, the snapshot does not.
 #[tokio::test]
-async fn store_trait_is_the_same_store() {
+async fn store_trait_reads_every_handle() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
-    let d: &dyn Store<ConfigMap> = &s;
-    d.add(cm("ns", "a", "1"), k(["ns", "a"])).await.unwrap();
-    d.update(cm("ns", "a", "2"), k(["ns", "b"])).await.unwrap();
-    assert_eq!(d.get(&["ns"]).await.unwrap().len(), 1);
-    assert_eq!(d.list().await.unwrap().len(), 1);
-    assert_eq!(d.len(), 1);
-    assert!(d.delete(&Identity::new("ns", "a")).await.unwrap().is_some());
-    assert_eq!(d.delete_all_under(&["ns"]).await.unwrap(), 0);
-    d.clear().await.unwrap();
-    assert!(d.is_empty());
+    s.add(cm("ns", "a", "1"), k(["ns", "a"])).unwrap();
+    s.update(cm("ns", "a", "2"), k(["ns", "b"])).unwrap();
+    let handle = s.handle();
+    let snapshot = s.snapshot();
+    for d in [&s as &dyn Store<ConfigMap>, &handle, &snapshot] {
+        assert_eq!(d.num_keys(), 2);
+        assert_eq!(d.get(&["ns"]).await.unwrap().len(), 1);
+        assert!(d.get(&["ns", "a"]).await.unwrap().is_empty(), "moved to its new keys");
+        assert_eq!(d.get(&["ns", "b"]).await.unwrap().len(), 1);
+        assert_eq!(d.get_by_identity("ns", "a").await.unwrap().len(), 1, "found by identity, whatever its keys");
+        assert!(d.get_by_identity("ns", "b").await.unwrap().is_empty());
+        assert!(matches!(d.get(&["ns", "b", "c"]).await, Err(StoreError::KeyCount { .. })));
+        assert_eq!(d.list().await.unwrap().len(), 1);
+        assert_eq!(d.len(), 1);
+    }
+    assert!(s.delete(&Identity::new("ns", "a")).is_some());
+    assert!(Store::is_empty(&handle), "a handle sees later writes");
+    assert!(Store::get_by_identity(&handle, "ns", "a").await.unwrap().is_empty());
+    assert_eq!(Store::len(&snapshot), 1, "a snapshot does not");
+    s.add(cm("ns", "c", "1"), k(["ns", "c"])).unwrap();
+    drop(s);
+    assert_eq!(handle.len(), 1, "the last published state outlives the writer");
 }
 
 /// No state outlives its last holder: a write frees the state it replaced at once (the
@@ -359,7 +380,7 @@ fn readers_race_publication() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let (s, stop) = (s.clone(), stop.clone());
+            let (s, stop) = (s.handle(), stop.clone());
             std::thread::spawn(move || {
                 let mut reader = s.reader();
                 let (mut last, mut reads) = (0u64, 0u64);

@@ -37,7 +37,7 @@ fn state(g: usize) -> Vec<(Arc<Obj>, KeyTuple)> {
 
 #[test]
 fn readers_only_see_complete_states() {
-    let store = MemoryStore::<Obj>::new(2).unwrap();
+    let store = Arc::new(MemoryStore::<Obj>::new(2).unwrap()); // two writer threads share the writer
     store.replace_all(state(0)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let checks = Arc::new(AtomicUsize::new(0));
@@ -61,7 +61,7 @@ fn readers_only_see_complete_states() {
     }
     let mut readers = Vec::new();
     for _ in 0..3 {
-        let (store, stop, checks) = (store.clone(), stop.clone(), checks.clone());
+        let (store, stop, checks) = (store.handle(), stop.clone(), checks.clone());
         readers.push(thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let snap = store.snapshot();

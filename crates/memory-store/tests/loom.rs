@@ -38,7 +38,7 @@ fn obj(name: &'static str, version: &'static str) -> Arc<Obj> {
 #[test]
 fn batch_is_atomic_and_concurrent_writes_are_not_lost() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["old"])).unwrap();
         store.add(obj("b", "1"), KeyTuple::new(["old"])).unwrap();
 
@@ -77,7 +77,7 @@ fn batch_is_atomic_and_concurrent_writes_are_not_lost() {
 #[test]
 fn concurrent_delete_and_update_serialise() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["k"])).unwrap();
         let deleter = {
             let store = store.clone();
@@ -107,7 +107,7 @@ fn concurrent_delete_and_update_serialise() {
 #[test]
 fn reads_race_publication() {
     loom::model(|| {
-        let store = MemoryStore::<Obj>::new(1).unwrap();
+        let store = Arc::new(MemoryStore::<Obj>::new(1).unwrap());
         store.add(obj("a", "1"), KeyTuple::new(["k"])).unwrap();
 
         let writer = {
@@ -120,7 +120,7 @@ fn reads_race_publication() {
             })
         };
         let reader = {
-            let store = store.clone();
+            let store = store.handle();
             loom::thread::spawn(move || {
                 let first = store.get(&["k"]).unwrap()[0].version;
                 let second = store.get(&["k"]).unwrap()[0].version;

@@ -81,7 +81,7 @@ fn stress(objects: u64, secs: u64) {
     let writer_objects = WRITERS as u64 * GROUPS * GROUP_SIZE;
     assert!(objects > writer_objects, "at least {writer_objects} objects");
     let baseline = heap_meter::live();
-    let store = MemoryStore::<ConfigMap>::new(2).unwrap();
+    let store = Arc::new(MemoryStore::<ConfigMap>::new(2).unwrap()); // the writer threads share it
 
     // Static objects (never written) and each writer's groups, all at generation 0 on side a.
     let statics = objects - writer_objects;
@@ -132,7 +132,7 @@ fn stress(objects: u64, secs: u64) {
         }));
     }
     for r in 0..READERS {
-        let (store, stop, counts) = (store.clone(), stop.clone(), counts.clone());
+        let (store, stop, counts) = (store.handle(), stop.clone(), counts.clone());
         handles.push(std::thread::spawn(move || {
             let mut rng = Rng(100 + r as u64);
             let mut seen: HashMap<(usize, u64), u64> = HashMap::new();

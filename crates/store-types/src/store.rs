@@ -3,12 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
-use crate::{Identity, KeyTuple, Objects, Result, StoreError};
+use crate::{Objects, Result, StoreError};
 
 /// The future returned by [`Store::get`]: either already complete (a store that answered from
 /// memory: no allocation, no waiting) or a boxed future (a store that has to fetch).
@@ -73,23 +72,32 @@ impl<T> fmt::Debug for GetFuture<'_, T> {
     }
 }
 
-/// An indexed store of Kubernetes objects of one resource type.
+/// Read access to an indexed store of Kubernetes objects of one resource type.
 ///
-/// Both kstore stores implement it (`MemoryStore`: everything in memory; `CachedStore`:
-/// references in memory, objects fetched on demand), so a controller can switch between them
-/// per resource without changing its lookups. Methods are async because a `CachedStore` lookup
-/// may fetch from the API server; a `MemoryStore` never awaits. `get`, the hot path, returns a
-/// [`GetFuture`] rather than a boxed future, so an answer from memory costs no allocation.
+/// Every kstore store handle and snapshot implements it (`MemoryStore` and its read handles and
+/// snapshots: everything in memory; `CachedStore` and its handles: references in memory,
+/// objects fetched on demand), so a controller can switch between them per resource without
+/// changing its lookups. `get` and `get_by_identity`, the hot paths, return a [`GetFuture`]
+/// rather than a boxed future, so an answer from memory costs no allocation; `list` is async
+/// because a `CachedStore` may fetch from the API server.
+///
+/// # Readers and writers
+/// The trait is read-only on purpose: whoever holds a `Store` (a template, a reconciler, any
+/// clone of a handle) can look objects up but cannot add, remove or clear them. Writes are
+/// inherent methods of the one writer of each store — `MemoryStore` itself (`add`, `update`,
+/// `delete`, `replace_all`, `batch`, `clear`), which is not `Clone`, and `CachedStore`'s feed
+/// (`apply_*`, `delete_reference`, `replace_references`) — because the two stores take
+/// different inputs (objects vs references) and a common write trait would hide that. A
+/// watcher keeps the writer and hands out read handles only, like kube's
+/// `reflector::store::Writer` and `Store`.
 ///
 /// # Key semantics (every implementation)
-/// * A store has a fixed number `N >= 1` of index keys; [`KeyTuple`]s are tuples, never joined
+/// * A store has a fixed number `N >= 1` of index keys; [`KeyTuple`](crate::KeyTuple)s are tuples, never joined
 ///   strings.
-/// * `add`/`update` take exactly `N` keys; `get` takes `1..=N` keys, and fewer than `N` select by
+/// * Writes take exactly `N` keys; `get` takes `1..=N` keys, and fewer than `N` select by
 ///   prefix of the key tuple. A miss is an empty result, not an error.
 /// * Keys need not be unique: many objects may share one key tuple. Each object is held once,
-///   by identity (`namespace`, `name`).
-/// * `update` moves an object whose keys changed and adds an absent one; `delete` removes one
-///   object by identity; [`Store::delete_all_under`] is the explicit bulk removal.
+///   by identity (`namespace`, `name`), and [`Store::get_by_identity`] finds it by that.
 /// * Results are ordered by namespace, then name.
 #[async_trait]
 pub trait Store<T: Send + Sync + 'static>: Send + Sync {
@@ -102,25 +110,12 @@ pub trait Store<T: Send + Sync + 'static>: Send + Sync {
     /// that answers from memory completes it at once without allocating.
     fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T>;
 
+    /// The one object with this identity (`namespace` is `""` for cluster-scoped objects),
+    /// whatever its keys: an empty result or exactly one object.
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T>;
+
     /// Every object, ordered by namespace, then name.
     async fn list(&self) -> Result<Objects<T>>;
-
-    /// Adds `object` under `keys`; an object with the same identity is replaced (and moved).
-    async fn add(&self, object: Arc<T>, keys: KeyTuple) -> Result<()>;
-
-    /// Replaces the object with the same identity (moving it if its keys changed), or adds it.
-    async fn update(&self, object: Arc<T>, keys: KeyTuple) -> Result<()>;
-
-    /// Removes the one object with this identity, returning it. When both `identity.uid` and the
-    /// stored object's uid are known and differ, nothing is removed (a late delete of an earlier
-    /// incarnation).
-    async fn delete(&self, identity: &Identity) -> Result<Option<Arc<T>>>;
-
-    /// Removes every object under `keys` (exact or prefix, like `get`); returns how many.
-    async fn delete_all_under(&self, keys: &[&str]) -> Result<usize>;
-
-    /// Removes everything.
-    async fn clear(&self) -> Result<()>;
 
     /// Number of objects (or references) held.
     fn len(&self) -> usize;

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cached_store::CachedStore;
+use cached_store::CachedHandle;
 use compact_object::CompactObject;
 use memory_store::{Changes, Overlay, OverlayDelta, OverlaySummary};
 use store_types::{KubeObject, ObjectKey, Objects, Store};
@@ -216,7 +216,7 @@ impl SetOverlayBuilder {
 
 enum OverlayView {
     Memory(Overlay<CompactObject>, Vec<ObjectKey>),
-    Cached(CachedStore, OverlayDelta<CompactObject>, Vec<ObjectKey>),
+    Cached(CachedHandle, OverlayDelta<CompactObject>, Vec<ObjectKey>),
 }
 
 /// What an overlay changes in one resource.

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cached_store::{CachedStore, CachedStoreConfig, Reference};
+use cached_store::{CachedHandle, CachedStore, CachedStoreConfig, Reference};
 use compact_object::{CompactObject, CompactResource};
 use futures::{Stream, StreamExt, stream};
 use kube::Client;
@@ -13,8 +13,8 @@ use kube::core::PartialObjectMeta;
 use kube::discovery::{self, ApiCapabilities, Scope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use memory_store::{Change, MemoryStore};
-use store_types::{ChangeStats, Identity, KeyTuple, KubeObject};
+use memory_store::{Change, MemoryStore, ReadHandle};
+use store_types::{ChangeStats, Identity, KeyTuple, KubeObject, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -133,14 +133,16 @@ pub enum WatchError {
     },
 }
 
-/// The store a watcher feeds.
+/// A read-only handle to the store a watcher feeds: lookups, counts and statistics, never
+/// writes. Cheap to clone. The watcher keeps the store's one writer to itself, so nobody
+/// holding a handle (a template, a reconciler) can change what the watcher reports as synced.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum StoreHandle {
     /// `store: full`.
-    Memory(MemoryStore<CompactObject>),
+    Memory(ReadHandle<CompactObject>),
     /// `store: on-demand`: references, objects fetched when read.
-    Cached(CachedStore),
+    Cached(CachedHandle),
 }
 
 impl StoreHandle {
@@ -148,7 +150,7 @@ impl StoreHandle {
     pub fn len(&self) -> usize {
         match self {
             StoreHandle::Memory(s) => s.len(),
-            StoreHandle::Cached(s) => s.references().len(),
+            StoreHandle::Cached(s) => Store::len(s),
         }
     }
 
@@ -167,16 +169,16 @@ impl StoreHandle {
         }
     }
 
-    /// The CachedStore, for `store: on-demand` resources.
-    pub fn as_cached(&self) -> Option<&CachedStore> {
+    /// The on-demand store's read handle, for `store: on-demand` resources.
+    pub fn as_cached(&self) -> Option<&CachedHandle> {
         match self {
             StoreHandle::Cached(s) => Some(s),
             StoreHandle::Memory(_) => None,
         }
     }
 
-    /// The store behind the `Store` trait (for code that works with either).
-    pub fn as_dyn(&self) -> &dyn store_types::Store<CompactObject> {
+    /// The store behind the read-only `Store` trait (for code that works with either).
+    pub fn as_dyn(&self) -> &dyn Store<CompactObject> {
         match self {
             StoreHandle::Memory(s) => s,
             StoreHandle::Cached(s) => s,
@@ -188,11 +190,28 @@ impl StoreHandle {
         self.len() == 0
     }
 
-    /// The MemoryStore, for `store: full` resources.
-    pub fn as_memory(&self) -> Option<&MemoryStore<CompactObject>> {
+    /// The MemoryStore's read handle, for `store: full` resources.
+    pub fn as_memory(&self) -> Option<&ReadHandle<CompactObject>> {
         match self {
             StoreHandle::Memory(s) => Some(s),
             StoreHandle::Cached(_) => None,
+        }
+    }
+}
+
+/// The store a watcher feeds, through its one writer (never handed out).
+enum StoreWriter {
+    /// `store: full`.
+    Memory(MemoryStore<CompactObject>),
+    /// `store: on-demand`.
+    Cached(CachedStore),
+}
+
+impl StoreWriter {
+    fn handle(&self) -> StoreHandle {
+        match self {
+            StoreWriter::Memory(s) => StoreHandle::Memory(s.handle()),
+            StoreWriter::Cached(c) => StoreHandle::Cached(c.handle()),
         }
     }
 }
@@ -210,6 +229,9 @@ enum Prepared {
 
 struct Shared {
     config: ResourceConfig,
+    /// The one writer of the store.
+    writer: StoreWriter,
+    /// Read-only handle given to users.
     store: StoreHandle,
     metrics: ResourceMetrics,
     failures: indexer::ExtractionFailures,
@@ -314,7 +336,7 @@ impl ResourceWatcher {
         let indexer = Arc::new(config.indexer.clone());
         let mut sweeper = None;
         let store = match config.store {
-            store_types::StoreType::Memory => StoreHandle::Memory(
+            store_types::StoreType::Memory => StoreWriter::Memory(
                 MemoryStore::new(config.indexer.num_keys())
                     .map_err(|source| WatchError::Store { resource: config.name.clone(), source })?,
             ),
@@ -332,13 +354,13 @@ impl ResourceWatcher {
                 let cached = CachedStore::new(client.clone(), cfg)
                     .map_err(|e| WatchError::Unsupported { resource: config.name.clone(), message: e.to_string() })?;
                 sweeper = Some(cached.spawn_sweeper());
-                StoreHandle::Cached(cached)
+                StoreWriter::Cached(cached)
             }
         };
         // An on-demand store whose keys and selectors read only metadata is fed by a
         // metadata-only watch: object bodies are never listed or watched.
-        let metadata_feed = matches!(store, StoreHandle::Cached(_)) && config.metadata_only;
-        if matches!(store, StoreHandle::Cached(_)) && !metadata_feed {
+        let metadata_feed = matches!(store, StoreWriter::Cached(_)) && config.metadata_only;
+        if matches!(store, StoreWriter::Cached(_)) && !metadata_feed {
             info!(resource = %config.name, "on-demand store needs fields outside metadata: full watch, bodies indexed then dropped");
         }
 
@@ -391,7 +413,8 @@ impl ResourceWatcher {
         let shared = Arc::new(Shared {
             unsynced_streams: Mutex::new(config.namespaces.len().max(1)),
             config,
-            store,
+            store: store.handle(),
+            writer: store,
             metrics,
             failures: indexer::ExtractionFailures::default(),
             debouncer,
@@ -617,10 +640,10 @@ impl Shared {
         let mut stats = ChangeStats::default();
         match self.prepare(obj) {
             Prepared::Store(o, k) => {
-                let result = match &self.store {
-                    StoreHandle::Memory(store) => store.update(o, k).map_err(|e| e.to_string()),
-                    StoreHandle::Cached(c) if self.metadata_feed => c.apply_object(&*o, k).map_err(|e| e.to_string()),
-                    StoreHandle::Cached(c) => c.apply_full_object(o, k).map_err(|e| e.to_string()),
+                let result = match &self.writer {
+                    StoreWriter::Memory(store) => store.update(o, k).map_err(|e| e.to_string()),
+                    StoreWriter::Cached(c) if self.metadata_feed => c.apply_object(&*o, k).map_err(|e| e.to_string()),
+                    StoreWriter::Cached(c) => c.apply_full_object(o, k).map_err(|e| e.to_string()),
                 };
                 match result {
                     Ok(Change::Created) => stats.created = 1,
@@ -642,9 +665,9 @@ impl Shared {
 
     /// Removes one object (or reference) by identity.
     fn remove(&self, id: &Identity) -> bool {
-        match &self.store {
-            StoreHandle::Memory(s) => s.delete(id).is_some(),
-            StoreHandle::Cached(c) => c.delete_reference(id).is_some(),
+        match &self.writer {
+            StoreWriter::Memory(s) => s.delete(id).is_some(),
+            StoreWriter::Cached(c) => c.delete_reference(id).is_some(),
         }
     }
 
@@ -671,9 +694,9 @@ impl Shared {
     /// Publishes a complete list at once: for one namespace, or for everything.
     fn relist(&self, namespace: Option<&str>, items: Vec<Item>) -> ChangeStats {
         self.metrics.relist();
-        let store = match &self.store {
-            StoreHandle::Memory(store) => store,
-            StoreHandle::Cached(cached) => return self.relist_references(cached, namespace, items),
+        let store = match &self.writer {
+            StoreWriter::Memory(store) => store,
+            StoreWriter::Cached(cached) => return self.relist_references(cached, namespace, items),
         };
         let result = match namespace {
             None => store.replace_all(items),

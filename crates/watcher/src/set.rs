@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cached_store::CachedStore;
+use cached_store::CachedHandle;
 use compact_object::CompactObject;
 use kube::Client;
 use memory_store::Snapshot;
@@ -214,7 +214,7 @@ pub(crate) enum View {
     Memory(Snapshot<CompactObject>),
     /// On-demand stores are read live: their references change with the watch, and objects
     /// are fetched (or served from the cache) at the current version.
-    Cached(CachedStore),
+    Cached(CachedHandle),
 }
 
 /// One render's view of a [`ResourceSet`]; see [`ResourceSet::snapshot`]. Cheap to clone.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use apiserver_sim::ApiServerSim;
 use compact_object::CompactObject;
 use kstore_watcher::{ConfigError, ResourceWatcher, WatchConfig, WatchOptions, WatchedResource};
-use memory_store::MemoryStore;
+use memory_store::{MemoryStore, ReadHandle};
 use serde_json::{Value, json};
 use store_types::{KeyTuple, StoreError};
 
@@ -32,7 +32,7 @@ fn config_map(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": name}, "spec": spec})
 }
 
-fn names(store: &MemoryStore<CompactObject>, keys: &[&str]) -> Vec<String> {
+fn names(store: &ReadHandle<CompactObject>, keys: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = store
         .get(keys)
         .unwrap()

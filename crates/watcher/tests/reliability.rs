@@ -501,8 +501,8 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
 /// are not.
 async fn reader(
     seed: u64,
-    slices: memory_store::MemoryStore<compact_object::CompactObject>,
-    cached: cached_store::CachedStore,
+    slices: memory_store::ReadHandle<compact_object::CompactObject>,
+    cached: cached_store::CachedHandle,
     stop: Arc<AtomicBool>,
     progress: Arc<AtomicU64>,
 ) -> Result<(u64, u64), String> {

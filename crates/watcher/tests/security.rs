@@ -210,7 +210,7 @@ async fn secret_data_never_reaches_logs_or_debug_output() {
     debug_output.push(format!("{:?}", view.fetch("secrets", &["a", "b", "c"]).await));
     debug_output.push(format!("{:?}", view.list("nope").await));
     let debug = debug_output.join("\n");
-    assert!(debug.contains("CachedStore"), "the Debug output was produced");
+    assert!(debug.contains("CachedHandle"), "the Debug output was produced");
     assert_eq!(leaks(&debug, &secret_values), Vec::<&str>::new(), "secret data in Debug output");
 
     set.stop();

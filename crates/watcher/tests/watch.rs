@@ -6,7 +6,7 @@ use std::time::Duration;
 use apiserver_sim::ApiServerSim;
 use compact_object::CompactObject;
 use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
-use memory_store::MemoryStore;
+use memory_store::ReadHandle;
 use serde_json::{Value, json};
 use store_types::ChangeStats;
 
@@ -42,7 +42,7 @@ async fn start(sim: &ApiServerSim, yaml: &str, options: WatchOptions) -> Resourc
     w
 }
 
-fn mem(w: &ResourceWatcher) -> &MemoryStore<CompactObject> {
+fn mem(w: &ResourceWatcher) -> &ReadHandle<CompactObject> {
     w.store().as_memory().unwrap()
 }
 
@@ -55,7 +55,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn names(store: &MemoryStore<CompactObject>, keys: &[&str]) -> Vec<String> {
+fn names(store: &ReadHandle<CompactObject>, keys: &[&str]) -> Vec<String> {
     store
         .get(keys)
         .unwrap()
@@ -64,7 +64,7 @@ fn names(store: &MemoryStore<CompactObject>, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn rv_of(store: &MemoryStore<CompactObject>, ns: &str, name: &str) -> Option<String> {
+fn rv_of(store: &ReadHandle<CompactObject>, ns: &str, name: &str) -> Option<String> {
     let o = store.get_by_identity(ns, name)?;
     store_types::KubeObject::resource_version(&*o).map(str::to_owned)
 }
