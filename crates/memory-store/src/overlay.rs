@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use store_types::{KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, StoreError};
+use store_types::{GetFuture, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Store, StoreError};
 
 use crate::index::{cmp_objects, encode, id_of, prefix_end};
 use crate::store::Snapshot;
@@ -424,6 +424,32 @@ impl<T: KubeObject> Overlay<T> {
     }
 }
 
+/// The read-only lookup trait every store handle and snapshot implements, so code written
+/// against [`Store`] (renderers, validators) reads an overlay unchanged. Every call is ready at
+/// once.
+#[async_trait::async_trait]
+impl<T: KubeObject> Store<T> for Overlay<T> {
+    fn num_keys(&self) -> usize {
+        Overlay::num_keys(self)
+    }
+
+    fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
+        GetFuture::ready(Overlay::get(self, keys))
+    }
+
+    fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {
+        GetFuture::ready(Ok(Overlay::get_by_identity(self, namespace, name).map_or_else(Objects::empty, Objects::one)))
+    }
+
+    async fn list(&self) -> Result<Objects<T>, StoreError> {
+        Ok(Overlay::list(self))
+    }
+
+    fn len(&self) -> usize {
+        Overlay::len(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +519,30 @@ mod tests {
         assert_eq!(names(&snap.get(&["a", "web"]).unwrap()), ["a/x@1", "a/y@1"]);
         assert!(o.get(&["b", "web"]).unwrap().is_empty(), "the overlay's base is pinned");
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn the_store_trait_reads_the_overlay() {
+        let s = store();
+        let mut c = Changes::new(2);
+        c.upsert(cm("a", "w", "9"), KeyTuple::new(["a", "web"])).unwrap();
+        c.delete("a", "x");
+        let o = s.snapshot().overlay(c);
+        let read = |store: &dyn Store<ConfigMap>| {
+            let now = |f: GetFuture<'_, ConfigMap>| futures_lite_now(f).unwrap();
+            (now(store.get(&["a", "web"])).len(), now(store.get_by_identity("a", "x")).len(), store.len())
+        };
+        assert_eq!(read(&o), (2, 0, 4));
+        assert_eq!(read(&s.snapshot()), (2, 1, 4));
+    }
+
+    /// The output of a future that is ready at once.
+    fn futures_lite_now<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("an overlay future waited"),
+        }
     }
 
     #[test]
