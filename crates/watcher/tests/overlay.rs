@@ -211,3 +211,25 @@ async fn admission_example_allows_the_good_proposal_and_denies_the_bad_ones() {
     assert_eq!(problems[2].1, ["ingress shop/web: backend service shop/web does not exist".to_string()]);
     assert_eq!(sim.count("ingresses").unwrap(), 1);
 }
+
+/// A resource watched in some namespaces only: a proposal elsewhere would not be in the store,
+/// so it is excluded (and removes that identity), never added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_outside_the_watched_namespaces_are_excluded() {
+    let sim = ApiServerSim::builder().objects([ingress("a", "web", "web.example")]).start().await.unwrap();
+    let config = WatchConfig::from_yaml(
+        "watchedResources:\n  ingresses: {apiVersion: networking.k8s.io/v1, resources: ingresses, \
+         indexBy: [metadata.namespace, metadata.name], namespaces: [a]}",
+    )
+    .unwrap();
+    let set = ResourceSet::start(sim.client(), &config, SetOptions::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), set.wait_for_sync()).await.unwrap();
+    let mut p = set.snapshot().overlay();
+    p.upsert_json("ingresses", &ingress("b", "other", "other.example").to_string()).unwrap();
+    p.upsert_json("ingresses", &ingress("a", "new", "new.example").to_string()).unwrap();
+    let overlay = p.build();
+    assert_eq!(names(&overlay.list("ingresses").await.unwrap()), ["a/new", "a/web"]);
+    let s = overlay.summary("ingresses").unwrap();
+    assert_eq!(s.excluded, [ObjectKey::new("b", "other")]);
+    assert_eq!(s.changes.absent_deletions, [ObjectKey::new("b", "other")]);
+}
