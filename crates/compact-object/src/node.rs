@@ -313,6 +313,14 @@ impl<'a> Node<'a> {
     }
 
     /// The number of bytes this value occupies in the encoding.
+    ///
+    /// ```
+    /// use kstore_compact_object::CompactObject;
+    /// let o = CompactObject::from_slice(br#"{"metadata":{"name":"web"},"data":{"k":"v"}}"#)?;
+    /// let data = o.pointer("/data").unwrap();
+    /// assert!(0 < data.encoded_len() && data.encoded_len() < o.root().encoded_len());
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn encoded_len(&self) -> usize {
         value_len(self.bytes(), 0)
     }

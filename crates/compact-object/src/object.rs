@@ -195,7 +195,18 @@ impl CompactObject {
         }
     }
 
-    /// Encodes a `kube_core::DynamicObject`.
+    /// Encodes a `kube_core::DynamicObject`; [`to_dynamic`](Self::to_dynamic) decodes it again.
+    ///
+    /// ```
+    /// use kstore_compact_object::CompactObject;
+    /// use kube_core::{ApiResource, DynamicObject, GroupVersionKind};
+    /// let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+    /// let cm = DynamicObject::new("web", &ar).within("shop").data(serde_json::json!({"data": {"k": "v"}}));
+    /// let compact = CompactObject::from_dynamic(&cm)?;
+    /// assert_eq!(compact.pointer("/data/k").and_then(|n| n.as_str()), Some("v"));
+    /// assert_eq!(compact.to_dynamic()?, cm);
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn from_dynamic(o: &kube_core::DynamicObject) -> Result<CompactObject> {
         Self::from_serialize(o)
     }
@@ -206,7 +217,14 @@ impl CompactObject {
     }
 
     /// Decodes into a `kube_core::DynamicObject`; fails when `metadata` does not have the
-    /// shape of an `ObjectMeta`.
+    /// shape of an `ObjectMeta`. Example: [`from_dynamic`](Self::from_dynamic).
+    ///
+    /// ```
+    /// # use kstore_compact_object::CompactObject;
+    /// let o = CompactObject::from_slice(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web"}}"#)?;
+    /// assert_eq!(o.to_dynamic()?.metadata.name.as_deref(), Some("web"));
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn to_dynamic(&self) -> Result<kube_core::DynamicObject> {
         self.deserialize_into()
     }
