@@ -68,7 +68,9 @@ pub struct FieldTerm {
 /// The field's value is rendered like an index key and compared as a string. A missing field
 /// never equals a value: `x=v` is false and `x!=v` is true when `x` is missing. `\` escapes
 /// `,`, `=`, `!` and `\` in values. Empty terms are skipped; the empty selector matches
-/// everything.
+/// everything. Whitespace around terms, paths, operators and values is ignored, as the Go
+/// original trims it (`" spec.type = ClusterIP "` is `spec.type=ClusterIP`); whitespace inside
+/// a value is kept, and an escaped space (`\ `) at either end of a value is kept.
 ///
 /// # How the watcher uses it
 /// Evaluate [`FieldSelector::matches`] on every incoming object, before
@@ -104,7 +106,14 @@ impl FieldSelector {
         let char_pos = |byte: usize| selector[..byte].chars().count();
         let mut terms = Vec::new();
         let mut pos = 0;
+        // Whitespace around a term, its path, its operator and its value is not part of them
+        // (as the Go original trims terms, keys and values).
+        let skip_ws = |pos: usize| pos + (selector[pos..].len() - selector[pos..].trim_start().len());
         while pos < selector.len() {
+            pos = skip_ws(pos);
+            if pos == selector.len() {
+                break;
+            }
             let rest = &selector[pos..];
             if let Some(after) = rest.strip_prefix(',') {
                 // Empty term.
@@ -113,7 +122,7 @@ impl FieldSelector {
             }
             let (path, end) = Path::parse_prefix(rest)
                 .map_err(|source| FieldSelectorError::Path { selector: selector.to_owned(), source })?;
-            pos += end;
+            pos = skip_ws(pos + end);
             let rest = &selector[pos..];
             let (op, len) = if rest.starts_with("==") {
                 (FieldOp::Equals, 2)
@@ -127,14 +136,19 @@ impl FieldSelector {
                     position: char_pos(pos),
                 });
             };
-            pos += len;
+            pos = skip_ws(pos + len);
             let mut value = String::new();
+            // Length of `value` up to its last character that is not unescaped whitespace.
+            let mut kept = 0;
             let mut chars = selector[pos..].char_indices();
             let mut consumed = selector.len() - pos;
             while let Some((i, c)) = chars.next() {
                 match c {
                     '\\' => match chars.next() {
-                        Some((_, e)) => value.push(e),
+                        Some((_, e)) => {
+                            value.push(e);
+                            kept = value.len();
+                        }
                         None => {
                             return Err(FieldSelectorError::DanglingEscape {
                                 selector: selector.to_owned(),
@@ -146,10 +160,16 @@ impl FieldSelector {
                         consumed = i + 1;
                         break;
                     }
-                    c => value.push(c),
+                    c => {
+                        value.push(c);
+                        if !c.is_whitespace() {
+                            kept = value.len();
+                        }
+                    }
                 }
             }
             pos += consumed;
+            value.truncate(kept);
             terms.push(FieldTerm { path, op, value });
         }
         Ok(FieldSelector { terms })
@@ -202,8 +222,11 @@ impl fmt::Display for FieldSelector {
                 FieldOp::NotEquals => "!=",
             };
             write!(f, "{}{op}", t.path)?;
-            for c in t.value.chars() {
-                if matches!(c, ',' | '=' | '!' | '\\') {
+            // Whitespace at either end of a value is escaped: unescaped, parsing trims it.
+            let start = t.value.len() - t.value.trim_start().len();
+            let end = t.value.trim_end().len();
+            for (i, c) in t.value.char_indices() {
+                if matches!(c, ',' | '=' | '!' | '\\') || (c.is_whitespace() && (i < start || i >= end)) {
                     f.write_str("\\")?;
                 }
                 fmt::Write::write_char(f, c)?;
@@ -276,13 +299,40 @@ mod tests {
         assert_eq!(e, FieldSelectorError::ExpectedOperator { selector: "spec.type".into(), position: 9 });
         assert!(matches!(
             FieldSelector::parse("a=b,c d"),
-            Err(FieldSelectorError::ExpectedOperator { position: 5, .. })
+            Err(FieldSelectorError::ExpectedOperator { position: 6, .. })
         ));
         assert!(matches!(FieldSelector::parse("a['x=1"), Err(FieldSelectorError::Path { .. })));
         assert!(matches!(FieldSelector::parse("=x"), Err(FieldSelectorError::Path { .. })));
         assert!(matches!(FieldSelector::parse("a=x\\"), Err(FieldSelectorError::DanglingEscape { position: 3, .. })));
         let e = FieldSelector::parse("a['x=1").unwrap_err();
         assert!(e.to_string().contains("unclosed quote"), "{e}");
+    }
+
+    /// The Go original trims whitespace around terms, keys and values:
+    /// `" spec.type = ClusterIP "` selects like `spec.type=ClusterIP`.
+    #[test]
+    fn whitespace_is_trimmed_as_the_original_does() {
+        let obj = svc();
+        let plain = FieldSelector::parse("spec.type=ClusterIP,metadata.name!=db").unwrap();
+        for sel in [
+            " spec.type = ClusterIP ",
+            "spec.type =ClusterIP, metadata.name != db",
+            "\tspec.type==  ClusterIP\t ,  metadata.name!=db  ,  ",
+        ] {
+            let sel = sel.replace("\\t", "\t");
+            let parsed = FieldSelector::parse(&sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+            assert!(parsed.matches(&obj), "{sel:?}");
+            if parsed.terms().len() == 2 {
+                assert_eq!(parsed, plain, "{sel:?}");
+            }
+        }
+        assert_eq!(FieldSelector::parse("  ,  ").unwrap(), FieldSelector::default());
+        // Inner whitespace is part of the value; escaped spaces at the ends are kept.
+        let t = FieldSelector::parse("spec.type = a b ").unwrap();
+        assert_eq!(t.terms()[0].value, "a b");
+        let t = FieldSelector::parse("spec.type=\\ a\\ ").unwrap();
+        assert_eq!(t.terms()[0].value, " a ");
+        assert_eq!(FieldSelector::parse(&t.to_string()).unwrap(), t, "escaped again when printed");
     }
 
     #[test]

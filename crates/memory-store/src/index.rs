@@ -194,6 +194,9 @@ pub(crate) struct Index<T> {
     /// Every object in (namespace, name) order, built on the first `list` of this state and
     /// shared by every later one (states are immutable once published).
     list_cache: OnceLock<Arc<[Arc<T>]>>,
+    /// Object changes (creations, modifications, deletions) applied to this store's states
+    /// since the store was created; carried from state to state.
+    pub(crate) mod_count: u64,
 }
 
 impl<T> Clone for Index<T> {
@@ -205,6 +208,7 @@ impl<T> Clone for Index<T> {
             identity_keyed: self.identity_keyed,
             // A clone is about to be modified: its list is built afresh when asked for.
             list_cache: OnceLock::new(),
+            mod_count: self.mod_count,
         }
     }
 }
@@ -244,7 +248,7 @@ impl<T: KubeObject> Index<T> {
                 ordered: (num_keys > 1).then(OrdMap::new),
             })
         };
-        Index { num_keys, layout, bytes: 0, identity_keyed: 0, list_cache: OnceLock::new() }
+        Index { num_keys, layout, bytes: 0, identity_keyed: 0, list_cache: OnceLock::new(), mod_count: 0 }
     }
 
     /// A whole index from checked objects in one pass (a relist): sorted by identity once,
@@ -272,6 +276,7 @@ impl<T: KubeObject> Index<T> {
                 identity_keyed: objects.len(),
                 layout: Layout::Identity { by_id, sorted: Sorted::from_sorted(&objects) },
                 list_cache: OnceLock::new(),
+                mod_count: 0,
             };
         }
         Self::build_keyed(num_keys, unique)
@@ -300,7 +305,7 @@ impl<T: KubeObject> Index<T> {
             }
             k.exact.insert(&keys, bucket);
         }
-        Index { num_keys, layout: Layout::Keyed(k), bytes, identity_keyed, list_cache: OnceLock::new() }
+        Index { num_keys, layout: Layout::Keyed(k), bytes, identity_keyed, list_cache: OnceLock::new(), mod_count: 0 }
     }
 
     /// Switches an identity-keyed index to the keyed layout (O(n), once).
@@ -314,7 +319,9 @@ impl<T: KubeObject> Index<T> {
                 (okey, o.clone(), keys)
             })
             .collect();
+        let mod_count = self.mod_count;
         *self = Self::build_keyed(self.num_keys, unique);
+        self.mod_count = mod_count;
     }
 
     pub(crate) fn stats(&self) -> MemoryStats {
@@ -499,6 +506,14 @@ impl<T: KubeObject> Index<T> {
 
     /// Inserts or replaces `object` (whose identity has been checked) under `keys`.
     pub(crate) fn upsert(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> Change {
+        let change = self.upsert_inner(okey, object, keys);
+        if change != Change::Unchanged {
+            self.mod_count += 1;
+        }
+        change
+    }
+
+    fn upsert_inner(&mut self, okey: ObjectKey, object: Arc<T>, keys: KeyTuple) -> Change {
         if matches!(self.layout, Layout::Identity { .. }) && keys != *okey.as_tuple() {
             self.make_keyed();
         }
@@ -532,6 +547,14 @@ impl<T: KubeObject> Index<T> {
 
     /// Removes the object with this identity (unless its uid says it is another incarnation).
     pub(crate) fn remove(&mut self, identity: &Identity) -> Option<Arc<T>> {
+        let removed = self.remove_inner(identity);
+        if removed.is_some() {
+            self.mod_count += 1;
+        }
+        removed
+    }
+
+    fn remove_inner(&mut self, identity: &Identity) -> Option<Arc<T>> {
         let object = self.get_object(&identity.key)?;
         if let (Some(want), Some(have)) = (identity.uid.as_deref(), object.identity().and_then(|i| i.uid))
             && want != have

@@ -12,11 +12,13 @@
 
 mod exact;
 mod index;
+mod overlay;
 mod sorted;
 mod store;
 mod sync;
 
 pub use index::{Change, InvariantError, MemoryStats};
+pub use overlay::{Changes, Overlay, OverlayDelta, OverlayError, OverlaySummary};
 pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 

@@ -270,6 +270,11 @@ impl<T: KubeObject> MemoryStore<T> {
         self.handle.snapshot()
     }
 
+    /// The store's modification count; see [`ReadHandle::mod_count`].
+    pub fn mod_count(&self) -> u64 {
+        self.handle.mod_count()
+    }
+
     /// A caching reader; see [`ReadHandle::reader`].
     pub fn reader(&self) -> Reader<T> {
         self.handle.reader()
@@ -357,7 +362,12 @@ impl<T: KubeObject> MemoryStore<T> {
     /// Removes everything.
     pub fn clear(&self) {
         let guard = self.lock();
-        let replaced = self.publish(Index::new(self.handle.inner.num_keys));
+        let mut next = Index::new(self.handle.inner.num_keys);
+        {
+            let current = self.handle.inner.state.load();
+            next.mod_count = current.mod_count + current.len() as u64;
+        }
+        let replaced = self.publish(next);
         drop(guard);
         drop(replaced);
     }
@@ -387,8 +397,9 @@ impl<T: KubeObject> MemoryStore<T> {
             let okey = check_identity(Operation::Batch, &*object, &keys)?;
             items.push((okey, object, keys));
         }
-        let next = Index::build(self.handle.inner.num_keys, items);
+        let mut next = Index::build(self.handle.inner.num_keys, items);
         let stats = next.changes_since(&old);
+        next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
         drop(old);
         let replaced = self.publish(next);
         drop(guard);
@@ -491,6 +502,15 @@ impl<T: KubeObject> ReadHandle<T> {
         self.inner.state.load().stats()
     }
 
+    /// The store's modification count: object changes (creations, modifications, deletions)
+    /// published since the store was created. It grows with every published change (a batch or
+    /// relist adds its number of changes) and never otherwise: writes that change nothing
+    /// leave it as it is, so equal counts mean the same content. For external caches keyed by
+    /// store state (the Go original's `ModCount`).
+    pub fn mod_count(&self) -> u64 {
+        self.inner.state.load().mod_count
+    }
+
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
         Snapshot { state: self.inner.state.load_full() }
@@ -560,6 +580,11 @@ impl<T: KubeObject> Reader<T> {
     /// True when the store is empty now.
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
+    }
+
+    /// The latest state's modification count; see [`ReadHandle::mod_count`].
+    pub fn mod_count(&mut self) -> u64 {
+        self.current().mod_count
     }
 
     /// A snapshot of the latest state.
@@ -636,6 +661,11 @@ impl<T: KubeObject> Snapshot<T> {
         self.state.stats()
     }
 
+    /// The modification count of this state; see [`ReadHandle::mod_count`].
+    pub fn mod_count(&self) -> u64 {
+        self.state.mod_count
+    }
+
     /// Checks this state's invariants; see [`MemoryStore::validate`].
     pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.state.validate()
@@ -678,7 +708,9 @@ impl<T: KubeObject> Batch<'_, T> {
     /// Removes everything (in this batch).
     pub fn clear(&mut self) {
         self.stats.deleted += self.next.len() as u64;
+        let mod_count = self.next.mod_count + self.next.len() as u64;
         self.next = Index::new(self.next.num_keys);
+        self.next.mod_count = mod_count;
     }
 
     /// Lookups see the batch's own uncommitted changes.
@@ -689,6 +721,11 @@ impl<T: KubeObject> Batch<'_, T> {
     /// Number of objects in the batch's state.
     pub fn len(&self) -> usize {
         self.next.len()
+    }
+
+    /// The modification count the batch publishes (the store's plus the batch's changes).
+    pub fn mod_count(&self) -> u64 {
+        self.next.mod_count
     }
 
     /// True when the batch's state is empty.

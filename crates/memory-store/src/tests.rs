@@ -486,3 +486,63 @@ fn prefix_gets_walk_the_objects_map_when_keys_are_identities() {
     assert_eq!(names(&s.get(&["b\0c"]).unwrap()), ["b\0c/z"]);
     s.validate().unwrap();
 }
+
+/// The Go original's `ModCount`: every published object change counts once, from every
+/// handle; writes that change nothing do not count; a snapshot keeps the count of its state.
+#[test]
+fn mod_count_counts_published_changes_from_every_handle() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    let mut reader = s.reader();
+    assert_eq!((s.mod_count(), reader.mod_count(), s.snapshot().mod_count()), (0, 0, 0));
+    s.add(cm("a", "x", "1"), k(["a", "x"])).unwrap();
+    assert_eq!(s.mod_count(), 1);
+    let before = s.snapshot();
+    // Same uid, resourceVersion and keys: unchanged, not counted.
+    assert_eq!(s.update(cm("a", "x", "1"), k(["a", "x"])).unwrap(), Change::Unchanged);
+    assert_eq!(s.mod_count(), 1);
+    s.update(cm("a", "x", "2"), k(["a", "moved"])).unwrap();
+    assert_eq!(s.mod_count(), 2);
+    assert!(s.delete(&Identity::new("a", "absent")).is_none());
+    assert_eq!(s.mod_count(), 2, "a delete of nothing is no change");
+    let mut b = s.batch();
+    b.upsert(cm("b", "1", "1"), k(["b", "1"])).unwrap();
+    b.upsert(cm("b", "2", "1"), k(["b", "2"])).unwrap();
+    assert_eq!(b.mod_count(), 4);
+    assert_eq!(s.mod_count(), 2, "uncommitted");
+    b.commit();
+    assert_eq!((s.mod_count(), reader.mod_count()), (4, 4));
+    assert_eq!(s.delete_all_under(&["b"]).unwrap(), 2);
+    assert_eq!(s.mod_count(), 6);
+    // A relist counts what it changed: one modified, one created, none deleted.
+    let stats = s.replace_all([(cm("a", "x", "3"), k(["a", "moved"])), (cm("c", "y", "1"), k(["c", "y"]))]).unwrap();
+    assert_eq!((stats.created, stats.modified, stats.deleted), (1, 1, 0));
+    assert_eq!(s.mod_count(), 8);
+    s.replace_all([(cm("a", "x", "3"), k(["a", "moved"])), (cm("c", "y", "1"), k(["c", "y"]))]).unwrap();
+    assert_eq!(s.mod_count(), 8, "an identical relist changes nothing");
+    s.clear();
+    assert_eq!(s.mod_count(), 10, "clear deletes two objects");
+    assert_eq!(before.mod_count(), 1, "a snapshot keeps its state's count");
+    // The identity-keyed layout counts the same way, across its switch to keyed.
+    let ids = MemoryStore::<crate::tests::Ref>::new(2).unwrap();
+    ids.add(Arc::new(Ref("a".into(), "x".into())), k(["a", "x"])).unwrap();
+    ids.add(Arc::new(Ref("a".into(), "y".into())), k(["other", "keys"])).unwrap();
+    assert_eq!(ids.mod_count(), 2);
+    ids.validate().unwrap();
+}
+
+/// An object with a cheap identity (the identity-keyed layout).
+#[derive(Debug)]
+struct Ref(String, String);
+
+impl store_types::KubeObject for Ref {
+    fn identity(&self) -> Option<store_types::IdentityRef<'_>> {
+        Some(store_types::IdentityRef { namespace: &self.0, name: &self.1, uid: None })
+    }
+    fn resource_version(&self) -> Option<&str> {
+        None
+    }
+    const CHEAP_IDENTITY: bool = true;
+    fn heap_size(&self) -> usize {
+        self.0.len() + self.1.len()
+    }
+}

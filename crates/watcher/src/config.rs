@@ -264,8 +264,9 @@ fn server_side_terms(sel: &FieldSelector) -> Option<String> {
         .terms()
         .iter()
         .filter(|t| matches!(t.path.to_string().as_str(), "metadata.name" | "metadata.namespace"))
-        // Values that would need escaping stay client-side only.
-        .filter(|t| !t.value.contains([',', '=', '!', '\\']))
+        // Values that would need escaping (or would lose whitespace at their ends) stay
+        // client-side only.
+        .filter(|t| !t.value.contains([',', '=', '!', '\\']) && t.value.trim() == t.value)
         .map(|t| {
             let op = match t.op {
                 indexer::FieldOp::Equals => "=",

@@ -17,9 +17,10 @@ pub type ChangeCallback = Arc<dyn Fn(ChangeStats) + Send + Sync>;
 /// * **Leading edge**: the first change after a quiet interval fires at once.
 /// * **Refractory interval**: changes within `interval` of the last fire are summed and fired
 ///   together when the interval ends.
-/// * Empty stats never fire; pending stats are flushed by [`Debouncer::stop`].
+/// * Empty stats never fire; pending stats are delivered at once by [`Debouncer::flush`]
+///   (which keeps the debouncer running) and by [`Debouncer::stop`].
 /// * One task per debouncer (never one per event); the callback is called from that task (or
-///   from `stop`) and never while any lock is held.
+///   from `flush` or `stop`) and never while any lock is held.
 /// * `stop` is idempotent; after it, recorded changes are dropped.
 pub struct Debouncer {
     shared: Arc<Shared>,
@@ -133,6 +134,23 @@ impl Debouncer {
         self.shared.lock().pending
     }
 
+    /// Delivers pending stats now, if any, without waiting for the refractory interval and
+    /// without stopping (the Go original's `ForceSync`): the callback runs on the caller's
+    /// thread, no lock held, and the interval restarts from now. Returns what was delivered
+    /// (empty: nothing was pending, or the debouncer is stopped).
+    pub fn flush(&self) -> ChangeStats {
+        let flushed = {
+            let mut st = self.shared.lock();
+            if st.stopped || st.pending.is_empty() {
+                return ChangeStats::default();
+            }
+            st.last_fire = Some(Instant::now());
+            std::mem::take(&mut st.pending)
+        };
+        (self.shared.callback)(flushed);
+        flushed
+    }
+
     /// Stops the task and delivers pending stats, if any. Idempotent.
     pub fn stop(&self) {
         let flushed = {
@@ -227,6 +245,36 @@ mod tests {
         settle().await;
         let c = calls.lock().unwrap().clone();
         assert_eq!(c.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [10, 40], "both on the leading edge");
+    }
+
+    /// The Go original's `ForceSync`: pending changes are delivered at once, the debouncer
+    /// keeps running, and later changes are debounced from the flush.
+    #[tokio::test(start_paused = true)]
+    async fn flush_delivers_pending_without_stopping() {
+        let (cb, calls) = recorder();
+        let d = Debouncer::new(Duration::from_secs(5), cb);
+        assert!(d.flush().is_empty(), "nothing pending: nothing delivered");
+        d.record(created(1));
+        settle().await;
+        d.record(created(2));
+        settle().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(d.flush(), created(2), "delivered before the interval ends");
+        assert!(d.pending().is_empty());
+        settle().await;
+        assert_eq!(calls.lock().unwrap().iter().map(|(t, s)| (*t, s.created)).collect::<Vec<_>>(), [(0, 1), (1, 2)]);
+        // Still running, and the interval restarted at the flush: a change one second later
+        // waits until five seconds after the flush.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        d.record(created(3));
+        settle().await;
+        assert_eq!(calls.lock().unwrap().len(), 2, "within the interval restarted by the flush");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        settle().await;
+        assert_eq!(calls.lock().unwrap().last().map(|(t, s)| (*t, s.created)), Some((6, 3)));
+        d.stop();
+        d.record(created(4));
+        assert!(d.flush().is_empty(), "a stopped debouncer delivers nothing");
     }
 
     #[tokio::test(start_paused = true)]

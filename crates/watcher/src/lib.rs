@@ -15,6 +15,7 @@ mod config;
 mod debounce;
 mod duration;
 mod metrics;
+mod overlay;
 mod resource;
 mod set;
 mod single;
@@ -25,6 +26,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use metrics::WatchMetrics;
 #[cfg(feature = "metrics")]
 pub use metrics::{EventLabels, ResourceLabels};
+pub use overlay::{ProposalError, ResourceOverlaySummary, SetOverlay, SetOverlayBuilder};
 pub use resource::{DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve};
 pub use set::{LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single};
-pub use single::{ObjectCallback, ObjectWatcher};
+pub use single::{LastWatchError, ObjectCallback, ObjectWatchError, ObjectWatchOptions, ObjectWatcher};

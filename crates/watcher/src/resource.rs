@@ -499,6 +499,13 @@ impl ResourceWatcher {
             + self.shared.debouncer.as_ref().map_or(0, Debouncer::panics)
     }
 
+    /// Delivers pending change notifications now, without waiting for the debounce interval
+    /// and without stopping the watch (the Go original's `ForceSync`); the callback runs on the
+    /// caller's thread. Returns what was delivered (empty when nothing was pending).
+    pub fn flush_changes(&self) -> ChangeStats {
+        self.shared.debouncer.as_ref().map(Debouncer::flush).unwrap_or_default()
+    }
+
     /// Stops watching and flushes pending change notifications. Idempotent.
     pub fn stop(&self) {
         if self.shared.stopped.swap(true, Ordering::SeqCst) {

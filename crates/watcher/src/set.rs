@@ -10,7 +10,7 @@ use kube::Client;
 use memory_store::Snapshot;
 use store_types::{ChangeStats, Objects, Store, StoreError};
 
-use crate::config::{ConfigError, WatchConfig};
+use crate::config::{ConfigError, ResourceConfig, WatchConfig};
 use crate::metrics::WatchMetrics;
 use crate::resource::{ResourceWatcher, StoreHandle, WatchError, WatchOptions};
 
@@ -109,6 +109,9 @@ impl Single {
 pub struct ResourceSet {
     watchers: BTreeMap<String, ResourceWatcher>,
     metrics: WatchMetrics,
+    /// Each resource's compiled configuration, shared with snapshots (overlays prepare and
+    /// key proposed objects with it).
+    configs: Arc<BTreeMap<String, ResourceConfig>>,
 }
 
 impl std::fmt::Debug for ResourceSet {
@@ -124,8 +127,10 @@ impl ResourceSet {
         let compiled = config.compile()?;
         let metrics = WatchMetrics::default();
         let mut watchers = BTreeMap::new();
+        let mut configs = BTreeMap::new();
         for rc in compiled {
             let name = rc.name.clone();
+            configs.insert(name.clone(), rc.clone());
             let on_change = options.on_change.clone().map(|cb| {
                 let name = name.clone();
                 Arc::new(move |s: ChangeStats| cb(&name, s)) as crate::ChangeCallback
@@ -141,7 +146,7 @@ impl ResourceSet {
             };
             watchers.insert(name, ResourceWatcher::start(client.clone(), rc, opts).await?);
         }
-        Ok(ResourceSet { watchers, metrics })
+        Ok(ResourceSet { watchers, metrics, configs: Arc::new(configs) })
     }
 
     /// The watcher of one resource.
@@ -185,7 +190,15 @@ impl ResourceSet {
                 (name.clone(), view)
             })
             .collect();
-        SetSnapshot { stores }
+        SetSnapshot { stores, configs: self.configs.clone() }
+    }
+
+    /// Delivers every resource's pending change notifications now, keeping the watches
+    /// running; see [`ResourceWatcher::flush_changes`].
+    pub fn flush_changes(&self) {
+        for w in self.watchers.values() {
+            w.flush_changes();
+        }
     }
 
     /// Stops every watcher (flushing pending notifications). Idempotent.
@@ -196,16 +209,19 @@ impl ResourceSet {
     }
 }
 
-enum View {
+#[derive(Clone)]
+pub(crate) enum View {
     Memory(Snapshot<CompactObject>),
     /// On-demand stores are read live: their references change with the watch, and objects
     /// are fetched (or served from the cache) at the current version.
     Cached(CachedHandle),
 }
 
-/// One render's view of a [`ResourceSet`]; see [`ResourceSet::snapshot`].
+/// One render's view of a [`ResourceSet`]; see [`ResourceSet::snapshot`]. Cheap to clone.
+#[derive(Clone)]
 pub struct SetSnapshot {
-    stores: BTreeMap<String, View>,
+    pub(crate) stores: BTreeMap<String, View>,
+    pub(crate) configs: Arc<BTreeMap<String, ResourceConfig>>,
 }
 
 impl SetSnapshot {

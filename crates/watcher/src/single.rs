@@ -1,35 +1,123 @@
 //! A watcher of one named object.
 
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use compact_object::{CompactObject, CompactResource};
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, ApiResource};
+use kube::discovery::Scope;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-/// Called with the object's new state (`None`: it does not exist or was deleted).
+/// Called with the object's state (`None`: it does not exist or was deleted).
 pub type ObjectCallback = Arc<dyn Fn(Option<Arc<CompactObject>>) + Send + Sync>;
+
+/// Why an [`ObjectWatcher`] could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectWatchError {
+    /// The object's name is empty (a watch of every object is not an object watch).
+    #[error("{plural}: object watch needs a name, got an empty one")]
+    EmptyName {
+        /// The resource's plural name.
+        plural: String,
+    },
+    /// The resource is namespaced and no namespace was given: objects of the same name in
+    /// different namespaces would be one object.
+    #[error("{plural}/{name}: {plural} is namespaced, a namespace is required")]
+    MissingNamespace {
+        /// The resource's plural name.
+        plural: String,
+        /// The object's name.
+        name: String,
+    },
+    /// A namespace was given for a cluster-scoped resource.
+    #[error("{plural}/{name}: {plural} is cluster-scoped, but namespace {namespace:?} was given")]
+    ClusterScoped {
+        /// The resource's plural name.
+        plural: String,
+        /// The object's name.
+        name: String,
+        /// The namespace given.
+        namespace: String,
+    },
+}
+
+/// Callbacks of an [`ObjectWatcher`].
+#[derive(Clone, Default)]
+pub struct ObjectWatchOptions {
+    /// Called once, with the object's initial state (`None`: absent), when it is first known.
+    /// The initial state is not also reported to `on_change`.
+    pub on_sync_complete: Option<ObjectCallback>,
+    /// Called with every real change after the initial state.
+    pub on_change: Option<ObjectCallback>,
+}
+
+impl std::fmt::Debug for ObjectWatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWatchOptions")
+            .field("on_sync_complete", &self.on_sync_complete.is_some())
+            .field("on_change", &self.on_change.is_some())
+            .finish()
+    }
+}
+
+/// The last watch error of an [`ObjectWatcher`]: kube's message and when it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastWatchError {
+    /// The error's message.
+    pub message: String,
+    /// When it was received.
+    pub at: SystemTime,
+}
+
+#[derive(Default)]
+struct Status {
+    last_event: Option<SystemTime>,
+    last_error: Option<LastWatchError>,
+}
 
 /// Watches one named object (for example a credentials Secret) and reports every real change.
 ///
 /// A change is a new resourceVersion, a creation or a deletion; relists and reconnects that
 /// deliver the same version again are not reported. Unlike the Go original, which filtered by
 /// `metadata.generation`, Secrets and ConfigMaps (which have no generation) are reported too.
-/// The callback runs on the watcher's task, never under a lock. Dropping the watcher stops it.
+/// As in the original, the initial state goes to `on_sync_complete` (once), later changes to
+/// `on_change`; [`is_synced`](Self::is_synced), [`last_event_time`](Self::last_event_time)
+/// and [`last_error`](Self::last_error) tell a health check how the watch is doing.
+/// Callbacks run on the watcher's task, never under a lock. Dropping the watcher stops it.
+///
+/// # Usage
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use kube::discovery::Scope;
+/// use kstore_watcher::{ObjectWatchOptions, ObjectWatcher};
+/// let secrets = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+/// let options = ObjectWatchOptions {
+///     on_sync_complete: Some(Arc::new(|o| println!("initial: present = {}", o.is_some()))),
+///     on_change: Some(Arc::new(|o| println!("changed: present = {}", o.is_some()))),
+/// };
+/// let w = ObjectWatcher::start(client, &secrets, Scope::Namespaced, Some("ops"), "creds", options)?;
+/// w.wait_for_sync().await;
+/// assert!(w.is_synced());
+/// # Ok(()) }
+/// ```
 pub struct ObjectWatcher {
     current: watch::Receiver<Option<Option<Arc<CompactObject>>>>,
+    status: Arc<Mutex<Status>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for ObjectWatcher {
     /// Never prints the object (it may be a Secret).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectWatcher").field("synced", &self.current.borrow().is_some()).finish()
+        f.debug_struct("ObjectWatcher").field("synced", &self.is_synced()).finish()
     }
 }
 
@@ -37,33 +125,64 @@ fn rv(o: &Option<Arc<CompactObject>>) -> Option<String> {
     o.as_ref().and_then(|o| store_types::KubeObject::resource_version(&**o).map(str::to_owned))
 }
 
+fn lock(status: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
+    status.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl ObjectWatcher {
-    /// Starts watching `name` (in `namespace`, or cluster-scoped when `None`).
+    /// Starts watching `name` of `resource` (of the given scope: `namespace` is required for a
+    /// namespaced resource and refused for a cluster-scoped one). Must be called inside a tokio
+    /// runtime.
     pub fn start(
         client: Client,
         resource: &ApiResource,
+        scope: Scope,
         namespace: Option<&str>,
         name: &str,
-        on_change: Option<ObjectCallback>,
-    ) -> Self {
+        options: ObjectWatchOptions,
+    ) -> Result<Self, ObjectWatchError> {
+        let plural = || resource.plural.clone();
+        if name.is_empty() {
+            return Err(ObjectWatchError::EmptyName { plural: plural() });
+        }
+        let namespace = namespace.filter(|ns| !ns.is_empty());
         // Decoded straight into the compact form, numbers normalised (as the stores keep objects).
-        let api: Api<CompactResource> = match namespace {
-            Some(ns) => Api::namespaced_with(client, ns, resource),
-            None => Api::all_with(client, resource),
+        let api: Api<CompactResource> = match (scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client, ns, resource),
+            (Scope::Namespaced, None) => {
+                return Err(ObjectWatchError::MissingNamespace { plural: plural(), name: name.to_owned() });
+            }
+            (Scope::Cluster, None) => Api::all_with(client, resource),
+            (Scope::Cluster, Some(ns)) => {
+                return Err(ObjectWatchError::ClusterScoped {
+                    plural: plural(),
+                    name: name.to_owned(),
+                    namespace: ns.to_owned(),
+                });
+            }
         };
         let (tx, rx) = watch::channel::<Option<Option<Arc<CompactObject>>>>(None);
+        let status = Arc::new(Mutex::new(Status::default()));
+        let task_status = status.clone();
         let name = name.to_owned();
         let (api_version, kind) = (resource.api_version.clone(), resource.kind.clone());
         let task = tokio::spawn(async move {
             let mut events = watcher::watch_object(api, &name).default_backoff().boxed();
             while let Some(ev) = events.next().await {
+                let now = SystemTime::now();
                 let obj = match ev {
                     Ok(obj) => obj,
                     Err(e) => {
                         warn!(object = %name, error = %e, "watch error; retrying with backoff");
+                        lock(&task_status).last_error = Some(LastWatchError { message: e.to_string(), at: now });
                         continue;
                     }
                 };
+                {
+                    let mut st = lock(&task_status);
+                    st.last_event = Some(now);
+                    st.last_error = None;
+                }
                 // A listed object of a built-in kind comes without kind/apiVersion: restore them
                 // so it equals the watched and fetched forms.
                 let obj = obj.map(|o| {
@@ -77,24 +196,47 @@ impl ObjectWatcher {
                     }
                 });
                 let previous: Option<Option<Arc<CompactObject>>> = tx.borrow().clone();
-                let changed = match &previous {
-                    None => true,
-                    Some(prev) => prev.is_some() != obj.is_some() || rv(prev) != rv(&obj),
-                };
-                if changed {
-                    tx.send_replace(Some(obj.clone()));
-                    if let Some(cb) = &on_change {
-                        cb(obj);
+                match &previous {
+                    None => {
+                        // Before `wait_for_sync` resolves, so a caller that waited has seen it.
+                        if let Some(cb) = &options.on_sync_complete {
+                            cb(obj.clone());
+                        }
+                        tx.send_replace(Some(obj));
                     }
+                    Some(prev) if prev.is_some() != obj.is_some() || rv(prev) != rv(&obj) => {
+                        tx.send_replace(Some(obj.clone()));
+                        if let Some(cb) = &options.on_change {
+                            cb(obj);
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
         });
-        ObjectWatcher { current: rx, task: Mutex::new(Some(task)) }
+        Ok(ObjectWatcher { current: rx, status, task: Mutex::new(Some(task)) })
     }
 
     /// The object as last seen (`None` before the first answer or when it does not exist).
     pub fn current(&self) -> Option<Arc<CompactObject>> {
         self.current.borrow().clone().flatten()
+    }
+
+    /// True once the object's existence is known (its initial state was delivered).
+    pub fn is_synced(&self) -> bool {
+        self.current.borrow().is_some()
+    }
+
+    /// When the last event (the object's state, from a list or a watch) was received; `None`
+    /// before the first.
+    pub fn last_event_time(&self) -> Option<SystemTime> {
+        lock(&self.status).last_event
+    }
+
+    /// The last watch error, while it is the latest thing that happened: cleared by the next
+    /// event received (the watch recovered). Errors are retried with kube's default backoff.
+    pub fn last_error(&self) -> Option<LastWatchError> {
+        lock(&self.status).last_error.clone()
     }
 
     /// Resolves once the object's existence is known.

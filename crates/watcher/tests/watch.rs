@@ -288,16 +288,19 @@ async fn single_object_watcher_reports_every_secret_change_once() {
         .unwrap();
     let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
     let s2 = seen.clone();
+    let record: kstore_watcher::ObjectCallback = Arc::new(move |o: Option<Arc<CompactObject>>| {
+        s2.lock().unwrap().push(o.map(|o| o.pointer("/data/password").unwrap().as_str().unwrap().to_owned()))
+    });
     let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
     let w = kstore_watcher::ObjectWatcher::start(
         sim.client(),
         &ar,
+        kube::discovery::Scope::Namespaced,
         Some("ops"),
         "creds",
-        Some(Arc::new(move |o: Option<Arc<CompactObject>>| {
-            s2.lock().unwrap().push(o.map(|o| o.pointer("/data/password").unwrap().as_str().unwrap().to_owned()))
-        })),
-    );
+        kstore_watcher::ObjectWatchOptions { on_sync_complete: Some(record.clone()), on_change: Some(record) },
+    )
+    .unwrap();
     tokio::time::timeout(Duration::from_secs(20), w.wait_for_sync()).await.unwrap();
     assert_eq!(w.current().unwrap().pointer("/data/password").unwrap().as_str(), Some("YQ=="));
     sim.apply(secret("ops", "creds", "Yw==")).unwrap();
