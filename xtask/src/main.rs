@@ -19,7 +19,10 @@ cargo xtask <task> [args]
 tasks:
   test                 unit, integration (against apiserver-sim) and doc tests of every crate
   lint                 cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
-  ci                   lint + test + a short demo run + cargo deny (when installed)
+  ci                   lint + test + portable + a short demo run + cargo deny (when installed)
+  portable             the libraries leave the Kubernetes version, the TLS stack and metrics to
+                       the application: an app pinned to k8s-openapi v1_33 builds against them
+                       (.ci/pinned-app), and the watcher builds without its `metrics` feature
   demo [args]          the main job: kstore on a generated cluster (see `cargo xtask demo --help`)
   integration [--kubeconfig PATH [--context NAME]]
                        the integration suite against the embedded apiserver-sim (default) or,
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "lint" => lint(),
         "ci" => ci(),
+        "portable" => portable(),
         "demo" => demo(&rest),
         "bench" => bench(&rest),
         "integration" => integration(&rest),
@@ -113,6 +117,7 @@ fn lint() -> Result<(), String> {
 fn ci() -> Result<(), String> {
     lint()?;
     test(&[])?;
+    portable()?;
     demo(&["--small".into()])?;
     let has_deny = Command::new("cargo").args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());
     if has_deny {
@@ -122,6 +127,63 @@ fn ci() -> Result<(), String> {
     } else {
         eprintln!("xtask: cargo-deny is not installed; skipping `cargo deny check licenses bans sources`");
     }
+    Ok(())
+}
+
+/// Crates that select a TLS implementation; no library may pull one into an application.
+const TLS_CRATES: &[&str] = &["rustls", "ring", "aws-lc-rs", "aws-lc-sys", "openssl", "native-tls", "hyper-rustls"];
+
+/// `cargo xtask portable`: what a library leaves to the application stays with it.
+///
+/// 1. `.ci/pinned-app`, an application outside the workspace pinned to k8s-openapi's `v1_33`
+///    (the oldest version it supports) and depending on kstore with every feature, is checked
+///    with the workspace's lock file. k8s-openapi's build script panics when two version
+///    features are enabled, so this fails if any kstore library enables one (`latest`
+///    included) in its normal dependencies.
+/// 2. The app's normal dependency tree holds no TLS implementation (kube's `rustls-tls`,
+///    `ring`, `aws-lc-rs`, `openssl-tls` stay the application's choice).
+/// 3. The watcher builds without its `metrics` feature, and prometheus-client is then not in
+///    its dependency tree.
+fn portable() -> Result<(), String> {
+    let app = root().join(".ci/pinned-app");
+    let manifest = app.join("Cargo.toml");
+    std::fs::copy(root().join("Cargo.lock"), app.join("Cargo.lock")).map_err(|e| format!("copying Cargo.lock: {e}"))?;
+    let mut c = cargo();
+    // The workspace's `.cargo/config.toml` names 1.37 for workspace commands (it applies to
+    // any cargo run inside this directory); the application's version is 1.33.
+    c.env("K8S_OPENAPI_ENABLED_VERSION", "1.33")
+        .args(["check", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(root().join("target/pinned-app"));
+    run(c)?;
+    let tree = |args: &[&str]| -> Result<Vec<String>, String> {
+        let mut c = cargo();
+        c.env("K8S_OPENAPI_ENABLED_VERSION", "1.33").args(["tree", "--prefix", "none", "-e", "normal"]).args(args);
+        eprintln!("$ {}", describe(&c));
+        let out = c.output().map_err(|e| format!("could not run cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect())
+    };
+    let manifest_arg = manifest.to_string_lossy().into_owned();
+    let tls: Vec<String> =
+        tree(&["--manifest-path", &manifest_arg])?.into_iter().filter(|n| TLS_CRATES.contains(&n.as_str())).collect();
+    if !tls.is_empty() {
+        return Err(format!("kstore's libraries pull a TLS stack into the application: {tls:?}"));
+    }
+    let mut c = cargo();
+    c.args(["check", "-p", "kstore-watcher", "--no-default-features"]);
+    run(c)?;
+    if tree(&["-p", "kstore-watcher", "--no-default-features"])?.iter().any(|n| n == "prometheus-client") {
+        return Err("kstore-watcher without `metrics` still depends on prometheus-client".into());
+    }
+    eprintln!("xtask: portable: the libraries build in an application pinned to Kubernetes 1.33, with no TLS stack");
     Ok(())
 }
 

@@ -175,3 +175,51 @@ fn external_dependencies_are_declared_once_in_the_workspace() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Packages that are applications, not libraries: they may pick a Kubernetes version and a TLS
+/// stack in their normal dependencies.
+const APPLICATIONS: &[&str] = &["kstore-demo", "xtask"];
+
+#[test]
+fn libraries_pick_no_kubernetes_version_and_no_tls_stack() {
+    let meta = metadata();
+    let mut problems = Vec::new();
+    for p in meta["packages"].as_array().into_iter().flatten() {
+        let name = str_of(p, "name");
+        if !str_of(p, "manifest_path").starts_with(root().to_str().unwrap()) || APPLICATIONS.contains(&name) {
+            continue;
+        }
+        for dep in p["dependencies"].as_array().into_iter().flatten() {
+            // Only normal and build dependencies reach an application; dev-dependencies may pick.
+            if dep["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            let features: Vec<&str> =
+                dep["features"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let picked: Vec<&str> = match str_of(dep, "name") {
+                "k8s-openapi" => features
+                    .into_iter()
+                    .filter(|f| f.starts_with("v1_") || *f == "latest" || *f == "earliest")
+                    .collect(),
+                "kube" | "kube-client" => features
+                    .into_iter()
+                    .filter(|f| ["rustls-tls", "ring", "aws-lc-rs", "openssl-tls", "webpki-roots"].contains(f))
+                    .collect(),
+                _ => continue,
+            };
+            if !picked.is_empty() {
+                problems.push(format!("{name}: {} enables {picked:?}", str_of(dep, "name")));
+            }
+            // kube's default features include `rustls-tls` and `ring`.
+            if str_of(dep, "name") == "kube" && dep["uses_default_features"].as_bool() == Some(true) {
+                problems.push(format!("{name}: kube with default features (a TLS stack)"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "libraries must leave the Kubernetes version and the TLS stack to the application \
+         (enable them in [dev-dependencies] or in a binary crate):\n{}",
+        problems.join("\n")
+    );
+}

@@ -217,58 +217,80 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
         mib(heap_set)
     ));
 
-    // 4. Memory beside a kube-rs reflector of the same resources (measured one at a time).
-    out.line("\nmemory — kstore stores vs a kube-rs reflector (DynamicObject) of the same resource, this run:");
+    // 4. Memory beside two kube-rs peers of the same resources (measured one at a time): the
+    //    careful user (a typed reflector whose `.modify()` strips the fields kstore's
+    //    `ignoreFields` removes; for on-demand stores a `metadata_watcher` reflector, bodies
+    //    fetched with `Api::get` when read) and the naive one (a DynamicObject reflector holding
+    //    objects as delivered).
+    out.line("\nmemory — kstore vs kube-rs peers of the same resource, this run (careful: typed reflector + .modify()");
+    out.line(
+        "stripping the same fields, or metadata_watcher for on-demand stores; naive: DynamicObject as delivered):",
+    );
     out.line(format!(
-        "{:<12} {:>8} {:>10} {:>9} {:>12} {:>11} | {:>10} {:>12} {:>9} {:>7}",
+        "{:<10} {:>7} {:>9} {:>8} {:>7} {:>9} | {:>8} {:>7} {:>6} | {:>8} {:>7} {:>6}",
         "resource",
         "objects",
         "store",
         "sync",
-        "kstore B/obj",
-        "kstore tot",
-        "kube sync",
-        "kube B/obj",
-        "kube tot",
+        "B/obj",
+        "total",
+        "careful",
+        "B/obj",
+        "ratio",
+        "naive",
+        "B/obj",
         "ratio"
     ));
     let mut mem_rows = Vec::new();
-    let mut kube_total = 0usize;
+    let (mut careful_total, mut kube_total) = (0usize, 0usize);
     for (name, w) in set.watchers() {
         let (ar, _) = watcher::resolve(&client, w.config()).await?;
         let stats = w.store().stats();
         let (objects, kstore_bytes) = (stats.objects, stats.estimated_bytes);
-        let (kube_time, kube_bytes, kube_objects) = reflector_cost(client.clone(), &ar).await?;
-        kube_total += kube_bytes;
+        let strip = Strip::of(&config, name);
+        let on_demand = matches!(w.config().store, store_types::StoreType::Cached);
+        let careful = careful_cost(client.clone(), &ar, strip, on_demand).await?;
+        let naive = reflector_cost(client.clone(), &ar).await?;
+        careful_total += careful.bytes;
+        kube_total += naive.bytes;
         let kb = kstore_bytes / objects.max(1);
-        let rb = kube_bytes / kube_objects.max(1);
+        let cb = careful.bytes / careful.objects.max(1);
+        let rb = naive.bytes / naive.objects.max(1);
         out.line(format!(
-            "{:<12} {:>8} {:>10} {:>9} {:>12} {:>11} | {:>10} {:>12} {:>9} {:>6.1}x",
+            "{:<10} {:>7} {:>9} {:>8} {:>7} {:>9} | {:>8} {:>7} {:>5.1}x | {:>8} {:>7} {:>5.1}x",
             name,
             objects,
             w.config().store.to_string(),
             ms(sync_times[name]),
             kb,
             mib(kstore_bytes),
-            ms(kube_time),
+            ms(careful.time),
+            cb,
+            cb as f64 / kb.max(1) as f64,
+            ms(naive.time),
             rb,
-            mib(kube_bytes),
             rb as f64 / kb.max(1) as f64
         ));
         mem_rows.push(json!({
             "resource": name, "objects": objects, "store": w.config().store.to_string(),
             "sync_ms": sync_times[name].as_secs_f64() * 1e3, "kstore_bytes": kstore_bytes,
-            "kstore_bytes_per_object": kb, "reflector_sync_ms": kube_time.as_secs_f64() * 1e3,
-            "reflector_bytes": kube_bytes, "reflector_bytes_per_object": rb,
+            "kstore_bytes_per_object": kb,
+            "careful_peer": careful.peer, "careful_sync_ms": careful.time.as_secs_f64() * 1e3,
+            "careful_bytes": careful.bytes, "careful_bytes_per_object": cb,
+            "reflector_sync_ms": naive.time.as_secs_f64() * 1e3,
+            "reflector_bytes": naive.bytes, "reflector_bytes_per_object": rb,
         }));
     }
     out.line(format!(
         "(kstore per-resource bytes: the stores' own accounting — compact objects' real heap plus index estimate;\n \
-         measured whole-set heap {} vs {} for the reflectors: {:.1}x less)",
+         measured whole-set heap {}: {:.1}x less than the careful peers' {}, {:.1}x less than the naive reflectors' {})",
         mib(heap_set),
+        careful_total as f64 / heap_set.max(1) as f64,
+        mib(careful_total),
+        kube_total as f64 / heap_set.max(1) as f64,
         mib(kube_total),
-        kube_total as f64 / heap_set.max(1) as f64
     ));
+    report.insert("heap_bytes_careful_peers".into(), json!(careful_total));
     report.insert("resources".into(), Value::Array(mem_rows));
     report.insert("heap_bytes_resource_set".into(), json!(heap_set));
     report.insert("heap_bytes_reflectors".into(), json!(kube_total));
@@ -377,8 +399,153 @@ async fn show_progress(
     }
 }
 
-/// Heap and time of a kube-rs reflector of `ar` (full objects, as kube delivers them).
-async fn reflector_cost(client: kube::Client, ar: &ApiResource) -> Result<(Duration, usize, usize), BoxError> {
+/// What one kube-rs peer cost: sync time, heap held, objects held, and which peer it was.
+struct PeerCost {
+    peer: &'static str,
+    time: Duration,
+    bytes: usize,
+    objects: usize,
+}
+
+/// The fields kstore's configuration removes from a resource that a careful kube-rs user strips
+/// in `.modify()` too (the ones the demo's configuration names; others are not mirrored).
+#[derive(Clone, Copy, Debug, Default)]
+struct Strip {
+    managed_fields: bool,
+    last_applied: bool,
+    owner_references: bool,
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+impl Strip {
+    fn of(config: &WatchConfig, resource: &str) -> Strip {
+        let mut fields: Vec<&str> = config.ignore_fields.iter().map(String::as_str).collect();
+        if let Some(r) = config.watched_resources.get(resource) {
+            fields.extend(r.ignore_fields.iter().map(String::as_str));
+        }
+        let has = |f: &str| fields.iter().any(|x| x.replace('"', "'") == f);
+        Strip {
+            managed_fields: has("metadata.managedFields"),
+            last_applied: has(&format!("metadata.annotations['{LAST_APPLIED}']")),
+            owner_references: has("metadata.ownerReferences"),
+        }
+    }
+
+    fn apply(self, meta: &mut kube::api::ObjectMeta) {
+        if self.managed_fields {
+            meta.managed_fields = None;
+        }
+        if self.last_applied
+            && let Some(a) = meta.annotations.as_mut()
+        {
+            a.remove(LAST_APPLIED);
+        }
+        if self.owner_references {
+            meta.owner_references = None;
+        }
+    }
+}
+
+/// Heap and time of the careful kube-rs user's store of `ar`: for on-demand resources a
+/// `metadata_watcher` reflector (bodies would be fetched with `Api::get` when read); otherwise a
+/// typed reflector (DynamicObject for kinds the demo has no k8s-openapi type for) whose
+/// `.modify()` strips the same fields kstore's `ignoreFields` removes.
+async fn careful_cost(
+    client: kube::Client,
+    ar: &ApiResource,
+    strip: Strip,
+    on_demand: bool,
+) -> Result<PeerCost, BoxError> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use k8s_openapi::api::networking::v1::Ingress;
+    use kube::core::PartialObjectMeta;
+    use kube::runtime::WatchStreamExt;
+    if on_demand {
+        settle().await;
+        let base = heap_meter::live();
+        let t = Instant::now();
+        let writer = reflector::store::Writer::<PartialObjectMeta<DynamicObject>>::new(ar.clone());
+        let reader = writer.as_reader();
+        // kube's metadata-only requests: `Api<PartialObjectMeta<_>>` (what `metadata_watcher` does).
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, ar);
+        let stream = kube_watcher(api, kube_watcher::Config::default())
+            .modify(move |o: &mut PartialObjectMeta<DynamicObject>| strip.apply(&mut o.metadata));
+        let task = tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
+        tokio::time::timeout(Duration::from_secs(120), reader.wait_until_ready()).await??;
+        let time = t.elapsed();
+        settle().await;
+        let bytes = heap_meter::live().saturating_sub(base);
+        let objects = reader.len();
+        task.abort();
+        let _ = task.await;
+        drop(reader);
+        return Ok(PeerCost { peer: "metadata_watcher + Api::get", time, bytes, objects });
+    }
+    match (ar.group.as_str(), ar.plural.as_str()) {
+        ("networking.k8s.io", "ingresses") => typed_cost::<Ingress>(client, strip).await,
+        ("", "services") => typed_cost::<Service>(client, strip).await,
+        ("discovery.k8s.io", "endpointslices") => typed_cost::<EndpointSlice>(client, strip).await,
+        ("", "configmaps") => typed_cost::<ConfigMap>(client, strip).await,
+        ("", "secrets") => typed_cost::<Secret>(client, strip).await,
+        _ => {
+            let api: Api<DynamicObject> = Api::all_with(client, ar);
+            let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+            let mut cost = peer_cost(writer, api, move |o: &mut DynamicObject| strip.apply(&mut o.metadata)).await?;
+            cost.peer = "DynamicObject reflector + .modify()";
+            Ok(cost)
+        }
+    }
+}
+
+async fn typed_cost<K>(client: kube::Client, strip: Strip) -> Result<PeerCost, BoxError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = Api::all(client);
+    let writer = reflector::store::Writer::<K>::default();
+    let mut cost = peer_cost(writer, api, move |o: &mut K| strip.apply(o.meta_mut())).await?;
+    cost.peer = "typed reflector + .modify()";
+    Ok(cost)
+}
+
+/// Runs `reflector(writer, watcher(api).modify(modify))` until ready and measures it.
+async fn peer_cost<K>(
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> Result<PeerCost, BoxError>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    use kube::runtime::WatchStreamExt;
+    settle().await;
+    let base = heap_meter::live();
+    let t = Instant::now();
+    let reader = writer.as_reader();
+    let stream = kube_watcher(api, kube_watcher::Config::default()).modify(modify);
+    let task = tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
+    tokio::time::timeout(Duration::from_secs(120), reader.wait_until_ready()).await??;
+    let time = t.elapsed();
+    settle().await;
+    let bytes = heap_meter::live().saturating_sub(base);
+    let objects = reader.len();
+    task.abort();
+    let _ = task.await;
+    drop(reader);
+    Ok(PeerCost { peer: "", time, bytes, objects })
+}
+
+/// Heap and time of the naive kube-rs user's reflector of `ar`: DynamicObjects as delivered.
+async fn reflector_cost(client: kube::Client, ar: &ApiResource) -> Result<PeerCost, BoxError> {
     settle().await;
     let base = heap_meter::live();
     let t = Instant::now();
@@ -391,11 +558,11 @@ async fn reflector_cost(client: kube::Client, ar: &ApiResource) -> Result<(Durat
     let time = t.elapsed();
     settle().await;
     let bytes = heap_meter::live().saturating_sub(base);
-    let n = reader.len();
+    let objects = reader.len();
     task.abort();
     let _ = task.await;
     drop(reader);
-    Ok((time, bytes, n))
+    Ok(PeerCost { peer: "DynamicObject reflector as delivered", time, bytes, objects })
 }
 
 fn name_of(o: &CompactObject) -> (String, String) {

@@ -22,7 +22,9 @@ mod single;
 pub use config::{ConfigError, DEFAULT_CACHE_TTL, ResourceConfig, WatchConfig, WatchedResource};
 pub use debounce::{ChangeCallback, Debouncer};
 pub use duration::{DurationError, format_duration, parse_duration};
-pub use metrics::{EventLabels, ResourceLabels, WatchMetrics};
+pub use metrics::WatchMetrics;
+#[cfg(feature = "metrics")]
+pub use metrics::{EventLabels, ResourceLabels};
 pub use resource::{DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve};
 pub use set::{LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single};
 pub use single::{ObjectCallback, ObjectWatcher};

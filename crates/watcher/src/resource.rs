@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cached_store::{CachedHandle, CachedStore, CachedStoreConfig, Reference};
 use compact_object::{CompactObject, CompactResource};
@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ResourceConfig;
 use crate::debounce::{ChangeCallback, Debouncer};
-use crate::metrics::{ResourceLabels, WatchMetrics};
+use crate::metrics::{ResourceMetrics, WatchMetrics};
 
 /// Default refractory interval of change notifications.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(5);
@@ -233,8 +233,7 @@ struct Shared {
     writer: StoreWriter,
     /// Read-only handle given to users.
     store: StoreHandle,
-    labels: ResourceLabels,
-    metrics: WatchMetrics,
+    metrics: ResourceMetrics,
     failures: indexer::ExtractionFailures,
     debouncer: Option<Debouncer>,
     notify_initial: bool,
@@ -316,10 +315,6 @@ pub async fn resolve(client: &Client, config: &ResourceConfig) -> Result<(ApiRes
             group_version: gv_str,
             plural: config.plural.clone(),
         })
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 impl ResourceWatcher {
@@ -411,7 +406,7 @@ impl ResourceWatcher {
         });
         let merged = stream::select_all(streams);
 
-        let labels = WatchMetrics::labels(&config.name);
+        let metrics = ResourceMetrics::new(&options.metrics, &config.name);
         let debouncer = options.on_change.clone().map(|cb| Debouncer::new(options.debounce, cb));
         let (synced, _) = watch::channel(false);
         let scoped = !config.namespaces.is_empty();
@@ -420,8 +415,7 @@ impl ResourceWatcher {
             config,
             store: store.handle(),
             writer: store,
-            labels,
-            metrics: options.metrics.clone(),
+            metrics,
             failures: indexer::ExtractionFailures::default(),
             debouncer,
             notify_initial: options.notify_initial_sync,
@@ -573,7 +567,7 @@ async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Un
                 shared.changed(stats);
             }
             Err(e) => {
-                shared.metrics.watch_errors.get_or_create(&shared.labels).inc();
+                shared.metrics.watch_error();
                 warn!(resource = %shared.config.name, error = %e, "watch error; retrying with backoff");
             }
         }
@@ -624,7 +618,7 @@ impl Shared {
         let keys = match self.config.indexer.keys(&obj) {
             Ok(k) => k,
             Err(e) => {
-                self.metrics.extraction_failures.get_or_create(&self.labels).inc();
+                self.metrics.extraction_failure();
                 if self.failures.record(Some(id_ref), &e) {
                     warn!(resource = %self.config.name, object = %identity, error = %e, "index keys not extractable; object not stored");
                 }
@@ -647,7 +641,7 @@ impl Shared {
                 match result {
                     Ok(Change::Created) => stats.created = 1,
                     Ok(Change::Modified { .. }) => stats.modified = 1,
-                    Ok(Change::Unchanged) => self.metrics.event(&self.config.name, "unchanged", 1),
+                    Ok(Change::Unchanged) => self.metrics.events("unchanged", 1),
                     Err(e) => warn!(resource = %self.config.name, error = %e, "store rejected object"),
                 }
             }
@@ -655,9 +649,9 @@ impl Shared {
                 if self.remove(&Identity { key: id.key, uid: None }) {
                     stats.deleted = 1;
                 }
-                self.metrics.event(&self.config.name, "skipped", 1);
+                self.metrics.events("skipped", 1);
             }
-            Prepared::Ignore => self.metrics.event(&self.config.name, "skipped", 1),
+            Prepared::Ignore => self.metrics.events("skipped", 1),
         }
         stats
     }
@@ -692,7 +686,7 @@ impl Shared {
 
     /// Publishes a complete list at once: for one namespace, or for everything.
     fn relist(&self, namespace: Option<&str>, items: Vec<Item>) -> ChangeStats {
-        self.metrics.relists.get_or_create(&self.labels).inc();
+        self.metrics.relist();
         let store = match &self.writer {
             StoreWriter::Memory(store) => store,
             StoreWriter::Cached(cached) => return self.relist_references(cached, namespace, items),
@@ -775,9 +769,9 @@ impl Shared {
         let still_initial = !*self.synced.borrow();
         stats.is_initial_sync = still_initial;
         self.update_gauges();
-        self.metrics.event(&self.config.name, "added", stats.created);
-        self.metrics.event(&self.config.name, "modified", stats.modified);
-        self.metrics.event(&self.config.name, "deleted", stats.deleted);
+        self.metrics.events("added", stats.created);
+        self.metrics.events("modified", stats.modified);
+        self.metrics.events("deleted", stats.deleted);
         if (!still_initial || self.notify_initial)
             && let Some(d) = &self.debouncer
         {
@@ -797,9 +791,9 @@ impl Shared {
 
     fn changed(&self, stats: ChangeStats) {
         self.update_gauges();
-        self.metrics.event(&self.config.name, "added", stats.created);
-        self.metrics.event(&self.config.name, "modified", stats.modified);
-        self.metrics.event(&self.config.name, "deleted", stats.deleted);
+        self.metrics.events("added", stats.created);
+        self.metrics.events("modified", stats.modified);
+        self.metrics.events("deleted", stats.deleted);
         if let Some(d) = &self.debouncer {
             d.record(stats);
         }
@@ -807,9 +801,6 @@ impl Shared {
 
     fn update_gauges(&self) {
         let st = self.store.stats();
-        self.metrics.objects.get_or_create(&self.labels).set(st.objects as i64);
-        self.metrics.key_tuples.get_or_create(&self.labels).set(st.key_tuples as i64);
-        self.metrics.estimated_bytes.get_or_create(&self.labels).set(st.estimated_bytes as i64);
-        self.metrics.last_event.get_or_create(&self.labels).set(unix_now());
+        self.metrics.store_changed(st.objects, st.key_tuples, st.estimated_bytes);
     }
 }
