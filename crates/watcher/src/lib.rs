@@ -15,6 +15,7 @@ mod config;
 mod debounce;
 mod duration;
 mod metrics;
+pub mod reflect;
 mod resource;
 mod set;
 mod single;
