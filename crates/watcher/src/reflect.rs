@@ -200,11 +200,6 @@ impl<K, S: Sink<K>> EventLoop<K, S> {
         }
     }
 
-    /// The sink.
-    pub(crate) fn sink(&self) -> &S {
-        &self.sink
-    }
-
     /// Handles one event of stream `i`.
     pub(crate) fn handle(&mut self, i: usize, event: &Result<Event<K>, watcher::Error>) {
         match event {
