@@ -188,20 +188,34 @@ fn exact() {
     }
 }
 
+/// A namespace's 100 objects among `n`: from a store published at once (`replace_all`: the
+/// index is built in key order), and from one filled by single `add`s in generation order, where
+/// object `i` goes to namespace `i % (n / 100)`: a namespace's objects arrive far apart in time,
+/// so its index nodes were allocated among everyone else's. Owned results (`get`) beside the
+/// borrowing visit (`for_each_under`, no `Arc` clone per match).
 fn namespace() {
-    println!("| size | MemoryStore | after a write | kube-rs `state()` + filter |");
-    println!("|---:|---:|---:|---:|");
+    println!(
+        "| size | `get` (relisted) | `get` (scattered) | `for_each_under` (scattered) | `Snapshot::for_each_under` (scattered) | `get` after a write | kube-rs `state()` + filter |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut quiet = Vec::new();
+    let mut visits = Vec::new();
     for n in SIZES {
         let objs: Vec<Arc<ConfigMap>> = (0..n).map(|i| Arc::new(configmap(i % (n / 100), i, 1))).collect();
         let mem = MemoryStore::new(2).unwrap();
         mem.replace_all(objs.iter().map(|o| (o.clone(), keys_of(o)))).unwrap();
+        let scattered = MemoryStore::new(2).unwrap();
+        for o in &objs {
+            scattered.add(o.clone(), keys_of(o)).unwrap();
+        }
+        let snap = scattered.snapshot();
         let (kube, mut writer) = reflector::store::<ConfigMap>();
         for o in &objs {
             writer.apply_watcher_event(&watcher::Event::Apply(ConfigMap::clone(o)));
         }
         let ns = "ns-0007";
         assert_eq!(mem.get(&[ns]).unwrap().len(), 100);
+        assert_eq!(scattered.for_each_under(&[ns], |_| {}).unwrap(), 100);
         // The write touches another namespace; the query runs on the new state.
         let other = Arc::new(configmap(8, 0, 2));
         let other_keys = keys_of(&other);
@@ -212,6 +226,30 @@ fn namespace() {
                 Box::new(|k| {
                     for _ in 0..k {
                         black_box(mem.get(&[ns]).unwrap());
+                    }
+                }),
+            ),
+            (
+                "scattered",
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(scattered.get(&[ns]).unwrap());
+                    }
+                }),
+            ),
+            (
+                "for_each_under",
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(scattered.for_each_under(&[ns], |o| consume(o)).unwrap());
+                    }
+                }),
+            ),
+            (
+                "snapshot_for_each_under",
+                Box::new(|k| {
+                    for _ in 0..k {
+                        black_box(snap.for_each_under(&[ns], |o| consume(o)).unwrap());
                     }
                 }),
             ),
@@ -240,9 +278,22 @@ fn namespace() {
         ];
         let t = race(&mut contenders);
         quiet.push(t[0]);
-        println!("| {n} | {} | {} (incl. the write) | {} |", fmt(t[0]), fmt(t[1]), fmt(t[2]));
+        visits.push(t[2]);
+        println!(
+            "| {n} | {} | {} | {} | {} | {} (incl. the write) | {} |",
+            fmt(t[0]),
+            fmt(t[1]),
+            fmt(t[2]),
+            fmt(t[3]),
+            fmt(t[4]),
+            fmt(t[5])
+        );
     }
-    println!("\n100k ÷ 1k: {:.2}", quiet[2] / quiet[0]);
+    println!(
+        "\n100k ÷ 1k: `get` (relisted) {:.2}, `for_each_under` (scattered) {:.2}",
+        quiet[2] / quiet[0],
+        visits[2] / visits[0]
+    );
 }
 
 fn main() {

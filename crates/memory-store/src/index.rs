@@ -373,55 +373,69 @@ impl<T: KubeObject> Index<T> {
     /// tuple order (keyed layout).
     fn prefix_buckets<'a>(
         k: &'a Keyed<T>,
-        prefix: &'a [u8],
-        end: &'a [u8],
-    ) -> impl Iterator<Item = &'a Bucket<T>> + 'a {
+        prefix: &[u8],
+        end: &[u8],
+    ) -> impl Iterator<Item = &'a Bucket<T>> + use<'a, T> {
         k.ordered
-            .iter()
-            .flat_map(move |m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+            .as_ref()
+            .map(|m| m.range::<_, [u8]>((Bound::Included(prefix), Bound::Excluded(end))))
+            .into_iter()
+            .flatten()
             .map(|(_, b)| b)
     }
 
-    /// Objects of one namespace in identity order (identity-keyed layout).
-    fn namespace_objects<'a>(sorted: &'a Sorted<T>, namespace: &'a str) -> impl Iterator<Item = &'a Arc<T>> + 'a {
-        sorted.namespace(namespace)
-    }
-
-    /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name).
-    /// Cost: O(log n + matches): one pass over the matches without touching their keys, one
-    /// exactly sized result; sorting is skipped when the matches are already in order (for
-    /// example when the key tuple starts with namespace and name).
-    pub(crate) fn get_prefix(&self, keys: &[&str]) -> Objects<T> {
-        // References first (on the stack for up to 128 matches), so that the result is
-        // allocated once at its exact size.
+    /// Calls `f` with every object under a key prefix (fewer than `num_keys` keys), borrowed
+    /// from this state, in (namespace, name) order. Cost: O(log n + matches), no reference
+    /// count taken; matches are walked in place when their order is the key order (the
+    /// identity-keyed layout, or every key tuple being its object's `[namespace, name]`), else
+    /// gathered as references on the stack (up to 128) and sorted when out of order.
+    pub(crate) fn for_each_prefix<'a>(&'a self, keys: &[&str], mut f: impl FnMut(&'a Arc<T>)) {
         let k = match &self.layout {
             Layout::Identity { sorted, .. } => {
-                let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
                 // Two keys, so the prefix is the namespace.
                 if let [namespace] = keys {
-                    found.extend(Self::namespace_objects(sorted, namespace));
+                    sorted.namespace(namespace).for_each(f);
                 }
-                return found.iter().map(|o| Arc::clone(o)).collect();
+                return;
             }
             Layout::Keyed(k) => k,
         };
         let prefix = encode(keys);
         let end = prefix_end(&prefix);
-        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
         if self.identity_keyed == k.objects.len() {
             // Every key tuple is its object's `[namespace, name]`: the objects map has the same
             // order and holds each object inline, so walk it instead of one bucket per object.
             let range = k.objects.range::<_, [u8]>((Bound::Included(&prefix[..]), Bound::Excluded(&end[..])));
-            found.extend(range.map(|(_, slot)| &slot.object));
-            return found.iter().map(|o| Arc::clone(o)).collect();
+            range.for_each(|(_, slot)| f(&slot.object));
+            return;
         }
+        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
         for bucket in Self::prefix_buckets(k, &prefix, &end) {
             found.extend(bucket.iter());
         }
         if !found.is_sorted_by(|a, b| cmp_objects(&***a, &***b) != Ordering::Greater) {
             found.sort_by(|a, b| cmp_objects(&***a, &***b));
         }
+        found.into_iter().for_each(f);
+    }
+
+    /// Objects under a key prefix (fewer than `num_keys` keys), ordered by (namespace, name):
+    /// [`for_each_prefix`](Self::for_each_prefix)'s matches, gathered as references first (on
+    /// the stack for up to 128) so that the result is allocated once at its exact size.
+    pub(crate) fn get_prefix(&self, keys: &[&str]) -> Objects<T> {
+        let mut found: SmallVec<[&Arc<T>; 128]> = SmallVec::new();
+        self.for_each_prefix(keys, |o| found.push(o));
         found.iter().map(|o| Arc::clone(o)).collect()
+    }
+
+    /// Calls `f` with every object under `keys` (1..=`num_keys` keys, exact or prefix), borrowed,
+    /// in (namespace, name) order.
+    pub(crate) fn for_each_under<'a>(&'a self, keys: &[&str], f: impl FnMut(&'a Arc<T>)) {
+        if keys.len() == self.num_keys {
+            self.exact_slice(keys).iter().for_each(f);
+        } else {
+            self.for_each_prefix(keys, f);
+        }
     }
 
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
@@ -550,7 +564,7 @@ impl<T: KubeObject> Index<T> {
         match &self.layout {
             Layout::Identity { by_id, sorted } => match keys {
                 [_, _] => by_id.get_elements(keys).map(to_id).into_iter().collect(),
-                [namespace] => Self::namespace_objects(sorted, namespace).map(to_id).collect(),
+                [namespace] => sorted.namespace(namespace).map(to_id).collect(),
                 _ => Vec::new(),
             },
             Layout::Keyed(k) => {
@@ -592,96 +606,181 @@ impl<T: KubeObject> Index<T> {
     }
 
     /// Checks every invariant by rebuilding the index from the objects and comparing.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), InvariantError> {
         match &self.layout {
             Layout::Identity { by_id, sorted } => self.validate_identity(by_id, sorted),
             Layout::Keyed(k) => self.validate_keyed(k),
         }
     }
 
-    fn validate_identity(&self, by_id: &IdentityIndex<T>, sorted: &Sorted<T>) -> Result<(), String> {
+    fn validate_identity(&self, by_id: &IdentityIndex<T>, sorted: &Sorted<T>) -> Result<(), InvariantError> {
         if self.num_keys != 2 {
-            return Err(format!("identity-keyed layout in a store of {} keys", self.num_keys));
+            return Err(InvariantError::IdentityLayout { num_keys: self.num_keys });
         }
         sorted.validate()?;
-        if by_id.len() != sorted.len() {
-            return Err(format!("{} objects by identity, {} in order", by_id.len(), sorted.len()));
-        }
+        count("objects by identity vs in order", by_id.len(), sorted.len())?;
         let mut bytes = 0;
         for o in sorted.iter() {
             let Some(id) = o.identity() else {
-                return Err("object without identity".to_owned());
+                return Err(InvariantError::NoIdentity { at: "the ordered objects".to_owned() });
             };
             match by_id.get(id.namespace, id.name) {
                 Some(found) if Arc::ptr_eq(found, o) => {}
-                _ => return Err(format!("{}/{} missing from the identity table", id.namespace, id.name)),
+                _ => return Err(InvariantError::NotInIdentityTable { identity: id.key().to_string() }),
             }
             bytes += o.heap_size();
         }
-        if by_id.iter().count() != by_id.len() {
-            return Err("identity table count is off".to_owned());
-        }
-        if self.identity_keyed != sorted.len() {
-            return Err(format!("identity-keyed count {} != {}", self.identity_keyed, sorted.len()));
-        }
-        if bytes != self.bytes {
-            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
-        }
-        Ok(())
+        count("identity table entries vs its count", by_id.iter().count(), by_id.len())?;
+        count("identity-keyed objects", self.identity_keyed, sorted.len())?;
+        count("object bytes", self.bytes, bytes)
     }
 
-    fn validate_keyed(&self, k: &Keyed<T>) -> Result<(), String> {
+    fn validate_keyed(&self, k: &Keyed<T>) -> Result<(), InvariantError> {
         let mut rebuilt: std::collections::BTreeMap<KeyTuple, Vec<Arc<T>>> = Default::default();
         let mut bytes = 0;
         let mut identity_keyed = 0;
         for (okey, slot) in &k.objects {
             let Some(id) = slot.object.identity() else {
-                return Err(format!("object at {okey} has no identity"));
+                return Err(InvariantError::NoIdentity { at: okey.to_string() });
             };
             if &id.key() != okey {
-                return Err(format!("object at {okey} claims identity {}", id.key()));
+                return Err(InvariantError::WrongIdentity { at: okey.to_string(), claims: id.key().to_string() });
             }
             if slot.keys.len() != self.num_keys {
-                return Err(format!("object {okey} has {} keys, store has {}", slot.keys.len(), self.num_keys));
+                return Err(InvariantError::KeyCount {
+                    identity: okey.to_string(),
+                    keys: slot.keys.len(),
+                    num_keys: self.num_keys,
+                });
             }
             bytes += keyed_bytes(&*slot.object, &slot.keys, okey);
             identity_keyed += keyed_by_identity(&slot.keys, okey);
             rebuilt.entry(slot.keys.clone()).or_default().push(slot.object.clone());
         }
-        if identity_keyed != self.identity_keyed {
-            return Err(format!("identity-keyed count {} != recomputed {identity_keyed}", self.identity_keyed));
-        }
-        if bytes != self.bytes {
-            return Err(format!("byte count {} != recomputed {bytes}", self.bytes));
-        }
-        if rebuilt.len() != k.exact.len() {
-            return Err(format!("{} key tuples indexed, {} expected", k.exact.len(), rebuilt.len()));
-        }
+        count("identity-keyed objects", self.identity_keyed, identity_keyed)?;
+        count("object bytes", self.bytes, bytes)?;
+        count("key tuples in the exact index", k.exact.len(), rebuilt.len())?;
         for (keys, mut expected) in rebuilt {
             expected.sort_by(|a, b| cmp_objects(&**a, &**b));
             let Some(bucket) = k.exact.get(&keys) else {
-                return Err(format!("key tuple {keys} missing from the exact index"));
+                return Err(InvariantError::NotInExactIndex { keys: keys.to_string() });
             };
             if bucket.len() != expected.len() || bucket.iter().zip(&expected).any(|(a, b)| !Arc::ptr_eq(a, b)) {
-                return Err(format!("bucket {keys} differs from its objects"));
+                return Err(InvariantError::Bucket { keys: keys.to_string() });
             }
             if let Some(ordered) = &k.ordered {
                 match ordered.get(&keys) {
                     Some(b) if Arc::ptr_eq(b, bucket) => {}
-                    _ => return Err(format!("ordered index out of step at {keys}")),
+                    _ => return Err(InvariantError::OrderedIndex { keys: keys.to_string() }),
                 }
             }
         }
         if k.exact.buckets().any(|b| b.is_empty()) {
-            return Err("empty bucket left in the exact index".into());
+            return Err(InvariantError::EmptyBucket);
         }
-        if let Some(ordered) = &k.ordered
-            && ordered.len() != k.exact.len()
-        {
-            return Err(format!("ordered index has {} tuples, exact {}", ordered.len(), k.exact.len()));
+        match &k.ordered {
+            Some(ordered) => count("key tuples in the ordered index", ordered.len(), k.exact.len()),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// A broken invariant of a store's state, found by [`MemoryStore::validate`](crate::MemoryStore::validate)
+/// (the index rebuilt from the objects differs from the index held). Never returned by a
+/// correct store: it names the first difference found, for tests and bug reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantError {
+    /// Two structures (or a count and what it counts) disagree on a number.
+    #[error("{what}: {held} held, {expected} expected")]
+    Count {
+        /// What was counted.
+        what: &'static str,
+        /// The number the state holds or records.
+        held: usize,
+        /// The number recomputed from the objects.
+        expected: usize,
+    },
+    /// The identity-keyed layout is used by a store whose key tuples do not have two keys.
+    #[error("identity-keyed layout in a store of {num_keys} keys")]
+    IdentityLayout {
+        /// The store's number of keys.
+        num_keys: usize,
+    },
+    /// An object held has no identity (name).
+    #[error("object at {at} has no identity")]
+    NoIdentity {
+        /// Where it is held.
+        at: String,
+    },
+    /// An object is held under another identity than its own.
+    #[error("object at {at} claims identity {claims}")]
+    WrongIdentity {
+        /// The identity it is held under.
+        at: String,
+        /// Its own identity.
+        claims: String,
+    },
+    /// An object's key tuple does not have the store's number of keys.
+    #[error("object {identity} has {keys} keys, the store {num_keys}")]
+    KeyCount {
+        /// The object's identity.
+        identity: String,
+        /// Its number of keys.
+        keys: usize,
+        /// The store's number of keys.
+        num_keys: usize,
+    },
+    /// An object in identity order is missing from the identity table.
+    #[error("{identity} missing from the identity table")]
+    NotInIdentityTable {
+        /// The object's identity.
+        identity: String,
+    },
+    /// A key tuple some object holds is missing from the exact index.
+    #[error("key tuple {keys} missing from the exact index")]
+    NotInExactIndex {
+        /// The key tuple.
+        keys: String,
+    },
+    /// A bucket does not hold exactly the objects under its key tuple, in identity order.
+    #[error("bucket {keys} differs from its objects")]
+    Bucket {
+        /// The bucket's key tuple.
+        keys: String,
+    },
+    /// The ordered index does not share the exact index's bucket for a key tuple.
+    #[error("ordered index out of step at {keys}")]
+    OrderedIndex {
+        /// The key tuple.
+        keys: String,
+    },
+    /// An empty bucket remains in the exact index.
+    #[error("empty bucket left in the exact index")]
+    EmptyBucket,
+    /// A chunk of the objects in identity order is empty or over-full.
+    #[error("chunk of {len} objects in the identity order")]
+    Chunk {
+        /// Its number of objects.
+        len: usize,
+    },
+    /// Two neighbours in identity order are out of order (or equal).
+    #[error("objects out of identity order at {identity}")]
+    OutOfOrder {
+        /// The second object's identity.
+        identity: String,
+    },
+}
+
+/// Lets callers that report invariant failures as strings use `?` on [`InvariantError`].
+impl From<InvariantError> for String {
+    fn from(e: InvariantError) -> String {
+        e.to_string()
+    }
+}
+
+/// `Ok` when `held == expected`, else [`InvariantError::Count`].
+pub(crate) fn count(what: &'static str, held: usize, expected: usize) -> Result<(), InvariantError> {
+    if held == expected { Ok(()) } else { Err(InvariantError::Count { what, held, expected }) }
 }
 
 fn keyed_by_identity(keys: &KeyTuple, okey: &ObjectKey) -> usize {
@@ -789,5 +888,52 @@ impl<T: KubeObject> Keyed<T> {
             Some(Arc::from(v))
         };
         self.set_bucket(keys, new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use store_types::IdentityRef;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Obj(&'static str);
+
+    impl KubeObject for Obj {
+        fn identity(&self) -> Option<IdentityRef<'_>> {
+            Some(IdentityRef { namespace: "ns", name: self.0, uid: None })
+        }
+        fn resource_version(&self) -> Option<&str> {
+            Some("1")
+        }
+        const CHEAP_IDENTITY: bool = true;
+    }
+
+    fn add(index: &mut Index<Obj>, name: &'static str, keys: KeyTuple) {
+        let object = Arc::new(Obj(name));
+        let okey = object.identity().unwrap().key();
+        index.upsert(okey, object, keys);
+    }
+
+    /// `validate` names the first broken invariant it finds, in either layout.
+    #[test]
+    fn validate_names_what_is_broken() {
+        let mut keyed = Index::new(1);
+        add(&mut keyed, "a", KeyTuple::new(["k"]));
+        assert_eq!(keyed.validate(), Ok(()));
+        keyed.bytes += 1;
+        let e = keyed.validate().unwrap_err();
+        assert!(matches!(e, InvariantError::Count { what: "object bytes", .. }), "{e}");
+        assert_eq!(String::from(e.clone()), e.to_string());
+
+        let mut by_identity = Index::new(2);
+        add(&mut by_identity, "a", KeyTuple::new(["ns", "a"]));
+        assert!(matches!(by_identity.layout, Layout::Identity { .. }));
+        assert_eq!(by_identity.validate(), Ok(()));
+        by_identity.identity_keyed = 0;
+        let e = by_identity.validate().unwrap_err();
+        assert_eq!(e, InvariantError::Count { what: "identity-keyed objects", held: 0, expected: 1 });
+        assert_eq!(e.to_string(), "identity-keyed objects: 0 held, 1 expected");
     }
 }

@@ -12,12 +12,11 @@
 
 mod exact;
 mod index;
-mod publish;
 mod sorted;
 mod store;
 mod sync;
 
-pub use index::{Change, MemoryStats};
+pub use index::{Change, InvariantError, MemoryStats};
 pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 

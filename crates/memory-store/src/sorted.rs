@@ -12,7 +12,7 @@ use std::sync::Arc;
 use imbl::Vector;
 use store_types::KubeObject;
 
-use crate::index::id_of;
+use crate::index::{InvariantError, count, id_of};
 
 /// Most objects in one chunk; a chunk that would grow past it is split in two halves.
 const CHUNK: usize = 64;
@@ -173,23 +173,21 @@ impl<T: KubeObject> Sorted<T> {
     }
 
     /// Checks order, chunk sizes and the count.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let mut count = 0;
+    pub(crate) fn validate(&self) -> Result<(), InvariantError> {
+        let mut held = 0;
         for chunk in self.chunks.iter() {
             if chunk.is_empty() || chunk.len() > CHUNK {
-                return Err(format!("chunk of {} objects", chunk.len()));
+                return Err(InvariantError::Chunk { len: chunk.len() });
             }
-            count += chunk.len();
+            held += chunk.len();
         }
-        if count != self.len {
-            return Err(format!("sorted objects: {count} held, {} counted", self.len));
-        }
+        count("objects in identity order vs their count", held, self.len)?;
         let mut prev: Option<&Arc<T>> = None;
         for o in self.iter() {
             if let Some(p) = prev {
                 let (a, b) = (id_of(&**p), id_of(&**o));
                 if (a.namespace, a.name) >= (b.namespace, b.name) {
-                    return Err(format!("sorted objects out of order at {}/{}", b.namespace, b.name));
+                    return Err(InvariantError::OutOfOrder { identity: format!("{}/{}", b.namespace, b.name) });
                 }
             }
             prev = Some(o);

@@ -9,9 +9,8 @@ use store_types::{
     StoreError,
 };
 
-use crate::index::{Change, Index, MemoryStats};
-use crate::publish::{Published, Reclaim, Shared};
-use crate::sync::{Mutex, MutexGuard};
+use crate::index::{Change, Index, InvariantError, MemoryStats};
+use crate::sync::{ArcSwap, Cache, Mutex, MutexGuard};
 
 /// Every object of one resource type in memory, indexed by a fixed number `N` of keys.
 ///
@@ -58,10 +57,11 @@ use crate::sync::{Mutex, MutexGuard};
 /// # Consistency and concurrency
 /// `MemoryStore` and its handles are `Send + Sync`. The whole
 /// state is an immutable, persistent value; writers publish a new one whole, readers borrow the
-/// current one (`publish.rs` has the protocol and why it is sound):
-/// * reads never take a lock and never wait for writers. An exact get borrows the state through
-///   its thread's hazard record: one plain store, no atomic read-modify-write and no reference
-///   count on the state (on Linux; see "Fences" below);
+/// current one through [`arc_swap`] (the `sync.rs` seam):
+/// * reads never take a lock and never wait for writers. A one-shot get borrows the state
+///   through an arc-swap guard (a slot in the thread's debt list; no reference count on the
+///   state in the common case); a [`Reader`] caches the state ([`arc_swap::Cache`]) and checks
+///   it with one pointer comparison per call;
 /// * a read sees one complete state: the one published before it started, or a later one;
 ///   never a half-applied write or batch;
 /// * a [`Snapshot`] pins one state for any number of lookups; it never changes;
@@ -69,13 +69,6 @@ use crate::sync::{Mutex, MutexGuard};
 /// * writers are serialised by a mutex, and each write (or [`Batch`]) is published atomically.
 ///   A reader can observe writes in the order they were published, but not their intermediate
 ///   steps.
-///
-/// # Fences
-/// On Linux a reader's hazard record is ordered by a compiler fence, paired with a
-/// `membarrier(2)` system call (about 1 µs) on the writer's side when it frees replaced states.
-/// Where `membarrier` is unavailable (other systems, a kernel or seccomp filter that refuses
-/// it, or `KSTORE_MEMBARRIER=0` in the environment) both sides use `SeqCst` fences: an exact
-/// get then costs 2–4 ns more (measured), and every write frees replaced states at once.
 ///
 /// # Costs
 /// Exact get: one hash lookup, no allocation (the result shares the store's bucket). Partial
@@ -97,13 +90,9 @@ use crate::sync::{Mutex, MutexGuard};
 /// until dropped (a snapshot or reader: the objects of its state). Published states share
 /// structure, so holding an old snapshot costs only the parts that changed since.
 ///
-/// Replaced states are freed by writers, at their next *reclamation*: every write in fence
-/// mode; with `membarrier`, every batch, relist, clear and `delete_all_under`, and every 8th
-/// single-object write (`add`, `update`, `delete`). So at most 7 states replaced by
-/// single-object writes (each differing from the next by one object), plus any state a reader
-/// was borrowing during the last reclamation, outlive their replacement — until the next
-/// reclamation, or the store's drop. No thread keeps a state alive by having read it: an idle
-/// thread holds nothing.
+/// A replaced state is freed as soon as the last reader, snapshot or cached handle holding it
+/// lets go (writers drop it after releasing the writer lock); an idle [`Reader`] keeps the
+/// state it last used until its next call or its drop.
 pub struct MemoryStore<T> {
     /// The store's state, shared with every [`ReadHandle`]; the writer methods live here only.
     handle: ReadHandle<T>,
@@ -111,8 +100,26 @@ pub struct MemoryStore<T> {
 
 struct Inner<T> {
     num_keys: usize,
-    state: Published<Index<T>>,
+    /// The published state (see "Consistency and concurrency").
+    state: ArcSwap<Index<T>>,
     writer: Mutex<()>,
+}
+
+/// A store's published state as [`Cache`] wants it: something that derefs to the `ArcSwap`.
+struct StateCell<T>(Arc<Inner<T>>);
+
+impl<T> Clone for StateCell<T> {
+    fn clone(&self) -> Self {
+        StateCell(self.0.clone())
+    }
+}
+
+impl<T> std::ops::Deref for StateCell<T> {
+    type Target = ArcSwap<Index<T>>;
+    #[inline]
+    fn deref(&self) -> &ArcSwap<Index<T>> {
+        &self.0.state
+    }
 }
 
 /// A read-only handle to a [`MemoryStore`]: cheap to clone (one reference count), `Send +
@@ -133,7 +140,7 @@ impl<T> Clone for ReadHandle<T> {
 }
 
 fn debug_state<T>(inner: &Inner<T>, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let state = inner.state.read();
+    let state = inner.state.load();
     f.debug_struct(name)
         .field("num_keys", &inner.num_keys)
         .field("objects", &state.len())
@@ -178,6 +185,16 @@ fn list_all<T: KubeObject>(state: &Index<T>) -> Objects<T> {
     state.list()
 }
 
+fn for_each_under<T: KubeObject>(state: &Index<T>, keys: &[&str], mut f: impl FnMut(&Arc<T>)) -> Result<usize> {
+    StoreError::check_arity(Operation::Get, KeyArity::UpTo(state.num_keys), keys)?;
+    let mut n = 0;
+    state.for_each_under(keys, |o| {
+        n += 1;
+        f(o);
+    });
+    Ok(n)
+}
+
 impl<T: KubeObject> MemoryStore<T> {
     /// An empty store with `num_keys` index keys. `0` is an error ([`StoreError::NoIndexKeys`]).
     ///
@@ -187,7 +204,8 @@ impl<T: KubeObject> MemoryStore<T> {
         if num_keys == 0 {
             return Err(StoreError::NoIndexKeys);
         }
-        let inner = Arc::new(Inner { num_keys, state: Published::new(Index::new(num_keys)), writer: Mutex::new(()) });
+        let inner =
+            Arc::new(Inner { num_keys, state: ArcSwap::from_pointee(Index::new(num_keys)), writer: Mutex::new(()) });
         Ok(MemoryStore { handle: ReadHandle { inner } })
     }
 
@@ -211,6 +229,12 @@ impl<T: KubeObject> MemoryStore<T> {
     #[inline(always)]
     pub fn get_with<R>(&self, keys: &[&str], f: impl FnOnce(&[Arc<T>]) -> R) -> Result<R> {
         self.handle.get_with(keys, f)
+    }
+
+    /// Visits the objects under `keys` borrowed from the current state; see
+    /// [`ReadHandle::for_each_under`].
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        self.handle.for_each_under(keys, f)
     }
 
     /// The object with this identity, if held.
@@ -249,7 +273,7 @@ impl<T: KubeObject> MemoryStore<T> {
     }
 
     /// Checks the store's internal invariants; see [`ReadHandle::validate`].
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.handle.validate()
     }
 
@@ -259,11 +283,25 @@ impl<T: KubeObject> MemoryStore<T> {
         self.handle.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<R>(&self, reclaim: Reclaim, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
-        let _guard = self.lock();
-        let mut next = Index::clone(&self.handle.inner.state.read());
+    /// A private copy of the current state (O(1)); call with the writer lock held.
+    fn copy_current(&self) -> Index<T> {
+        Index::clone(&self.handle.inner.state.load())
+    }
+
+    /// Publishes `next` and returns the state it replaced. Callers drop that after releasing
+    /// the writer lock: when no reader holds it any more, dropping it frees every object and
+    /// index node only it referenced, which takes a while for a large state.
+    fn publish(&self, next: Index<T>) -> Arc<Index<T>> {
+        self.handle.inner.state.swap(Arc::new(next))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Index<T>) -> Result<R>) -> Result<R> {
+        let guard = self.lock();
+        let mut next = self.copy_current();
         let r = f(&mut next)?;
-        self.handle.inner.state.store(next, reclaim);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
         Ok(r)
     }
 
@@ -283,21 +321,23 @@ impl<T: KubeObject> MemoryStore<T> {
     fn upsert(&self, op: Operation, object: Arc<T>, keys: KeyTuple) -> Result<Change> {
         check_full_keys(op, self.handle.inner.num_keys, &keys)?;
         let okey = check_identity(op, &*object, &keys)?;
-        self.write(Reclaim::Lazily, |s| Ok(s.upsert(okey, object, keys)))
+        self.write(|s| Ok(s.upsert(okey, object, keys)))
     }
 
     /// Removes the one object with this identity and returns it. If `identity.uid` is set and
     /// differs from the stored object's uid, nothing is removed (a late delete of an earlier
     /// incarnation of the name).
     pub fn delete(&self, identity: &Identity) -> Option<Arc<T>> {
-        let _guard = self.lock();
+        let guard = self.lock();
         let mut next = {
-            let current = self.handle.inner.state.read();
+            let current = self.handle.inner.state.load();
             current.get_object(&identity.key)?;
             Index::clone(&current)
         };
         let removed = next.remove(identity)?;
-        self.handle.inner.state.store(next, Reclaim::Lazily);
+        let replaced = self.publish(next);
+        drop(guard);
+        drop(replaced);
         Some(removed)
     }
 
@@ -305,7 +345,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// returns how many were removed.
     pub fn delete_all_under(&self, keys: &[&str]) -> Result<usize> {
         StoreError::check_arity(Operation::DeleteAllUnder, KeyArity::UpTo(self.handle.inner.num_keys), keys)?;
-        self.write(Reclaim::Now, |s| {
+        self.write(|s| {
             let ids = s.identities_under(keys);
             Ok(ids.iter().filter(|id| s.remove(id).is_some()).count())
         })
@@ -313,8 +353,10 @@ impl<T: KubeObject> MemoryStore<T> {
 
     /// Removes everything.
     pub fn clear(&self) {
-        let _guard = self.lock();
-        self.handle.inner.state.store(Index::new(self.handle.inner.num_keys), Reclaim::Now);
+        let guard = self.lock();
+        let replaced = self.publish(Index::new(self.handle.inner.num_keys));
+        drop(guard);
+        drop(replaced);
     }
 
     /// Starts a batch: changes are applied to a private copy and published together by
@@ -322,7 +364,7 @@ impl<T: KubeObject> MemoryStore<T> {
     /// the batch is committed or dropped (dropping discards it).
     pub fn batch(&self) -> Batch<'_, T> {
         let guard = self.lock();
-        let next = Index::clone(&self.handle.inner.state.read());
+        let next = self.copy_current();
         Batch { store: self, _guard: guard, next, stats: ChangeStats::default() }
     }
 
@@ -335,7 +377,7 @@ impl<T: KubeObject> MemoryStore<T> {
         I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
     {
         let guard = self.lock();
-        let old = self.handle.inner.state.load();
+        let old = self.handle.inner.state.load_full();
         let mut items = Vec::new();
         for (object, keys) in objects {
             check_full_keys(Operation::Batch, self.handle.inner.num_keys, &keys)?;
@@ -345,21 +387,10 @@ impl<T: KubeObject> MemoryStore<T> {
         let next = Index::build(self.handle.inner.num_keys, items);
         let stats = next.changes_since(&old);
         drop(old);
-        self.handle.inner.state.store(next, Reclaim::Now);
+        let replaced = self.publish(next);
         drop(guard);
+        drop(replaced);
         Ok(stats)
-    }
-
-    /// Replaced states not freed yet (for tests).
-    #[cfg(test)]
-    pub(crate) fn retired_states(&self) -> usize {
-        self.handle.inner.state.retired_len()
-    }
-
-    /// Borrows the current state as `get` does (for tests).
-    #[cfg(test)]
-    pub(crate) fn borrow_state(&self) -> crate::publish::Guard<'_, Index<T>> {
-        self.handle.inner.state.read()
     }
 }
 
@@ -372,12 +403,12 @@ impl<T: KubeObject> ReadHandle<T> {
     /// Objects under `keys`: an exact match when `keys.len() == N`, a prefix match when fewer.
     /// `0` or more than `N` keys is [`StoreError::KeyCount`]; a miss is an empty result.
     ///
-    /// An exact get borrows the published state for the lookup (one atomic read-modify-write,
-    /// no reference count on the state); a prefix get holds a reference to it.
+    /// An exact get borrows the published state for the lookup (an arc-swap guard: a slot in the thread's
+    /// debt list, no reference count on the state); a prefix get holds a reference to it.
     #[inline(always)]
     pub fn get(&self, keys: &[&str]) -> Result<Objects<T>> {
         if keys.len() == self.inner.num_keys {
-            Ok(self.inner.state.read().get_exact(keys))
+            Ok(self.inner.state.load().get_exact(keys))
         } else {
             self.get_partial(keys)
         }
@@ -388,7 +419,7 @@ impl<T: KubeObject> ReadHandle<T> {
     fn get_partial(&self, keys: &[&str]) -> Result<Objects<T>> {
         StoreError::check_arity(Operation::Get, KeyArity::UpTo(self.inner.num_keys), keys)?;
         // May return many objects: not a bounded read, so no borrow of the state.
-        Ok(self.inner.state.load().get_prefix(keys))
+        Ok(self.inner.state.load_full().get_prefix(keys))
     }
 
     /// Calls `f` with the objects under `keys` (as [`get`](Self::get) would return them)
@@ -398,25 +429,53 @@ impl<T: KubeObject> ReadHandle<T> {
     #[inline(always)]
     pub fn get_with<R>(&self, keys: &[&str], f: impl FnOnce(&[Arc<T>]) -> R) -> Result<R> {
         if keys.len() == self.inner.num_keys {
-            Ok(f(self.inner.state.read().exact_slice(keys)))
+            Ok(f(self.inner.state.load().exact_slice(keys)))
         } else {
             self.get_partial(keys).map(|objects| f(&objects))
         }
     }
 
+    /// Calls `f` with each object under `keys` (1..=N keys: exact or prefix, as
+    /// [`get`](Self::get) selects them), in (namespace, name) order, borrowed from the current
+    /// state: no result is allocated and no object's reference count is touched. Returns the
+    /// number of objects visited. `0` or more than `N` keys is [`StoreError::KeyCount`].
+    ///
+    /// `f` runs while the state is borrowed (a state replaced meanwhile stays alive until the
+    /// call returns), so keep it to inspecting objects; clone an `Arc` to keep one.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use k8s_openapi::api::core::v1::ConfigMap;
+    /// # use kstore_memory_store::{KeyTuple, MemoryStore};
+    /// let store = MemoryStore::<ConfigMap>::new(2)?;
+    /// for name in ["a", "b"] {
+    ///     let mut cm = ConfigMap::default();
+    ///     cm.metadata.namespace = Some("default".into());
+    ///     cm.metadata.name = Some(name.into());
+    ///     store.add(Arc::new(cm), KeyTuple::new(["default", name]))?;
+    /// }
+    /// let mut names = Vec::new();
+    /// let n = store.for_each_under(&["default"], |cm| names.push(cm.metadata.name.clone()))?;
+    /// assert_eq!((n, names), (2, vec![Some("a".to_owned()), Some("b".to_owned())]));
+    /// # Ok::<(), store_types::StoreError>(())
+    /// ```
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.inner.state.load(), keys, f)
+    }
+
     /// The object with this identity, if held.
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.inner.state.read().get_by_identity(namespace, name).cloned()
+        self.inner.state.load().get_by_identity(namespace, name).cloned()
     }
 
     /// Every object, ordered by namespace, then name.
     pub fn list(&self) -> Objects<T> {
-        list_all(&self.inner.state.load())
+        list_all(&self.inner.state.load_full())
     }
 
     /// Number of objects.
     pub fn len(&self) -> usize {
-        self.inner.state.read().len()
+        self.inner.state.load().len()
     }
 
     /// True when the store holds no object.
@@ -426,26 +485,26 @@ impl<T: KubeObject> ReadHandle<T> {
 
     /// Object count, distinct key tuples and a memory estimate.
     pub fn stats(&self) -> MemoryStats {
-        self.inner.state.read().stats()
+        self.inner.state.load().stats()
     }
 
     /// An immutable view of the current state, for many lookups that must agree.
     pub fn snapshot(&self) -> Snapshot<T> {
-        Snapshot { state: self.inner.state.load() }
+        Snapshot { state: self.inner.state.load_full() }
     }
 
     /// A reader handle that always sees the latest published state, checking for a new one
-    /// with a single pointer comparison per call (no atomic read-modify-write while the state
+    /// with a single pointer comparison per call (an [`arc_swap::Cache`]: no atomic read-modify-write while the state
     /// is unchanged). Use one per thread or task for hot lookup loops.
     ///
     /// A `Reader` keeps the last state it saw alive until its next call or until dropped.
     pub fn reader(&self) -> Reader<T> {
-        Reader { store: self.inner.clone(), state: self.inner.state.load() }
+        Reader { cache: Cache::new(StateCell(self.inner.clone())) }
     }
 
     /// Checks the store's internal invariants (index rebuilt from the objects equals the index
     /// held; buckets sorted; counts agree). For tests; O(n).
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.inner.state.load().validate()
     }
 }
@@ -459,24 +518,20 @@ impl<T: KubeObject> ReadHandle<T> {
 /// The handle holds a reference to the last state it used: a state replaced since stays alive
 /// until the handle's next call or until it is dropped. Drop idle handles.
 pub struct Reader<T> {
-    store: Arc<Inner<T>>,
-    state: Shared<Index<T>>,
+    cache: Cache<StateCell<T>, Arc<Index<T>>>,
 }
 
 impl<T> Clone for Reader<T> {
     fn clone(&self) -> Self {
-        Reader { store: self.store.clone(), state: self.state.clone() }
+        Reader { cache: self.cache.clone() }
     }
 }
 
 impl<T: KubeObject> Reader<T> {
     /// The latest state: the cached one while it is still published.
     #[inline]
-    fn current(&mut self) -> &Index<T> {
-        if !self.store.state.is_current(&self.state) {
-            self.state = self.store.state.load();
-        }
-        &self.state
+    fn current(&mut self) -> &Arc<Index<T>> {
+        self.cache.load()
     }
 
     /// Like [`MemoryStore::get`].
@@ -506,8 +561,7 @@ impl<T: KubeObject> Reader<T> {
 
     /// A snapshot of the latest state.
     pub fn snapshot(&mut self) -> Snapshot<T> {
-        self.current();
-        Snapshot { state: self.state.clone() }
+        Snapshot { state: self.current().clone() }
     }
 }
 
@@ -516,7 +570,7 @@ impl<T: KubeObject> Reader<T> {
 /// Cheap to take (one reference-count increment) and to clone. Lookups on it never see later
 /// writes. Holding it keeps that state's objects alive.
 pub struct Snapshot<T> {
-    state: Shared<Index<T>>,
+    state: Arc<Index<T>>,
 }
 
 impl<T> Clone for Snapshot<T> {
@@ -534,6 +588,11 @@ impl<T: KubeObject> Snapshot<T> {
     /// Like [`MemoryStore::list`], on this state.
     pub fn list(&self) -> Objects<T> {
         list_all(&self.state)
+    }
+
+    /// Like [`ReadHandle::for_each_under`], on this state.
+    pub fn for_each_under(&self, keys: &[&str], f: impl FnMut(&Arc<T>)) -> Result<usize> {
+        for_each_under(&self.state, keys, f)
     }
 
     /// Like [`MemoryStore::get_by_identity`], on this state.
@@ -575,7 +634,7 @@ impl<T: KubeObject> Snapshot<T> {
     }
 
     /// Checks this state's invariants; see [`MemoryStore::validate`].
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), InvariantError> {
         self.state.validate()
     }
 }
@@ -636,8 +695,11 @@ impl<T: KubeObject> Batch<'_, T> {
 
     /// Publishes every change at once and returns their counts.
     pub fn commit(self) -> ChangeStats {
-        self.store.handle.inner.state.store(self.next, Reclaim::Now);
-        self.stats
+        let Batch { store, _guard: guard, next, stats } = self;
+        let replaced = store.publish(next);
+        drop(guard);
+        drop(replaced);
+        stats
     }
 }
 

@@ -339,25 +339,135 @@ async fn store_trait_reads_every_handle() {
     assert_eq!(handle.len(), 1, "the last published state outlives the writer");
 }
 
+/// No state outlives its last holder: a write frees the state it replaced at once (the
+/// replaced objects with it, deleted Secrets among them), unless a snapshot, a `Reader` or a
+/// guard still holds it, and then when that holder lets go.
 #[test]
-fn replaced_states_are_freed_by_writers() {
+fn replaced_states_are_freed_when_their_last_holder_lets_go() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();
-    for i in 0..20 {
-        let name = format!("o{i}");
-        s.add(cm("ns", &name, "1"), k(["ns", &name])).unwrap();
-        assert!(s.retired_states() < crate::publish::LAZY_RECLAIM, "{} states kept", s.retired_states());
+    let first = cm("ns", "a", "1");
+    s.add(first.clone(), k(["ns", "a"])).unwrap();
+    s.add(cm("ns", "a", "2"), k(["ns", "a"])).unwrap();
+    assert_eq!(Arc::strong_count(&first), 1, "the state holding version 1 was freed by the write");
+
+    let second = s.get(&["ns", "a"]).unwrap()[0].clone();
+    let snapshot = s.snapshot();
+    let mut reader = s.reader();
+    assert_eq!(reader.len(), 1);
+    assert!(s.delete(&Identity::new("ns", "a")).is_some());
+    assert!(Arc::strong_count(&second) > 1, "the snapshot and the reader still hold the state");
+    drop(snapshot);
+    assert!(Arc::strong_count(&second) > 1, "the reader still holds the state");
+    assert_eq!(reader.len(), 0, "the reader moves to the new state");
+    assert_eq!(Arc::strong_count(&second), 1, "nothing holds the deleted object any more");
+
+    // Many single writes keep no replaced state alive.
+    let objects: Vec<_> = (0..20).map(|i| cm("ns", &format!("o{i}"), "1")).collect();
+    for o in &objects {
+        let name = o.metadata.name.clone().unwrap();
+        s.add(o.clone(), k(["ns", &name])).unwrap();
     }
-    s.batch().commit();
-    assert_eq!(s.retired_states(), 0, "a batch frees every unused replaced state");
-    // A state borrowed while it is replaced survives, and goes with the next reclamation.
-    let borrowed = s.borrow_state();
     s.clear();
-    assert_eq!(s.retired_states(), 1);
-    assert_eq!(borrowed.len(), 20);
-    assert_eq!(s.len(), 0, "a nested read on the same thread sees the new state");
-    drop(borrowed);
-    s.clear();
-    assert_eq!(s.retired_states(), 0);
+    assert!(objects.iter().all(|o| Arc::strong_count(o) == 1), "clear freed every object");
+}
+
+/// Readers load and check states while writers publish as fast as they can: every state read
+/// is complete (its objects agree on one version), versions never go backwards for one reader,
+/// and every object is freed once the store is.
+#[test]
+fn readers_race_publication() {
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, stop) = (s.handle(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reader = s.reader();
+                let (mut last, mut reads) = (0u64, 0u64);
+                let version = |objs: &[Arc<ConfigMap>]| -> u64 {
+                    let vs: Vec<u64> =
+                        objs.iter().map(|o| o.metadata.resource_version.as_deref().unwrap().parse().unwrap()).collect();
+                    assert!(vs.windows(2).all(|w| w[0] == w[1]), "half-applied batch: {vs:?}");
+                    vs.first().copied().unwrap_or(0)
+                };
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) || reads < 1000 {
+                    let one = s.get_with(&["ns", "a"], |o| version(o)).unwrap();
+                    let all = version(&s.get(&["ns"]).unwrap());
+                    let cached = version(&reader.get(&["ns"]).unwrap());
+                    assert!(one >= last && all >= one && cached >= all, "went back: {last} {one} {all} {cached}");
+                    last = cached;
+                    reads += 1;
+                }
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for v in 1..=2000u64 {
+        let mut batch = s.batch();
+        for name in ["a", "b", "c"] {
+            let o = cm("ns", name, &v.to_string());
+            if v % 500 == 0 {
+                held.push(o.clone());
+            }
+            batch.upsert(o, k(["ns", name])).unwrap();
+        }
+        batch.commit();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        r.join().unwrap();
+    }
+    s.validate().unwrap();
+    drop(s);
+    assert!(held.iter().all(|o| Arc::strong_count(o) == 1), "every state was freed with the store");
+}
+
+/// `for_each_under` visits what `get` returns, in the same order, without taking a reference
+/// count, in every layout (objects keyed otherwise, keyed by identity, identity-keyed).
+#[test]
+fn for_each_under_borrows_what_get_returns() {
+    let visit = |s: &MemoryStore<ConfigMap>, keys: &[&str]| {
+        let id = |o: &ConfigMap| format!("{:?}/{:?}", o.metadata.namespace, o.metadata.name);
+        let before: std::collections::HashMap<String, usize> =
+            s.snapshot().iter().map(|o| (id(o), Arc::strong_count(o))).collect();
+        let mut seen = Vec::new();
+        let n = s
+            .for_each_under(keys, |o| {
+                // Borrowed: no reference count added for the visit.
+                assert_eq!(Arc::strong_count(o), before[&id(o)]);
+                seen.push(o.clone());
+            })
+            .unwrap();
+        assert_eq!(n, seen.len());
+        let got = s.get(keys).unwrap();
+        assert_eq!(names(&seen), names(&got));
+        assert_eq!(s.snapshot().for_each_under(keys, |_| {}).unwrap(), n);
+        names(&seen)
+    };
+    // Keyed by [label, namespace, name]; inserted in an order that is neither.
+    let s = MemoryStore::<ConfigMap>::new(3).unwrap();
+    let mut held = Vec::new();
+    for (label, ns, name) in [("web", "b", "y"), ("db", "a", "x"), ("web", "a", "z"), ("web", "a", "w")] {
+        let o = cm(ns, name, "1");
+        held.push(o.clone());
+        s.add(o, k([label, ns, name])).unwrap();
+    }
+    assert_eq!(visit(&s, &["web"]), ["a/w", "a/z", "b/y"]);
+    assert_eq!(visit(&s, &["web", "a"]), ["a/w", "a/z"]);
+    assert_eq!(visit(&s, &["web", "a", "z"]), ["a/z"]);
+    assert!(visit(&s, &["none"]).is_empty());
+    for keys in [&[][..], &["a", "b", "c", "d"][..]] {
+        assert!(matches!(s.for_each_under(keys, |_| panic!("visited")), Err(StoreError::KeyCount { .. })));
+    }
+    drop(s);
+    // Keyed by [namespace, name]: the objects map is walked in place.
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    for o in &held {
+        let (ns, name) = (o.metadata.namespace.clone().unwrap(), o.metadata.name.clone().unwrap());
+        s.add(o.clone(), k([&ns, &name])).unwrap();
+    }
+    assert_eq!(visit(&s, &["a"]), ["a/w", "a/x", "a/z"]);
+    assert_eq!(visit(&s, &["b", "y"]), ["b/y"]);
 }
 
 #[test]

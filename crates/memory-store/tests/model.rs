@@ -192,12 +192,24 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Get { keys } => {
                 let r = store.get(&refs(&keys));
                 let borrowed = store.get_with(&refs(&keys), seen);
+                let mut visited = Vec::new();
+                let visit = store.for_each_under(&refs(&keys), |o| visited.push(o.clone()));
+                let mut visited_snapshot = Vec::new();
+                let visit_snapshot =
+                    store.snapshot().for_each_under(&refs(&keys), |o| visited_snapshot.push(o.clone()));
                 if (1..=N).contains(&keys.len()) {
-                    prop_assert_eq!(seen(&r.unwrap()), model_get(&model, &keys));
-                    prop_assert_eq!(borrowed.unwrap(), model_get(&model, &keys));
+                    let expected = model_get(&model, &keys);
+                    prop_assert_eq!(seen(&r.unwrap()), expected.clone());
+                    prop_assert_eq!(borrowed.unwrap(), expected.clone());
+                    prop_assert_eq!(visit.unwrap(), expected.len());
+                    prop_assert_eq!(seen(&visited), expected.clone());
+                    prop_assert_eq!(visit_snapshot.unwrap(), expected.len());
+                    prop_assert_eq!(seen(&visited_snapshot), expected);
                 } else {
                     prop_assert!(r.is_err());
                     prop_assert!(borrowed.is_err());
+                    prop_assert!(visit.is_err() && visited.is_empty());
+                    prop_assert!(visit_snapshot.is_err() && visited_snapshot.is_empty());
                 }
             }
             Op::List => prop_assert_eq!(seen(&store.list()), model_get(&model, &[])),
@@ -239,7 +251,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         if let Err(e) = store.validate() {
-            return Err(TestCaseError::fail(e));
+            return Err(TestCaseError::fail(e.to_string()));
         }
         prop_assert_eq!(store.len(), model.len());
         prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));

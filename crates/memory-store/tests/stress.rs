@@ -230,7 +230,7 @@ fn stress(objects: u64, secs: u64) {
     let after = heap_meter::live();
     println!("stress: heap after clear {after} (baseline {baseline})");
     // Published states are freed once no snapshot holds them: back to the baseline, up to a
-    // small allowance for allocator-independent bookkeeping (thread-local arc-swap nodes).
+    // small allowance for arc-swap's per-thread debt nodes, which it keeps for reuse.
     assert!(after <= baseline + 64 * 1024, "heap after clear: {after} bytes, baseline {baseline}: a leak");
     drop(store);
 }
