@@ -42,7 +42,7 @@
 //!   triggers.
 //!
 //! The watcher's own [`ResourceWatcher`](crate::ResourceWatcher) runs the same loop
-//! ([`EventLoop`]) over its per-namespace streams.
+//! (`EventLoop`) over its per-namespace streams.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
