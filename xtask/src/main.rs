@@ -102,6 +102,10 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--doc"]).args(extra);
+    run(c)?;
+    // The facade's example and end-to-end test need its optional `sim` feature.
+    let mut c = cargo();
+    c.args(["test", "-p", "kstore", "--all-features"]).args(extra);
     run(c)
 }
 

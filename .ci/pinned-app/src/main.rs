@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::Secret;
 
 fn main() {
-    let config = kstore_watcher::WatchConfig::from_yaml(
+    let config = kstore::WatchConfig::from_yaml(
         "watchedResources:\n  secrets:\n    apiVersion: v1\n    resources: secrets\n    indexBy: [metadata.namespace, metadata.name]\n    store: on-demand\n",
     )
     .expect("valid configuration");

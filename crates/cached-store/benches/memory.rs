@@ -10,9 +10,7 @@
 
 #![allow(missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use k8s_openapi::api::core::v1::Secret;
 use kstore_cached_store::{CachedStore, CachedStoreConfig, CompactObject, Reference};
@@ -22,47 +20,14 @@ use memory_store::MemoryStore;
 use serde_json::{Value, json};
 use store_types::KeyTuple;
 
-/// Counts live heap bytes (requested sizes; allocator overhead is not included).
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// has no effect on the allocations themselves.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: heap_meter::CountingAllocator = heap_meter::CountingAllocator;
 
 const N: usize = 10_000;
 
+/// Live heap bytes (requested sizes; allocator overhead is not included).
 fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
+    heap_meter::live() as isize
 }
 
 /// A typical TLS Secret as the apiserver returns it: a ~1.6 KB certificate and a ~1.7 KB key

@@ -64,7 +64,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             NodeKind::String => visitor.visit_borrowed_str(self.as_str().unwrap_or_default()),
             NodeKind::Array => {
                 let mut seq = Seq { iter: self.elements(), remaining: self.len() };
-                let v = visitor.visit_seq(&mut seq)?;
+                let v = crate::stack::guard(|| visitor.visit_seq(&mut seq))?;
                 if seq.remaining == 0 {
                     Ok(v)
                 } else {
@@ -73,7 +73,7 @@ impl<'de> de::Deserializer<'de> for Node<'de> {
             }
             NodeKind::Object => {
                 let mut map = Map { iter: self.entries(), value: None, remaining: self.len() };
-                let v = visitor.visit_map(&mut map)?;
+                let v = crate::stack::guard(|| visitor.visit_map(&mut map))?;
                 if map.remaining == 0 {
                     Ok(v)
                 } else {

@@ -30,6 +30,7 @@
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::intern::{MAX_KEYS, interner};
@@ -49,9 +50,22 @@ pub(crate) const SMALL_UINT_MAX: u64 = 0x1F;
 pub(crate) const SHORT_STR: u8 = 0x40;
 pub(crate) const SHORT_STR_MAX: usize = 0x3F;
 
-/// Arrays and objects nested deeper than this are rejected with [`Error::TooDeep`] (serde_json
-/// itself stops at 128 when parsing).
-pub const MAX_DEPTH: usize = 128;
+/// Arrays and objects nested deeper than this are rejected with [`Error::TooDeep`]: the limit
+/// of the Kubernetes API server, which decodes JSON with `sigs.k8s.io/json` (a fork of Go's
+/// `encoding/json`, whose scanner rejects nesting beyond `maxNestingDepth = 10000`), so every
+/// object a real server stores can be held. The root container is level 1.
+///
+/// serde_json's parser stops at 128 levels unless told not to: the crate's own constructors
+/// lift that limit on their deserializer; a value decoded by someone else's (kube's, for a
+/// list page) reads what lies below [`CHUNK_DEPTH`] levels as raw text and decodes it with a
+/// deserializer of its own (see `Builder::chunked`). Every recursive walk over a value grows
+/// its stack on demand (`crate::stack`), so no depth up to this limit overflows a stack.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Levels decoded by a deserializer that is not the crate's own before the next level's values
+/// are read as raw text (leaving room for the levels of the document around the object — a
+/// list page's `items` — within serde_json's limit of 128).
+pub(crate) const CHUNK_DEPTH: usize = 64;
 
 /// Bytes reserved for a container header while its contents are written: tag + two varints of
 /// at most 6 bytes (counts and sizes are below 2^32 < 2^36).
@@ -146,11 +160,32 @@ pub(crate) struct Builder {
     pub(crate) error: Option<Error>,
     /// Store floats without fractional part as integers (see [`crate::integral`]).
     pub(crate) normalize_numbers: bool,
+    /// The `Deserializer` driving the seeds is serde_json's, with its recursion limit: values
+    /// [`CHUNK_DEPTH`] levels down are read as `RawValue`s (scanned without recursion) and
+    /// decoded by a deserializer without the limit, so the depth is bounded by [`MAX_DEPTH`]
+    /// instead. (With another `Deserializer`, objects deeper than `CHUNK_DEPTH` fail:
+    /// `RawValue` is serde_json's.)
+    pub(crate) chunked: bool,
+    /// Too-deep containers are replaced by `null` and recorded in `rejection` instead of
+    /// failing the decoding, so that the caller can skip this one value and the surrounding
+    /// document (a list page) still decodes.
+    pub(crate) tolerant: bool,
+    /// The first container replaced by `null` in `tolerant` mode.
+    pub(crate) rejection: Option<Error>,
 }
 
 impl Builder {
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        Builder { buf: Vec::with_capacity(cap), depth: 0, keys: Vec::new(), error: None, normalize_numbers: false }
+        Builder {
+            buf: Vec::with_capacity(cap),
+            depth: 0,
+            keys: Vec::new(),
+            error: None,
+            normalize_numbers: false,
+            chunked: false,
+            tolerant: false,
+            rejection: None,
+        }
     }
 
     #[inline]
@@ -354,22 +389,56 @@ impl Builder {
                 }
             }
             Value::String(s) => self.str(s),
-            Value::Array(a) => {
+            Value::Array(a) => crate::stack::guard(|| {
                 let open = self.begin()?;
                 for e in a {
                     self.value(e)?;
                 }
-                self.end_array(open, a.len())?;
-            }
-            Value::Object(m) => {
+                self.end_array(open, a.len())
+            })?,
+            Value::Object(m) => crate::stack::guard(|| {
                 let open = self.begin()?;
                 for (k, e) in m {
                     self.key(k);
                     self.value(e)?;
                 }
-                self.end_object(open, m.len())?;
-            }
+                self.end_object(open, m.len())
+            })?,
         }
+        Ok(())
+    }
+
+    /// Whether the children of the container just opened are read as raw text (see `chunked`).
+    #[inline]
+    fn next_chunk(&self) -> bool {
+        self.chunked && self.depth >= CHUNK_DEPTH
+    }
+
+    /// Decodes the JSON text of one value with a serde_json deserializer without recursion
+    /// limit, continuing at the current depth; `run` decodes it (with a `ValueSeed` or
+    /// `ChildSeed` over `self`).
+    fn decode_chunk<T>(
+        &mut self,
+        text: &str,
+        run: impl FnOnce(&mut Builder, &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>) -> serde_json::Result<T>,
+    ) -> Result<T> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        self.chunked = false;
+        let decoded = run(self, &mut de).and_then(|v| de.end().map(|()| v));
+        self.chunked = true;
+        decoded.map_err(|source| self.error.take().unwrap_or(Error::Json { source }))
+    }
+
+    /// A container that cannot be opened: an error, or in `tolerant` mode `null` in its place
+    /// (the rest of the container is skipped without recursion) and a recorded rejection.
+    fn refuse<E: de::Error>(&mut self, e: Error, skip: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        if !self.tolerant || !matches!(e, Error::TooDeep { .. }) {
+            return Err(self.fail(e));
+        }
+        skip()?;
+        self.null();
+        self.rejection.get_or_insert(e);
         Ok(())
     }
 
@@ -467,24 +536,62 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let b = self.0;
-        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
-        let mut count = 0usize;
-        while seq.next_element_seed(ValueSeed(&mut *b))?.is_some() {
-            count += 1;
-        }
-        b.end_array(open, count).map_err(|e| b.fail(e))
+        crate::stack::guard(move || {
+            let open = match b.begin() {
+                Ok(open) => open,
+                Err(e) => return b.refuse(e, || skip_seq(seq)),
+            };
+            let mut count = 0usize;
+            if b.next_chunk() {
+                while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?;
+                    count += 1;
+                }
+            } else {
+                while seq.next_element_seed(ValueSeed(&mut *b))?.is_some() {
+                    count += 1;
+                }
+            }
+            b.end_array(open, count).map_err(|e| b.fail(e))
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let b = self.0;
-        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
-        let mut count = 0usize;
-        while map.next_key_seed(KeySeed(&mut *b))?.is_some() {
-            map.next_value_seed(ValueSeed(&mut *b))?;
-            count += 1;
-        }
-        b.end_object(open, count).map_err(|e| b.fail(e))
+        crate::stack::guard(move || {
+            let open = match b.begin() {
+                Ok(open) => open,
+                Err(e) => return b.refuse(e, || skip_map(map)),
+            };
+            let mut count = 0usize;
+            let chunk = b.next_chunk();
+            while map.next_key_seed(KeySeed(&mut *b))?.is_some() {
+                if chunk {
+                    let raw = map.next_value::<Box<RawValue>>()?;
+                    b.decode_chunk(raw.get(), |b, de| ValueSeed(b).deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?;
+                } else {
+                    map.next_value_seed(ValueSeed(&mut *b))?;
+                }
+                count += 1;
+            }
+            b.end_object(open, count).map_err(|e| b.fail(e))
+        })
     }
+}
+
+/// Consumes the rest of a sequence without recursion (serde_json skips `IgnoredAny` with an
+/// explicit stack).
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Consumes the rest of a map without recursion.
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
 /// [`ValueSeed`] that asks a [`Pruner`] about the members and elements of the containers it
@@ -554,28 +661,58 @@ impl<'de, P: Pruner> Visitor<'de> for PruneSeed<'_, '_, P> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let PruneSeed { b, pruner, state } = self;
-        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
-        let (mut index, mut kept) = (0usize, 0usize);
-        // Element indexes are the input's (removed elements count), as `prune` numbers them.
-        while let Some(was_kept) =
-            seq.next_element_seed(ChildSeed { b: &mut *b, pruner, step: pruner.element(state, index) })?
-        {
-            index += 1;
-            kept += usize::from(was_kept);
-        }
-        b.end_array(open, kept).map_err(|e| b.fail(e))
+        crate::stack::guard(move || {
+            let open = match b.begin() {
+                Ok(open) => open,
+                Err(e) => return b.refuse(e, || skip_seq(seq)),
+            };
+            let (mut index, mut kept) = (0usize, 0usize);
+            let chunk = b.next_chunk();
+            // Element indexes are the input's (removed elements count), as `prune` numbers them.
+            loop {
+                let step = pruner.element(state, index);
+                let was_kept = if chunk {
+                    match seq.next_element::<Box<RawValue>>()? {
+                        Some(raw) => Some(
+                            b.decode_chunk(raw.get(), |b, de| ChildSeed { b, pruner, step }.deserialize(de))
+                                .map_err(|e| b.fail::<A::Error>(e))?,
+                        ),
+                        None => None,
+                    }
+                } else {
+                    seq.next_element_seed(ChildSeed { b: &mut *b, pruner, step })?
+                };
+                let Some(was_kept) = was_kept else { break };
+                index += 1;
+                kept += usize::from(was_kept);
+            }
+            b.end_array(open, kept).map_err(|e| b.fail(e))
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let PruneSeed { b, pruner, state } = self;
-        let open = b.begin().map_err(|e| b.fail::<A::Error>(e))?;
-        let mut kept = 0usize;
-        while let Some(step) = map.next_key_seed(PrunedKeySeed { b: &mut *b, pruner, state })? {
-            kept += usize::from(map.next_value_seed(ChildSeed { b: &mut *b, pruner, step })?);
-        }
-        // Duplicate keys get the same step each time, so resolving them after pruning (here)
-        // equals pruning the resolved object.
-        b.end_object(open, kept).map_err(|e| b.fail(e))
+        crate::stack::guard(move || {
+            let open = match b.begin() {
+                Ok(open) => open,
+                Err(e) => return b.refuse(e, || skip_map(map)),
+            };
+            let mut kept = 0usize;
+            let chunk = b.next_chunk();
+            while let Some(step) = map.next_key_seed(PrunedKeySeed { b: &mut *b, pruner, state })? {
+                let was_kept = if chunk && !matches!(step, Step::Remove) {
+                    let raw = map.next_value::<Box<RawValue>>()?;
+                    b.decode_chunk(raw.get(), |b, de| ChildSeed { b, pruner, step }.deserialize(de))
+                        .map_err(|e| b.fail::<A::Error>(e))?
+                } else {
+                    map.next_value_seed(ChildSeed { b: &mut *b, pruner, step })?
+                };
+                kept += usize::from(was_kept);
+            }
+            // Duplicate keys get the same step each time, so resolving them after pruning
+            // (here) equals pruning the resolved object.
+            b.end_object(open, kept).map_err(|e| b.fail(e))
+        })
     }
 }
 

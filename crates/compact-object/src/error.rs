@@ -11,7 +11,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The input bytes are not one well-formed JSON value (syntax error, truncation, invalid
-    /// UTF-8, trailing characters, nesting deeper than serde_json's limit).
+    /// UTF-8, trailing characters; nesting deeper than serde_json's limit of 128 when a
+    /// `Deserializer` other than the crate's own constructors' drives the decoding).
     #[error("invalid JSON input: {source}")]
     Json {
         /// serde_json's diagnosis, with line and column.

@@ -25,15 +25,16 @@ mod object;
 mod prune;
 mod resource;
 mod ser;
+mod stack;
 
 pub use de::DeError;
 pub use encode::MAX_DEPTH;
 pub use error::{Error, Result};
 pub use intern::{InternerStats, MAX_KEY_LEN, MAX_KEYS, interner_stats};
 pub use node::{Node, NodeKind};
-pub use object::CompactObject;
+pub use object::{CompactObject, OwnedNode};
 pub use prune::{Integral, Pruner, Step, integral};
-pub use resource::CompactResource;
+pub use resource::{CompactResource, Rejected};
 
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,12 @@ impl<'a> Node<'a> {
         Node::new(self.text.get(pos..).unwrap_or(EMPTY))
     }
 
+    /// Address of this node's tag in its object's buffer (for [`crate::OwnedNode`]).
+    #[inline]
+    pub(crate) fn suffix_ptr(&self) -> *const u8 {
+        self.text.as_ptr()
+    }
+
     /// Bytes from this node to the end of the object's buffer.
     #[inline]
     pub(crate) fn suffix_len(&self) -> usize {
@@ -307,12 +313,22 @@ impl<'a> Node<'a> {
                 None => Value::Null,
             },
             NodeKind::String => Value::String(self.as_str().unwrap_or_default().to_owned()),
-            NodeKind::Array => Value::Array(self.elements().map(|e| e.to_value()).collect()),
-            NodeKind::Object => Value::Object(self.entries().map(|(k, v)| (k.to_owned(), v.to_value())).collect()),
+            NodeKind::Array => crate::stack::guard(|| Value::Array(self.elements().map(|e| e.to_value()).collect())),
+            NodeKind::Object => crate::stack::guard(|| {
+                Value::Object(self.entries().map(|(k, v)| (k.to_owned(), v.to_value())).collect())
+            }),
         }
     }
 
     /// The number of bytes this value occupies in the encoding.
+    ///
+    /// ```
+    /// use kstore_compact_object::CompactObject;
+    /// let o = CompactObject::from_slice(br#"{"metadata":{"name":"web"},"data":{"k":"v"}}"#)?;
+    /// let data = o.pointer("/data").unwrap();
+    /// assert!(0 < data.encoded_len() && data.encoded_len() < o.root().encoded_len());
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn encoded_len(&self) -> usize {
         value_len(self.bytes(), 0)
     }
@@ -420,7 +436,7 @@ struct Child<'a, 'c> {
 
 impl serde::Serialize for Child<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (ok, len) = self.node.serialize_measured(s)?;
+        let (ok, len) = crate::stack::guard(|| self.node.serialize_measured(s))?;
         self.len.set(len);
         Ok(ok)
     }
@@ -585,12 +601,12 @@ impl PartialEq for Node<'_> {
     /// does not matter), numbers compare by their serde_json representation.
     fn eq(&self, other: &Self) -> bool {
         match (self.kind(), other.kind()) {
-            (NodeKind::Object, NodeKind::Object) => {
+            (NodeKind::Object, NodeKind::Object) => crate::stack::guard(|| {
                 self.len() == other.len() && self.entries().all(|(k, v)| other.get(k).is_some_and(|o| o == v))
-            }
-            (NodeKind::Array, NodeKind::Array) => {
+            }),
+            (NodeKind::Array, NodeKind::Array) => crate::stack::guard(|| {
                 self.len() == other.len() && self.elements().zip(other.elements()).all(|(a, b)| a == b)
-            }
+            }),
             (NodeKind::Number, NodeKind::Number) => match (self.number(), other.number()) {
                 (Some(Number::U64(a)), Some(Number::U64(b))) => a == b,
                 (Some(Number::I64(a)), Some(Number::I64(b))) => a == b,

@@ -76,7 +76,10 @@ impl CompactObject {
     ///
     /// Accepts exactly what `serde_json::from_slice::<Value>` accepts (any JSON value, not only
     /// objects); anything else — syntax errors, truncation, invalid UTF-8, trailing characters,
-    /// nesting deeper than 128 — is an [`Error::Json`], never a panic.
+    /// — is an [`Error::Json`], never a panic; nesting deeper than [`MAX_DEPTH`](crate::MAX_DEPTH)
+    /// (10,000, the Kubernetes API server's limit) is an [`Error::TooDeep`]. Deep values do not
+    /// overflow the stack: they are decoded in chunks, each by a fresh serde_json deserializer,
+    /// on stack segments grown on demand.
     pub fn from_slice(json: &[u8]) -> Result<CompactObject> {
         Self::decode(serde_json::Deserializer::from_slice(json), json.len(), false)
     }
@@ -115,7 +118,7 @@ impl CompactObject {
     ///
     /// Errors are those of `from_str_normalized`, with one difference: a removed subtree is
     /// only checked for JSON syntax, so input that fails inside a removed subtree for another
-    /// reason (nesting deeper than 128, a number out of range, a lone surrogate escape) is
+    /// reason (nesting deeper than `MAX_DEPTH`, a number out of range, a lone surrogate escape) is
     /// accepted here.
     ///
     /// ```
@@ -146,6 +149,7 @@ impl CompactObject {
     /// ```
     pub fn from_str_pruned<P: Pruner>(json: &str, pruner: &P, root: &P::State) -> Result<CompactObject> {
         let mut de = serde_json::Deserializer::from_str(json);
+        de.disable_recursion_limit();
         let mut b = Builder::with_capacity(json.len());
         b.normalize_numbers = true;
         let decoded = PruneSeed { b: &mut b, pruner, state: root }.deserialize(&mut de).and_then(|()| de.end());
@@ -157,6 +161,7 @@ impl CompactObject {
         len: usize,
         normalize_numbers: bool,
     ) -> Result<CompactObject> {
+        de.disable_recursion_limit();
         let mut b = Builder::with_capacity(len);
         b.normalize_numbers = normalize_numbers;
         let decoded = ValueSeed(&mut b).deserialize(&mut de).and_then(|()| de.end());
@@ -195,7 +200,18 @@ impl CompactObject {
         }
     }
 
-    /// Encodes a `kube_core::DynamicObject`.
+    /// Encodes a `kube_core::DynamicObject`; [`to_dynamic`](Self::to_dynamic) decodes it again.
+    ///
+    /// ```
+    /// use kstore_compact_object::CompactObject;
+    /// use kube_core::{ApiResource, DynamicObject, GroupVersionKind};
+    /// let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"));
+    /// let cm = DynamicObject::new("web", &ar).within("shop").data(serde_json::json!({"data": {"k": "v"}}));
+    /// let compact = CompactObject::from_dynamic(&cm)?;
+    /// assert_eq!(compact.pointer("/data/k").and_then(|n| n.as_str()), Some("v"));
+    /// assert_eq!(compact.to_dynamic()?, cm);
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn from_dynamic(o: &kube_core::DynamicObject) -> Result<CompactObject> {
         Self::from_serialize(o)
     }
@@ -206,7 +222,14 @@ impl CompactObject {
     }
 
     /// Decodes into a `kube_core::DynamicObject`; fails when `metadata` does not have the
-    /// shape of an `ObjectMeta`.
+    /// shape of an `ObjectMeta`. Example: [`from_dynamic`](Self::from_dynamic).
+    ///
+    /// ```
+    /// # use kstore_compact_object::CompactObject;
+    /// let o = CompactObject::from_slice(br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web"}}"#)?;
+    /// assert_eq!(o.to_dynamic()?.metadata.name.as_deref(), Some("web"));
+    /// # Ok::<(), kstore_compact_object::Error>(())
+    /// ```
     pub fn to_dynamic(&self) -> Result<kube_core::DynamicObject> {
         self.deserialize_into()
     }
@@ -228,6 +251,13 @@ impl CompactObject {
     #[inline]
     pub fn pointer(&self, json_pointer: &str) -> Option<Node<'_>> {
         self.root().pointer(json_pointer)
+    }
+
+    /// An owned handle on `node`, a node of this object: it keeps the object's buffer alive
+    /// (one reference count) and reads as the same node, so views can outlive the borrow
+    /// (template engines hold values by `Arc`). `None` when `node` belongs to another object.
+    pub fn owned_node(&self, node: Node<'_>) -> Option<OwnedNode> {
+        OwnedNode::new(&self.buf, node)
     }
 
     /// Heap bytes owned by this object: the encoded buffer and its `Arc` counts. Shared by
@@ -393,4 +423,54 @@ impl From<&CompactObject> for serde_json::Value {
     fn from(o: &CompactObject) -> Self {
         o.to_value()
     }
+}
+
+/// A [`Node`] that owns a reference to its object's buffer: two words plus an offset, made by
+/// [`CompactObject::owned_node`] or [`OwnedNode::child`] and read through [`OwnedNode::node`].
+///
+/// The offset is private and only ever taken from a node of the same buffer, so an `OwnedNode`
+/// always reads as the node it was made from.
+#[derive(Clone)]
+pub struct OwnedNode {
+    buf: Arc<str>,
+    offset: u32,
+}
+
+impl OwnedNode {
+    fn new(buf: &Arc<str>, node: Node<'_>) -> Option<OwnedNode> {
+        let offset = offset_in(buf, node)?;
+        Some(OwnedNode { buf: buf.clone(), offset })
+    }
+
+    /// The node this handle stands for.
+    #[inline]
+    pub fn node(&self) -> Node<'_> {
+        Node::new(self.buf.get(self.offset as usize..).unwrap_or_default())
+    }
+
+    /// An owned handle on `node`, a node of the same object (for example a member or element
+    /// of [`node`](Self::node)); `None` when it belongs to another object.
+    #[inline]
+    pub fn child(&self, node: Node<'_>) -> Option<OwnedNode> {
+        let offset = offset_in(&self.buf, node)?;
+        Some(OwnedNode { buf: self.buf.clone(), offset })
+    }
+}
+
+impl fmt::Debug for OwnedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Like `Node`'s, this prints the kind and size only: object bodies stay out of logs.
+        fmt::Debug::fmt(&self.node(), f)
+    }
+}
+
+/// Where `node` starts in `buf`, when it is a node of `buf`: a node's text is the suffix of
+/// its object's buffer from the node's tag on.
+#[inline]
+fn offset_in(buf: &str, node: Node<'_>) -> Option<u32> {
+    let start = buf.as_ptr() as usize;
+    let at = node.suffix_ptr() as usize;
+    let offset = at.checked_sub(start)?;
+    (offset.checked_add(node.suffix_len()) == Some(buf.len())).then_some(())?;
+    u32::try_from(offset).ok()
 }

@@ -171,8 +171,8 @@ impl<'a, P: Pruner> Walk<'a, P> {
                     p = v + value_len(buf, v);
                     match step {
                         Some(Step::Remove) => true,
-                        Some(Step::Enter(s)) => self.changes(v, Some(&s)),
-                        Some(Step::Keep) | None => self.normalize && self.changes(v, None),
+                        Some(Step::Enter(s)) => crate::stack::guard(|| self.changes(v, Some(&s))),
+                        Some(Step::Keep) | None => self.normalize && crate::stack::guard(|| self.changes(v, None)),
                     }
                 })
             }
@@ -205,7 +205,7 @@ impl<'a, P: Pruner> Walk<'a, P> {
                     if inner.is_none() && !self.normalize {
                         self.out.buf.extend_from_slice(&buf[v..p]);
                     } else {
-                        self.copy(v, inner.as_ref())?;
+                        crate::stack::guard(|| self.copy(v, inner.as_ref()))?;
                     }
                 }
                 if tag == OBJECT { self.out.end_unique_object(open, kept) } else { self.out.end_array(open, kept) }

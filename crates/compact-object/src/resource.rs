@@ -3,10 +3,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use kube_core::{ApiResource, DynamicResourceScope, ObjectMeta, Resource};
 use serde::de::DeserializeSeed;
-use store_types::KubeObject;
+use store_types::{Identity, KubeObject};
 
 use crate::encode::{Builder, ValueSeed};
 use crate::error::Error;
@@ -23,6 +24,14 @@ use crate::object::CompactObject;
 ///   [`object`](Self::object), and only there.
 /// * Like `DynamicObject`, the resource type comes from an [`ApiResource`]:
 ///   `Api::<CompactResource>::all_with(client, &api_resource)`.
+/// * **One bad item never fails its page.** An item that is well-formed JSON but cannot be
+///   held — nested deeper than [`MAX_DEPTH`](crate::MAX_DEPTH), or not a JSON object — still
+///   decodes, as a *rejected* resource ([`rejection`](Self::rejection),
+///   [`into_checked`](Self::into_checked)) whose identity is readable, so that a list page or
+///   watch event around it decodes and the caller skips, counts and logs this one object.
+///   Objects of any depth up to `MAX_DEPTH` decode, although serde_json (which kube uses)
+///   stops at 128 levels: deep subtrees are read as raw text and decoded in chunks (this needs
+///   serde_json as the `Deserializer`; another one fails on objects deeper than 64 levels).
 ///
 /// # Memory usage
 /// The compact object (0.4–0.65× the JSON size for typical objects) plus four short strings;
@@ -44,6 +53,18 @@ use crate::object::CompactObject;
 pub struct CompactResource {
     metadata: ObjectMeta,
     object: CompactObject,
+    /// Why the object cannot be used (see the type's docs); `object` then holds what could be
+    /// decoded, with refused containers replaced by `null`.
+    rejection: Option<Arc<Error>>,
+}
+
+/// A [`CompactResource`] that decoded but cannot be stored: who it is (when readable) and why.
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    /// `metadata.namespace`/`name`/`uid`, when the item has a readable `metadata.name`.
+    pub identity: Option<Identity>,
+    /// Why: [`Error::TooDeep`] or [`Error::Unsupported`] (not a JSON object).
+    pub error: Arc<Error>,
 }
 
 impl CompactResource {
@@ -58,7 +79,20 @@ impl CompactResource {
             resource_version: owned(object.resource_version()),
             ..ObjectMeta::default()
         };
-        CompactResource { metadata, object }
+        CompactResource { metadata, object, rejection: None }
+    }
+
+    /// Why this resource cannot be used, when it was decoded as rejected (see the type's docs).
+    pub fn rejection(&self) -> Option<&Error> {
+        self.rejection.as_deref()
+    }
+
+    /// The object, or who it is and why it cannot be used.
+    pub fn into_checked(self) -> Result<CompactObject, Rejected> {
+        match self.rejection {
+            None => Ok(self.object),
+            Some(error) => Err(Rejected { identity: self.object.identity().map(|id| id.to_owned()), error }),
+        }
     }
 
     /// The whole object.
@@ -66,7 +100,9 @@ impl CompactResource {
         &self.object
     }
 
-    /// The whole object, dropping the wrapper.
+    /// The whole object, dropping the wrapper. For a rejected resource (see
+    /// [`rejection`](Self::rejection)) this is what could be decoded, with refused containers
+    /// replaced by `null`; use [`into_checked`](Self::into_checked) to tell.
     pub fn into_object(self) -> CompactObject {
         self.object
     }
@@ -82,14 +118,15 @@ impl<'de> serde::Deserialize<'de> for CompactResource {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut b = Builder::with_capacity(1024);
         b.normalize_numbers = true;
+        b.chunked = true;
+        b.tolerant = true;
         ValueSeed(&mut b).deserialize(d)?;
+        let mut rejection = b.rejection.take();
         let object = CompactObject::from_encoded(b.buf).map_err(serde::de::Error::custom)?;
         if object.root().kind() != crate::NodeKind::Object {
-            return Err(serde::de::Error::custom(Error::Unsupported {
-                message: "a Kubernetes object must be a JSON object".into(),
-            }));
+            rejection = Some(Error::Unsupported { message: "a Kubernetes object must be a JSON object".into() });
         }
-        Ok(CompactResource::new(object))
+        Ok(CompactResource { rejection: rejection.map(Arc::new), ..CompactResource::new(object) })
     }
 }
 

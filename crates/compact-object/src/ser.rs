@@ -270,7 +270,7 @@ impl ser::SerializeSeq for Compound<'_> {
     type Error = SerError;
 
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
-        value.serialize(Encoder(&mut *self.b))?;
+        crate::stack::guard(|| value.serialize(Encoder(&mut *self.b)))?;
         self.count += 1;
         Ok(())
     }
@@ -328,7 +328,7 @@ impl ser::SerializeMap for Compound<'_> {
     }
 
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<()> {
-        value.serialize(Encoder(&mut *self.b))?;
+        crate::stack::guard(|| value.serialize(Encoder(&mut *self.b)))?;
         self.count += 1;
         Ok(())
     }

@@ -240,19 +240,30 @@ fn malformed_input_is_an_error() {
     ] {
         assert!(matches!(CompactObject::from_slice(bad), Err(Error::Json { .. })), "{bad:?}");
     }
-    let deep = "[".repeat(200) + &"]".repeat(200);
-    assert!(CompactObject::from_slice(deep.as_bytes()).is_err());
+    let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+    assert!(matches!(CompactObject::from_slice(deep.as_bytes()), Err(Error::TooDeep { limit: MAX_DEPTH })));
+    let deepest = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+    assert_eq!(CompactObject::from_slice(deepest.as_bytes()).unwrap().to_string(), deepest);
+}
+
+/// Runs `f` on a thread with a large stack: dropping a `serde_json::Value` nested 10,000 deep
+/// recurses (serde_json's own drop), which the default 2 MiB test thread may not survive.
+fn on_big_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new().stack_size(256 << 20).spawn(f).unwrap().join().unwrap();
 }
 
 #[test]
 fn from_value_rejects_excessive_depth() {
-    let mut v = json!(1);
-    for _ in 0..MAX_DEPTH {
-        v = json!([v]);
-    }
-    assert!(CompactObject::from_value(&v).is_ok());
-    let too_deep = json!({ "a": v });
-    assert!(matches!(CompactObject::from_value(&too_deep), Err(Error::TooDeep { limit: MAX_DEPTH })));
+    on_big_stack(|| {
+        let mut v = json!(1);
+        for _ in 0..MAX_DEPTH {
+            v = Value::Array(vec![v]);
+        }
+        let obj = CompactObject::from_value(&v).unwrap();
+        assert_eq!(obj.to_value(), v);
+        let too_deep = json!({ "a": v });
+        assert!(matches!(CompactObject::from_value(&too_deep), Err(Error::TooDeep { limit: MAX_DEPTH })));
+    });
 }
 
 #[test]
@@ -351,11 +362,13 @@ fn from_serialize_matches_serde_json_to_value() {
     assert!(matches!(CompactObject::from_serialize(&bad_map), Err(Error::Serialize { .. })));
     assert!(serde_json::to_value(u128::MAX).is_err());
     assert!(matches!(CompactObject::from_serialize(&u128::MAX), Err(Error::Serialize { .. })));
-    let mut deep = json!(1);
-    for _ in 0..MAX_DEPTH + 1 {
-        deep = json!([deep]);
-    }
-    assert!(matches!(CompactObject::from_serialize(&deep), Err(Error::TooDeep { .. })));
+    on_big_stack(|| {
+        let mut deep = json!(1);
+        for _ in 0..MAX_DEPTH + 1 {
+            deep = serde_json::Value::Array(vec![deep]);
+        }
+        assert!(matches!(CompactObject::from_serialize(&deep), Err(Error::TooDeep { .. })));
+    });
 }
 
 #[test]
@@ -482,8 +495,15 @@ mod kube_resource {
     }
 
     #[test]
-    fn non_objects_and_bad_json_are_errors() {
-        for bad in ["[1,2]", "\"x\"", "null", "{\"metadata\":", "{\"a\":1} x"] {
+    fn non_objects_are_rejected_and_bad_json_is_an_error() {
+        // Well-formed JSON that is not an object decodes as rejected, so that it does not fail
+        // the list page or watch event around it.
+        for other in ["[1,2]", "\"x\"", "null"] {
+            let r = serde_json::from_str::<CompactResource>(other).unwrap();
+            assert!(matches!(r.rejection(), Some(crate::Error::Unsupported { .. })), "{other}");
+            assert!(r.into_checked().unwrap_err().identity.is_none());
+        }
+        for bad in ["{\"metadata\":", "{\"a\":1} x"] {
             assert!(serde_json::from_str::<CompactResource>(bad).is_err(), "{bad}");
         }
         // An object without metadata is accepted (kube decides what it needs).
@@ -569,4 +589,22 @@ fn floats_survive_a_text_round_trip() {
         assert_eq!(again, obj, "{json} printed as {text}");
         assert_eq!(serde_json::to_string(&again).unwrap(), text);
     }
+}
+
+#[test]
+fn owned_node_reads_as_its_node_and_rejects_other_objects() {
+    let a = CompactObject::from_slice(br#"{"spec":{"rules":[{"host":"a.example"},{"host":"b.example"}]}}"#).unwrap();
+    let b = CompactObject::from_slice(br#"{"spec":{"rules":[{"host":"a.example"}]}}"#).unwrap();
+    let rules = a.pointer("/spec/rules").unwrap();
+    let owned = a.owned_node(rules).unwrap();
+    assert_eq!(owned.node(), rules);
+    let second = owned.child(owned.node().index(1).unwrap()).unwrap();
+    assert_eq!(second.node().get("host").and_then(|h| h.as_str()), Some("b.example"));
+    assert_eq!(a.owned_node(a.root()).unwrap().node(), a.root());
+    // A node of another object (even an equal one) is refused, never misread.
+    assert!(a.owned_node(b.pointer("/spec/rules").unwrap()).is_none());
+    assert!(owned.child(b.root()).is_none());
+    // The handle keeps the buffer alive after the object is dropped.
+    drop(a);
+    assert_eq!(second.node().get("host").and_then(|h| h.as_str()), Some("b.example"));
 }

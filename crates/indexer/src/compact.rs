@@ -43,7 +43,7 @@ impl<'a> NodeRef<'a> for Node<'a> {
 }
 
 impl Document for CompactObject {
-    type Node<'a> = Node<'a>;
+    type Cursor<'a> = Node<'a>;
     fn root(&self) -> Node<'_> {
         CompactObject::root(self)
     }

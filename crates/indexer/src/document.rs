@@ -46,12 +46,12 @@ pub trait NodeRef<'a>: Copy + 'a {
 
 /// An object representation the compiled paths can walk.
 pub trait Document {
-    /// The node type.
-    type Node<'a>: NodeRef<'a>
+    /// A position in the document: the node type the compiled paths walk.
+    type Cursor<'a>: NodeRef<'a>
     where
         Self: 'a;
     /// The root node.
-    fn root(&self) -> Self::Node<'_>;
+    fn root(&self) -> Self::Cursor<'_>;
 }
 
 /// An object the indexer can extract keys from and match selectors against.
@@ -188,18 +188,18 @@ impl<'a> NodeRef<'a> for &'a Value {
 }
 
 impl Document for Value {
-    type Node<'a> = &'a Value;
+    type Cursor<'a> = &'a Value;
     fn root(&self) -> &Value {
         self
     }
 }
 
 impl<D: Document + ?Sized> Document for &D {
-    type Node<'a>
-        = D::Node<'a>
+    type Cursor<'a>
+        = D::Cursor<'a>
     where
         Self: 'a;
-    fn root(&self) -> D::Node<'_> {
+    fn root(&self) -> D::Cursor<'_> {
         (**self).root()
     }
 }
@@ -405,7 +405,7 @@ impl ObjectAccess for ResourceDoc<'_> {
 }
 
 impl Document for ResourceDoc<'_> {
-    type Node<'b>
+    type Cursor<'b>
         = MetaNode<'b>
     where
         Self: 'b;

@@ -60,8 +60,24 @@ impl ExtractionFailures {
     /// Counts a failure of the object `identity` (`None` for an object without a name) and logs
     /// it if this identity was not logged before. Returns true when it was logged.
     pub fn record(&self, identity: Option<IdentityRef<'_>>, error: &IndexError) -> bool {
-        self.count.fetch_add(1, Ordering::Relaxed);
         let id = identity.map_or_else(|| Identity::new("", ""), |i| i.to_owned());
+        self.record_once(
+            id,
+            |id| tracing::warn!(object = %id, %error, "object not stored: index key extraction failed"),
+        )
+    }
+
+    /// Counts an object that could not be decoded or prepared (nested too deep, not a JSON
+    /// object, invalid; `None` when it has no readable name). Returns true when this identity
+    /// was not recorded before: the caller logs it then, with its context. Same bookkeeping as
+    /// [`record`](Self::record); use a separate tracker per kind of failure.
+    pub fn record_rejected(&self, identity: Option<&Identity>) -> bool {
+        let id = identity.cloned().unwrap_or_else(|| Identity::new("", ""));
+        self.record_once(id, |_| {})
+    }
+
+    fn record_once(&self, id: Identity, log: impl FnOnce(&Identity)) -> bool {
+        self.count.fetch_add(1, Ordering::Relaxed);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.set.contains(&id) {
             return false;
@@ -74,7 +90,7 @@ impl ExtractionFailures {
         seen.order.push_back(id.clone());
         seen.set.insert(id.clone());
         drop(seen);
-        tracing::warn!(object = %id, %error, "object not stored: index key extraction failed");
+        log(&id);
         true
     }
 
@@ -131,5 +147,17 @@ mod tests {
         f.forget(id("a", "x"));
         assert!(f.record(Some(id("a", "x")), &err()));
         assert_eq!(f.count(), 7);
+    }
+
+    #[test]
+    fn rejections_log_once_per_identity_count_all() {
+        let f = ExtractionFailures::new(4);
+        let deep = Identity::new("ns", "deep");
+        assert!(f.record_rejected(Some(&deep)));
+        assert!(!f.record_rejected(Some(&deep)));
+        assert!(f.record_rejected(None));
+        f.forget(id("ns", "deep"));
+        assert!(f.record_rejected(Some(&deep)));
+        assert_eq!((f.count(), f.distinct()), (4, 2));
     }
 }

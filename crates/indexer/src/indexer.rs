@@ -227,6 +227,15 @@ impl Indexer {
     }
 
     /// The missing-field policy.
+    ///
+    /// ```
+    /// use kstore_indexer::{Indexer, MissingFieldPolicy};
+    /// let ix = Indexer::new(["metadata.namespace", "spec.host"], Vec::<&str>::new())?;
+    /// assert_eq!(ix.missing_fields(), MissingFieldPolicy::Error);
+    /// let ix = ix.with_missing_fields(MissingFieldPolicy::Empty);
+    /// assert_eq!(ix.missing_fields(), MissingFieldPolicy::Empty);
+    /// # Ok::<(), kstore_indexer::ConfigError>(())
+    /// ```
     pub fn missing_fields(&self) -> MissingFieldPolicy {
         self.missing
     }
@@ -256,7 +265,7 @@ impl Indexer {
     }
 
     /// [`Indexer::keys`] on any [`Document`].
-    pub fn keys_of_document<D: Document + ?Sized>(&self, doc: &D) -> Result<IndexKeys, IndexError> {
+    fn keys_of_document<D: Document + ?Sized>(&self, doc: &D) -> Result<IndexKeys, IndexError> {
         let root = doc.root();
         let mut missing = None;
         let keys =
@@ -285,12 +294,6 @@ impl Indexer {
     pub fn prepare(&self, value: &mut Value) {
         self.remove_fields(value);
         normalize_numbers(value);
-    }
-
-    /// [`Indexer::prepare`] for an object that may be shared: when another `Arc` holds the
-    /// same object, it is copied first (`Arc::make_mut`), so nobody else's object changes.
-    pub fn prepare_shared(&self, value: &mut std::sync::Arc<Value>) {
-        self.prepare(std::sync::Arc::make_mut(value));
     }
 
     /// True when [`apply_to_meta`] fully applies `p` on a typed `ObjectMeta`.
@@ -698,17 +701,6 @@ mod tests {
         let once = obj.clone();
         ix.prepare(&mut obj);
         assert_eq!(obj, once);
-    }
-
-    #[test]
-    fn prepare_never_mutates_a_shared_object() {
-        let ix = Indexer::new(["metadata.name"], ["metadata.managedFields"]).unwrap();
-        let theirs = std::sync::Arc::new(ingress());
-        let mut mine = theirs.clone();
-        ix.prepare_shared(&mut mine);
-        assert!(mine["metadata"].get("managedFields").is_none());
-        assert!(theirs["metadata"].get("managedFields").is_some());
-        assert_eq!(*theirs, ingress());
     }
 
     #[test]

@@ -110,6 +110,14 @@ impl LabelSelector {
     }
 
     /// The kube selector, by value.
+    ///
+    /// ```
+    /// use kstore_indexer::LabelSelector;
+    /// let sel: LabelSelector = "app=web,tier notin (db)".parse()?;
+    /// let params = kube_core::params::ListParams::default().labels_from(&sel.into_selector());
+    /// assert_eq!(params.label_selector.as_deref(), Some("app=web,tier notin (db)"));
+    /// # Ok::<(), kstore_indexer::LabelSelectorError>(())
+    /// ```
     pub fn into_selector(self) -> Selector {
         self.selector
     }

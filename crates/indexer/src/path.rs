@@ -148,6 +148,15 @@ impl Path {
 
     /// Builds a path from segments (no validation needed: every segment list is a valid path
     /// except the empty one, which is rejected).
+    ///
+    /// ```
+    /// use kstore_indexer::{Path, Segment};
+    /// let p = Path::from_segments(vec![Segment::Field("spec".into()), Segment::Wildcard])?;
+    /// assert_eq!(p, Path::parse("spec[*]")?);
+    /// assert!(p.has_wildcard());
+    /// assert!(Path::from_segments(Vec::new()).is_err());
+    /// # Ok::<(), kstore_indexer::ExprError>(())
+    /// ```
     pub fn from_segments(segments: Vec<Segment>) -> Result<Path> {
         if segments.is_empty() {
             return Err(ExprError::at("", 0, ExprErrorKind::Empty));
@@ -161,6 +170,13 @@ impl Path {
     }
 
     /// True when some segment is a wildcard (the path may match many values).
+    ///
+    /// ```
+    /// use kstore_indexer::Path;
+    /// assert!(Path::parse("spec.rules[*].host")?.has_wildcard());
+    /// assert!(!Path::parse("spec.rules[0].host")?.has_wildcard());
+    /// # Ok::<(), kstore_indexer::ExprError>(())
+    /// ```
     pub fn has_wildcard(&self) -> bool {
         self.segments.contains(&Segment::Wildcard)
     }

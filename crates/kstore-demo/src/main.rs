@@ -3,8 +3,9 @@
 //! runs a `ResourceSet` configured from `demo.yaml` (the Go original's format), and shows a
 //! person at a terminal what kstore does: sync progress, memory per object beside a kube-rs
 //! reflector of the same resources (both measured in this run with a counting allocator),
-//! lookup latencies, a template-style join across resources, and a few seconds of churn with
-//! debounced change notifications and a forced 410.
+//! lookup latencies, an HAProxy-style configuration rendered from one snapshot with the template
+//! shipped beside this crate (`haproxy.cfg.j2`, through `kstore-render`), and a few seconds of
+//! churn with debounced change notifications, a forced 410 and a re-render with its diff.
 //!
 //! It is a demonstration, not a library; `--json` prints the figures for scripts.
 
@@ -23,6 +24,7 @@ use futures::StreamExt;
 use heap_meter::CountingAllocator;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{reflector, watcher as kube_watcher};
+use render::{Renderer, Undefined};
 use serde_json::{Value, json};
 use store_types::ChangeStats;
 use tokio::sync::mpsc;
@@ -32,6 +34,10 @@ use watcher::{ResourceSet, SetOptions, Single, StoreHandle, WatchConfig};
 static ALLOC: CountingAllocator = CountingAllocator;
 
 const DEFAULT_CONFIG: &str = include_str!("../demo.yaml");
+/// The HAProxy-style template rendered from the `ResourceSet` (its resource names are
+/// `demo.yaml`'s).
+const TEMPLATE: &str = include_str!("../haproxy.cfg.j2");
+const TEMPLATE_NAME: &str = "haproxy.cfg.j2";
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -44,15 +50,20 @@ struct Args {
     context: Option<String>,
     config: Option<PathBuf>,
     churn: Duration,
+    render: Option<PathBuf>,
+    template: Option<PathBuf>,
 }
 
 const USAGE: &str = "\
 usage: kstore-demo [--small] [--namespaces N] [--apps M] [--seed S] [--churn-seconds S]
                    [--config FILE] [--kubeconfig PATH [--context NAME]] [--json]
+                   [--render FILE] [--template FILE]
 
   default: apiserver-sim in-process with 100 namespaces × 20 apps (2,000 Ingresses, Services,
   TLS Secrets and ConfigMaps, ~3,000 EndpointSlices); --small: 10 × 5.
-  --kubeconfig/--context: read-only against a real cluster (no writes, no churn).";
+  --kubeconfig/--context: read-only against a real cluster (no writes, no churn).
+  --render FILE: write the whole rendered configuration (the last render) to FILE.
+  --template FILE: render this minijinja template instead of the shipped haproxy.cfg.j2.";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -64,6 +75,8 @@ fn parse_args() -> Result<Args, String> {
         context: None,
         config: None,
         churn: Duration::from_secs(3),
+        render: None,
+        template: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +92,8 @@ fn parse_args() -> Result<Args, String> {
             "--kubeconfig" => a.kubeconfig = Some(value("--kubeconfig")?.into()),
             "--context" => a.context = Some(value("--context")?),
             "--json" => a.json = true,
+            "--render" => a.render = Some(value("--render")?.into()),
+            "--template" => a.template = Some(value("--template")?.into()),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -202,6 +217,12 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
         })),
         ..Default::default()
     };
+    // The embedded simulator shares this process's heap: warm its lazily built per-object
+    // forms (the PartialObjectMetadata it serves to metadata-only watches) so that the
+    // measurements below count the clients' memory only, whichever client lists first.
+    if sim.is_some() {
+        warm_simulator(&client, &config).await?;
+    }
     settle().await;
     let heap_before = heap_meter::live();
     let started = Instant::now();
@@ -296,11 +317,13 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
     report.insert("heap_bytes_reflectors".into(), json!(kube_total));
     report.insert("sync_ms_total".into(), json!(total_sync.as_secs_f64() * 1e3));
 
-    // 5. Lookups and a template-style render through one consistent snapshot.
+    // 5. Lookups, and the configuration rendered from one consistent snapshot.
     let lookups = lookups(&set, &out).await?;
     report.insert("lookups".into(), lookups);
-    let render = render(&set, &out).await?;
+    let renderer = renderer(args)?;
+    let (first, render) = render(&set, &renderer, &out).await?;
     report.insert("render".into(), render);
+    let mut last = first.clone();
 
     // 6. Churn, with change notifications as they fire (simulator only: never writes to a
     //    real cluster).
@@ -308,6 +331,18 @@ async fn run(args: &Args) -> Result<Value, BoxError> {
         while changes.try_recv().is_ok() {}
         let churn = churn(sim, &set, args.churn, &mut changes, &out).await?;
         report.insert("churn".into(), churn);
+        let (after, rerender) = rerender(&set, &renderer, &first, &out).await?;
+        report.insert("rerender".into(), rerender);
+        last = after;
+    }
+    if let Some(path) = &args.render {
+        std::fs::write(path, &last).map_err(|e| format!("--render {}: {e}", path.display()))?;
+        out.line(format!(
+            "
+wrote the whole configuration ({} lines) to {}",
+            last.lines().count(),
+            path.display()
+        ));
     }
 
     // 7. Cache statistics of on-demand stores.
@@ -397,6 +432,24 @@ async fn show_progress(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Lists every watched resource once in full and once metadata-only (and drops the results),
+/// so that the simulator's lazily cached per-object forms exist before any heap is measured.
+async fn warm_simulator(client: &kube::Client, config: &WatchConfig) -> Result<(), BoxError> {
+    use kube::core::PartialObjectMeta;
+    for r in config.watched_resources.values() {
+        let (group, version) = match r.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", r.api_version.as_str()),
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, "");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &r.resources);
+        let params = kube::api::ListParams::default();
+        Api::<DynamicObject>::all_with(client.clone(), &ar).list(&params).await?;
+        Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar).list_metadata(&params).await?;
+    }
+    Ok(())
 }
 
 /// What one kube-rs peer cost: sync time, heap held, objects held, and which peer it was.
@@ -625,59 +678,99 @@ async fn lookups(set: &ResourceSet, out: &Out) -> Result<Value, BoxError> {
     Ok(Value::Object(report))
 }
 
-/// One pass of a template: every Ingress joined to its Services, EndpointSlices and TLS Secret.
-async fn render_pass(set: &ResourceSet) -> Result<(usize, usize, usize, usize), BoxError> {
-    let view = set.snapshot();
-    let (mut backends, mut endpoints, mut secrets, mut secret_bytes) = (0, 0, 0, 0);
-    for ing in view.list("ingresses").await?.iter() {
-        let (ns, _) = name_of(ing);
-        let rules = ing.pointer("/spec/rules");
-        for rule in rules.iter().flat_map(|r| r.elements()) {
-            for path in rule.get("http").and_then(|h| h.get("paths")).iter().flat_map(|p| p.elements()) {
-                let Some(svc) = path
-                    .get("backend")
-                    .and_then(|b| b.get("service"))
-                    .and_then(|s| s.get("name"))
-                    .and_then(|n| n.as_str())
-                else {
-                    continue;
-                };
-                if view.get_single("services", &[&ns, svc]).await?.object().is_some() {
-                    backends += 1;
-                }
-                for slice in view.fetch("endpoints", &[&ns, svc]).await?.iter() {
-                    endpoints += slice.pointer("/endpoints").map_or(0, |e| e.len());
-                }
-            }
-        }
-        for tls in ing.pointer("/spec/tls").iter().flat_map(|t| t.elements()) {
-            if let Some(secret) = tls.get("secretName").and_then(|s| s.as_str())
-                && let Some(s) = view.get_single("secrets", &[&ns, secret]).await?.object()
-            {
-                secrets += 1;
-                secret_bytes += s.pointer("/data/tls.crt").and_then(|c| c.as_str()).map_or(0, str::len);
-            }
-        }
-    }
-    Ok((backends, endpoints, secrets, secret_bytes))
+/// The renderer with the shipped template (or `--template FILE`). Strict: a missing field the
+/// template does not test for is an error naming the template, line and expression.
+fn renderer(args: &Args) -> Result<Renderer, BoxError> {
+    let source = match &args.template {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("--template {}: {e}", p.display()))?,
+        None => TEMPLATE.to_owned(),
+    };
+    let mut renderer = Renderer::new(Undefined::Strict);
+    renderer.add_template(TEMPLATE_NAME, source)?;
+    Ok(renderer)
 }
 
-async fn render(set: &ResourceSet, out: &Out) -> Result<Value, BoxError> {
+/// Renders once from a fresh snapshot; returns the output and the time.
+async fn render_once(set: &ResourceSet, renderer: &Renderer) -> Result<(String, Duration), BoxError> {
     let t = Instant::now();
-    let (backends, endpoints, secrets, bytes) = render_pass(set).await?;
-    let cold = t.elapsed();
-    let t = Instant::now();
-    render_pass(set).await?;
-    let warm = t.elapsed();
+    let text = renderer.render(TEMPLATE_NAME, Arc::new(set.snapshot())).await?;
+    Ok((text, t.elapsed()))
+}
+
+/// Renders the configuration twice (on-demand Secrets fetched as the template asks, then from
+/// the cache) and prints an excerpt.
+async fn render(set: &ResourceSet, renderer: &Renderer, out: &Out) -> Result<(String, Value), BoxError> {
+    let (text, cold) = render_once(set, renderer).await?;
+    let (_, warm) = render_once(set, renderer).await?;
+    let count = |prefix: &str| text.lines().filter(|l| l.trim_start().starts_with(prefix)).count();
+    let (routes, backends, servers, certs) =
+        (count("use_backend "), count("backend be_"), count("server "), count("#   /etc/"));
     out.line(format!(
-        "\nrender: every Ingress → Service, EndpointSlices, TLS Secret: {backends} backends, {endpoints} endpoints, \
-         {secrets} secrets ({})\n  first pass {} (secrets fetched on demand), second pass {} (from the cache)",
-        mib(bytes),
+        "\nrender: {TEMPLATE_NAME} over one snapshot → {} lines, {}: {routes} routes, {backends} backends, \
+         {servers} servers, {certs} TLS certificates\n  first render {} (secrets fetched on demand), second {} (from the cache)",
+        text.lines().count(),
+        mib(text.len()),
         ms(cold),
         ms(warm)
     ));
-    Ok(json!({"backends": backends, "endpoints": endpoints, "secrets": secrets,
-              "cold_ms": cold.as_secs_f64() * 1e3, "warm_ms": warm.as_secs_f64() * 1e3}))
+    out.line("  excerpt:");
+    for line in excerpt(&text) {
+        out.line(format!("  | {line}"));
+    }
+    let report = json!({"lines": text.lines().count(), "bytes": text.len(), "routes": routes, "backends": backends,
+                        "servers": servers, "certificates": certs,
+                        "cold_ms": cold.as_secs_f64() * 1e3, "warm_ms": warm.as_secs_f64() * 1e3});
+    Ok((text, report))
+}
+
+/// A few lines of each part of a rendered configuration: the first routes, the first backend
+/// and the first certificates.
+fn excerpt(text: &str) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut shown = Vec::new();
+    for (marker, n) in [("frontend https", 6), ("backend be_", 5), ("# crt-list", 3)] {
+        if let Some(i) = lines.iter().position(|l| l.starts_with(marker)) {
+            if !shown.is_empty() {
+                shown.push("…");
+            }
+            shown.extend(lines.iter().skip(i).take(n).copied());
+        }
+    }
+    shown
+}
+
+/// Re-renders after churn and counts the changed lines against the first render.
+async fn rerender(
+    set: &ResourceSet,
+    renderer: &Renderer,
+    before: &str,
+    out: &Out,
+) -> Result<(String, Value), BoxError> {
+    let (after, took) = render_once(set, renderer).await?;
+    let (added, removed) = line_diff(before, &after);
+    out.line(format!(
+        "\nre-render after churn: {} lines in {}; diff against the first render: +{added} −{removed} lines",
+        after.lines().count(),
+        ms(took)
+    ));
+    let report = json!({"lines": after.lines().count(), "ms": took.as_secs_f64() * 1e3,
+                        "lines_added": added, "lines_removed": removed});
+    Ok((after, report))
+}
+
+/// Lines added and removed from `before` to `after`, compared as multisets of lines (the
+/// configuration's order is stable: objects by namespace, then name).
+fn line_diff(before: &str, after: &str) -> (usize, usize) {
+    let mut counts: HashMap<&str, isize> = HashMap::new();
+    for l in before.lines() {
+        *counts.entry(l).or_default() -= 1;
+    }
+    for l in after.lines() {
+        *counts.entry(l).or_default() += 1;
+    }
+    let added = counts.values().filter(|&&c| c > 0).map(|&c| c as usize).sum();
+    let removed = counts.values().filter(|&&c| c < 0).map(|&c| (-c) as usize).sum();
+    (added, removed)
 }
 
 /// Creates, updates, key changes and deletes for `duration`, with a forced 410 half way, then

@@ -1,5 +1,6 @@
 //! Debounced change notifications.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,38 @@ struct Shared {
     state: Mutex<State>,
     wake: Notify,
     callback: ChangeCallback,
+    /// Calls of `callback` that panicked.
+    panics: AtomicU64,
+}
+
+impl Shared {
+    /// Calls the callback isolated: a panic is caught, counted and logged.
+    fn call(&self, stats: ChangeStats) {
+        if !isolated("on_change", || (self.callback)(stats)) {
+            self.panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs a user callback so that a panic in it cannot end the task that called it: the panic is
+/// caught and logged (its message, when it is a string). Returns false when it panicked.
+///
+/// The callback is user code observing the store, not part of the store's state: no lock is
+/// held while it runs and no state of the watcher is left half-updated by an unwind, so going
+/// on after a caught panic is sound (hence `AssertUnwindSafe`).
+pub(crate) fn isolated(callback: &'static str, f: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(()) => true,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+            tracing::error!(callback, panic = %message, "user callback panicked; the watcher goes on");
+            false
+        }
+    }
 }
 
 #[derive(Default)]
@@ -64,9 +97,20 @@ impl Shared {
 impl Debouncer {
     /// Starts a debouncer task on the current tokio runtime.
     pub fn new(interval: Duration, callback: ChangeCallback) -> Self {
-        let shared = Arc::new(Shared { interval, state: Mutex::default(), wake: Notify::new(), callback });
+        let shared = Arc::new(Shared {
+            interval,
+            state: Mutex::default(),
+            wake: Notify::new(),
+            callback,
+            panics: AtomicU64::new(0),
+        });
         let task = tokio::spawn(run(shared.clone()));
         Debouncer { shared, task: Mutex::new(Some(task)) }
+    }
+
+    /// Calls of the callback that panicked (caught, logged; notifications go on).
+    pub fn panics(&self) -> u64 {
+        self.shared.panics.load(Ordering::Relaxed)
     }
 
     /// Records changes; empty stats are ignored.
@@ -103,7 +147,7 @@ impl Debouncer {
             task.abort();
         }
         if !flushed.is_empty() {
-            (self.shared.callback)(flushed);
+            self.shared.call(flushed);
         }
     }
 }
@@ -117,7 +161,7 @@ impl Drop for Debouncer {
 async fn run(shared: Arc<Shared>) {
     loop {
         match shared.due() {
-            Ok(Some(stats)) => (shared.callback)(stats),
+            Ok(Some(stats)) => shared.call(stats),
             Ok(None) => shared.wake.notified().await,
             Err(at) => tokio::time::sleep_until(at).await,
         }

@@ -43,8 +43,3 @@ pub use metrics::{EventLabels, ResourceLabels};
 pub use resource::{DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve};
 pub use set::{LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single};
 pub use single::{ObjectCallback, ObjectWatcher};
-
-/// The README's examples, compiled (and, where they need no cluster, run) as doc tests.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

@@ -10,6 +10,7 @@
 //! | `kstore_relists_total` | counter | resource | completed (re)lists |
 //! | `kstore_watch_errors_total` | counter | resource | watch stream errors (retried with backoff) |
 //! | `kstore_extraction_failures_total` | counter | resource | objects not stored because key extraction failed |
+//! | `kstore_rejected_objects_total` | counter | resource | objects not stored because they cannot be decoded or prepared (nested deeper than 10,000 levels, not a JSON object, …) |
 //! | `kstore_last_event_timestamp_seconds` | gauge | resource | Unix time of the last applied event |
 //!
 //! Cache metrics of on-demand stores are reported by the cached store's `cache_stats()`.
@@ -64,6 +65,8 @@ mod enabled {
         pub watch_errors: Family<ResourceLabels, Counter>,
         /// `kstore_extraction_failures_total`.
         pub extraction_failures: Family<ResourceLabels, Counter>,
+        /// `kstore_rejected_objects_total`.
+        pub rejected_objects: Family<ResourceLabels, Counter>,
         /// `kstore_last_event_timestamp_seconds`.
         pub last_event: Family<ResourceLabels, Gauge>,
     }
@@ -85,6 +88,11 @@ mod enabled {
                 "kstore_extraction_failures",
                 "Objects not stored because key extraction failed",
                 self.extraction_failures.clone(),
+            );
+            registry.register(
+                "kstore_rejected_objects",
+                "Objects not stored because they cannot be decoded or prepared",
+                self.rejected_objects.clone(),
             );
             registry.register(
                 "kstore_last_event_timestamp_seconds",
@@ -133,6 +141,12 @@ impl ResourceMetrics {
     pub(crate) fn extraction_failure(&self) {
         #[cfg(feature = "metrics")]
         self.metrics.extraction_failures.get_or_create(&self.labels).inc();
+    }
+
+    /// One object not stored because it cannot be decoded or prepared.
+    pub(crate) fn rejected_object(&self) {
+        #[cfg(feature = "metrics")]
+        self.metrics.rejected_objects.get_or_create(&self.labels).inc();
     }
 
     /// One completed (re)list.

@@ -236,6 +236,10 @@ struct Shared {
     store: StoreHandle,
     metrics: ResourceMetrics,
     failures: indexer::ExtractionFailures,
+    /// Objects that cannot be decoded or prepared.
+    rejected: indexer::ExtractionFailures,
+    /// Calls of `on_sync_complete` that panicked.
+    sync_callback_panics: AtomicU64,
     debouncer: Option<Debouncer>,
     notify_initial: bool,
     on_sync: Option<SyncCallback>,
@@ -276,9 +280,15 @@ struct Shared {
 /// * Deletes remove exactly the deleted object (by identity and uid).
 /// * Objects whose keys cannot be extracted are not stored (an earlier copy is removed),
 ///   counted in `kstore_extraction_failures_total` and logged once per identity.
+/// * One bad object never stops the store: an item that cannot be decoded or prepared (nested
+///   deeper than 10,000 levels, not a JSON object) is not stored (an earlier copy is removed),
+///   counted in `kstore_rejected_objects_total` ([`rejected_objects`](Self::rejected_objects))
+///   and logged once per identity; the rest of its list page is stored.
 /// * Client-side field selector: an object that stops matching is deleted, one that starts
 ///   matching is added.
 /// * [`wait_for_sync`](Self::wait_for_sync) resolves after every initial event is in the store.
+/// * Callbacks run isolated: a panic in `on_sync_complete` or `on_change` is caught, counted
+///   ([`callback_panics`](Self::callback_panics)) and logged, and the watcher goes on.
 /// * Callbacks are never called while a lock is held. [`stop`](Self::stop) is idempotent and
 ///   flushes pending change notifications; dropping the watcher stops it.
 pub struct ResourceWatcher {
@@ -420,6 +430,8 @@ impl ResourceWatcher {
             writer: store,
             metrics,
             failures: indexer::ExtractionFailures::default(),
+            rejected: indexer::ExtractionFailures::default(),
+            sync_callback_panics: AtomicU64::new(0),
             debouncer,
             notify_initial: options.notify_initial_sync,
             on_sync: options.on_sync_complete.clone(),
@@ -481,6 +493,19 @@ impl ResourceWatcher {
         self.shared.failures.count()
     }
 
+    /// Objects not stored because they cannot be decoded or prepared (nested deeper than
+    /// compact-object's `MAX_DEPTH`, not a JSON object, …; total events).
+    pub fn rejected_objects(&self) -> u64 {
+        self.shared.rejected.count()
+    }
+
+    /// Calls of `on_sync_complete` and `on_change` that panicked: each panic is caught and
+    /// logged, and the watcher goes on.
+    pub fn callback_panics(&self) -> u64 {
+        self.shared.sync_callback_panics.load(Ordering::Relaxed)
+            + self.shared.debouncer.as_ref().map_or(0, Debouncer::panics)
+    }
+
     /// Stops watching and flushes pending change notifications. Idempotent.
     pub fn stop(&self) {
         if self.shared.stopped.swap(true, Ordering::SeqCst) {
@@ -516,7 +541,7 @@ type Tagged = (usize, Result<Event<Incoming>, watcher::Error>);
 /// compact-object's limit).
 struct Unrepresentable {
     identity: Option<Identity>,
-    error: compact_object::Error,
+    error: Arc<compact_object::Error>,
 }
 
 fn map_event<T, U>(ev: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
@@ -529,8 +554,12 @@ fn map_event<T, U>(ev: Event<T>, f: impl Fn(T) -> U) -> Event<U> {
     }
 }
 
+/// A full-feed event; an item decoded as rejected (nested deeper than compact-object's limit,
+/// not a JSON object) is unrepresentable, so the rest of its page is stored without it.
 fn compact_event(ev: Event<CompactResource>) -> Event<Incoming> {
-    map_event(ev, |r| Ok(r.into_object()))
+    map_event(ev, |r| {
+        r.into_checked().map_err(|compact_object::Rejected { identity, error }| Unrepresentable { identity, error })
+    })
 }
 
 /// A metadata-only event as a compact object with no body, so one pipeline serves both
@@ -540,7 +569,7 @@ fn meta_event(indexer: &indexer::Indexer, ev: Event<PartialObjectMeta<DynamicObj
     map_event(ev, |mut p| {
         indexer.prepare_meta(&mut p.metadata);
         CompactObject::from_serialize(&p)
-            .map_err(|error| Unrepresentable { identity: Shared::identity_of(&p.metadata), error })
+            .map_err(|error| Unrepresentable { identity: Shared::identity_of(&p.metadata), error: Arc::new(error) })
     })
 }
 
@@ -619,7 +648,7 @@ impl Shared {
             // One reference count: the event itself is passed on unchanged.
             Ok(obj) => obj.clone(),
             Err(Unrepresentable { identity, error }) => {
-                warn!(resource = %self.config.name, object = ?identity, error = %error, "object not representable; not stored");
+                self.reject(identity.as_ref(), error);
                 return identity.clone().map_or(Prepared::Ignore, Prepared::Exclude);
             }
         };
@@ -631,7 +660,7 @@ impl Shared {
         let obj = match self.config.indexer.prepare_compact(&obj, self.metadata_feed) {
             Ok(pruned) => pruned.unwrap_or(obj),
             Err(e) => {
-                warn!(resource = %self.config.name, object = %identity, error = %e, "object not preparable; not stored");
+                self.reject(Some(&identity), &e);
                 return Prepared::Exclude(identity);
             }
         };
@@ -654,7 +683,18 @@ impl Shared {
             }
         };
         self.failures.forget(id_ref);
+        self.rejected.forget(id_ref);
         Prepared::Store(Arc::new(obj), keys)
+    }
+
+    /// An object that cannot be decoded or prepared: counted, logged once per identity, not
+    /// stored (the caller removes an earlier copy).
+    fn reject(&self, identity: Option<&Identity>, error: &compact_object::Error) {
+        self.metrics.rejected_object();
+        if self.rejected.record_rejected(identity) {
+            let object = identity.map_or_else(|| "(no metadata.name)".to_owned(), ToString::to_string);
+            warn!(resource = %self.config.name, %object, %error, "object cannot be decoded or prepared; not stored");
+        }
     }
 
     fn apply(&self, obj: &Incoming) -> ChangeStats {
@@ -697,11 +737,17 @@ impl Shared {
         let id = match obj {
             Ok(o) => o.identity().map(|id| {
                 self.failures.forget(store_types::IdentityRef { uid: None, ..id });
+                self.rejected.forget(id);
                 id.to_owned()
             }),
             Err(u) => u.identity.clone().inspect(|id| {
                 let (namespace, name) = (id.key.namespace(), id.key.name());
                 self.failures.forget(store_types::IdentityRef { namespace: &namespace, name: &name, uid: None });
+                self.rejected.forget(store_types::IdentityRef {
+                    namespace: &namespace,
+                    name: &name,
+                    uid: id.uid.as_deref(),
+                });
             }),
         };
         if let Some(id) = id
@@ -810,8 +856,10 @@ impl Shared {
             info!(resource = %self.config.name, objects = count, "initial sync complete");
             // The callback runs before `wait_for_sync` resolves, so a caller that waited has
             // seen it.
-            if let Some(cb) = &self.on_sync {
-                cb(count);
+            if let Some(cb) = &self.on_sync
+                && !crate::debounce::isolated("on_sync_complete", || cb(count))
+            {
+                self.sync_callback_panics.fetch_add(1, Ordering::Relaxed);
             }
             self.synced.send_replace(true);
         }
