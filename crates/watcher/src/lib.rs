@@ -9,13 +9,28 @@
 //!
 //! Start with [`WatchConfig`] / [`WatchedResource`] (the user configuration, in the Go
 //! original's format), [`ResourceWatcher`] for one resource, and [`ResourceSet`] for the named
-//! set of resources a controller renders from.
+//! set of resources a controller renders from. An application that already runs its own
+//! `kube::runtime::watcher` streams feeds kstore stores from them with
+//! [`reflect::reflector`] instead (and can keep sharing the streams with a kube `Controller`).
+//!
+//! # Usage
+//! * YAML-configured resources: [`ResourceSet::start`], then [`ResourceSet::snapshot`] per
+//!   render (see [`ResourceSet`]).
+//! * Your own stream: [`reflect::Writer`] + [`reflect::reflector`] (see [`reflect`]);
+//!   `examples/controller.rs` shares the streams with a kube `Controller`.
+//!
+//! # Writers and readers
+//! Every store has exactly one writer, held by whatever feeds it (a [`ResourceWatcher`], or
+//! the [`reflect::reflector`] stream); everything handed out — [`StoreHandle`],
+//! [`reflect::Reflected`], [`SetSnapshot`] — is read-only, so a template or reconciler can
+//! never clear a store while its watcher reports it synced.
 
 mod config;
 mod debounce;
 mod duration;
 mod metrics;
 mod overlay;
+pub mod reflect;
 mod resource;
 mod set;
 mod single;

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::config::ResourceConfig;
 use crate::debounce::{ChangeCallback, Debouncer};
 use crate::metrics::{ResourceMetrics, WatchMetrics};
+use crate::reflect::{EventLoop, Sink};
 
 /// Default refractory interval of change notifications.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(5);
@@ -246,6 +247,8 @@ struct Shared {
     /// Streams (one per namespace) that have not completed their first list yet.
     unsynced_streams: Mutex<usize>,
     stopped: AtomicBool,
+    /// The watch streams ended (the store is no longer updated).
+    ended: AtomicBool,
     /// Object events received (listed or watched), for progress reporting.
     received: AtomicU64,
     /// The store is fed from a metadata-only watch.
@@ -438,6 +441,7 @@ impl ResourceWatcher {
             on_sync: options.on_sync_complete.clone(),
             synced,
             stopped: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             received: AtomicU64::new(0),
             metadata_feed,
         });
@@ -459,6 +463,13 @@ impl ResourceWatcher {
     /// The store this watcher feeds.
     pub fn store(&self) -> &StoreHandle {
         &self.shared.store
+    }
+
+    /// True while the store is complete and kept current: synced, not stopped, and its watch
+    /// streams have not ended. A stopped watcher's store keeps its last state but is not
+    /// ready (never silently stale).
+    pub fn is_ready(&self) -> bool {
+        self.is_synced() && !self.shared.stopped.load(Ordering::SeqCst) && !self.shared.ended.load(Ordering::SeqCst)
     }
 
     /// True once the initial list is in the store.
@@ -587,45 +598,61 @@ fn meta_event(indexer: &indexer::Indexer, ev: Event<PartialObjectMeta<DynamicObj
     })
 }
 
-async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
-    let mut events = events;
-    // Per stream (namespace): the relist being buffered, and whether it has synced once.
-    let streams = shared.config.namespaces.len().max(1);
-    let mut buffers: Vec<Option<Vec<Item>>> = vec![None; streams];
-    let mut synced_once = vec![false; streams];
-    while let Some((i, ev)) = events.next().await {
-        if matches!(ev, Ok(Event::InitApply(_) | Event::Apply(_) | Event::Delete(_))) {
-            shared.received.fetch_add(1, Ordering::Relaxed);
-        }
-        match ev {
-            Ok(Event::Init) => buffers[i] = Some(Vec::new()),
-            Ok(Event::InitApply(obj)) => {
-                if let Prepared::Store(o, k) = shared.prepare(obj) {
-                    buffers[i].get_or_insert_with(Vec::new).push((o, k));
-                }
-            }
-            Ok(Event::InitDone) => {
-                let items = buffers[i].take().unwrap_or_default();
-                let namespace = scoped.then(|| shared.config.namespaces[i].as_str());
-                let initial = !synced_once[i];
-                synced_once[i] = true;
-                let stats = shared.relist(namespace, items);
-                shared.finish_relist(stats, initial);
-            }
-            Ok(Event::Apply(obj)) => {
-                let stats = shared.apply(obj);
-                shared.changed(stats);
-            }
-            Ok(Event::Delete(obj)) => {
-                let stats = shared.delete(&obj);
-                shared.changed(stats);
-            }
-            Err(e) => {
-                shared.metrics.watch_error();
-                warn!(resource = %shared.config.name, error = %e, "watch error; retrying with backoff");
-            }
+/// The watcher's side of the [`EventLoop`]: its store, metrics, sync signal and debouncer.
+struct WatcherSink {
+    shared: Arc<Shared>,
+    /// Streams are per namespace (relists are scoped to theirs).
+    scoped: bool,
+}
+
+impl Sink<Incoming> for WatcherSink {
+    type Item = Item;
+
+    fn received(&self) {
+        self.shared.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn prepare(&self, object: &Incoming) -> Option<Item> {
+        match self.shared.prepare(object) {
+            Prepared::Store(o, k) => Some((o, k)),
+            Prepared::Exclude(_) | Prepared::Ignore => None,
         }
     }
+
+    fn relist(&self, stream: usize, items: Vec<Item>, initial: bool) {
+        let namespace = self.scoped.then(|| self.shared.config.namespaces[stream].as_str());
+        let stats = self.shared.relist(namespace, items);
+        self.shared.finish_relist(stats, initial);
+    }
+
+    fn apply(&self, object: &Incoming) {
+        let stats = self.shared.apply(object);
+        self.shared.changed(stats);
+    }
+
+    fn delete(&self, object: &Incoming) {
+        let stats = self.shared.delete(object);
+        self.shared.changed(stats);
+    }
+
+    fn error(&self, e: &watcher::Error) {
+        self.shared.metrics.watch_error();
+        warn!(resource = %self.shared.config.name, error = %e, "watch error; retrying with backoff");
+    }
+}
+
+/// Drives the watcher's streams through the one [`EventLoop`] (the same loop as
+/// [`reflector`](crate::reflect::reflector)).
+async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
+    let mut events = events;
+    let streams = shared.config.namespaces.len().max(1);
+    let mut event_loop = EventLoop::new(WatcherSink { shared: shared.clone(), scoped }, streams);
+    while let Some((i, ev)) = events.next().await {
+        event_loop.handle(i, &ev);
+    }
+    // kube's watcher streams retry forever; an end means the watch stopped for good.
+    warn!(resource = %shared.config.name, "watch streams ended; the store is no longer updated");
+    shared.ended.store(true, Ordering::SeqCst);
 }
 
 impl Shared {
@@ -641,12 +668,13 @@ impl Shared {
     /// Field removal → field selector → key extraction, on the compact object itself: no
     /// JSON tree, no typed metadata (the full feed decodes pages and events straight into
     /// compact objects with numbers normalised).
-    fn prepare(&self, incoming: Incoming) -> Prepared {
+    fn prepare(&self, incoming: &Incoming) -> Prepared {
         let obj = match incoming {
-            Ok(obj) => obj,
+            // One reference count: the event itself is passed on unchanged.
+            Ok(obj) => obj.clone(),
             Err(Unrepresentable { identity, error }) => {
-                self.reject(identity.as_ref(), &error);
-                return identity.map_or(Prepared::Ignore, Prepared::Exclude);
+                self.reject(identity.as_ref(), error);
+                return identity.clone().map_or(Prepared::Ignore, Prepared::Exclude);
             }
         };
         let Some(identity) = obj.identity().map(|id| id.to_owned()) else {
@@ -694,7 +722,7 @@ impl Shared {
         }
     }
 
-    fn apply(&self, obj: Incoming) -> ChangeStats {
+    fn apply(&self, obj: &Incoming) -> ChangeStats {
         let mut stats = ChangeStats::default();
         match self.prepare(obj) {
             Prepared::Store(o, k) => {
