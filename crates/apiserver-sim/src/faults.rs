@@ -221,6 +221,14 @@ impl Faults {
     /// End every open watch stream with an ERROR event carrying a 410 `Expired` Status (what a
     /// real server sends when a running watch falls behind its history), then the terminating
     /// chunk; returns how many streams were told. Clients must relist.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sim = kstore_apiserver_sim::ApiServerSim::builder().start().await.unwrap();
+    /// assert_eq!(sim.faults().expire_watches(), 0, "no watch is open yet");
+    /// # }
+    /// ```
     pub fn expire_watches(&self) -> usize {
         self.state.control.send(WatchControl::Expire).unwrap_or(0)
     }

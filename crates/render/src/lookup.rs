@@ -9,7 +9,7 @@ use memory_store::Snapshot;
 use minijinja::Value;
 use serde::Serialize;
 use store_types::{KubeObject, Objects, StoreError};
-use watcher::SetSnapshot;
+use watcher::{SetOverlay, SetSnapshot};
 
 use crate::value::compact_value;
 
@@ -74,6 +74,37 @@ impl Lookup for SetSnapshot {
         keys: &[&str],
     ) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
         SetSnapshot::fetch(self, resource, keys)
+    }
+
+    fn to_value(object: &Arc<CompactObject>) -> Value {
+        compact_value(object)
+    }
+}
+
+/// A what-if overlay renders like the snapshot it was built on, with its changes applied:
+/// the same templates answer "would this configuration still render?".
+impl Lookup for SetOverlay {
+    type Object = CompactObject;
+    type Error = watcher::LookupError;
+
+    fn resource_names(&self) -> Vec<String> {
+        self.resources().map(str::to_owned).collect()
+    }
+
+    fn has_resource(&self, resource: &str) -> bool {
+        self.resources().any(|n| n == resource)
+    }
+
+    fn list(&self, resource: &str) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
+        SetOverlay::list(self, resource)
+    }
+
+    fn fetch(
+        &self,
+        resource: &str,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
+        SetOverlay::fetch(self, resource, keys)
     }
 
     fn to_value(object: &Arc<CompactObject>) -> Value {

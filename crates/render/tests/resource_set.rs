@@ -111,3 +111,49 @@ async fn renders_on_a_current_thread_runtime_and_follows_changes() {
     assert!(matches!(&err, RenderError::Template { template, line: Some(2), .. } if template == "bad.j2"), "{err:?}");
     set.stop();
 }
+
+/// An admission-style check: the same template renders over a what-if overlay with a proposed
+/// Ingress (the base snapshot and the store are untouched), and a proposal the template cannot
+/// render (strict mode: a path without a backend) is reported as a render error naming the
+/// template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renders_a_what_if_overlay_and_reports_a_proposal_that_breaks_the_render() {
+    let (sim, set, renderer) = start().await;
+    let ingresses = sim.list("ingresses", None).unwrap();
+    let ns = ingresses[0]["metadata"]["namespace"].as_str().unwrap();
+    let svc = ingresses[0]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"].as_str().unwrap();
+    let secret = ingresses[0]["spec"]["tls"][0]["secretName"].as_str().unwrap();
+    let proposal = |path: serde_json::Value| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"namespace": ns, "name": "proposed"},
+            "spec": {"tls": [{"hosts": ["proposed.example.com"], "secretName": secret}],
+                "rules": [{"host": "proposed.example.com", "http": {"paths": [path]}}]}})
+        .to_string()
+    };
+    let snapshot = set.snapshot();
+    let base = renderer.render("haproxy.cfg.j2", Arc::new(snapshot.clone())).await.unwrap();
+    assert!(!base.contains("proposed.example.com"));
+
+    let mut good = snapshot.overlay();
+    good.upsert_json(
+        "ingresses",
+        &proposal(
+            json!({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": svc, "port": {"number": 80}}}}),
+        ),
+    )
+    .unwrap();
+    let out = renderer.render("haproxy.cfg.j2", Arc::new(good.build())).await.unwrap();
+    let needle = format!("use_backend be_{ns}_{svc} if {{ hdr(host) -i proposed.example.com }}");
+    assert!(out.contains(&needle), "the proposed Ingress is rendered: {needle}");
+    assert_eq!(out.matches("use_backend ").count(), base.matches("use_backend ").count() + 1);
+
+    let mut bad = snapshot.overlay();
+    bad.upsert_json("ingresses", &proposal(json!({"path": "/", "pathType": "Prefix"}))).unwrap();
+    match renderer.render("haproxy.cfg.j2", Arc::new(bad.build())).await {
+        Err(RenderError::Template { template, .. }) => assert_eq!(template, "haproxy.cfg.j2"),
+        other => panic!("a path without a backend must fail the strict render, got {other:?}"),
+    }
+    // Neither overlay touched the store: the base renders as before.
+    assert_eq!(renderer.render("haproxy.cfg.j2", Arc::new(set.snapshot())).await.unwrap(), base);
+    set.stop();
+}

@@ -555,7 +555,21 @@ impl<T: KubeObject> Reflected<T> {
         self.status.errors.load(Ordering::Relaxed)
     }
 
-    /// The object `r` refers to, if stored.
+    /// The object `r` refers to, if stored: a kube `ObjectRef` (from a `Controller`'s
+    /// reconcile request, say) looks the object up directly.
+    ///
+    /// ```
+    /// use k8s_openapi::api::core::v1::Service;
+    /// use kstore_watcher::reflect::Writer;
+    /// use kube::runtime::reflector::ObjectRef;
+    ///
+    /// let indexer = indexer::Indexer::new(["metadata.namespace", "metadata.name"], [""; 0]).unwrap();
+    /// let writer = Writer::<Service>::typed(indexer).unwrap();
+    /// let reader = writer.reader();
+    /// let r = ObjectRef::<Service>::new("web").within("default");
+    /// assert!(reader.get_by_ref(&r).is_none());
+    /// assert_eq!((reader.skipped(), reader.stream_errors()), (0, 0));
+    /// ```
     pub fn get_by_ref<K: kube::Resource>(&self, r: &ObjectRef<K>) -> Option<Arc<T>> {
         self.store.get_by_identity(r.namespace.as_deref().unwrap_or(""), &r.name)
     }
