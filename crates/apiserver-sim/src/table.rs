@@ -1,12 +1,11 @@
 //! Server-side printing: `meta.k8s.io/v1` `Table` responses, as `kubectl get` asks for with
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;
-use crate::state::StoredObject;
+use crate::state::{StoredObject, now_unix};
 
 /// What each row's `object` holds (`includeObject` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,10 +215,6 @@ fn cells(def: &ResourceDef, v: &Value, now: i64) -> Vec<Value> {
     all.extend(mid);
     all.push(json!(age));
     all
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// A `Table` of `objects` with list metadata `meta`.

@@ -70,7 +70,8 @@ pub(crate) fn parse_rv(s: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn now_unix() -> i64 {
+/// Seconds since the Unix epoch (creation and deletion timestamps, Table ages).
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
