@@ -1,7 +1,6 @@
 //! Server-side printing: `meta.k8s.io/v1` `Table` responses, as `kubectl get` asks for with
 //! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`.
 
-
 use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;

@@ -472,9 +472,11 @@ impl ResourceWatcher {
         self.is_synced() && !self.shared.stopped.load(Ordering::SeqCst) && !self.shared.ended.load(Ordering::SeqCst)
     }
 
-    /// True once the initial list is in the store.
+    /// True once the initial list is in the store, and false again if the watch task has
+    /// ended without `stop()` (its streams finished or it died): a store nothing updates any
+    /// more is not reported as synced. See also [`is_ready`](Self::is_ready).
     pub fn is_synced(&self) -> bool {
-        *self.shared.synced.borrow()
+        *self.shared.synced.borrow() && !self.shared.ended.load(Ordering::SeqCst)
     }
 
     /// Resolves when the initial list is in the store (at once if it already is). A resource
@@ -644,6 +646,17 @@ impl Sink<Incoming> for WatcherSink {
 /// Drives the watcher's streams through the one [`EventLoop`] (the same loop as
 /// [`reflector`](crate::reflect::reflector)).
 async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
+    // Marks the watcher ended however this task ends: streams finished, or a panic unwinding
+    // out of the loop (a dead task must not look synced). `stop()` aborts it on purpose.
+    struct EndGuard(Arc<Shared>);
+    impl Drop for EndGuard {
+        fn drop(&mut self) {
+            if !self.0.stopped.load(Ordering::SeqCst) {
+                self.0.ended.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    let _guard = EndGuard(shared.clone());
     let mut events = events;
     let streams = shared.config.namespaces.len().max(1);
     let mut event_loop = EventLoop::new(WatcherSink { shared: shared.clone(), scoped }, streams);
@@ -652,7 +665,6 @@ async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Un
     }
     // kube's watcher streams retry forever; an end means the watch stopped for good.
     warn!(resource = %shared.config.name, "watch streams ended; the store is no longer updated");
-    shared.ended.store(true, Ordering::SeqCst);
 }
 
 impl Shared {
