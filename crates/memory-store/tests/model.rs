@@ -165,6 +165,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let store = MemoryStore::<Obj>::new(N).unwrap();
     let mut model = Model::new();
     for op in ops {
+        // The modification count: never goes back; grows when the content changed; stays when
+        // a write changed nothing (a batch may change and change back, so only "never back").
+        let (count_before, model_before) = (store.mod_count(), model.clone());
+        let is_batch = matches!(op, Op::Batch { .. });
         match op {
             Op::Add { ns, name, keys, rv } | Op::Update { ns, name, keys, rv } => {
                 let r = store.update(obj(&ns, &name, rv), KeyTuple::new(&keys));
@@ -253,6 +257,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         if let Err(e) = store.validate() {
             return Err(TestCaseError::fail(e.to_string()));
         }
+        let count = store.mod_count();
+        prop_assert!(count >= count_before, "mod_count went back: {} -> {}", count_before, count);
+        if model != model_before {
+            prop_assert!(count > count_before, "content changed but mod_count stayed at {}", count);
+        } else if !is_batch {
+            prop_assert_eq!(count, count_before, "nothing changed but mod_count moved");
+        }
+        prop_assert_eq!(store.snapshot().mod_count(), count);
+        prop_assert_eq!(store.handle().mod_count(), count);
         prop_assert_eq!(store.len(), model.len());
         prop_assert_eq!(seen(&store.list()), model_get(&model, &[]));
         let entries: Vec<_> =
