@@ -23,7 +23,7 @@ use compact_object::CompactObject;
 use futures::StreamExt;
 use heap_meter::CountingAllocator;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::{reflector, watcher as kube_watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher as kube_watcher};
 use render::{Renderer, Undefined};
 use serde_json::{Value, json};
 use store_types::ChangeStats;
@@ -514,27 +514,13 @@ async fn careful_cost(
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use k8s_openapi::api::networking::v1::Ingress;
     use kube::core::PartialObjectMeta;
-    use kube::runtime::WatchStreamExt;
     if on_demand {
-        settle().await;
-        let base = heap_meter::live();
-        let t = Instant::now();
-        let writer = reflector::store::Writer::<PartialObjectMeta<DynamicObject>>::new(ar.clone());
-        let reader = writer.as_reader();
         // kube's metadata-only requests: `Api<PartialObjectMeta<_>>` (what `metadata_watcher` does).
         let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, ar);
+        let writer = reflector::store::Writer::<PartialObjectMeta<DynamicObject>>::new(ar.clone());
         let stream = kube_watcher(api, kube_watcher::Config::default())
             .modify(move |o: &mut PartialObjectMeta<DynamicObject>| strip.apply(&mut o.metadata));
-        let task = tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
-        tokio::time::timeout(Duration::from_secs(120), reader.wait_until_ready()).await??;
-        let time = t.elapsed();
-        settle().await;
-        let bytes = heap_meter::live().saturating_sub(base);
-        let objects = reader.len();
-        task.abort();
-        let _ = task.await;
-        drop(reader);
-        return Ok(PeerCost { peer: "metadata_watcher + Api::get", time, bytes, objects });
+        return peer_cost("metadata_watcher + Api::get", writer, stream).await;
     }
     match (ar.group.as_str(), ar.plural.as_str()) {
         ("networking.k8s.io", "ingresses") => typed_cost::<Ingress>(client, strip).await,
@@ -545,9 +531,9 @@ async fn careful_cost(
         _ => {
             let api: Api<DynamicObject> = Api::all_with(client, ar);
             let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-            let mut cost = peer_cost(writer, api, move |o: &mut DynamicObject| strip.apply(&mut o.metadata)).await?;
-            cost.peer = "DynamicObject reflector + .modify()";
-            Ok(cost)
+            let stream = kube_watcher(api, kube_watcher::Config::default())
+                .modify(move |o: &mut DynamicObject| strip.apply(&mut o.metadata));
+            peer_cost("DynamicObject reflector + .modify()", writer, stream).await
         }
     }
 }
@@ -564,27 +550,25 @@ where
 {
     let api: Api<K> = Api::all(client);
     let writer = reflector::store::Writer::<K>::default();
-    let mut cost = peer_cost(writer, api, move |o: &mut K| strip.apply(o.meta_mut())).await?;
-    cost.peer = "typed reflector + .modify()";
-    Ok(cost)
+    let stream = kube_watcher(api, kube_watcher::Config::default()).modify(move |o: &mut K| strip.apply(o.meta_mut()));
+    peer_cost("typed reflector + .modify()", writer, stream).await
 }
 
-/// Runs `reflector(writer, watcher(api).modify(modify))` until ready and measures it.
+/// Runs `reflector(writer, stream)` until ready and measures it: the time to the initial
+/// list and the heap the reflector holds then.
 async fn peer_cost<K>(
+    peer: &'static str,
     writer: reflector::store::Writer<K>,
-    api: Api<K>,
-    modify: impl FnMut(&mut K) + Send + 'static,
+    stream: impl futures::Stream<Item = Result<kube_watcher::Event<K>, kube_watcher::Error>> + Send + 'static,
 ) -> Result<PeerCost, BoxError>
 where
-    K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    use kube::runtime::WatchStreamExt;
     settle().await;
     let base = heap_meter::live();
     let t = Instant::now();
     let reader = writer.as_reader();
-    let stream = kube_watcher(api, kube_watcher::Config::default()).modify(modify);
     let task = tokio::spawn(reflector(writer, stream).for_each(|_| async {}));
     tokio::time::timeout(Duration::from_secs(120), reader.wait_until_ready()).await??;
     let time = t.elapsed();
@@ -594,28 +578,14 @@ where
     task.abort();
     let _ = task.await;
     drop(reader);
-    Ok(PeerCost { peer: "", time, bytes, objects })
+    Ok(PeerCost { peer, time, bytes, objects })
 }
 
 /// Heap and time of the naive kube-rs user's reflector of `ar`: DynamicObjects as delivered.
 async fn reflector_cost(client: kube::Client, ar: &ApiResource) -> Result<PeerCost, BoxError> {
-    settle().await;
-    let base = heap_meter::live();
-    let t = Instant::now();
-    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-    let reader = writer.as_reader();
     let api: Api<DynamicObject> = Api::all_with(client, ar);
-    let task =
-        tokio::spawn(reflector(writer, kube_watcher(api, kube_watcher::Config::default())).for_each(|_| async {}));
-    tokio::time::timeout(Duration::from_secs(120), reader.wait_until_ready()).await??;
-    let time = t.elapsed();
-    settle().await;
-    let bytes = heap_meter::live().saturating_sub(base);
-    let objects = reader.len();
-    task.abort();
-    let _ = task.await;
-    drop(reader);
-    Ok(PeerCost { peer: "DynamicObject reflector as delivered", time, bytes, objects })
+    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    peer_cost("DynamicObject reflector as delivered", writer, kube_watcher(api, kube_watcher::Config::default())).await
 }
 
 fn name_of(o: &CompactObject) -> (String, String) {
