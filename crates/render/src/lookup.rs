@@ -51,66 +51,51 @@ pub fn serialize_value<T: Serialize>(object: &T) -> Value {
     Value::from_serialize(object)
 }
 
-/// The seam to the watcher's consistent view: every configured resource of a `ResourceSet`.
-impl Lookup for SetSnapshot {
-    type Object = CompactObject;
-    type Error = watcher::LookupError;
+/// `Lookup` for a watcher type with `SetSnapshot`'s lookup API (`resources`, `list`, `fetch`
+/// over compact objects): one implementation for the snapshot and its what-if overlay.
+macro_rules! set_lookup {
+    ($(#[$doc:meta])* $set:ident) => {
+        $(#[$doc])*
+        impl Lookup for $set {
+            type Object = CompactObject;
+            type Error = watcher::LookupError;
 
-    fn resource_names(&self) -> Vec<String> {
-        self.resources().map(str::to_owned).collect()
-    }
+            fn resource_names(&self) -> Vec<String> {
+                self.resources().map(str::to_owned).collect()
+            }
 
-    fn has_resource(&self, resource: &str) -> bool {
-        self.resources().any(|n| n == resource)
-    }
+            fn has_resource(&self, resource: &str) -> bool {
+                self.resources().any(|n| n == resource)
+            }
 
-    fn list(&self, resource: &str) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
-        SetSnapshot::list(self, resource)
-    }
+            fn list(&self, resource: &str) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
+                $set::list(self, resource)
+            }
 
-    fn fetch(
-        &self,
-        resource: &str,
-        keys: &[&str],
-    ) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
-        SetSnapshot::fetch(self, resource, keys)
-    }
+            fn fetch(
+                &self,
+                resource: &str,
+                keys: &[&str],
+            ) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
+                $set::fetch(self, resource, keys)
+            }
 
-    fn to_value(object: &Arc<CompactObject>) -> Value {
-        compact_value(object)
-    }
+            fn to_value(object: &Arc<CompactObject>) -> Value {
+                compact_value(object)
+            }
+        }
+    };
 }
 
-/// A what-if overlay renders like the snapshot it was built on, with its changes applied:
-/// the same templates answer "would this configuration still render?".
-impl Lookup for SetOverlay {
-    type Object = CompactObject;
-    type Error = watcher::LookupError;
-
-    fn resource_names(&self) -> Vec<String> {
-        self.resources().map(str::to_owned).collect()
-    }
-
-    fn has_resource(&self, resource: &str) -> bool {
-        self.resources().any(|n| n == resource)
-    }
-
-    fn list(&self, resource: &str) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
-        SetOverlay::list(self, resource)
-    }
-
-    fn fetch(
-        &self,
-        resource: &str,
-        keys: &[&str],
-    ) -> impl Future<Output = Result<Objects<CompactObject>, Self::Error>> {
-        SetOverlay::fetch(self, resource, keys)
-    }
-
-    fn to_value(object: &Arc<CompactObject>) -> Value {
-        compact_value(object)
-    }
-}
+set_lookup!(
+    /// The seam to the watcher's consistent view: every configured resource of a `ResourceSet`.
+    SetSnapshot
+);
+set_lookup!(
+    /// A what-if overlay renders like the snapshot it was built on, with its changes applied:
+    /// the same templates answer "would this configuration still render?".
+    SetOverlay
+);
 
 /// A lookup in [`TypedSnapshots`] that could not be answered.
 #[derive(Debug, thiserror::Error)]
