@@ -11,14 +11,8 @@ use memory_store::{MemoryStore, ReadHandle};
 use serde_json::{Value, json};
 use store_types::{KeyTuple, StoreError};
 
-/// Waits (bounded) until `cond` holds.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+mod common;
+use common::eventually;
 
 async fn start(sim: &ApiServerSim, yaml: &str) -> ResourceWatcher {
     let r: WatchedResource = serde_yaml_ng::from_str(yaml).unwrap();

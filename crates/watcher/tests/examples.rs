@@ -1,11 +1,12 @@
 //! Runs the examples' `run` functions against apiserver-sim through a real `kube::Client`
 //! (the examples' `main`s do the same with a printout).
 
-use std::time::Duration;
-
 use apiserver_sim::ApiServerSim;
 use apiserver_sim::Verb;
 use serde_json::json;
+
+mod common;
+use common::eventually;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/controller.rs"]
@@ -16,14 +17,6 @@ mod on_demand_secrets;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/typed_store.rs"]
 mod typed_store;
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// The controller resolves its Ingress's backends through kstore, follows Service and
 /// EndpointSlice changes, and every resource is listed and watched by one stream only.

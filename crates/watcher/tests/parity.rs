@@ -15,16 +15,11 @@ use kube::discovery::Scope;
 use serde_json::{Value, json};
 use store_types::ChangeStats;
 
+mod common;
+use common::eventually;
+
 fn config_map(ns: &str, name: &str, v: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": ns, "name": name}, "data": {"v": v}})
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// `ForceSync`: pending notifications are delivered at once (here, long before the hour-long

@@ -16,6 +16,9 @@ use kube::runtime::{WatchStreamExt, watcher as kube_watcher};
 use serde_json::json;
 use store_types::{Identity, Store};
 
+mod common;
+use common::eventually;
+
 fn cm(ns: &str, name: &str, app: &str) -> ConfigMap {
     let mut c = ConfigMap::default();
     c.metadata.namespace = Some(ns.into());
@@ -155,14 +158,6 @@ async fn changes_follow_publication() {
 fn service(ns: &str, name: &str, app: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": name, "labels": {"app": app}},
            "spec": {"ports": [{"port": 80}]}})
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Typed and dynamic stores fed from the user's own kube watcher streams (with their own

@@ -10,6 +10,9 @@ use memory_store::ReadHandle;
 use serde_json::{Value, json};
 use store_types::ChangeStats;
 
+mod common;
+use common::eventually;
+
 fn slice(ns: &str, name: &str, service: &str) -> Value {
     json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -44,15 +47,6 @@ async fn start(sim: &ApiServerSim, yaml: &str, options: WatchOptions) -> Resourc
 
 fn mem(w: &ResourceWatcher) -> &ReadHandle<CompactObject> {
     w.store().as_memory().unwrap()
-}
-
-/// Waits (bounded) until `cond` holds; the watcher applies events asynchronously.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn names(store: &ReadHandle<CompactObject>, keys: &[&str]) -> Vec<String> {
