@@ -285,12 +285,7 @@ impl SetOverlay {
 
     /// The one object under `keys`; [`Single::NotFound`] or [`Single::Ambiguous`] otherwise.
     pub async fn get_single(&self, resource: &str, keys: &[&str]) -> Result<Single, LookupError> {
-        let found = self.fetch(resource, keys).await?;
-        Ok(match found.len() {
-            0 => Single::NotFound,
-            1 => Single::Found(found[0].clone()),
-            n => Single::Ambiguous(n),
-        })
+        Ok(Single::of(&self.fetch(resource, keys).await?))
     }
 
     /// Number of objects (or references) of a resource with the changes applied.

@@ -79,6 +79,15 @@ pub enum Single {
 }
 
 impl Single {
+    /// What a lookup's result means for a single-object read.
+    pub(crate) fn of(found: &Objects<CompactObject>) -> Single {
+        match found.len() {
+            0 => Single::NotFound,
+            1 => Single::Found(found[0].clone()),
+            n => Single::Ambiguous(n),
+        }
+    }
+
     /// The object, when exactly one matched.
     pub fn object(&self) -> Option<&Arc<CompactObject>> {
         match self {
@@ -254,12 +263,7 @@ impl SetSnapshot {
 
     /// The one object under `keys`; [`Single::NotFound`] or [`Single::Ambiguous`] otherwise.
     pub async fn get_single(&self, resource: &str, keys: &[&str]) -> Result<Single, LookupError> {
-        let found = self.fetch(resource, keys).await?;
-        Ok(match found.len() {
-            0 => Single::NotFound,
-            1 => Single::Found(found[0].clone()),
-            n => Single::Ambiguous(n),
-        })
+        Ok(Single::of(&self.fetch(resource, keys).await?))
     }
 
     /// Number of objects (or references) of a resource in this view.
