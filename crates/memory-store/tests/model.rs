@@ -3,32 +3,13 @@
 //! After every step the store's `validate()` must pass and every read must agree with the model.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kstore_memory_store::MemoryStore;
 use proptest::prelude::*;
-use store_types::{Identity, IdentityRef, KeyTuple, KubeObject};
+use store_types::{Identity, KeyTuple};
 
-/// A minimal object: identity plus a version.
-#[derive(Debug)]
-struct Obj {
-    ns: String,
-    name: String,
-    rv: String,
-}
-
-impl KubeObject for Obj {
-    fn identity(&self) -> Option<IdentityRef<'_>> {
-        Some(IdentityRef { namespace: &self.ns, name: &self.name, uid: None })
-    }
-    fn resource_version(&self) -> Option<&str> {
-        Some(&self.rv)
-    }
-    const CHEAP_IDENTITY: bool = true;
-    fn heap_size(&self) -> usize {
-        self.ns.len() + self.name.len() + self.rv.len()
-    }
-}
+mod common;
+use common::{Obj, obj, refs, seen};
 
 const N: usize = 2;
 type Model = BTreeMap<(String, String), (Vec<String>, String)>;
@@ -99,10 +80,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn obj(ns: &str, name: &str, rv: u8) -> Arc<Obj> {
-    Arc::new(Obj { ns: ns.into(), name: name.into(), rv: rv.to_string() })
-}
-
 fn model_get(model: &Model, keys: &[String]) -> Vec<(String, String, String)> {
     // BTreeMap iteration is already (namespace, name) order.
     model
@@ -110,14 +87,6 @@ fn model_get(model: &Model, keys: &[String]) -> Vec<(String, String, String)> {
         .filter(|(_, (k, _))| k.starts_with(keys))
         .map(|((ns, name), (_, rv))| (ns.clone(), name.clone(), rv.clone()))
         .collect()
-}
-
-fn seen(objs: &[Arc<Obj>]) -> Vec<(String, String, String)> {
-    objs.iter().map(|o| (o.ns.clone(), o.name.clone(), o.rv.clone())).collect()
-}
-
-fn refs(keys: &[String]) -> Vec<&str> {
-    keys.iter().map(String::as_str).collect()
 }
 
 /// `op` with every full key tuple replaced by the object's own `[namespace, name]`: the store's

@@ -4,31 +4,13 @@
 //! to the store never reach the overlay.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use kstore_memory_store::{Changes, MemoryStore};
 use proptest::prelude::*;
-use store_types::{Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey};
+use store_types::{Identity, KeyTuple, ObjectKey};
 
-#[derive(Debug)]
-struct Obj {
-    ns: String,
-    name: String,
-    rv: String,
-}
-
-impl KubeObject for Obj {
-    fn identity(&self) -> Option<IdentityRef<'_>> {
-        Some(IdentityRef { namespace: &self.ns, name: &self.name, uid: None })
-    }
-    fn resource_version(&self) -> Option<&str> {
-        Some(&self.rv)
-    }
-    const CHEAP_IDENTITY: bool = true;
-    fn heap_size(&self) -> usize {
-        self.ns.len() + self.name.len() + self.rv.len()
-    }
-}
+mod common;
+use common::{Obj, obj, refs, seen};
 
 const N: usize = 2;
 
@@ -61,16 +43,6 @@ fn change() -> impl Strategy<Value = Change> {
         3 => object().prop_map(|(ns, name, keys, rv)| Change::Upsert { ns, name, keys, rv: rv + 10 }),
         2 => (ns(), name()).prop_map(|(ns, name)| Change::Delete { ns, name }),
     ]
-}
-
-fn obj(ns: &str, name: &str, rv: u8) -> Arc<Obj> {
-    Arc::new(Obj { ns: ns.into(), name: name.into(), rv: rv.to_string() })
-}
-fn seen(objs: &[Arc<Obj>]) -> Vec<(String, String, String)> {
-    objs.iter().map(|o| (o.ns.clone(), o.name.clone(), o.rv.clone())).collect()
-}
-fn refs(keys: &[String]) -> Vec<&str> {
-    keys.iter().map(String::as_str).collect()
 }
 
 fn fill(store: &MemoryStore<Obj>, base: &[(String, String, Vec<String>, u8)]) {
