@@ -102,6 +102,96 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
         ResourceDef::new("networking.k8s.io", "v1", "IngressClass", "ingressclasses", Cluster),
         ResourceDef::new("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", Namespaced),
         ResourceDef::new("apps", "v1", "Deployment", "deployments", Namespaced).with_short_names(&["deploy"]),
+        // The other kinds a current kube-apiserver serves by default, each at its one served
+        // (storage) version: no kind is registered twice (autoscaling/v1 and events.k8s.io/v1
+        // would be a second, separate store of the same objects here).
+        ResourceDef::new("", "v1", "Endpoints", "endpoints", Namespaced).with_short_names(&["ep"]),
+        ResourceDef::new("", "v1", "Event", "events", Namespaced).with_short_names(&["ev"]),
+        ResourceDef::new("", "v1", "LimitRange", "limitranges", Namespaced).with_short_names(&["limits"]),
+        ResourceDef::new("", "v1", "PersistentVolume", "persistentvolumes", Cluster).with_short_names(&["pv"]),
+        ResourceDef::new("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", Namespaced)
+            .with_short_names(&["pvc"]),
+        ResourceDef::new("", "v1", "PodTemplate", "podtemplates", Namespaced),
+        ResourceDef::new("", "v1", "ReplicationController", "replicationcontrollers", Namespaced)
+            .with_short_names(&["rc"]),
+        ResourceDef::new("", "v1", "ResourceQuota", "resourcequotas", Namespaced).with_short_names(&["quota"]),
+        ResourceDef::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            Cluster,
+        ),
+        ResourceDef::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            Cluster,
+        ),
+        ResourceDef::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            Cluster,
+        ),
+        ResourceDef::new(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            Cluster,
+        ),
+        ResourceDef::new("apps", "v1", "ControllerRevision", "controllerrevisions", Namespaced),
+        ResourceDef::new("apps", "v1", "DaemonSet", "daemonsets", Namespaced).with_short_names(&["ds"]),
+        ResourceDef::new("apps", "v1", "ReplicaSet", "replicasets", Namespaced).with_short_names(&["rs"]),
+        ResourceDef::new("apps", "v1", "StatefulSet", "statefulsets", Namespaced).with_short_names(&["sts"]),
+        ResourceDef::new("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Namespaced)
+            .with_short_names(&["hpa"]),
+        ResourceDef::new("batch", "v1", "CronJob", "cronjobs", Namespaced).with_short_names(&["cj"]),
+        ResourceDef::new("batch", "v1", "Job", "jobs", Namespaced),
+        ResourceDef::new(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            Cluster,
+        )
+        .with_short_names(&["csr"]),
+        ResourceDef::new("coordination.k8s.io", "v1", "Lease", "leases", Namespaced),
+        ResourceDef::new("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", Cluster),
+        ResourceDef::new(
+            "flowcontrol.apiserver.k8s.io",
+            "v1",
+            "PriorityLevelConfiguration",
+            "prioritylevelconfigurations",
+            Cluster,
+        ),
+        ResourceDef::new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", Namespaced)
+            .with_short_names(&["netpol"]),
+        ResourceDef::new("networking.k8s.io", "v1", "IPAddress", "ipaddresses", Cluster).with_short_names(&["ip"]),
+        ResourceDef::new("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", Cluster),
+        ResourceDef::new("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", Cluster),
+        ResourceDef::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", Namespaced)
+            .with_short_names(&["pdb"]),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", Cluster),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", Cluster),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "Role", "roles", Namespaced),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", Namespaced),
+        ResourceDef::new("resource.k8s.io", "v1", "DeviceClass", "deviceclasses", Cluster),
+        ResourceDef::new("resource.k8s.io", "v1", "ResourceClaim", "resourceclaims", Namespaced),
+        ResourceDef::new("resource.k8s.io", "v1", "ResourceClaimTemplate", "resourceclaimtemplates", Namespaced),
+        ResourceDef::new("resource.k8s.io", "v1", "ResourceSlice", "resourceslices", Cluster),
+        ResourceDef::new("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", Cluster)
+            .with_short_names(&["pc"]),
+        ResourceDef::new("storage.k8s.io", "v1", "CSIDriver", "csidrivers", Cluster),
+        ResourceDef::new("storage.k8s.io", "v1", "CSINode", "csinodes", Cluster),
+        ResourceDef::new("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", Namespaced),
+        ResourceDef::new("storage.k8s.io", "v1", "StorageClass", "storageclasses", Cluster).with_short_names(&["sc"]),
+        ResourceDef::new("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", Cluster),
+        ResourceDef::new("storage.k8s.io", "v1", "VolumeAttributesClass", "volumeattributesclasses", Cluster)
+            .with_short_names(&["vac"]),
     ]
     .into_iter()
     .map(ResourceDef::as_builtin)

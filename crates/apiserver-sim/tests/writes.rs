@@ -1,5 +1,6 @@
 //! Write semantics a real API server has, driven through kube: strategic merge patch,
-//! `dryRun=All`, Secret `stringData`, deletion through finalizers, refused media types.
+//! `dryRun=All`, Secret `stringData`, deletion through finalizers, refused media types, the
+//! metadata a create takes from the server.
 
 mod common;
 
@@ -187,4 +188,68 @@ async fn other_media_types_are_refused_with_a_415_status() {
         .unwrap();
     let created: ConfigMap = sim.client().request(req).await.unwrap();
     assert_eq!(created.data.unwrap()["k"], "v");
+}
+
+#[tokio::test]
+async fn a_create_takes_system_metadata_from_the_server() {
+    let sim = ApiServerSim::builder()
+        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
+        .start()
+        .await
+        .unwrap();
+    let client = sim.client();
+    // What a client cannot set: erased and made anew, as a real server's create handler does.
+    let system = json!({"uid": "uid-from-client", "creationTimestamp": "2008-01-01T01:01:01Z",
+                        "deletionTimestamp": "2009-01-01T01:01:01Z", "deletionGracePeriodSeconds": 10,
+                        "selfLink": "/self", "generation": 7});
+    let with_system = |kind: &str, api_version: &str, extra: Value| {
+        let mut meta = system.clone();
+        meta["name"] = json!("obj");
+        meta["namespace"] = json!("ns");
+        let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
+        obj.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        obj
+    };
+    let check = |created: &DynamicObject, generation: Option<i64>| {
+        let meta = &created.metadata;
+        assert!(meta.uid.as_deref().is_some_and(|u| !u.is_empty() && u != "uid-from-client"), "{meta:?}");
+        assert!(meta.creation_timestamp.as_ref().is_some_and(|t| t.0.to_string() > "2020".to_owned()), "{meta:?}");
+        assert!(meta.deletion_timestamp.is_none() && meta.deletion_grace_period_seconds.is_none(), "{meta:?}");
+        assert_eq!(meta.self_link, None);
+        assert_eq!(meta.generation, generation);
+    };
+    let create = |ar: ApiResource, namespaced: bool, obj: Value| {
+        let client = client.clone();
+        async move {
+            let api: Api<DynamicObject> =
+                if namespaced { Api::namespaced_with(client, "ns", &ar) } else { Api::all_with(client, &ar) };
+            api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap()).await.unwrap()
+        }
+    };
+    let ar = |g: &str, v: &str, k: &str, p: &str| ApiResource {
+        group: g.into(),
+        version: v.into(),
+        api_version: if g.is_empty() { v.into() } else { format!("{g}/{v}") },
+        kind: k.into(),
+        plural: p.into(),
+    };
+
+    // A built-in kind without spec keeps the client's generation (its strategy ignores it).
+    let cm = create(ar("", "v1", "ConfigMap", "configmaps"), true, with_system("ConfigMap", "v1", json!({}))).await;
+    check(&cm, Some(7));
+    // With a spec, or a custom resource: generation starts at 1.
+    let dep = with_system("Deployment", "apps/v1", json!({"spec": {"replicas": 1}}));
+    check(&create(ar("apps", "v1", "Deployment", "deployments"), true, dep).await, Some(1));
+    let widget = with_system("Widget", "example.com/v1", json!({"size": 3}));
+    check(&create(ar("example.com", "v1", "Widget", "widgets"), true, widget).await, Some(1));
+    // A cluster-scoped kind drops the namespace the object named.
+    let role = with_system("ClusterRole", "rbac.authorization.k8s.io/v1", json!({"rules": []}));
+    let role = create(ar("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"), false, role).await;
+    check(&role, Some(7));
+    assert_eq!(role.metadata.namespace, None);
+    // The handle API keeps what its caller set (seeds and generated clusters set uids).
+    let mut kept = with_system("ConfigMap", "v1", json!({}));
+    kept["metadata"]["name"] = json!("kept");
+    let kept = sim.create(kept).unwrap();
+    assert_eq!(kept["metadata"]["uid"], "uid-from-client");
 }

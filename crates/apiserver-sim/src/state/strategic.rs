@@ -30,12 +30,11 @@ fn strategy(kind: &str, path: &[&str]) -> ListStrategy {
     use ListStrategy::{MergeByKey, MergeSet, Replace};
     let Some((&field, parents)) = path.split_last() else { return Replace };
     let parent = parents.last().copied().unwrap_or_default();
-    let in_pod_spec = matches!(parents, ["spec"] if kind == "Pod")
-        || matches!(parents, ["spec", "template", "spec"] if kind == "Deployment");
+    let pod_spec = pod_spec_path(kind);
+    let in_pod_spec = pod_spec.is_some_and(|p| parents == p);
     let in_container = parents.len() >= 2
         && matches!(parent, "containers" | "initContainers" | "ephemeralContainers")
-        && (matches!(&parents[..parents.len() - 1], ["spec"] if kind == "Pod")
-            || matches!(&parents[..parents.len() - 1], ["spec", "template", "spec"] if kind == "Deployment"));
+        && pod_spec.is_some_and(|p| &parents[..parents.len() - 1] == p);
     match (field, parent) {
         ("finalizers", "metadata") if parents.len() == 1 => MergeSet,
         ("ownerReferences", "metadata") if parents.len() == 1 => MergeByKey("uid"),
@@ -52,11 +51,40 @@ fn strategy(kind: &str, path: &[&str]) -> ListStrategy {
         ("volumeDevices", _) if in_container => MergeByKey("devicePath"),
         ("ports", "spec") if kind == "Service" && parents.len() == 1 => MergeByKey("port"),
         ("secrets", _) if kind == "ServiceAccount" && parents.is_empty() => MergeByKey("name"),
-        ("conditions", "status") if matches!(kind, "Pod" | "Node" | "Deployment") && parents.len() == 1 => {
+        ("conditions", "status")
+            if parents.len() == 1
+                && matches!(
+                    kind,
+                    "Pod"
+                        | "Node"
+                        | "Namespace"
+                        | "PersistentVolumeClaim"
+                        | "ReplicationController"
+                        | "Deployment"
+                        | "DaemonSet"
+                        | "ReplicaSet"
+                        | "StatefulSet"
+                        | "Job"
+                ) =>
+        {
             MergeByKey("type")
         }
         ("addresses", "status") if kind == "Node" && parents.len() == 1 => MergeByKey("type"),
         _ => Replace,
+    }
+}
+
+/// Where the pod spec sits in an object of `kind` (field names from the root), for the kinds
+/// that hold one.
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "Pod" => Some(&["spec"]),
+        "PodTemplate" => Some(&["template", "spec"]),
+        "Deployment" | "DaemonSet" | "ReplicaSet" | "StatefulSet" | "Job" | "ReplicationController" => {
+            Some(&["spec", "template", "spec"])
+        }
+        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
+        _ => None,
     }
 }
 
@@ -328,6 +356,29 @@ mod tests {
         // A rename keeps the element and merges it.
         let out = smp("Service", svc, json!({"spec": {"ports": [{"port": 443, "name": "tls"}]}})).unwrap();
         assert_eq!(out["spec"]["ports"], json!([{"name": "http", "port": 80}, {"name": "tls", "port": 443}]));
+    }
+
+    #[test]
+    fn every_pod_template_kind_merges_containers_by_name() {
+        let nest = |path: &[&str], v: Value| path.iter().rev().fold(v, |v, field| json!({ *field: v }));
+        for (kind, path) in [
+            ("Pod", &["spec"][..]),
+            ("PodTemplate", &["template", "spec"]),
+            ("DaemonSet", &["spec", "template", "spec"]),
+            ("StatefulSet", &["spec", "template", "spec"]),
+            ("Job", &["spec", "template", "spec"]),
+            ("CronJob", &["spec", "jobTemplate", "spec", "template", "spec"]),
+        ] {
+            let target =
+                nest(path, json!({"containers": [{"name": "app", "image": "a:1"}, {"name": "b", "image": "b:1"}]}));
+            let out = smp(kind, target, nest(path, json!({"containers": [{"name": "app", "image": "a:2"}]}))).unwrap();
+            let containers = &path.iter().fold(&out, |v, f| &v[*f])["containers"];
+            assert_eq!(*containers, json!([{"name": "app", "image": "a:2"}, {"name": "b", "image": "b:1"}]), "{kind}");
+        }
+        // A kind without a pod template replaces the list.
+        let target = json!({"spec": {"containers": [{"name": "app"}]}});
+        let out = smp("ConfigMap", target, json!({"spec": {"containers": []}})).unwrap();
+        assert_eq!(out, json!({"spec": {"containers": []}}));
     }
 
     #[test]

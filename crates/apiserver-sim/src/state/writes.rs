@@ -46,6 +46,24 @@ fn fold_string_data(def: &ResourceDef, body: &mut Value) -> Result<(), ApiError>
     Ok(())
 }
 
+/// What a real API server's create handler does to the metadata a client sent, before storing
+/// it: `uid`, `creationTimestamp`, `deletionTimestamp`, `deletionGracePeriodSeconds` and
+/// `selfLink` belong to the server (erased here; `uid` and `creationTimestamp` are then set
+/// anew), and `generation` starts at 1 for custom resources and for objects with a `spec` (the
+/// built-in kinds whose strategies track it); other built-in objects keep a `generation` the
+/// client sent, as their strategies do. Applied to HTTP creates, not to the handle API, whose
+/// callers (seeds, generated clusters) set uids on purpose.
+pub(crate) fn wipe_system_fields(def: &ResourceDef, body: &mut Value) {
+    let tracks_generation = !def.builtin || body.get("spec").is_some();
+    let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        meta.remove(field);
+    }
+    if tracks_generation {
+        meta.insert("generation".into(), json!(1));
+    }
+}
+
 impl ClusterState {
     /// Normalise an incoming object for `def`, checking apiVersion/kind and namespace.
     fn check_body(def: &ResourceDef, namespace: Option<&str>, body: &mut Value) -> Result<(), ApiError> {
