@@ -1,6 +1,7 @@
 //! The Kubernetes API round-trip corpus (`testdata/HEAD/*.json` of kubernetes/api: one object
-//! per kind, every field set), read from `../shared/k8s-api-testdata` beside the repository
-//! (or `$K8S_API_TESTDATA`); never copied into the repository. Absent: the tests say so and pass.
+//! per kind, every field set), read by compact-object's `tests/support/corpus.rs` from
+//! `../shared/k8s-api-testdata` beside the repository (or `$K8S_API_TESTDATA`). Absent: the tests
+//! say so and pass.
 //!
 //! Every fixture must round-trip through `CompactObject` byte for byte: decoding its text and
 //! serializing the result with serde_json gives exactly the fixture's *canonical JSON*, defined
@@ -9,38 +10,12 @@
 //! serde_json (so Go's `\u003c` becomes `<`), each number parsed as a `serde_json::Number` and
 //! printed again.
 
-use std::path::PathBuf;
-
 use kstore_compact_object::{CompactObject, CompactResource};
 use store_types::KubeObject;
 
-/// The fixtures, or `None` (printed) when the corpus is not there.
-fn corpus() -> Option<Vec<(String, String)>> {
-    // `../shared/k8s-api-testdata` from the repository root, or from any directory above it
-    // (a git worktree lives deeper than the main checkout).
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let repo = manifest.parent().and_then(|c| c.parent()).map_or(manifest.clone(), PathBuf::from);
-    let roots: Vec<PathBuf> = match std::env::var_os("K8S_API_TESTDATA") {
-        Some(dir) => vec![PathBuf::from(dir)],
-        None => repo.ancestors().skip(1).map(|a| a.join("shared/k8s-api-testdata")).collect(),
-    };
-    let dir = roots.iter().flat_map(|r| [r.join("testdata/HEAD"), r.clone()]).find(|d| d.is_dir());
-    let Some(dir) = dir else {
-        println!("k8s-api-testdata not found (looked for {roots:?}): corpus tests skipped");
-        return None;
-    };
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_owned();
-            name.ends_with(".json").then(|| (name, std::fs::read_to_string(&path).unwrap()))
-        })
-        .collect();
-    files.sort();
-    assert!(files.len() >= 190, "{} fixtures in {}", files.len(), dir.display());
-    Some(files)
-}
+#[path = "support/corpus.rs"]
+mod support;
+use support::corpus;
 
 /// The canonical JSON of `text` (see the module docs): a token-by-token re-serialisation.
 fn canonical(text: &str) -> String {
