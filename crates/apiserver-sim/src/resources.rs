@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde_json::{Value, json};
+
 /// Whether objects of a resource live inside a namespace or at cluster scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -64,6 +66,40 @@ impl ResourceDef {
     /// `apiVersion` as written in objects: `v1` or `group/version`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+
+    /// The `status` a real API server's create strategy gives a new object of this built-in kind
+    /// when it has a status subresource and resets it to its zero value (whatever the client sent);
+    /// `None` where the client's `status` is kept. The zero values are as Go serializes them: the
+    /// members without `omitempty` (`replicas`, …) are written as 0/false, and Service's and
+    /// Ingress's `loadBalancer` struct as `{}`. Pods, Namespaces, PersistentVolumes and
+    /// PersistentVolumeClaims get a computed or defaulted status (phase, QoS class) and Nodes keep
+    /// theirs: not modelled (docs/apiserver-sim.md).
+    pub fn status_on_create(&self) -> Option<Value> {
+        if !self.builtin {
+            return None;
+        }
+        let status = match (self.group.as_str(), self.kind.as_str()) {
+            ("", "Service") | ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
+            ("", "ReplicationController") | ("apps", "ReplicaSet") => json!({"replicas": 0}),
+            ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+            ("apps", "DaemonSet") => json!({"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                                            "desiredNumberScheduled": 0, "numberReady": 0}),
+            ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0}),
+            ("policy", "PodDisruptionBudget") => json!({"disruptionsAllowed": 0, "currentHealthy": 0,
+                                                       "desiredHealthy": 0, "expectedPods": 0}),
+            ("storage.k8s.io", "VolumeAttachment") => json!({"attached": false}),
+            ("", "ResourceQuota")
+            | ("apps", "Deployment")
+            | ("batch", "Job" | "CronJob")
+            | ("certificates.k8s.io", "CertificateSigningRequest")
+            | ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+            | ("networking.k8s.io", "ServiceCIDR")
+            | ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
+            | ("resource.k8s.io", "ResourceClaim") => json!({}),
+            _ => return None,
+        };
+        Some(status)
     }
 
     /// Whether objects are namespaced.

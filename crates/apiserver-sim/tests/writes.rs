@@ -237,11 +237,23 @@ async fn a_create_takes_system_metadata_from_the_server() {
     // A built-in kind without spec keeps the client's generation (its strategy ignores it).
     let cm = create(ar("", "v1", "ConfigMap", "configmaps"), true, with_system("ConfigMap", "v1", json!({}))).await;
     check(&cm, Some(7));
-    // With a spec, or a custom resource: generation starts at 1.
-    let dep = with_system("Deployment", "apps/v1", json!({"spec": {"replicas": 1}}));
-    check(&create(ar("apps", "v1", "Deployment", "deployments"), true, dep).await, Some(1));
-    let widget = with_system("Widget", "example.com/v1", json!({"size": 3}));
-    check(&create(ar("example.com", "v1", "Widget", "widgets"), true, widget).await, Some(1));
+    // With a spec, or a custom resource: generation starts at 1. A kind with a status
+    // subresource starts with its zero status (Go's serialization of it), a custom resource
+    // (no status subresource here) keeps what it was sent.
+    let dep = with_system("Deployment", "apps/v1", json!({"spec": {"replicas": 1}, "status": {"replicas": 3}}));
+    let dep = create(ar("apps", "v1", "Deployment", "deployments"), true, dep).await;
+    check(&dep, Some(1));
+    assert_eq!(dep.data["status"], json!({}));
+    let sts = with_system("StatefulSet", "apps/v1", json!({"spec": {}, "status": {"replicas": 3}}));
+    let sts = create(ar("apps", "v1", "StatefulSet", "statefulsets"), true, sts).await;
+    assert_eq!(sts.data["status"], json!({"replicas": 0, "availableReplicas": 0}));
+    let svc =
+        create(ar("", "v1", "Service", "services"), true, with_system("Service", "v1", json!({"spec": {}}))).await;
+    assert_eq!(svc.data["status"], json!({"loadBalancer": {}}));
+    let widget = with_system("Widget", "example.com/v1", json!({"size": 3, "status": {"ready": true}}));
+    let widget = create(ar("example.com", "v1", "Widget", "widgets"), true, widget).await;
+    check(&widget, Some(1));
+    assert_eq!(widget.data["status"], json!({"ready": true}));
     // A cluster-scoped kind drops the namespace the object named.
     let role = with_system("ClusterRole", "rbac.authorization.k8s.io/v1", json!({"rules": []}));
     let role = create(ar("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles"), false, role).await;

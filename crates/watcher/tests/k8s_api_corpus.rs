@@ -32,11 +32,12 @@
 //! objects with a `spec`, the fixture's kept otherwise. Everything else — `generateName`,
 //! labels, annotations, `ownerReferences`, `finalizers`, `managedFields`, `spec`, `status`, every
 //! other field — is the fixture's, except that a Secret's write-only `stringData` is folded
-//! into `data` (base64), as a real server does. Two of these differ on a real server and are listed as
-//! divergences in docs/apiserver-sim.md: it would replace `managedFields` with its own entry
-//! and reset `status` on create for kinds with a status subresource; and its validation would
-//! refuse most fixtures' placeholder values (`typeValue`, …), so this test runs against the
-//! simulator only.
+//! into `data` (base64), and that the built-in kinds whose create strategy resets `status`
+//! (Deployment, Service, …: `ResourceDef::status_on_create`) get that status, as on a real
+//! server. What a real server would still do differently is listed in docs/apiserver-sim.md's
+//! divergences: replace `managedFields` with its own entry; give Pods, Namespaces and
+//! PersistentVolume(Claim)s a computed status; and refuse most fixtures' placeholder values
+//! (`typeValue`, …) in validation — so this test runs against the simulator only.
 
 #[path = "../../compact-object/tests/support/corpus.rs"]
 mod support;
@@ -66,6 +67,9 @@ struct Case {
     gvk: GroupVersionKind,
     /// Served as a built-in kind (else registered as a custom resource).
     builtin: bool,
+    /// The status a create gives it (`ResourceDef::status_on_create`), for the built-in kinds
+    /// whose create strategy resets it; the fixture's otherwise.
+    status_on_create: Option<Value>,
     /// Filled in from discovery.
     resource: Option<(ApiResource, bool)>,
 }
@@ -109,12 +113,13 @@ fn cases(files: &[(String, String)]) -> (Vec<Case>, Vec<String>) {
         }
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let builtin = builtins.iter().any(|d| d.group == group && d.version == version && d.kind == kind);
+        let def = builtins.iter().find(|d| d.group == group && d.version == version && d.kind == kind);
+        let (builtin, status_on_create) = (def.is_some(), def.and_then(ResourceDef::status_on_create));
         let meta = body["metadata"].as_object_mut().unwrap();
         meta.insert("name".into(), json!(NAME));
         meta.insert("namespace".into(), json!(NAMESPACE));
         meta.remove("resourceVersion");
-        cases.push(Case { file: file.clone(), body, gvk, builtin, resource: None });
+        cases.push(Case { file: file.clone(), body, gvk, builtin, status_on_create, resource: None });
     }
     (cases, skipped)
 }
@@ -147,6 +152,9 @@ fn expected(case: &Case, created: &Value) -> Value {
     }
     if !case.builtin || case.body.get("spec").is_some() {
         meta.insert("generation".into(), json!(1));
+    }
+    if let Some(status) = &case.status_on_create {
+        want["status"] = status.clone();
     }
     // A Secret's write-only stringData is folded into data (base64), as a real server does.
     if case.builtin

@@ -56,7 +56,7 @@ pub(crate) async fn dispatch(
         Verb::Watch => super::watch::watch(shared, res, &def, ns, query, format),
         Verb::Create => {
             let (mut body, _) = read_json(req, false).await?;
-            crate::state::wipe_system_fields(&def, &mut body);
+            crate::state::prepare_for_create(&def, &mut body);
             let obj = state.create(res, ns, body, dry_run)?;
             let mut resp = object_response(&def, &obj, format);
             *resp.status_mut() = StatusCode::CREATED;

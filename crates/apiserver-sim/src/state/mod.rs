@@ -29,7 +29,7 @@ pub(crate) use list::ListRequest;
 pub(crate) use object::{Event, EventType, StoredObject};
 pub(crate) use patch::PatchKind;
 pub(crate) use watch::WatchStart;
-pub(crate) use writes::wipe_system_fields;
+pub(crate) use writes::prepare_for_create;
 
 /// `(namespace, name)`; namespace is empty for cluster-scoped objects.
 pub(crate) type Key = (String, String);

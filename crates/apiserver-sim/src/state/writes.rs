@@ -46,16 +46,21 @@ fn fold_string_data(def: &ResourceDef, body: &mut Value) -> Result<(), ApiError>
     Ok(())
 }
 
-/// What a real API server's create handler does to the metadata a client sent, before storing
-/// it: `uid`, `creationTimestamp`, `deletionTimestamp`, `deletionGracePeriodSeconds` and
-/// `selfLink` belong to the server (erased here; `uid` and `creationTimestamp` are then set
-/// anew), and `generation` starts at 1 for custom resources and for objects with a `spec` (the
-/// built-in kinds whose strategies track it); other built-in objects keep a `generation` the
-/// client sent, as their strategies do. Applied to HTTP creates, not to the handle API, whose
-/// callers (seeds, generated clusters) set uids on purpose.
-pub(crate) fn wipe_system_fields(def: &ResourceDef, body: &mut Value) {
-    let tracks_generation = !def.builtin || body.get("spec").is_some();
-    let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+/// What a real API server does to an object a client creates, before storing it: its create
+/// handler erases `uid`, `creationTimestamp`, `deletionTimestamp`,
+/// `deletionGracePeriodSeconds` and `selfLink` (`uid` and `creationTimestamp` are then set
+/// anew); its create strategy starts `generation` at 1 — here for custom resources and objects
+/// with a `spec` (the built-in kinds whose strategies track it); other built-in objects keep a
+/// `generation` the client sent, as their strategies do — and resets the `status` of the kinds
+/// [`ResourceDef::status_on_create`] names. Applied to HTTP creates, not to the handle API, whose callers
+/// (seeds, generated clusters) set uids and statuses on purpose.
+pub(crate) fn prepare_for_create(def: &ResourceDef, body: &mut Value) {
+    let Some(obj) = body.as_object_mut() else { return };
+    let tracks_generation = !def.builtin || obj.contains_key("spec");
+    if let Some(status) = def.status_on_create() {
+        obj.insert("status".into(), status);
+    }
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
     for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
         meta.remove(field);
     }
