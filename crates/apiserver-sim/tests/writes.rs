@@ -213,7 +213,7 @@ async fn a_create_takes_system_metadata_from_the_server() {
     let check = |created: &DynamicObject, generation: Option<i64>| {
         let meta = &created.metadata;
         assert!(meta.uid.as_deref().is_some_and(|u| !u.is_empty() && u != "uid-from-client"), "{meta:?}");
-        assert!(meta.creation_timestamp.as_ref().is_some_and(|t| t.0.to_string() > "2020".to_owned()), "{meta:?}");
+        assert!(meta.creation_timestamp.as_ref().is_some_and(|t| t.0.to_string().as_str() > "2020"), "{meta:?}");
         assert!(meta.deletion_timestamp.is_none() && meta.deletion_grace_period_seconds.is_none(), "{meta:?}");
         assert_eq!(meta.self_link, None);
         assert_eq!(meta.generation, generation);
