@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Probe, Seen, configmap, within};
+use common::{Probe, Seen, configmap, sim_with_widgets, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -658,11 +658,7 @@ async fn raw_get(client: &kube::Client, path: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn builtin_list_items_omit_type_meta_custom_resources_keep_it() {
-    let sim = ApiServerSim::builder()
-        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
-        .start()
-        .await
-        .unwrap();
+    let sim = sim_with_widgets().await;
     let client = sim.client();
     sim.create(configmap("ns", "a", json!({"x": "1"}))).unwrap();
     sim.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "ns"}}))

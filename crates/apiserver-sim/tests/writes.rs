@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{configmap, within};
+use common::{configmap, sim_with_widgets, within};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kstore_apiserver_sim::{ApiServerSim, ResourceDef, Scope};
+use kstore_apiserver_sim::ApiServerSim;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::discovery::ApiResource;
 use kube::{Error as KubeError, ResourceExt};
@@ -31,11 +31,7 @@ fn has_directive(v: &Value) -> bool {
 
 #[tokio::test]
 async fn strategic_merge_patch_merges_by_key_and_never_stores_directives() {
-    let sim = ApiServerSim::builder()
-        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
-        .start()
-        .await
-        .unwrap();
+    let sim = sim_with_widgets().await;
     sim.create(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "ns", "name": "web"},
                       "spec": {"ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
                                "selector": {"app": "web"}}}))
@@ -192,11 +188,7 @@ async fn other_media_types_are_refused_with_a_415_status() {
 
 #[tokio::test]
 async fn a_create_takes_system_metadata_from_the_server() {
-    let sim = ApiServerSim::builder()
-        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
-        .start()
-        .await
-        .unwrap();
+    let sim = sim_with_widgets().await;
     let client = sim.client();
     // What a client cannot set: erased and made anew, as a real server's create handler does.
     let system = json!({"uid": "uid-from-client", "creationTimestamp": "2008-01-01T01:01:01Z",

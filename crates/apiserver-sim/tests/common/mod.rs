@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use kstore_apiserver_sim::{ApiServerSim, ResourceDef, Scope};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -14,6 +15,15 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("timed out waiting for {what}"),
     }
+}
+
+/// A simulator that also serves the namespaced custom resource `widgets.example.com/v1`.
+pub async fn sim_with_widgets() -> ApiServerSim {
+    ApiServerSim::builder()
+        .resource(ResourceDef::new("example.com", "v1", "Widget", "widgets", Scope::Namespaced))
+        .start()
+        .await
+        .unwrap()
 }
 
 pub fn configmap(ns: &str, name: &str, labels: Value) -> Value {
