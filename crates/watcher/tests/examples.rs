@@ -1,6 +1,8 @@
 //! Runs the examples' `run` functions against apiserver-sim through a real `kube::Client`
 //! (the examples' `main`s do the same with a printout).
 
+use std::time::Duration;
+
 use apiserver_sim::ApiServerSim;
 use apiserver_sim::Verb;
 use serde_json::json;
@@ -41,10 +43,17 @@ async fn controller_example_reconciles_from_one_watch_per_resource() {
                                    {"addresses": ["10.0.1.3"]}]}))
         .unwrap();
     eventually("reconciled on the new backend", || seen(&ctx).is_some_and(|b| b.get("api") == Some(&(true, 2)))).await;
+    let log = sim.requests();
+    let resources = ["ingresses.networking.k8s.io", "services", "endpointslices.discovery.k8s.io"];
+    // The Ingress watch may open after the reconciles above (its list was enough for them).
+    for resource in resources {
+        tokio::time::timeout(Duration::from_secs(20), log.wait_for_count(Verb::Watch, resource, 1))
+            .await
+            .unwrap_or_else(|_| panic!("{resource} never watched"));
+    }
     task.abort();
 
-    let log = sim.requests();
-    for resource in ["ingresses.networking.k8s.io", "services", "endpointslices.discovery.k8s.io"] {
+    for resource in resources {
         assert_eq!(log.count(Verb::List, resource), 1, "{resource} listed once");
         assert_eq!(log.count(Verb::Watch, resource), 1, "{resource} watched by one stream");
     }
