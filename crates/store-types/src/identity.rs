@@ -142,12 +142,14 @@ pub trait KubeObject: Send + Sync + 'static {
         0
     }
 
-    /// `true` when [`identity`](Self::identity) costs about as little as comparing two short
-    /// byte strings: namespace and name are plain slices of one allocation next to the object
-    /// (as in cached-store references), so an index may compare identities by reading the
-    /// objects instead of keeping its own copy of every identity. Stores use it to choose a
-    /// leaner layout. The default, `false`, suits typed objects, whose metadata strings are
-    /// separate allocations, and compact objects, which decode them.
+    /// `true` when [`identity`](Self::identity) is a plain read of namespace and name strings
+    /// (cached-store references: slices of one allocation next to the object; typed objects
+    /// and `DynamicObject`: their `ObjectMeta` strings, the same reads kube-rs's store makes
+    /// when it compares the `ObjectRef` strings of its keys), so an index may compare
+    /// identities by reading the objects instead of keeping its own copy of every identity.
+    /// Stores use it to choose a leaner layout (no key tuple, bucket or ordered key map per
+    /// object). The default, `false`, suits objects that must decode their identity, such as
+    /// compact objects.
     const CHEAP_IDENTITY: bool = false;
 }
 
@@ -167,6 +169,9 @@ where
     fn resource_version(&self) -> Option<&str> {
         self.meta().resource_version.as_deref()
     }
+
+    /// Metadata strings are read in place, as kube-rs's store reads its keys' strings.
+    const CHEAP_IDENTITY: bool = true;
 }
 
 /// Identity of an object held as a `serde_json::Value` (`metadata.namespace`, `metadata.name`,

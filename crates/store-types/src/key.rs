@@ -47,11 +47,12 @@ impl KeyTuple {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut buf: Vec<u8> = Vec::with_capacity(64);
+        // Encoded on the stack when it fits, so the key costs one allocation (the `Arc`).
+        let mut buf = EncodeBuf { stack: [0; 128], len: 0, heap: Vec::new() };
         for e in elements {
-            encode_element(&mut buf, e.as_ref());
+            KeyTuple::encode_with(&[e.as_ref()], |chunk| buf.push(chunk));
         }
-        KeyTuple(Arc::from(buf))
+        KeyTuple(Arc::from(buf.bytes()))
     }
 
     /// Encodes `elements`, handing the encoded bytes to `sink` in chunks (the fastest way to
@@ -258,8 +259,29 @@ fn encoded_element(e: &str) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-fn encode_element(buf: &mut Vec<u8>, e: &str) {
-    KeyTuple::encode_with(&[e], |chunk| buf.extend_from_slice(chunk));
+/// An encoding buffer on the stack that moves to the heap once a key outgrows it.
+struct EncodeBuf {
+    stack: [u8; 128],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl EncodeBuf {
+    fn push(&mut self, chunk: &[u8]) {
+        if self.heap.is_empty() {
+            if let Some(dst) = self.stack.get_mut(self.len..self.len + chunk.len()) {
+                dst.copy_from_slice(chunk);
+                self.len += chunk.len();
+                return;
+            }
+            self.heap.extend_from_slice(&self.stack[..self.len]);
+        }
+        self.heap.extend_from_slice(chunk);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.heap.is_empty() { &self.stack[..self.len] } else { &self.heap }
+    }
 }
 
 impl Borrow<[u8]> for KeyTuple {
@@ -641,6 +663,16 @@ mod tests {
         #[test]
         fn decode_round_trips(a in prop::collection::vec(any::<String>(), 0..4)) {
             prop_assert_eq!(KeyTuple::new(&a).to_vec(), a);
+        }
+
+        /// Keys shorter and longer than `new`'s 128-byte stack buffer (and crossing it inside
+        /// an escaped `\0`) encode exactly as `encode_with` into a `Vec`.
+        #[test]
+        fn stack_and_heap_encodings_agree(a in prop::collection::vec("[a-z\\x00]{0,90}", 0..4)) {
+            let mut want = Vec::new();
+            KeyTuple::encode_with(&a, |c| want.extend_from_slice(c));
+            let got = KeyTuple::new(&a);
+            prop_assert_eq!(got.as_bytes(), &want[..]);
         }
     }
 }

@@ -55,7 +55,7 @@ use kube::api::DynamicObject;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use memory_store::{MemoryStore, ReadHandle};
-use store_types::{ChangeStats, GetFuture, Identity, KeyTuple, KubeObject, Objects, Store};
+use store_types::{ChangeStats, GetFuture, Identity, IdentityRef, KeyTuple, KubeObject, Objects, Store};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -231,7 +231,7 @@ impl<K, S: Sink<K>> EventLoop<K, S> {
 // ---- the user-facing adapter --------------------------------------------------------------
 
 /// Turns an object of the stream (with its identity) into what the store holds, and its keys.
-type Convert<K, T> = fn(&Indexer, &K, &Identity) -> Result<(Arc<T>, KeyTuple), ReflectError>;
+type Convert<K, T> = fn(&Indexer, &K, IdentityRef<'_>) -> Result<(Arc<T>, KeyTuple), ReflectError>;
 
 struct Status {
     readiness: watch::Sender<Readiness>,
@@ -260,11 +260,11 @@ impl<K, T> std::fmt::Debug for Writer<K, T> {
     }
 }
 
-fn typed_convert<K>(indexer: &Indexer, k: &K, id: &Identity) -> Result<(Arc<K>, KeyTuple), ReflectError>
+fn typed_convert<K>(indexer: &Indexer, k: &K, id: IdentityRef<'_>) -> Result<(Arc<K>, KeyTuple), ReflectError>
 where
     K: kube::Resource + serde::Serialize + Clone,
 {
-    let keys = indexer.keys(&Typed(k)).map_err(|source| ReflectError::Keys { object: id.clone(), source })?;
+    let keys = indexer.keys(&Typed(k)).map_err(|source| ReflectError::Keys { object: id.to_owned(), source })?;
     Ok((Arc::new(k.clone()), keys))
 }
 
@@ -273,27 +273,28 @@ fn compact_item(
     indexer: &Indexer,
     obj: CompactObject,
     normalize: bool,
-    id: &Identity,
+    id: IdentityRef<'_>,
 ) -> Result<(Arc<CompactObject>, KeyTuple), ReflectError> {
-    let encode = |source| ReflectError::Encode { object: id.clone(), source };
+    let encode = |source| ReflectError::Encode { object: id.to_owned(), source };
     let obj = indexer.prepare_compact(&obj, normalize).map_err(encode)?.unwrap_or(obj);
-    let keys = indexer.keys(&obj).map_err(|source| ReflectError::Keys { object: id.clone(), source })?;
+    let keys = indexer.keys(&obj).map_err(|source| ReflectError::Keys { object: id.to_owned(), source })?;
     Ok((Arc::new(obj), keys))
 }
 
 fn dynamic_convert(
     indexer: &Indexer,
     o: &DynamicObject,
-    id: &Identity,
+    id: IdentityRef<'_>,
 ) -> Result<(Arc<CompactObject>, KeyTuple), ReflectError> {
-    let obj = CompactObject::from_serialize(o).map_err(|source| ReflectError::Encode { object: id.clone(), source })?;
+    let obj =
+        CompactObject::from_serialize(o).map_err(|source| ReflectError::Encode { object: id.to_owned(), source })?;
     compact_item(indexer, obj, true, id)
 }
 
 fn compact_convert(
     indexer: &Indexer,
     o: &CompactResource,
-    id: &Identity,
+    id: IdentityRef<'_>,
 ) -> Result<(Arc<CompactObject>, KeyTuple), ReflectError> {
     // `CompactResource` decoding already normalised the numbers.
     compact_item(indexer, o.object().clone(), false, id)
@@ -366,25 +367,26 @@ where
         senders.retain(|tx| tx.unbounded_send(change.clone()).is_ok());
     }
 
-    fn identity_of(object: &K) -> Option<Identity> {
+    /// The object's identity, borrowed from its metadata (`None` without a name).
+    fn identity_ref(object: &K) -> Option<IdentityRef<'_>> {
         let meta = object.meta();
-        let name = meta.name.as_deref()?;
-        let id = Identity::new(meta.namespace.as_deref().unwrap_or(""), name);
-        Some(match meta.uid.as_deref() {
-            Some(uid) => id.with_uid(uid),
-            None => id,
+        Some(IdentityRef {
+            namespace: meta.namespace.as_deref().unwrap_or(""),
+            name: meta.name.as_deref()?,
+            uid: meta.uid.as_deref(),
         })
     }
 
     /// Converts and keys one object; `Err(Some(id))`: not storable, remove any earlier copy.
+    /// The identity is only copied out of the object when it is needed (an error, a change).
     fn item(&self, object: &K) -> Result<(Arc<T>, KeyTuple), Option<Identity>> {
-        let Some(id) = Self::identity_of(object) else {
+        let Some(id) = Self::identity_ref(object) else {
             self.skip(&ReflectError::MissingName { kind: std::any::type_name::<K>() });
             return Err(None);
         };
-        (self.convert)(&self.indexer, object, &id).map_err(|e| {
+        (self.convert)(&self.indexer, object, id).map_err(|e| {
             self.skip(&e);
-            Some(id)
+            Some(id.to_owned())
         })
     }
 
@@ -444,7 +446,7 @@ where
     }
 
     fn delete(&self, object: &K) {
-        if let Some(id) = Self::identity_of(object)
+        if let Some(id) = Self::identity_ref(object).map(|id| id.to_owned())
             && self.store.delete(&id).is_some()
         {
             self.notify(StoreChange::Deleted(id));
