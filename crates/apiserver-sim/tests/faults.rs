@@ -166,6 +166,23 @@ async fn one_malformed_event_line_then_the_stream_continues() {
 }
 
 #[tokio::test]
+async fn a_lost_event_is_never_sent_and_the_stream_continues() {
+    let sim = seeded(0).await;
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
+    let rv = sim.resource_version().to_string();
+    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+    within("watch", sim.wait_for_watches(1)).await;
+    sim.faults().lose_next_event();
+    sim.create(configmap("f", "lost", json!({}))).unwrap();
+    sim.create(configmap("f", "seen", json!({}))).unwrap();
+    match within("the next event", s.try_next()).await.unwrap().unwrap() {
+        WatchEvent::Added(c) => assert_eq!(c.name_any(), "seen", "the first event was lost"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.count("configmaps").unwrap(), 2, "the write itself happened");
+}
+
+#[tokio::test]
 async fn paused_delivery_buffers_then_resumes_in_order() {
     let sim = seeded(0).await;
     let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
