@@ -598,6 +598,14 @@ impl ResourceWatcher {
     /// Distinct objects currently not in the store because they cannot be decoded, prepared
     /// (too deep, over `maxObjectBytes`, …) or indexed: identities whose latest event was
     /// skipped. An object leaves this count when it is deleted or a later version is stored.
+    ///
+    /// ```
+    /// # use kstore_watcher::ResourceWatcher;
+    /// /// Objects the cluster has but the store cannot hold, for an operator's status page.
+    /// fn missing(w: &ResourceWatcher) -> String {
+    ///     format!("{}: {} objects not stored ({} events)", w.name(), w.skipped_identities(), w.rejected_objects())
+    /// }
+    /// ```
     pub fn skipped_identities(&self) -> usize {
         self.shared.rejected.distinct() + self.shared.failures.distinct()
     }

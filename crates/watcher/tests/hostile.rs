@@ -3,11 +3,14 @@
 //! is skipped, counted and logged, while the rest of its list page — including an object
 //! exactly 10,000 levels deep — is stored, on the initial list and on watch events.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
+use common::{eventually, on_big_stacks};
 use compact_object::{CompactObject, MAX_DEPTH};
 use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 use memory_store::ReadHandle;
@@ -39,33 +42,6 @@ impl Name for CompactObject {
     fn identity_name(&self) -> &str {
         self.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default()
     }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Builds and drops `serde_json::Value`s nested 10,000 deep (serde_json recurses there), so
-/// the test and the simulator run on threads with large stacks.
-fn on_big_stacks(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_stack_size(512 << 20)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(f)
-        })
-        .unwrap()
-        .join()
-        .unwrap();
 }
 
 #[test]

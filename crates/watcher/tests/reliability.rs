@@ -11,6 +11,7 @@
 //! `KSTORE_SEEDS=<n>` changes the number of seeds, `KSTORE_BURST=<n>` the size of the relist
 //! burst, and `KSTORE_SOAK_MINUTES=<m>` the duration of the ignored `soak` test.
 
+mod common;
 mod support;
 
 use std::sync::Arc;
@@ -780,7 +781,7 @@ scenario_tests! {
 /// nested deeper than compact-object's `MAX_DEPTH` with serde_json, which recurses.
 #[test]
 fn deep_object() {
-    support::on_big_stacks(async {
+    common::on_big_stacks(async {
         run_scenario(DeepObject, SEEDS).await;
     });
 }
@@ -791,7 +792,7 @@ fn deep_object() {
 #[ignore = "soak: run by cargo xtask soak"]
 fn soak() {
     // Large stacks for `deep_object` (see there).
-    support::on_big_stacks(soak_rounds());
+    common::on_big_stacks(soak_rounds());
 }
 
 async fn soak_rounds() {

@@ -76,7 +76,7 @@ pub const SMALL_OBJECT_BOUND: u64 = 16 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadKind {
     /// A Service nested one level deeper than compact-object's `MAX_DEPTH` (building and
-    /// dropping it needs a large stack: run the scenario with [`on_big_stacks`]).
+    /// dropping it needs a large stack: run the scenario with `common::on_big_stacks`).
     Deep,
     /// A Service larger than [`SMALL_OBJECT_BOUND`].
     HugeService,
@@ -131,25 +131,6 @@ pub type Bad = BTreeMap<&'static str, usize>;
 /// limit, so a [`BadKind::Deep`] object comes back as `null`.
 fn is_bad(o: &Value) -> bool {
     !o.is_object() || str_at(o, "/metadata/name").starts_with(BAD_PREFIX)
-}
-
-/// Runs `f` on a runtime whose threads have 512 MiB stacks: serde_json (in the simulator and
-/// the harness) recurses through values nested [`BadKind::Deep`] levels.
-pub fn on_big_stacks(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_stack_size(512 << 20)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(f)
-        })
-        .expect("thread")
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 /// The label the endpointslice store is indexed by.
