@@ -81,6 +81,15 @@ pub struct WatchedResource {
     /// [`DEFAULT_MAX_OBJECT_BYTES`].
     #[serde(default, alias = "max_object_bytes", skip_serializing_if = "Option::is_none")]
     pub max_object_bytes: Option<u64>,
+    /// Relist this often (`10m`; default: never), replacing the store at once, so a lost
+    /// event is repaired; overrides `WatchOptions::resync_interval`.
+    #[serde(
+        default,
+        alias = "resync_interval",
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resync_interval: Option<Duration>,
 }
 
 /// A whole watch configuration: global ignored fields and named resources.
@@ -188,6 +197,8 @@ pub struct ResourceConfig {
     pub metadata_only: bool,
     /// Objects whose encoding (after `ignoreFields`) is larger are not stored.
     pub max_object_bytes: u64,
+    /// Periodic relist of this resource, when configured.
+    pub resync_interval: Option<Duration>,
 }
 
 impl WatchConfig {
@@ -244,6 +255,9 @@ impl WatchedResource {
         if self.cache_ttl == Some(Duration::ZERO) {
             return Err(invalid("cacheTTL", "must be greater than zero".into()));
         }
+        if self.resync_interval == Some(Duration::ZERO) {
+            return Err(invalid("resyncInterval", "must be greater than zero".into()));
+        }
         if self.max_object_bytes == Some(0) {
             return Err(invalid("maxObjectBytes", "must be greater than zero".into()));
         }
@@ -288,6 +302,7 @@ impl WatchedResource {
             namespaces,
             metadata_only,
             max_object_bytes: self.max_object_bytes.unwrap_or(DEFAULT_MAX_OBJECT_BYTES),
+            resync_interval: self.resync_interval,
         })
     }
 }
@@ -341,5 +356,20 @@ mod tests {
         assert!(err.contains("maxObjectBytes") && err.contains("\"a\""), "{err}");
         let negative = "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name], maxObjectBytes: -1}}";
         assert!(matches!(WatchConfig::from_yaml(negative), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn resync_interval_is_a_go_duration_and_not_zero() {
+        let yaml = |v: &str| {
+            format!(
+                "watchedResources: {{a: {{apiVersion: v1, resources: services, indexBy: [metadata.name], resyncInterval: {v}}}}}"
+            )
+        };
+        let compiled = WatchConfig::from_yaml(&yaml("10m")).unwrap().compile().unwrap();
+        assert_eq!(compiled[0].resync_interval, Some(Duration::from_secs(600)));
+        let err = WatchConfig::from_yaml(&yaml("0s")).unwrap().compile().unwrap_err().to_string();
+        assert!(err.contains("resyncInterval"), "{err}");
+        let none = "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name]}}";
+        assert_eq!(WatchConfig::from_yaml(none).unwrap().compile().unwrap()[0].resync_interval, None);
     }
 }

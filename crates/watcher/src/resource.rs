@@ -49,7 +49,8 @@ pub struct WatchOptions {
     pub page_size: Option<u32>,
     /// Skip discovery and use this resource description.
     pub api_resource: Option<(ApiResource, Scope)>,
-    /// Relist this often (default: never), counted from the end of the previous complete list:
+    /// Relist this often (default: never; a resource's own `resyncInterval` takes precedence),
+    /// counted from the end of the previous complete list:
     /// the store is replaced at once by the new list, so a change whose watch event was lost
     /// is repaired. Each resync is a full list of the resource (paged or streaming, as
     /// configured): choose minutes, not seconds, for large resources.
@@ -460,7 +461,7 @@ impl ResourceWatcher {
             config.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
         };
         let streams = scopes.into_iter().enumerate().map(|(i, ns)| {
-            let resync = options.resync_interval;
+            let resync = config.resync_interval.or(options.resync_interval);
             if metadata_feed {
                 // `Api<PartialObjectMeta<_>>` makes kube send metadata-only list and watch requests.
                 let api: Api<PartialObjectMeta<DynamicObject>> = match ns {
