@@ -313,6 +313,8 @@ struct Shared {
     death: Mutex<Option<String>>,
     /// The latest watch error, until the next event or relist clears it.
     last_error: Mutex<Option<String>>,
+    /// `last_error` is set: events take no lock unless it is.
+    erred: AtomicBool,
     /// Object events received (listed or watched), for progress reporting.
     received: AtomicU64,
     /// The store is fed from a metadata-only watch.
@@ -509,6 +511,7 @@ impl ResourceWatcher {
             ended: AtomicBool::new(false),
             death: Mutex::new(None),
             last_error: Mutex::new(None),
+            erred: AtomicBool::new(false),
             received: AtomicU64::new(0),
             metadata_feed,
         });
@@ -767,6 +770,7 @@ impl Sink<Incoming> for WatcherSink {
     fn error(&self, e: &watcher::Error) {
         self.shared.metrics.watch_error();
         *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        self.shared.erred.store(true, Ordering::Relaxed);
         warn!(resource = %self.shared.config.name, error = %e, "watch error; retrying with backoff");
     }
 }
@@ -832,9 +836,9 @@ impl Shared {
 
     /// The watch delivered something other than an error: it is working again.
     fn clear_error(&self) {
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some() {
-            *last = None;
+        // Set and cleared only by the watch task; `health()` reads under the lock.
+        if self.erred.swap(false, Ordering::Relaxed) {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 
