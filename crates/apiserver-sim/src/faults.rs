@@ -101,6 +101,7 @@ pub(crate) struct FaultState {
     answers: Mutex<Vec<CannedAnswer>>,
     latency: Mutex<Option<(Matcher, Duration)>>,
     malformed: AtomicBool,
+    lose: AtomicBool,
     pub(crate) paused: watch::Sender<bool>,
     pub(crate) control: broadcast::Sender<WatchControl>,
     pub(crate) restart: watch::Sender<u64>,
@@ -114,6 +115,7 @@ impl FaultState {
             answers: Mutex::new(Vec::new()),
             latency: Mutex::new(None),
             malformed: AtomicBool::new(false),
+            lose: AtomicBool::new(false),
             paused: watch::Sender::new(false),
             control: broadcast::channel(16).0,
             restart: watch::Sender::new(0),
@@ -152,6 +154,10 @@ impl FaultState {
 
     pub(crate) fn take_malformed(&self) -> bool {
         self.malformed.swap(false, Ordering::SeqCst)
+    }
+
+    pub(crate) fn take_lost(&self) -> bool {
+        self.lose.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -238,6 +244,13 @@ impl Faults {
         self.state.malformed.store(true, Ordering::SeqCst);
     }
 
+    /// Make the next event written by any watch stream be lost: never sent, while the stream
+    /// goes on (and later bookmarks move the client's resourceVersion past it). A client that
+    /// only watches never learns of that change; a relist repairs it.
+    pub fn lose_next_event(&self) {
+        self.state.lose.store(true, Ordering::SeqCst);
+    }
+
     /// Compact the event log at the current resourceVersion: watches and continue tokens from
     /// older versions get 410 Expired.
     pub fn compact(&self) {
@@ -265,6 +278,7 @@ impl Faults {
         self.clear_rejections();
         self.clear_latency();
         self.state.malformed.store(false, Ordering::SeqCst);
+        self.state.lose.store(false, Ordering::SeqCst);
         self.resume_events();
     }
 }

@@ -27,6 +27,29 @@ async fn started_watcher(sim: &ApiServerSim, cfg: watcher::Config) -> Probe {
     probe
 }
 
+type RawWatch = futures::stream::BoxStream<'static, Result<WatchEvent<ConfigMap>, KubeError>>;
+
+/// A raw watch of namespace `f`'s ConfigMaps from now on (no bookmarks), once it is open.
+async fn raw_watch(sim: &ApiServerSim) -> RawWatch {
+    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
+    let rv = sim.resource_version().to_string();
+    let s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+    within("watch", sim.wait_for_watches(1)).await;
+    s
+}
+
+/// The names of the next `n` events, all `ADDED`.
+async fn added(s: &mut RawWatch, n: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    while names.len() < n {
+        match within("events", s.try_next()).await.unwrap().unwrap() {
+            WatchEvent::Added(c) => names.push(c.name_any()),
+            other => panic!("{other:?}"),
+        }
+    }
+    names
+}
+
 #[tokio::test]
 async fn watcher_resumes_after_clean_end_without_relisting() {
     let sim = seeded(3).await;
@@ -147,31 +170,29 @@ async fn latency_is_added_to_matching_requests() {
 #[tokio::test]
 async fn one_malformed_event_line_then_the_stream_continues() {
     let sim = seeded(0).await;
-    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
-    let rv = sim.resource_version().to_string();
-    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
-    within("watch", sim.wait_for_watches(1)).await;
+    let mut s = raw_watch(&sim).await;
     sim.faults().malformed_event();
     sim.create(configmap("f", "a", json!({}))).unwrap();
     sim.create(configmap("f", "b", json!({}))).unwrap();
     assert!(matches!(within("bad line", s.next()).await, Some(Err(KubeError::SerdeError(_)))));
-    let mut names = Vec::new();
-    while names.len() < 2 {
-        match within("events", s.try_next()).await.unwrap().unwrap() {
-            WatchEvent::Added(c) => names.push(c.name_any()),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(names, ["a", "b"]);
+    assert_eq!(added(&mut s, 2).await, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_lost_event_is_never_sent_and_the_stream_continues() {
+    let sim = seeded(0).await;
+    let mut s = raw_watch(&sim).await;
+    sim.faults().lose_next_event();
+    sim.create(configmap("f", "lost", json!({}))).unwrap();
+    sim.create(configmap("f", "seen", json!({}))).unwrap();
+    assert_eq!(added(&mut s, 1).await, ["seen"], "the first event was lost");
+    assert_eq!(sim.count("configmaps").unwrap(), 2, "the write itself happened");
 }
 
 #[tokio::test]
 async fn paused_delivery_buffers_then_resumes_in_order() {
     let sim = seeded(0).await;
-    let api: Api<ConfigMap> = Api::namespaced(sim.client(), "f");
-    let rv = sim.resource_version().to_string();
-    let mut s = api.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
-    within("watch", sim.wait_for_watches(1)).await;
+    let mut s = raw_watch(&sim).await;
     sim.faults().pause_events();
     for i in 0..3 {
         sim.create(configmap("f", &format!("p{i}"), json!({}))).unwrap();
@@ -180,13 +201,7 @@ async fn paused_delivery_buffers_then_resumes_in_order() {
     assert_eq!(sim.count("configmaps").unwrap(), 3);
     assert!(tokio::time::timeout(Duration::from_millis(200), s.next()).await.is_err());
     sim.faults().resume_events();
-    let mut names = Vec::new();
-    while names.len() < 3 {
-        if let WatchEvent::Added(c) = within("resumed", s.try_next()).await.unwrap().unwrap() {
-            names.push(c.name_any());
-        }
-    }
-    assert_eq!(names, ["p0", "p1", "p2"]);
+    assert_eq!(added(&mut s, 3).await, ["p0", "p1", "p2"]);
 }
 
 #[tokio::test]

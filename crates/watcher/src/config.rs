@@ -10,6 +10,17 @@ use store_types::StoreType;
 /// Default TTL of on-demand cache entries (the Go original's 2m10s).
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(130);
 
+/// Default bound on the encoded (compact) size of one stored object: 8 MiB.
+///
+/// A real API server cannot hand out a larger object: it refuses request bodies over 3 MiB of
+/// JSON, and etcd refuses values over 1.5 MiB (its default `--max-request-bytes`). The compact
+/// encoding of an object is smaller than its JSON (0.4–0.65× for typical objects), so 8 MiB
+/// leaves more than 2× margin over anything a stock server accepts: it never drops an object a
+/// real cluster serves, and it still stops one pathological object (a server with raised limits,
+/// a misbehaving aggregated API) from taking a store's memory. Set `maxObjectBytes` to bound
+/// tighter (an object over it is skipped, counted and logged once).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 8 << 20;
+
 /// One watched resource, as users write it in YAML or JSON (camelCase; the Go original's
 /// snake_case spellings `index_by`, `cache_ttl`, `ignore_fields`, `label_selector`,
 /// `field_selector`, `api_version` are accepted too).
@@ -65,6 +76,20 @@ pub struct WatchedResource {
     /// Watch only these namespaces (one watch each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// Bound on the encoded size of one stored object, in bytes (after `ignoreFields`);
+    /// overrides the configuration-wide `maxObjectBytes`. Default
+    /// [`DEFAULT_MAX_OBJECT_BYTES`].
+    #[serde(default, alias = "max_object_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Relist this often (`10m`; default: never), replacing the store at once, so a lost
+    /// event is repaired; overrides `WatchOptions::resync_interval`.
+    #[serde(
+        default,
+        alias = "resync_interval",
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resync_interval: Option<Duration>,
 }
 
 /// A whole watch configuration: global ignored fields and named resources.
@@ -83,6 +108,10 @@ pub struct WatchConfig {
     /// Resources by the name templates use (`ingresses`, `services`, `endpoints`, `secrets`).
     #[serde(alias = "watched_resources")]
     pub watched_resources: BTreeMap<String, WatchedResource>,
+    /// Bound on the encoded size of one stored object, in bytes, for every resource that does
+    /// not set its own (default [`DEFAULT_MAX_OBJECT_BYTES`]).
+    #[serde(default, alias = "max_object_bytes", skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
 }
 
 /// A configuration that cannot be used. Every variant names the resource and the field.
@@ -166,6 +195,10 @@ pub struct ResourceConfig {
     /// True when every index and selector expression reads only `metadata`, so an on-demand
     /// store can be fed by a metadata-only watch.
     pub metadata_only: bool,
+    /// Objects whose encoding (after `ignoreFields`) is larger are not stored.
+    pub max_object_bytes: u64,
+    /// Periodic relist of this resource, when configured.
+    pub resync_interval: Option<Duration>,
 }
 
 impl WatchConfig {
@@ -176,7 +209,15 @@ impl WatchConfig {
 
     /// Validates and compiles every resource.
     pub fn compile(&self) -> Result<Vec<ResourceConfig>> {
-        self.watched_resources.iter().map(|(name, r)| r.compile(name, &self.ignore_fields)).collect()
+        self.watched_resources
+            .iter()
+            .map(|(name, r)| match (r.max_object_bytes, self.max_object_bytes) {
+                (None, Some(global)) => {
+                    WatchedResource { max_object_bytes: Some(global), ..r.clone() }.compile(name, &self.ignore_fields)
+                }
+                _ => r.compile(name, &self.ignore_fields),
+            })
+            .collect()
     }
 }
 
@@ -213,6 +254,12 @@ impl WatchedResource {
         }
         if self.cache_ttl == Some(Duration::ZERO) {
             return Err(invalid("cacheTTL", "must be greater than zero".into()));
+        }
+        if self.resync_interval == Some(Duration::ZERO) {
+            return Err(invalid("resyncInterval", "must be greater than zero".into()));
+        }
+        if self.max_object_bytes == Some(0) {
+            return Err(invalid("maxObjectBytes", "must be greater than zero".into()));
         }
         let indexer = Indexer::with_ignore_lists(&self.index_by, global_ignore, &self.ignore_fields)
             .map_err(|source| ConfigError::Indexer { resource: name.to_owned(), source })?;
@@ -254,6 +301,8 @@ impl WatchedResource {
             cache_ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
             namespaces,
             metadata_only,
+            max_object_bytes: self.max_object_bytes.unwrap_or(DEFAULT_MAX_OBJECT_BYTES),
+            resync_interval: self.resync_interval,
         })
     }
 }
@@ -276,4 +325,51 @@ fn server_side_terms(sel: &FieldSelector) -> Option<String> {
         })
         .collect();
     (!terms.is_empty()).then(|| terms.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_of(yaml: &str, resource: &str) -> Result<u64> {
+        let config = WatchConfig::from_yaml(yaml)?;
+        let compiled = config.compile()?;
+        Ok(compiled.into_iter().find(|r| r.name == resource).map(|r| r.max_object_bytes).unwrap_or_default())
+    }
+
+    #[test]
+    fn max_object_bytes_defaults_is_global_and_per_resource() {
+        let resources = "watchedResources:
+  a: {apiVersion: v1, resources: services, indexBy: [metadata.name]}
+  b: {apiVersion: v1, resources: secrets, indexBy: [metadata.name], maxObjectBytes: 2048}
+";
+        assert_eq!(bound_of(resources, "a").unwrap(), DEFAULT_MAX_OBJECT_BYTES);
+        assert_eq!(bound_of(resources, "b").unwrap(), 2048);
+        let global = format!("maxObjectBytes: 100000\n{resources}");
+        assert_eq!(bound_of(&global, "a").unwrap(), 100_000);
+        assert_eq!(bound_of(&global, "b").unwrap(), 2048, "the resource's own bound wins");
+        let snake = "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name], max_object_bytes: 7}}";
+        assert_eq!(bound_of(snake, "a").unwrap(), 7);
+        let zero =
+            "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name], maxObjectBytes: 0}}";
+        let err = bound_of(zero, "a").unwrap_err().to_string();
+        assert!(err.contains("maxObjectBytes") && err.contains("\"a\""), "{err}");
+        let negative = "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name], maxObjectBytes: -1}}";
+        assert!(matches!(WatchConfig::from_yaml(negative), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn resync_interval_is_a_go_duration_and_not_zero() {
+        let yaml = |v: &str| {
+            format!(
+                "watchedResources: {{a: {{apiVersion: v1, resources: services, indexBy: [metadata.name], resyncInterval: {v}}}}}"
+            )
+        };
+        let compiled = WatchConfig::from_yaml(&yaml("10m")).unwrap().compile().unwrap();
+        assert_eq!(compiled[0].resync_interval, Some(Duration::from_secs(600)));
+        let err = WatchConfig::from_yaml(&yaml("0s")).unwrap().compile().unwrap_err().to_string();
+        assert!(err.contains("resyncInterval"), "{err}");
+        let none = "watchedResources: {a: {apiVersion: v1, resources: services, indexBy: [metadata.name]}}";
+        assert_eq!(WatchConfig::from_yaml(none).unwrap().compile().unwrap()[0].resync_interval, None);
+    }
 }

@@ -35,13 +35,20 @@ mod resource;
 mod set;
 mod single;
 
-pub use config::{ConfigError, DEFAULT_CACHE_TTL, ResourceConfig, WatchConfig, WatchedResource};
+pub use config::{
+    ConfigError, DEFAULT_CACHE_TTL, DEFAULT_MAX_OBJECT_BYTES, ResourceConfig, WatchConfig, WatchedResource,
+};
 pub use debounce::{ChangeCallback, Debouncer};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use metrics::WatchMetrics;
 #[cfg(feature = "metrics")]
 pub use metrics::{EventLabels, ResourceLabels};
 pub use overlay::{ProposalError, ResourceOverlaySummary, SetOverlay, SetOverlayBuilder};
-pub use resource::{DEFAULT_DEBOUNCE, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions, resolve};
-pub use set::{LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, Single};
+pub use resource::{
+    DEFAULT_DEBOUNCE, Health, ObjectTooLarge, ResourceWatcher, StoreHandle, SyncCallback, WatchError, WatchOptions,
+    resolve,
+};
+pub use set::{
+    LookupError, ResourceSet, SetChangeCallback, SetError, SetOptions, SetSnapshot, SetSyncCallback, Single,
+};
 pub use single::{LastWatchError, ObjectCallback, ObjectWatchError, ObjectWatchOptions, ObjectWatcher};

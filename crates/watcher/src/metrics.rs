@@ -10,7 +10,7 @@
 //! | `kstore_relists_total` | counter | resource | completed (re)lists |
 //! | `kstore_watch_errors_total` | counter | resource | watch stream errors (retried with backoff) |
 //! | `kstore_extraction_failures_total` | counter | resource | objects not stored because key extraction failed |
-//! | `kstore_rejected_objects_total` | counter | resource | objects not stored because they cannot be decoded or prepared (nested deeper than 10,000 levels, not a JSON object, …) |
+//! | `kstore_rejected_objects_total` | counter | resource | objects not stored because they cannot be decoded or prepared (nested deeper than 10,000 levels, over `maxObjectBytes`, not a JSON object, …) |
 //! | `kstore_last_event_timestamp_seconds` | gauge | resource | Unix time of the last applied event |
 //!
 //! Cache metrics of on-demand stores are reported by the cached store's `cache_stats()`.

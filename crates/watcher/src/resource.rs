@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cached_store::{CachedHandle, CachedStore, CachedStoreConfig, Reference};
 use compact_object::{CompactObject, CompactResource};
-use futures::{Stream, StreamExt, stream};
+use futures::{FutureExt, Stream, StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -49,6 +49,12 @@ pub struct WatchOptions {
     pub page_size: Option<u32>,
     /// Skip discovery and use this resource description.
     pub api_resource: Option<(ApiResource, Scope)>,
+    /// Relist this often (default: never; a resource's own `resyncInterval` takes precedence),
+    /// counted from the end of the previous complete list:
+    /// the store is replaced at once by the new list, so a change whose watch event was lost
+    /// is repaired. Each resync is a full list of the resource (paged or streaming, as
+    /// configured): choose minutes, not seconds, for large resources.
+    pub resync_interval: Option<Duration>,
 }
 
 impl Default for WatchOptions {
@@ -62,6 +68,7 @@ impl Default for WatchOptions {
             streaming_lists: false,
             page_size: None,
             api_resource: None,
+            resync_interval: None,
         }
     }
 }
@@ -73,6 +80,7 @@ impl std::fmt::Debug for WatchOptions {
             .field("notify_initial_sync", &self.notify_initial_sync)
             .field("streaming_lists", &self.streaming_lists)
             .field("page_size", &self.page_size)
+            .field("resync_interval", &self.resync_interval)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +139,58 @@ pub enum WatchError {
         resource: String,
         /// What is unsupported.
         message: String,
+    },
+}
+
+/// Why an object was not stored although it decoded: its encoding (after `ignoreFields`) is
+/// larger than the resource's `maxObjectBytes`. Counted in `kstore_rejected_objects_total`
+/// and logged once per object identity; the rest of its list page is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("object of {bytes} bytes (encoded) exceeds maxObjectBytes {limit}")]
+pub struct ObjectTooLarge {
+    /// The object's encoded size.
+    pub bytes: u64,
+    /// The configured bound.
+    pub limit: u64,
+}
+
+/// How a watcher is doing, for health and readiness checks ([`ResourceWatcher::health`],
+/// [`ResourceSet::health`](crate::ResourceSet::health)).
+///
+/// ```
+/// use kstore_watcher::Health;
+/// // A readiness probe: serve while the store is complete, even if a watch error is being
+/// // retried; fail while syncing and once the watch is stopped or dead.
+/// fn ready(h: &Health) -> bool {
+///     matches!(h, Health::Ready | Health::Degraded { .. })
+/// }
+/// assert!(!ready(&Health::Dead { reason: "the watch task panicked: boom".into() }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Health {
+    /// The initial list is not complete yet; `last_error` is the latest watch error (retried
+    /// with backoff), when the latest thing that happened was an error.
+    Syncing {
+        /// The latest watch error, until the next event clears it.
+        last_error: Option<String>,
+    },
+    /// Synced and following the watch.
+    Ready,
+    /// Synced, but the latest thing the watch delivered was an error (being retried with
+    /// backoff): the store holds the last state it saw and may lag until the watch recovers.
+    /// The next event (or relist) clears it.
+    Degraded {
+        /// The watch error.
+        last_error: String,
+    },
+    /// [`stop`](ResourceWatcher::stop) was called: the store keeps its last state.
+    Stopped,
+    /// The watch task ended without `stop()` (a panic escaped it, or its streams ended):
+    /// nothing updates the store any more. `is_synced()` and `is_ready()` are false.
+    Dead {
+        /// What ended it.
+        reason: String,
     },
 }
 
@@ -249,6 +309,12 @@ struct Shared {
     stopped: AtomicBool,
     /// The watch streams ended (the store is no longer updated).
     ended: AtomicBool,
+    /// Why the watch task ended (set with `ended`).
+    death: Mutex<Option<String>>,
+    /// The latest watch error, until the next event or relist clears it.
+    last_error: Mutex<Option<String>>,
+    /// `last_error` is set: events take no lock unless it is.
+    erred: AtomicBool,
     /// Object events received (listed or watched), for progress reporting.
     received: AtomicU64,
     /// The store is fed from a metadata-only watch.
@@ -397,6 +463,7 @@ impl ResourceWatcher {
             config.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
         };
         let streams = scopes.into_iter().enumerate().map(|(i, ns)| {
+            let resync = config.resync_interval.or(options.resync_interval);
             if metadata_feed {
                 // `Api<PartialObjectMeta<_>>` makes kube send metadata-only list and watch requests.
                 let api: Api<PartialObjectMeta<DynamicObject>> = match ns {
@@ -404,8 +471,8 @@ impl ResourceWatcher {
                     None => Api::all_with(client.clone(), &ar),
                 };
                 let indexer = indexer.clone();
-                watcher::watcher(api, wc.clone())
-                    .default_backoff()
+                let wc = wc.clone();
+                resyncing(move || watcher::watcher(api.clone(), wc.clone()).default_backoff(), resync)
                     .map(move |ev| (i, ev.map(|ev| meta_event(&indexer, ev))))
                     .boxed()
             } else {
@@ -415,8 +482,8 @@ impl ResourceWatcher {
                     None => Api::all_with(client.clone(), &ar),
                 };
                 let ar = ar.clone();
-                watcher::watcher(api, wc.clone())
-                    .default_backoff()
+                let wc = wc.clone();
+                resyncing(move || watcher::watcher(api.clone(), wc.clone()).default_backoff(), resync)
                     .map(move |ev| (i, ev.map(|ev| compact_event(&ar, ev))))
                     .boxed()
             }
@@ -442,11 +509,38 @@ impl ResourceWatcher {
             synced,
             stopped: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            death: Mutex::new(None),
+            last_error: Mutex::new(None),
+            erred: AtomicBool::new(false),
             received: AtomicU64::new(0),
             metadata_feed,
         });
         info!(resource = %shared.config.name, plural = %shared.config.plural, store = %shared.config.store, "starting watch");
-        let task = tokio::spawn(run(shared.clone(), merged, scoped));
+        let task = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                // Records the death however the task ends: its loop returned or panicked, or the
+                // task was dropped unfinished (its runtime shut down). `stop()` aborts it on
+                // purpose and is not a death.
+                struct Death(Arc<Shared>, String);
+                impl Drop for Death {
+                    fn drop(&mut self) {
+                        self.0.died(std::mem::take(&mut self.1));
+                    }
+                }
+                let mut death =
+                    Death(shared.clone(), "the watch task was dropped unfinished (its runtime shut down)".into());
+                death.1 = match std::panic::AssertUnwindSafe(run(shared, merged, scoped)).catch_unwind().await {
+                    Ok(()) => "the watch streams ended".to_owned(),
+                    Err(payload) => {
+                        let reason = format!("the watch task panicked: {}", crate::debounce::panic_message(&*payload));
+                        // Not dropped: a payload whose own drop panics would unwind again here.
+                        std::mem::forget(payload);
+                        reason
+                    }
+                };
+            }
+        });
         Ok(ResourceWatcher { shared, task: Mutex::new(Some(task)), sweeper: Mutex::new(sweeper) })
     }
 
@@ -503,6 +597,40 @@ impl ResourceWatcher {
     /// compact-object's `MAX_DEPTH`, not a JSON object, …; total events).
     pub fn rejected_objects(&self) -> u64 {
         self.shared.rejected.count()
+    }
+
+    /// Distinct objects currently not in the store because they cannot be decoded, prepared
+    /// (too deep, over `maxObjectBytes`, …) or indexed: identities whose latest event was
+    /// skipped. An object leaves this count when it is deleted or a later version is stored.
+    ///
+    /// ```
+    /// # use kstore_watcher::ResourceWatcher;
+    /// /// Objects the cluster has but the store cannot hold, for an operator's status page.
+    /// fn missing(w: &ResourceWatcher) -> String {
+    ///     format!("{}: {} objects not stored ({} events)", w.name(), w.skipped_identities(), w.rejected_objects())
+    /// }
+    /// ```
+    pub fn skipped_identities(&self) -> usize {
+        self.shared.rejected.distinct() + self.shared.failures.distinct()
+    }
+
+    /// How the watch is doing: syncing, ready, degraded (a watch error is being retried),
+    /// stopped, or dead (the watch task ended without `stop()`). See [`Health`].
+    pub fn health(&self) -> Health {
+        let last_error = || self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if self.shared.stopped.load(Ordering::SeqCst) {
+            return Health::Stopped;
+        }
+        if let Some(reason) = self.shared.death.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Health::Dead { reason };
+        }
+        if !*self.shared.synced.borrow() {
+            return Health::Syncing { last_error: last_error() };
+        }
+        match last_error() {
+            Some(last_error) => Health::Degraded { last_error },
+            None => Health::Ready,
+        }
     }
 
     /// Calls of `on_sync_complete` and `on_change` that panicked: each panic is caught and
@@ -612,6 +740,7 @@ impl Sink<Incoming> for WatcherSink {
 
     fn received(&self) {
         self.shared.received.fetch_add(1, Ordering::Relaxed);
+        self.shared.clear_error();
     }
 
     fn prepare(&self, object: &Incoming) -> Option<Item> {
@@ -622,6 +751,7 @@ impl Sink<Incoming> for WatcherSink {
     }
 
     fn relist(&self, stream: usize, items: Vec<Item>, initial: bool) {
+        self.shared.clear_error();
         let namespace = self.scoped.then(|| self.shared.config.namespaces[stream].as_str());
         let stats = self.shared.relist(namespace, items);
         self.shared.finish_relist(stats, initial);
@@ -639,6 +769,8 @@ impl Sink<Incoming> for WatcherSink {
 
     fn error(&self, e: &watcher::Error) {
         self.shared.metrics.watch_error();
+        *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        self.shared.erred.store(true, Ordering::Relaxed);
         warn!(resource = %self.shared.config.name, error = %e, "watch error; retrying with backoff");
     }
 }
@@ -646,28 +778,70 @@ impl Sink<Incoming> for WatcherSink {
 /// Drives the watcher's streams through the one [`EventLoop`] (the same loop as
 /// [`reflector`](crate::reflect::reflector)).
 async fn run(shared: Arc<Shared>, events: impl Stream<Item = Tagged> + Send + Unpin, scoped: bool) {
-    // Marks the watcher ended however this task ends: streams finished, or a panic unwinding
-    // out of the loop (a dead task must not look synced). `stop()` aborts it on purpose.
-    struct EndGuard(Arc<Shared>);
-    impl Drop for EndGuard {
-        fn drop(&mut self) {
-            if !self.0.stopped.load(Ordering::SeqCst) {
-                self.0.ended.store(true, Ordering::SeqCst);
-            }
-        }
-    }
-    let _guard = EndGuard(shared.clone());
     let mut events = events;
     let streams = shared.config.namespaces.len().max(1);
     let mut event_loop = EventLoop::new(WatcherSink { shared: shared.clone(), scoped }, streams);
     while let Some((i, ev)) = events.next().await {
         event_loop.handle(i, &ev);
     }
-    // kube's watcher streams retry forever; an end means the watch stopped for good.
-    warn!(resource = %shared.config.name, "watch streams ended; the store is no longer updated");
+}
+
+/// `make()`'s stream, replaced by a fresh one (which lists again) `every` after each complete
+/// list when `every` is set: a periodic resync. The old stream (its watch connection) is
+/// dropped when the new one starts; a relist that is in progress is never cut.
+fn resyncing<T, S>(make: impl Fn() -> S + Send + 'static, every: Option<Duration>) -> WatchStream<T>
+where
+    S: Stream<Item = Result<Event<T>, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let Some(every) = every else { return make().boxed() };
+    stream::repeat_with(move || until_due(make(), every)).flatten().boxed()
+}
+
+type WatchStream<T> = stream::BoxStream<'static, Result<Event<T>, watcher::Error>>;
+
+/// `s` until `every` has passed since its latest complete list (`InitDone`).
+fn until_due<T, S>(s: S, every: Duration) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream<Item = Result<Event<T>, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    let due: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    stream::unfold((s.boxed(), due), move |(mut s, mut due)| async move {
+        let item = match due.as_mut() {
+            Some(d) => tokio::select! {
+                biased;
+                () = d.as_mut() => return None,
+                item = s.next() => item,
+            },
+            None => s.next().await,
+        }?;
+        if matches!(item, Ok(Event::InitDone)) {
+            due = Some(Box::pin(tokio::time::sleep(every)));
+        }
+        Some((item, (s, due)))
+    })
 }
 
 impl Shared {
+    /// The watch task ended without `stop()`: nothing updates the store any more.
+    fn died(&self, reason: String) {
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(resource = %self.config.name, %reason, "watch task ended; the store is no longer updated");
+        *self.death.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.ended.store(true, Ordering::SeqCst);
+    }
+
+    /// The watch delivered something other than an error: it is working again.
+    fn clear_error(&self) {
+        // Set and cleared only by the watch task; `health()` reads under the lock.
+        if self.erred.swap(false, Ordering::Relaxed) {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
     fn identity_of(meta: &kube::api::ObjectMeta) -> Option<Identity> {
         let name = meta.name.as_deref()?;
         let id = Identity::new(meta.namespace.as_deref().unwrap_or(""), name);
@@ -685,7 +859,7 @@ impl Shared {
             // One reference count: the event itself is passed on unchanged.
             Ok(obj) => obj.clone(),
             Err(Unrepresentable { identity, error }) => {
-                self.reject(identity.as_ref(), error);
+                self.reject(identity.as_ref(), &**error);
                 return identity.clone().map_or(Prepared::Ignore, Prepared::Exclude);
             }
         };
@@ -701,6 +875,11 @@ impl Shared {
                 return Prepared::Exclude(identity);
             }
         };
+        let bytes = obj.as_bytes().len() as u64;
+        if bytes > self.config.max_object_bytes {
+            self.reject(Some(&identity), &ObjectTooLarge { bytes, limit: self.config.max_object_bytes });
+            return Prepared::Exclude(identity);
+        }
         if let Some(fs) = &self.config.field_selector
             && !fs.matches(&obj)
         {
@@ -726,7 +905,7 @@ impl Shared {
 
     /// An object that cannot be decoded or prepared: counted, logged once per identity, not
     /// stored (the caller removes an earlier copy).
-    fn reject(&self, identity: Option<&Identity>, error: &compact_object::Error) {
+    fn reject(&self, identity: Option<&Identity>, error: &dyn std::fmt::Display) {
         self.metrics.rejected_object();
         if self.rejected.record_rejected(identity) {
             let object = identity.map_or_else(|| "(no metadata.name)".to_owned(), ToString::to_string);
@@ -915,5 +1094,58 @@ impl Shared {
     fn update_gauges(&self) {
         let st = self.store.stats();
         self.metrics.store_changed(st.objects, st.key_tuples, st.estimated_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    type Ev = Result<Event<u32>, watcher::Error>;
+
+    /// A watcher stream that lists `n` objects after `list_takes`, then watches silently.
+    fn fake(started: Arc<AtomicUsize>, list_takes: Duration) -> impl Fn() -> stream::BoxStream<'static, Ev> {
+        move || {
+            let n = started.fetch_add(1, Ordering::SeqCst) as u32;
+            let listed = stream::once(async move {
+                tokio::time::sleep(list_takes).await;
+                stream::iter([Ok(Event::Init), Ok(Event::InitApply(n)), Ok(Event::InitDone)])
+            })
+            .flatten();
+            listed.chain(stream::pending()).boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resync_relists_every_interval_after_each_complete_list() {
+        let started = Arc::new(AtomicUsize::new(0));
+        let every = Duration::from_secs(60);
+        let list_takes = Duration::from_secs(90);
+        let mut s = resyncing(fake(started.clone(), list_takes), Some(every));
+        let t0 = tokio::time::Instant::now();
+        let mut done_at = Vec::new();
+        while done_at.len() < 3 {
+            if let Some(Ok(Event::InitDone)) = s.next().await {
+                done_at.push(t0.elapsed());
+            }
+        }
+        // A list longer than the interval is never cut; the next starts `every` after the end
+        // of the previous one, on a fresh stream.
+        let want: Vec<Duration> = (1..=3u32).map(|k| list_takes * k + every * (k - 1)).collect();
+        assert_eq!(done_at, want);
+        assert_eq!(started.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_interval_the_stream_is_never_replaced() {
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut s = resyncing(fake(started.clone(), Duration::from_secs(1)), None);
+        for _ in 0..3 {
+            assert!(s.next().await.is_some());
+        }
+        assert!(tokio::time::timeout(Duration::from_secs(3600), s.next()).await.is_err(), "silent, not relisted");
+        assert_eq!(started.load(Ordering::SeqCst), 1);
     }
 }

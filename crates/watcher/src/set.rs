@@ -12,10 +12,14 @@ use store_types::{ChangeStats, Objects, Store, StoreError};
 
 use crate::config::{ConfigError, ResourceConfig, WatchConfig};
 use crate::metrics::WatchMetrics;
-use crate::resource::{ResourceWatcher, StoreHandle, WatchError, WatchOptions};
+use crate::resource::{Health, ResourceWatcher, StoreHandle, WatchError, WatchOptions};
 
 /// Called with the resource's name and its debounced changes.
 pub type SetChangeCallback = Arc<dyn Fn(&str, ChangeStats) + Send + Sync>;
+
+/// Called once per resource when its initial sync is complete, with the resource's name and
+/// the number of objects stored.
+pub type SetSyncCallback = Arc<dyn Fn(&str, usize) + Send + Sync>;
 
 /// Options shared by every watcher of a [`ResourceSet`].
 #[derive(Clone, Default)]
@@ -30,6 +34,13 @@ pub struct SetOptions {
     pub streaming_lists: bool,
     /// Page size of paged lists.
     pub page_size: Option<u32>,
+    /// Called once per resource when its initial sync is complete, with the resource's name
+    /// and the number of objects stored (isolated like every callback: a panic is caught and
+    /// counted).
+    pub on_sync_complete: Option<SetSyncCallback>,
+    /// Periodic relist of every resource (default: never); see
+    /// [`WatchOptions::resync_interval`](crate::WatchOptions::resync_interval).
+    pub resync_interval: Option<Duration>,
 }
 
 /// Why a resource set could not start.
@@ -144,6 +155,10 @@ impl ResourceSet {
                 let name = name.clone();
                 Arc::new(move |s: ChangeStats| cb(&name, s)) as crate::ChangeCallback
             });
+            let on_sync_complete = options.on_sync_complete.clone().map(|cb| {
+                let name = name.clone();
+                Arc::new(move |n: usize| cb(&name, n)) as crate::SyncCallback
+            });
             let opts = WatchOptions {
                 debounce: options.debounce.unwrap_or(crate::DEFAULT_DEBOUNCE),
                 notify_initial_sync: options.notify_initial_sync,
@@ -151,6 +166,8 @@ impl ResourceSet {
                 metrics: metrics.clone(),
                 streaming_lists: options.streaming_lists,
                 page_size: options.page_size,
+                on_sync_complete,
+                resync_interval: options.resync_interval,
                 ..Default::default()
             };
             watchers.insert(name, ResourceWatcher::start(client.clone(), rc, opts).await?);
@@ -176,6 +193,11 @@ impl ResourceSet {
     /// True when every resource has completed its initial sync.
     pub fn is_synced(&self) -> bool {
         self.watchers.values().all(ResourceWatcher::is_synced)
+    }
+
+    /// Every resource's [`Health`] (a dead watch task, a retried watch error), by name.
+    pub fn health(&self) -> BTreeMap<String, Health> {
+        self.watchers.iter().map(|(name, w)| (name.clone(), w.health())).collect()
     }
 
     /// Resolves when every resource has completed its initial sync.

@@ -206,8 +206,18 @@ async fn a_ten_megabyte_object_is_stored_and_read_back() {
     let big: String = (0..10 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": "big"}, "data": {"blob": big}});
     let sim = ApiServerSim::builder().objects([cm]).start().await.unwrap();
-    let full =
+    // Larger than a stock API server accepts, so larger than the default `maxObjectBytes`
+    // (8 MiB): skipped and counted unless the bound is raised.
+    let bounded =
         start(&sim, "{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name]}").await;
+    assert_eq!((bounded.store().len(), bounded.rejected_objects()), (0, 1));
+    bounded.stop();
+    let raised = "maxObjectBytes: 16777216";
+    let full = start(
+        &sim,
+        &format!("{{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name], {raised}}}"),
+    )
+    .await;
     let store = full.store().as_memory().unwrap();
     let got = store.get(&["ns", "big"]).unwrap();
     assert_eq!(got.len(), 1);
@@ -215,7 +225,9 @@ async fn a_ten_megabyte_object_is_stored_and_read_back() {
     // The same through an on-demand store: fetched, cached, read back whole.
     let cached = start(
         &sim,
-        "{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name], store: on-demand}",
+        &format!(
+            "{{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name], store: on-demand, {raised}}}"
+        ),
     )
     .await;
     let got = cached.store().as_dyn().get(&["ns", "big"]).await.unwrap();

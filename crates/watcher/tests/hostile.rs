@@ -3,11 +3,14 @@
 //! is skipped, counted and logged, while the rest of its list page — including an object
 //! exactly 10,000 levels deep — is stored, on the initial list and on watch events.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apiserver_sim::ApiServerSim;
+use common::{eventually, on_big_stacks};
 use compact_object::{CompactObject, MAX_DEPTH};
 use kstore_watcher::{ResourceWatcher, WatchOptions, WatchedResource};
 use memory_store::ReadHandle;
@@ -39,33 +42,6 @@ impl Name for CompactObject {
     fn identity_name(&self) -> &str {
         self.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default()
     }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Builds and drops `serde_json::Value`s nested 10,000 deep (serde_json recurses there), so
-/// the test and the simulator run on threads with large stacks.
-fn on_big_stacks(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_stack_size(512 << 20)
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(f)
-        })
-        .unwrap()
-        .join()
-        .unwrap();
 }
 
 #[test]
@@ -149,6 +125,52 @@ async fn panicking_callbacks_are_caught_counted_and_the_watcher_goes_on() {
         eventually("on_change called again", || changes.load(Ordering::Relaxed) > i).await;
     }
     assert!(w.callback_panics() > 3, "{}", w.callback_panics());
+    w.stop();
+    sim.shutdown().await;
+}
+
+/// A ConfigMap whose data holds `bytes` bytes.
+fn sized(name: &str, bytes: usize) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": name}, "data": {"blob": "x".repeat(bytes)}})
+}
+
+#[tokio::test]
+async fn objects_over_max_object_bytes_are_skipped_counted_and_the_rest_of_the_page_is_stored() {
+    let sim = ApiServerSim::builder()
+        .objects([plain("a"), sized("huge", 5000), plain("b"), sized("fits", 1000), plain("c")])
+        .start()
+        .await
+        .unwrap();
+    let yaml =
+        "{apiVersion: v1, resources: configmaps, indexBy: [metadata.namespace, metadata.name], maxObjectBytes: 2048}";
+    let r: WatchedResource = serde_yaml_ng::from_str(yaml).unwrap();
+    let metrics = kstore_watcher::WatchMetrics::default();
+    // One page holds every object.
+    let options = WatchOptions { page_size: Some(50), metrics: metrics.clone(), ..WatchOptions::default() };
+    let w = ResourceWatcher::start(sim.client(), r.compile("cm", &[]).unwrap(), options).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("initial sync despite a huge object");
+    let store = w.store().as_memory().unwrap().clone();
+    assert_eq!(names(&store), ["a", "b", "c", "fits"]);
+    assert_eq!((w.rejected_objects(), w.skipped_identities()), (1, 1));
+    let rejected =
+        || metrics.rejected_objects.get_or_create(&kstore_watcher::ResourceLabels { resource: "cm".into() }).get();
+    assert_eq!(rejected(), 1);
+
+    // Watch events: an object that grows past the bound is removed (never kept stale), one
+    // that shrinks under it is stored.
+    sim.apply(sized("b", 4000)).unwrap();
+    sim.apply(sized("huge", 10)).unwrap();
+    eventually("b removed, huge stored", || names(&store) == ["a", "c", "fits", "huge"]).await;
+    assert_eq!((w.rejected_objects(), w.skipped_identities(), rejected()), (2, 1, 2));
+    store.validate().unwrap();
+    w.stop();
+
+    // The default bound (8 MiB) stores them all.
+    let r: WatchedResource = serde_yaml_ng::from_str(&yaml.replace(", maxObjectBytes: 2048", "")).unwrap();
+    let w = ResourceWatcher::start(sim.client(), r.compile("cm", &[]).unwrap(), WatchOptions::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("sync");
+    assert_eq!(w.store().len(), 5);
+    assert_eq!(w.skipped_identities(), 0);
     w.stop();
     sim.shutdown().await;
 }

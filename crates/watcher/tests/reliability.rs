@@ -11,6 +11,7 @@
 //! `KSTORE_SEEDS=<n>` changes the number of seeds, `KSTORE_BURST=<n>` the size of the relist
 //! burst, and `KSTORE_SOAK_MINUTES=<m>` the duration of the ignored `soak` test.
 
+mod common;
 mod support;
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use apiserver_sim::generate::Rng;
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
 use kstore_watcher::{ResourceSet, SetOptions, WatchConfig};
 use store_types::Store;
-use support::{Checked, OpCounts, Workload, cluster, converge, env_u64, seeds, selected};
+use support::{BadKind, Checked, OpCounts, Workload, check_skipped, cluster, converge, env_u64, seeds, selected};
 
 /// Seeds per scenario in CI.
 const SEEDS: u64 = 20;
@@ -50,11 +51,15 @@ enum Scenario {
     RecreatedWhileDisconnected,
     Mixed,
     ConcurrentReaders,
+    DeepObject,
+    UndecodableItem,
+    PanickingCallback,
+    Gone410MidStream,
 }
 
 use Scenario::*;
 
-const ALL: [Scenario; 15] = [
+const ALL: [Scenario; 19] = [
     WatchEnded,
     WatchAborted,
     Gone410,
@@ -70,6 +75,10 @@ const ALL: [Scenario; 15] = [
     RecreatedWhileDisconnected,
     Mixed,
     ConcurrentReaders,
+    DeepObject,
+    UndecodableItem,
+    PanickingCallback,
+    Gone410MidStream,
 ];
 
 impl Scenario {
@@ -90,6 +99,19 @@ impl Scenario {
             RecreatedWhileDisconnected => "recreated_while_disconnected",
             Mixed => "mixed",
             ConcurrentReaders => "concurrent_readers",
+            DeepObject => "deep_object",
+            UndecodableItem => "undecodable_item",
+            PanickingCallback => "panicking_callback",
+            Gone410MidStream => "gone_410_mid_stream",
+        }
+    }
+
+    /// Bad objects in the cluster the watchers first list.
+    fn initial_bad(self) -> &'static [BadKind] {
+        match self {
+            DeepObject => &[BadKind::Deep, BadKind::Deep],
+            UndecodableItem => &[BadKind::HugeService, BadKind::HugeSecret, BadKind::UnlabelledSlice],
+            _ => &[],
         }
     }
 
@@ -113,6 +135,8 @@ struct SeedReport {
     faults: u64,
     /// Reads checked by concurrent readers (snapshot buckets, CachedStore freshness).
     reader_checks: u64,
+    /// Bad objects in the simulator at the end, each checked absent from its store and counted.
+    bad: u64,
     ops: OpCounts,
     checked: Checked,
 }
@@ -158,8 +182,28 @@ async fn warm_cache(set: &ResourceSet) {
     }
 }
 
+/// The list requests that start a (re)list: a first page, or a streaming list.
+fn is_relist(r: &apiserver_sim::RequestRecord) -> bool {
+    (r.verb == Verb::List && r.query_param("continue").is_none())
+        || r.query_param("sendInitialEvents").as_deref() == Some("true")
+}
+
+/// Ends every running watch with a 410 ERROR event; waits (bounded) until every stream told
+/// has relisted. Returns how many streams were told.
+async fn expire_and_relist(sim: &ApiServerSim, streams: usize) -> Result<u64, String> {
+    watches_open(sim, streams).await?;
+    let before = sim.requests().filter(is_relist).len();
+    let told = sim.faults().expire_watches();
+    observe(sim, "relists after a 410 ending a running watch", before + told, is_relist).await?;
+    Ok(told as u64)
+}
+
 async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
-    let objects = cluster(seed);
+    let mut objects = cluster(seed);
+    let first_namespace = support::namespaces_of(&objects).first().cloned().ok_or("no namespace")?;
+    for (n, kind) in sc.initial_bad().iter().enumerate() {
+        objects.push(kind.object(&first_namespace, n as u64));
+    }
     let sim = ApiServerSim::builder()
         .objects(objects.clone())
         .bookmark_interval(Duration::from_millis(200))
@@ -181,15 +225,38 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
     // stream per namespace, relists published per namespace.
     let per_namespace = seed % 4 >= 2;
     let namespaces = support::namespaces_of(&objects);
-    let yaml = support::config(per_namespace.then_some(namespaces.as_slice()));
+    let mut yaml = support::config(per_namespace.then_some(namespaces.as_slice()));
+    if sc == UndecodableItem {
+        yaml = format!("maxObjectBytes: {}\n{yaml}", support::SMALL_OBJECT_BOUND);
+    }
     let config = WatchConfig::from_yaml(&yaml).map_err(|e| e.to_string())?;
     let streams = if per_namespace { 3 * namespaces.len() } else { 3 };
-    let options = SetOptions {
+    let mut options = SetOptions {
         streaming_lists: sc.streaming(seed),
         page_size: Some(sc.page_size()),
         debounce: Some(Duration::from_millis(50)),
         ..Default::default()
     };
+    // Panics thrown by the callbacks of `panicking_callback`: on_sync_complete of one
+    // resource, and every other on_change call (the first included).
+    let thrown = Arc::new(AtomicU64::new(0));
+    let on_change_calls = Arc::new(AtomicU64::new(0));
+    if sc == PanickingCallback {
+        let t = thrown.clone();
+        options.on_sync_complete = Some(Arc::new(move |resource, _| {
+            if resource == "services" {
+                t.fetch_add(1, Ordering::SeqCst);
+                panic!("injected: on_sync_complete of {resource}");
+            }
+        }));
+        let (t, calls) = (thrown.clone(), on_change_calls.clone());
+        options.on_change = Some(Arc::new(move |resource, _| {
+            if calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                t.fetch_add(1, Ordering::SeqCst);
+                panic!("injected: on_change of {resource}");
+            }
+        }));
+    }
     let faults = sim.faults();
     let mut fired = 0u64;
     let mut reader_checks = 0u64;
@@ -421,6 +488,41 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
                 wl.run(&sim, 4).await?;
             }
         }
+        DeepObject | UndecodableItem => {
+            // Bad objects arrive as watch events between ordinary writes, then are listed
+            // again by a relist after a 410 (in pages or a streaming list).
+            let kinds: &[BadKind] = if sc == DeepObject {
+                &[BadKind::Deep, BadKind::Deep]
+            } else {
+                &[BadKind::HugeService, BadKind::HugeSecret, BadKind::UnlabelledSlice]
+            };
+            for &kind in kinds {
+                wl.run(&sim, 3).await?;
+                wl.inject(&sim, kind)?;
+                fired += 1;
+            }
+            wl.run(&sim, 3).await?;
+            fired += expire_and_relist(&sim, streams).await?;
+            wl.run(&sim, 5).await?;
+        }
+        PanickingCallback => {
+            // Changes after the sync: every other notification panics.
+            for _ in 0..4 {
+                wl.run(&sim, 5).await?;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+            if on_change_calls.load(Ordering::SeqCst) == 0 {
+                return Err("on_change was never called".into());
+            }
+            fired = thrown.load(Ordering::SeqCst);
+        }
+        Gone410MidStream => {
+            // A running watch ends with 410 Expired again and again, under writes.
+            for _ in 0..4 {
+                wl.run(&sim, 4).await?;
+                fired += expire_and_relist(&sim, streams).await?;
+            }
+        }
         ConcurrentReaders => {
             // Readers run through churn, a 410 relist and a restart; each read checks what a
             // render relies on (see `reader`).
@@ -489,9 +591,24 @@ async fn run_seed(sc: Scenario, seed: u64) -> Result<SeedReport, String> {
     }
     faults.reset();
     wl.run(&sim, 8).await?;
-    let checked = converge(&sim, &set, CONVERGE_WITHIN).await?;
+    let checked = converge(&sim, &set, &wl.bad, CONVERGE_WITHIN).await?;
+    check_skipped(&set, &wl.bad)?;
     set.stop();
-    Ok(SeedReport { faults: fired, reader_checks, ops: wl.ops, checked })
+    // Every thrown panic was caught and counted, and nothing else was (a callback may still
+    // be running on the debouncer's task when `stop` returns: bounded wait).
+    let caught = || set.watchers().map(|(_, w)| w.callback_panics()).sum::<u64>();
+    let deadline = tokio::time::Instant::now() + OBSERVE_WITHIN;
+    while caught() != thrown.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if caught() != thrown.load(Ordering::SeqCst) {
+        return Err(format!("{} callback panics counted, {} thrown", caught(), thrown.load(Ordering::SeqCst)));
+    }
+    if set.watchers().any(|(_, w)| !matches!(w.health(), kstore_watcher::Health::Stopped)) {
+        return Err(format!("health after stop: {:?}", set.health()));
+    }
+    let bad = wl.bad.values().sum::<usize>() as u64;
+    Ok(SeedReport { faults: fired, reader_checks, bad, ops: wl.ops, checked })
 }
 
 /// A render-like reader: on every MemoryStore snapshot, a random slice is in the bucket of its
@@ -577,6 +694,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
             Ok(Ok(r)) => {
                 total.faults += r.faults;
                 total.reader_checks += r.reader_checks;
+                total.bad += r.bad;
                 total.ops.add(&r.ops);
                 total.checked.full += r.checked.full;
                 total.checked.references += r.checked.references;
@@ -588,7 +706,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
     }
     println!(
         "reliability: scenario={} seeds={} faults={} ops={} (created {}, modified {}, relabelled {}, deleted {}, recreated {}) \
-         objects_checked={} references_checked={} cached_reads={} reader_checks={} elapsed={:.1}s",
+         objects_checked={} references_checked={} cached_reads={} reader_checks={} bad_objects={} elapsed={:.1}s",
         sc.name(),
         seeds.len(),
         total.faults,
@@ -602,6 +720,7 @@ async fn run_scenario(sc: Scenario, default_seeds: u64) -> Option<SeedReport> {
         total.checked.references,
         total.checked.cached_reads,
         total.reader_checks,
+        total.bad,
         start.elapsed().as_secs_f64()
     );
     if !failures.is_empty() {
@@ -653,13 +772,30 @@ scenario_tests! {
     recreated_while_disconnected => RecreatedWhileDisconnected,
     mixed => Mixed,
     concurrent_readers => ConcurrentReaders,
+    undecodable_item => UndecodableItem,
+    panicking_callback => PanickingCallback,
+    gone_410_mid_stream => Gone410MidStream,
+}
+
+/// Runs on large stacks: the simulator and the harness build, serialize and drop objects
+/// nested deeper than compact-object's `MAX_DEPTH` with serde_json, which recurses.
+#[test]
+fn deep_object() {
+    common::on_big_stacks(async {
+        run_scenario(DeepObject, SEEDS).await;
+    });
 }
 
 /// Every scenario, round after round with fresh seeds, for `KSTORE_SOAK_MINUTES` (default 1)
 /// with `KSTORE_SEEDS` seeds per round (run by `cargo xtask soak`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "soak: run by cargo xtask soak"]
-async fn soak() {
+fn soak() {
+    // Large stacks for `deep_object` (see there).
+    common::on_big_stacks(soak_rounds());
+}
+
+async fn soak_rounds() {
     let minutes = env_u64("KSTORE_SOAK_MINUTES").unwrap_or(1);
     let per_round = env_u64("KSTORE_SEEDS").unwrap_or(SEEDS);
     let until = Instant::now() + Duration::from_secs(minutes * 60);

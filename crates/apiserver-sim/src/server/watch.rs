@@ -235,6 +235,9 @@ impl Writer<'_> {
         {
             return Flow::Stop;
         }
+        if is_event && self.shared.faults.take_lost() {
+            return Flow::Continue;
+        }
         if is_event && self.shared.faults.take_malformed() {
             let bad = Bytes::from_static(b"{\"type\":\"MODIFIED\",\"object\":}not-json\n");
             if self.tx.send(Ok(Frame::data(bad))).await.is_err() {

@@ -63,6 +63,76 @@ pub fn namespaces_of(objects: &[Value]) -> Vec<String> {
     set.into_iter().collect()
 }
 
+/// Objects named with this prefix are injected bad objects (see [`BadKind`]): the workload
+/// never touches them and the convergence check expects them absent from every store.
+pub const BAD_PREFIX: &str = "bad-";
+
+/// Bound on one object's encoded size in the `undecodable_item` scenario's configuration:
+/// well above every object the workload writes, well below [`BadKind::HugeService`] and
+/// [`BadKind::HugeSecret`].
+pub const SMALL_OBJECT_BOUND: u64 = 16 << 10;
+
+/// An object no store can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadKind {
+    /// A Service nested one level deeper than compact-object's `MAX_DEPTH` (building and
+    /// dropping it needs a large stack: run the scenario with `common::on_big_stacks`).
+    Deep,
+    /// A Service larger than [`SMALL_OBJECT_BOUND`].
+    HugeService,
+    /// A Secret whose metadata alone is larger than [`SMALL_OBJECT_BOUND`] (the on-demand store's
+    /// metadata feed).
+    HugeSecret,
+    /// An EndpointSlice without the label its store is indexed by (key extraction fails).
+    UnlabelledSlice,
+}
+
+impl BadKind {
+    /// The resource (its name in [`CONFIG`]) the object belongs to.
+    pub fn resource(self) -> &'static str {
+        match self {
+            BadKind::Deep | BadKind::HugeService => "services",
+            BadKind::HugeSecret => "secrets",
+            BadKind::UnlabelledSlice => "endpointslices",
+        }
+    }
+
+    /// The object, named `bad-<n>` in `ns`.
+    pub fn object(self, ns: &str, n: u64) -> Value {
+        let name = format!("{BAD_PREFIX}{n}");
+        let blob = || "x".repeat(4 * SMALL_OBJECT_BOUND as usize);
+        match self {
+            BadKind::Deep => {
+                let mut deep = json!("bottom");
+                // The root object and `spec` are two levels.
+                for _ in 0..compact_object::MAX_DEPTH - 1 {
+                    deep = Value::Array(vec![deep]);
+                }
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": ns, "name": name},
+                       "spec": {"type": "ClusterIP", "ports": [{"port": 80}], "x": deep}})
+            }
+            BadKind::HugeService => json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": ns, "name": name, "annotations": {"kstore.test/blob": blob()}},
+                "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}),
+            BadKind::HugeSecret => json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"namespace": ns, "name": name, "annotations": {"kstore.test/blob": blob()}},
+                "data": {"token": "AAAA"}}),
+            BadKind::UnlabelledSlice => json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"namespace": ns, "name": name}, "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}),
+        }
+    }
+}
+
+/// Injected bad objects present in the simulator, by resource.
+pub type Bad = BTreeMap<&'static str, usize>;
+
+/// A bad object. The simulator's handle API reads objects back with serde_json's 128-level
+/// limit, so a [`BadKind::Deep`] object comes back as `null`.
+fn is_bad(o: &Value) -> bool {
+    !o.is_object() || str_at(o, "/metadata/name").starts_with(BAD_PREFIX)
+}
+
 /// The label the endpointslice store is indexed by.
 pub const SERVICE_LABEL: &str = "kubernetes.io/service-name";
 
@@ -134,6 +204,8 @@ pub struct Workload {
     next: u64,
     /// What was done so far.
     pub ops: OpCounts,
+    /// Bad objects in the simulator (given at start or injected), never touched again.
+    pub bad: Bad,
 }
 
 const SERVICE_NAMES: &[&str] = &["alpha", "beta", "gamma", "delta"];
@@ -145,12 +217,31 @@ impl Workload {
             .iter()
             .filter_map(|o| o.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned))
             .collect();
+        let mut bad = Bad::new();
+        for o in objects.iter().filter(|o| is_bad(o)) {
+            let resource = match str_at(o, "/kind") {
+                "Service" => "services",
+                "Secret" => "secrets",
+                _ => "endpointslices",
+            };
+            *bad.entry(resource).or_default() += 1;
+        }
         Workload {
             rng: Rng::new(seed.wrapping_mul(31).wrapping_add(7)),
             namespaces: namespaces.into_iter().collect(),
             next: 0,
             ops: OpCounts::default(),
+            bad,
         }
+    }
+
+    /// Creates one bad object in a random namespace.
+    pub fn inject(&mut self, sim: &ApiServerSim, kind: BadKind) -> Result<(), String> {
+        let ns = self.namespace();
+        self.next += 1;
+        sim.create(kind.object(&ns, 1_000_000 + self.next)).map_err(|e| e.to_string())?;
+        *self.bad.entry(kind.resource()).or_default() += 1;
+        Ok(())
     }
 
     fn namespace(&mut self) -> String {
@@ -169,7 +260,7 @@ impl Workload {
 
     /// A random existing object of `resource`, as (namespace, name, object).
     fn existing(&mut self, sim: &ApiServerSim, resource: &str) -> Option<(String, String, Value)> {
-        let all = sim.list(resource, None).ok()?;
+        let all: Vec<Value> = sim.list(resource, None).ok()?.into_iter().filter(|o| !is_bad(o)).collect();
         if all.is_empty() {
             return None;
         }
@@ -365,10 +456,11 @@ fn str_at<'a>(o: &'a Value, p: &str) -> &'a str {
 }
 
 /// The state the stores must reach, recomputed from the simulator's objects. Objects whose
-/// keys cannot be extracted (a slice without the service label) are expected absent.
+/// keys cannot be extracted (a slice without the service label) and injected bad objects are
+/// expected absent.
 fn expected(sim: &ApiServerSim, resource: &str) -> State {
     let mut out = State::new();
-    for o in sim.list(resource, None).unwrap_or_default() {
+    for o in sim.list(resource, None).unwrap_or_default().into_iter().filter(|o| !is_bad(o)) {
         let ns = str_at(&o, "/metadata/namespace").to_owned();
         let name = str_at(&o, "/metadata/name").to_owned();
         let keys = if resource == "endpointslices" {
@@ -478,11 +570,12 @@ pub fn compare_stores(sim: &ApiServerSim, set: &ResourceSet, deep: bool) -> Resu
     Ok(checked)
 }
 
-/// True when every store holds as many objects as the simulator (a cheap precondition).
-fn counts_match(sim: &ApiServerSim, set: &ResourceSet) -> Result<(), String> {
+/// True when every store holds as many objects as the simulator minus the bad ones (a cheap
+/// precondition).
+fn counts_match(sim: &ApiServerSim, set: &ResourceSet, bad: &Bad) -> Result<(), String> {
     for resource in ["services", "endpointslices", "secrets"] {
         let held = set.watcher(resource).map(|w| w.store().len()).unwrap_or_default();
-        let want = sim.count(resource).map_err(|e| e.to_string())?;
+        let want = sim.count(resource).map_err(|e| e.to_string())? - bad.get(resource).copied().unwrap_or_default();
         if held != want {
             return Err(format!("{resource}: {held} held, {want} in the simulator"));
         }
@@ -494,7 +587,7 @@ fn counts_match(sim: &ApiServerSim, set: &ResourceSet) -> Result<(), String> {
 pub async fn compare_cached_reads(sim: &ApiServerSim, set: &ResourceSet) -> Result<u64, String> {
     let cached = set.watcher("secrets").and_then(|w| w.store().as_cached()).ok_or("secrets not on-demand")?;
     let mut n = 0;
-    for o in sim.list("secrets", None).unwrap_or_default() {
+    for o in sim.list("secrets", None).unwrap_or_default().into_iter().filter(|o| !is_bad(o)) {
         let ns = str_at(&o, "/metadata/namespace");
         let name = str_at(&o, "/metadata/name");
         let got = Store::get(cached, &[ns, name]).await.map_err(|e| format!("cached read {ns}/{name}: {e}"))?;
@@ -517,8 +610,9 @@ pub async fn compare_cached_reads(sim: &ApiServerSim, set: &ResourceSet) -> Resu
     Ok(n)
 }
 
-/// Waits (bounded) until every store equals the simulator, then checks CachedStore reads.
-pub async fn converge(sim: &ApiServerSim, set: &ResourceSet, within: Duration) -> Result<Checked, String> {
+/// Waits (bounded) until every store equals the simulator minus the `bad` objects, then
+/// checks CachedStore reads.
+pub async fn converge(sim: &ApiServerSim, set: &ResourceSet, bad: &Bad, within: Duration) -> Result<Checked, String> {
     let deadline = tokio::time::Instant::now() + within;
     let mut last;
     let mut pause = Duration::from_millis(20);
@@ -526,7 +620,7 @@ pub async fn converge(sim: &ApiServerSim, set: &ResourceSet, within: Duration) -
         // Counts first (O(1) on both sides): the full comparison parses every simulator
         // object, and polling it while thousands of events are applied would starve the
         // watchers on a small machine.
-        let counts = counts_match(sim, set);
+        let counts = counts_match(sim, set, bad);
         match counts.and_then(|_| compare_stores(sim, set, false)).and_then(|_| compare_stores(sim, set, true)) {
             Ok(mut checked) => {
                 // Stable: compare again once the reads are done (the watch may not have
@@ -547,6 +641,25 @@ pub async fn converge(sim: &ApiServerSim, set: &ResourceSet, within: Duration) -
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(400));
     }
+}
+
+/// Every watcher skips exactly the bad objects: its distinct skipped identities equal the bad
+/// objects of its resource, and it counted at least one rejection or extraction failure per
+/// bad object, none when there is none.
+pub fn check_skipped(set: &ResourceSet, bad: &Bad) -> Result<(), String> {
+    for (name, w) in set.watchers() {
+        let want = bad.get(name).copied().unwrap_or_default();
+        let events = w.rejected_objects() + w.extraction_failures();
+        if w.skipped_identities() != want || events < want as u64 || (want == 0 && events > 0) {
+            return Err(format!(
+                "{name}: {} objects skipped ({events} events: {} rejected, {} extraction failures), {want} bad objects injected",
+                w.skipped_identities(),
+                w.rejected_objects(),
+                w.extraction_failures()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the watchers received and the last requests served, for failure messages.
