@@ -57,6 +57,10 @@ fn hash_each<B: AsRef<[u8]>>(build: &impl BuildHasher, elements: impl IntoIterat
 /// The raw hash of a tuple given as its elements (a lookup's keys).
 #[inline(always)]
 pub(crate) fn hash_elements<S: AsRef<str>>(build: &impl BuildHasher, elements: &[S]) -> u64 {
+    // Two elements (`[namespace, name]`, most stores) unrolled.
+    if let [a, b] = elements {
+        return hash_each(build, [a.as_ref().as_bytes(), b.as_ref().as_bytes()]);
+    }
     hash_each(build, elements.iter().map(|e| e.as_ref().as_bytes()))
 }
 
@@ -227,10 +231,19 @@ impl InlineKey {
     /// True when this is the tuple of exactly these elements.
     #[inline(always)]
     pub(crate) fn eq_elements<S: AsRef<str>>(&self, elements: &[S]) -> bool {
+        // Two elements (`[namespace, name]`, most stores) unrolled.
+        if let [a, b] = elements {
+            return self.eq_each([a.as_ref(), b.as_ref()]);
+        }
+        self.eq_each(elements.iter().map(AsRef::as_ref))
+    }
+
+    #[inline(always)]
+    fn eq_each<'e>(&self, elements: impl IntoIterator<Item = &'e str>) -> bool {
         let stored = &self.bytes[..usize::from(self.len)];
         let mut at = 0;
         for e in elements {
-            let raw = e.as_ref().as_bytes();
+            let raw = e.as_bytes();
             let n = raw.len();
             let Some((&len, rest)) = stored.get(at..).and_then(<[u8]>::split_first) else {
                 return false;
