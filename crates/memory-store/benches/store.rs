@@ -48,8 +48,6 @@ fn build(n: usize, namespaces: usize) -> Peers {
     Peers { objs, mem, kube, kube_writer: writer, map }
 }
 
-/// Runs a future that completes without waiting (a `MemoryStore`'s `Store::get` never waits),
-/// as an `.await` in an async function would, without a runtime.
 /// A fixed pseudo-random order of lookups, so every peer sees the same sequence.
 fn probe_order(n: usize) -> Vec<usize> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

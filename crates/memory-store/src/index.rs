@@ -26,33 +26,12 @@ use smallvec::SmallVec;
 use store_types::{ChangeStats, Identity, IdentityRef, KeyTuple, KubeObject, ObjectKey, Objects};
 
 use crate::exact::{ExactIndex, IdentityIndex};
+use crate::key::{self, encode, prefix_end};
 use crate::sorted::Sorted;
 
 /// Objects sharing one key tuple, sorted by (namespace, name). Exact lookups hand out a clone of
 /// this `Arc` (no allocation, no copy).
 pub(crate) type Bucket<T> = Arc<[Arc<T>]>;
-
-/// Stack buffer for encoding lookup keys without allocating.
-pub(crate) type KeyBuf = SmallVec<[u8; 128]>;
-
-/// Encodes a (prefix) key tuple into a stack buffer.
-pub(crate) fn encode(keys: &[&str]) -> KeyBuf {
-    let mut buf = KeyBuf::new();
-    KeyTuple::encode_with(keys, |chunk| buf.extend_from_slice(chunk));
-    buf
-}
-
-/// The exclusive upper bound of the encoded tuples that start with the encoded `prefix` (whole
-/// elements, so it ends with the terminator `00 01`): the same bytes ending in `02` instead.
-/// Every extension of `prefix` sorts below it, and every other tuple above `prefix` above it
-/// (after a `00`, the encoding has only `01` or `FF`).
-pub(crate) fn prefix_end(prefix: &[u8]) -> KeyBuf {
-    let mut end = KeyBuf::from_slice(prefix);
-    if let Some(last) = end.last_mut() {
-        *last = 0x02;
-    }
-    end
-}
 
 /// One stored object and the key tuple it is indexed under (keyed layout).
 pub(crate) struct Slot<T> {
@@ -124,7 +103,7 @@ fn same_keys<T: KubeObject>(a: Option<&KeyTuple>, b: Option<&KeyTuple>, object: 
         (Some(a), Some(b)) => a == b,
         (Some(k), None) | (None, Some(k)) => {
             let id = id_of(object);
-            k.eq_elements(&[id.namespace, id.name])
+            key::eq_elements(k, &[id.namespace, id.name])
         }
     }
 }

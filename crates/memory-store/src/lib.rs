@@ -12,6 +12,7 @@
 
 mod exact;
 mod index;
+mod key;
 mod overlay;
 mod sorted;
 mod store;

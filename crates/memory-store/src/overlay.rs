@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use store_types::{GetFuture, KeyArity, KeyTuple, KubeObject, ObjectKey, Objects, Operation, Store, StoreError};
 
-use crate::index::{cmp_objects, encode, id_of, prefix_end};
+use crate::index::{cmp_objects, id_of};
+use crate::key::{self, encode, prefix_end};
 use crate::store::Snapshot;
 
 /// Why a proposed change was rejected.
@@ -173,17 +174,8 @@ pub struct OverlayDelta<T> {
     summary: OverlaySummary,
 }
 
-/// A hash of key elements (length-prefixed), for the overlay's pre-checks.
-fn hash_elements<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = foldhash::fast::FixedState::with_seed(0x6b73_746f_7265).build_hasher();
-    for e in elements {
-        let e = e.as_ref();
-        h.write_usize(e.len());
-        h.write(e.as_bytes());
-    }
-    h.finish()
-}
+/// The hasher of the overlay's pre-checks ([`key::hash_elements`], [`key::hash_tuple`]).
+const PRECHECK: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x6b73_746f_7265);
 
 impl<T> Clone for OverlayDelta<T> {
     fn clone(&self) -> Self {
@@ -226,12 +218,12 @@ impl<T: KubeObject> OverlayDelta<T> {
                 None => summary.absent_deletions.push(okey),
             }
         }
-        let mut id_hashes: Vec<u64> = by_identity.keys().map(|k| hash_elements(k.as_tuple().elements())).collect();
+        let mut id_hashes: Vec<u64> = by_identity.keys().map(|k| key::hash_tuple(&PRECHECK, k.as_tuple())).collect();
         id_hashes.sort_unstable();
         let mut key_hashes = Vec::new();
         for keys in by_keys.keys() {
             let elements: Vec<String> = keys.elements().collect();
-            key_hashes.extend((1..=elements.len()).map(|n| hash_elements(&elements[..n])));
+            key_hashes.extend((1..=elements.len()).map(|n| key::hash_elements(&PRECHECK, &elements[..n])));
         }
         key_hashes.sort_unstable();
         key_hashes.dedup();
@@ -251,14 +243,14 @@ impl<T: KubeObject> OverlayDelta<T> {
     /// Whether the overlay replaces or deletes the base's object `namespace`/`name` (or adds one
     /// under that identity).
     pub fn shadows(&self, namespace: &str, name: &str) -> bool {
-        self.id_hashes.binary_search(&hash_elements([namespace, name])).is_ok()
+        self.id_hashes.binary_search(&key::hash_elements(&PRECHECK, &[namespace, name])).is_ok()
             && self.by_identity.contains_key::<[u8]>(&encode(&[namespace, name]))
     }
 
     /// `Some(Some(object))`: the overlay's object with this identity; `Some(None)`: deleted by
     /// the overlay; `None`: not changed (ask the base).
     pub fn get_by_identity(&self, namespace: &str, name: &str) -> Option<Option<&Arc<T>>> {
-        if self.id_hashes.binary_search(&hash_elements([namespace, name])).is_err() {
+        if self.id_hashes.binary_search(&key::hash_elements(&PRECHECK, &[namespace, name])).is_err() {
             return None;
         }
         self.by_identity.get::<[u8]>(&encode(&[namespace, name])).map(Option::as_ref)
@@ -277,7 +269,7 @@ impl<T: KubeObject> OverlayDelta<T> {
             return base;
         }
         let mut added: Vec<&Arc<T>> = Vec::new();
-        if self.key_hashes.binary_search(&hash_elements(keys)).is_err() {
+        if self.key_hashes.binary_search(&key::hash_elements(&PRECHECK, keys)).is_err() {
             // No proposed object under these keys.
         } else if keys.len() == self.num_keys {
             if let Some(bucket) = self.by_keys.get::<[u8]>(&encode(keys)) {

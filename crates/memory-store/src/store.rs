@@ -752,7 +752,13 @@ impl<T: KubeObject> Store<T> for ReadHandle<T> {
     /// Complete at once (no allocation): see [`GetFuture`].
     #[inline(always)]
     fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
-        GetFuture::ready(ReadHandle::get(self, keys))
+        // An exact get's objects go straight into the future: through a `Result` (returned in
+        // memory and read back) they cost a store-forwarding stall per call.
+        if keys.len() == self.inner.num_keys {
+            self.inner.state.load().get_exact(keys).into()
+        } else {
+            GetFuture::ready(self.get_partial(keys))
+        }
     }
 
     fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {
@@ -806,7 +812,12 @@ impl<T: KubeObject> Store<T> for Snapshot<T> {
     /// Complete at once (no allocation): see [`GetFuture`].
     #[inline(always)]
     fn get<'a>(&'a self, keys: &'a [&'a str]) -> GetFuture<'a, T> {
-        GetFuture::ready(Snapshot::get(self, keys))
+        // As for `ReadHandle`: an exact get's objects go straight into the future.
+        if keys.len() == self.state.num_keys {
+            self.state.get_exact(keys).into()
+        } else {
+            GetFuture::ready(Snapshot::get(self, keys))
+        }
     }
 
     fn get_by_identity<'a>(&'a self, namespace: &'a str, name: &'a str) -> GetFuture<'a, T> {

@@ -20,6 +20,6 @@ mod store;
 pub use config::{ChangeStats, ParseStoreTypeError, StoreType};
 pub use error::{BoxError, KeyArity, Operation, Result, StoreError};
 pub use identity::{Identity, IdentityRef, KubeObject, ObjectKey, json_identity, json_resource_version};
-pub use key::{InlineKey, KeyElements, KeyTuple, PlainKeys};
+pub use key::{KeyElements, KeyTuple};
 pub use objects::Objects;
 pub use store::{GetFuture, Store};

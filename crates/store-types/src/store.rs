@@ -45,6 +45,21 @@ impl<'a, T> GetFuture<'a, T> {
     }
 }
 
+impl<T> From<Objects<T>> for GetFuture<'_, T> {
+    /// A future that is already complete with `objects`: the cheapest way for a store that
+    /// answered from memory to return them (no `Result` built and taken apart on the way).
+    ///
+    /// ```
+    /// use kstore_types::{GetFuture, Objects};
+    /// let done: GetFuture<'_, String> = Objects::empty().into();
+    /// assert!(format!("{done:?}").contains("Ready"));
+    /// ```
+    #[inline]
+    fn from(objects: Objects<T>) -> Self {
+        GetFuture(GetRepr::Ready(objects))
+    }
+}
+
 impl<T> Future for GetFuture<'_, T> {
     type Output = Result<Objects<T>>;
 
