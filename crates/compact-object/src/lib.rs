@@ -24,6 +24,7 @@ mod node;
 mod object;
 mod prune;
 mod resource;
+mod scope;
 mod ser;
 mod stack;
 mod type_meta;
@@ -36,6 +37,7 @@ pub use node::{Node, NodeKind};
 pub use object::{CompactObject, OwnedNode};
 pub use prune::{Integral, Pruner, Step, integral};
 pub use resource::{CompactResource, Rejected};
+pub use scope::DecodePruning;
 
 #[cfg(test)]
 mod tests;

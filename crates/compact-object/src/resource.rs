@@ -9,9 +9,10 @@ use kube_core::{ApiResource, DynamicResourceScope, ObjectMeta, Resource};
 use serde::de::DeserializeSeed;
 use store_types::{Identity, KubeObject};
 
-use crate::encode::{Builder, ValueSeed};
+use crate::encode::{Builder, PruneSeed, ValueSeed};
 use crate::error::Error;
 use crate::object::CompactObject;
+use crate::scope::DecodePruning;
 
 /// A Kubernetes object of any kind, decoded from the API's JSON in one pass into a
 /// [`CompactObject`] (no `serde_json::Value`, no typed `ObjectMeta` of every field), for
@@ -32,6 +33,8 @@ use crate::object::CompactObject;
 ///   Objects of any depth up to `MAX_DEPTH` decode, although serde_json (which kube uses)
 ///   stops at 128 levels: deep subtrees are read as raw text and decoded in chunks (this needs
 ///   serde_json as the `Deserializer`; another one fails on objects deeper than 64 levels).
+/// * Inside a [`DecodePruning::scope`], the members its pruner removes (`ignoreFields`) are
+///   skipped by the parser: never encoded, never interned in the process-wide key table.
 ///
 /// # Memory usage
 /// The compact object (0.4–0.65× the JSON size for typical objects) plus four short strings;
@@ -120,7 +123,13 @@ impl<'de> serde::Deserialize<'de> for CompactResource {
         b.normalize_numbers = true;
         b.chunked = true;
         b.tolerant = true;
-        ValueSeed(&mut b).deserialize(d)?;
+        match DecodePruning::current() {
+            None => ValueSeed(&mut b).deserialize(d)?,
+            Some(pruning) => {
+                let (pruner, root) = pruning.pruner();
+                PruneSeed { b: &mut b, pruner: &pruner, state: &root }.deserialize(d)?
+            }
+        }
         let mut rejection = b.rejection.take();
         let object = CompactObject::from_encoded(b.buf).map_err(serde::de::Error::custom)?;
         if object.root().kind() != crate::NodeKind::Object {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use compact_object::{CompactObject, Pruner, Step};
+use compact_object::{CompactObject, DecodePruning, Pruner, Step};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_core::DynamicObject;
 use serde_json::Value;
@@ -406,6 +406,30 @@ impl Indexer {
         CompactObject::from_str_pruned(json, &IgnorePruner(&self.ignore), &self.root_cursors())
     }
 
+    /// The `ignoreFields` patterns as a [`DecodePruning`], for
+    /// [`CompactResource`](compact_object::CompactResource)s decoded by `kube` inside its
+    /// [`scope`](DecodePruning::scope): removed fields are skipped by the parser (never
+    /// encoded, never interned), as [`decode_compact`](Self::decode_compact) does for text.
+    /// `None` without `ignoreFields`.
+    ///
+    /// ```
+    /// use compact_object::CompactResource;
+    /// use kstore_indexer::Indexer;
+    ///
+    /// let ix = Indexer::new(["metadata.name"], ["metadata.managedFields"])?;
+    /// let pruning = ix.decode_pruning().expect("ignoreFields are set");
+    /// let json = r#"{"metadata":{"name":"a","managedFields":[{"manager":"kubectl"}]}}"#;
+    /// let r: CompactResource = pruning.scope(|| serde_json::from_str(json))?;
+    /// assert_eq!(r.object().to_string(), r#"{"metadata":{"name":"a"}}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decode_pruning(&self) -> Option<DecodePruning> {
+        if self.ignore.is_empty() {
+            return None;
+        }
+        Some(DecodePruning::new(IgnorePruner(self.ignore.clone()), self.root_cursors()))
+    }
+
     /// Every `ignoreFields` pattern at its first segment: the pruner's state at the root.
     fn root_cursors(&self) -> Cursors {
         (0..self.ignore.len()).filter(|&p| !self.ignore[p].segments().is_empty()).map(|p| (p, 0)).collect()
@@ -489,13 +513,14 @@ type Cursors = SmallVec<[(usize, usize); 4]>;
 
 /// [`Indexer::remove_fields`]'s rules as a [`Pruner`]: a last `Field` segment removes the
 /// member; wildcards match every member and element; arrays never lose elements.
-struct IgnorePruner<'a>(&'a [Path]);
+/// Borrowed (`&[Path]`) for one call, owned (`Vec<Path>`) inside a [`DecodePruning`].
+struct IgnorePruner<T>(T);
 
-impl IgnorePruner<'_> {
+impl<T: AsRef<[Path]>> IgnorePruner<T> {
     fn step(&self, at: &Cursors, matches: impl Fn(&Segment) -> bool, in_object: bool) -> Step<Cursors> {
         let mut next = Cursors::new();
         for &(p, i) in at {
-            let segs = self.0[p].segments();
+            let segs = self.0.as_ref()[p].segments();
             if !matches(&segs[i]) {
                 continue;
             }
@@ -511,7 +536,7 @@ impl IgnorePruner<'_> {
     }
 }
 
-impl Pruner for IgnorePruner<'_> {
+impl<T: AsRef<[Path]>> Pruner for IgnorePruner<T> {
     type State = Cursors;
 
     fn member(&self, at: &Cursors, key: &str) -> Step<Cursors> {

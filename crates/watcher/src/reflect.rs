@@ -324,7 +324,9 @@ impl Writer<DynamicObject, CompactObject> {
 impl Writer<CompactResource, CompactObject> {
     /// A writer for a stream of [`CompactResource`]s (`Api<CompactResource>`, which decodes
     /// pages and events straight into the compact form), keyed by `indexer`, with its
-    /// `ignoreFields` removed.
+    /// `ignoreFields` removed. Poll the stream inside the scope of
+    /// [`Indexer::decode_pruning`](indexer::Indexer::decode_pruning) to have them skipped
+    /// while kube decodes (never encoded or interned), as `ResourceWatcher` does.
     pub fn compact(indexer: Indexer) -> Result<Self, ReflectError> {
         Self::build(indexer, compact_convert)
     }

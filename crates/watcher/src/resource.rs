@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cached_store::{CachedHandle, CachedStore, CachedStoreConfig, Reference};
-use compact_object::{CompactObject, CompactResource};
+use compact_object::{CompactObject, CompactResource, DecodePruning};
 use futures::{FutureExt, Stream, StreamExt, stream};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -483,7 +483,10 @@ impl ResourceWatcher {
                 };
                 let ar = ar.clone();
                 let wc = wc.clone();
-                resyncing(move || watcher::watcher(api.clone(), wc.clone()).default_backoff(), resync)
+                let events = resyncing(move || watcher::watcher(api.clone(), wc.clone()).default_backoff(), resync);
+                // kube decodes inside this poll: the `ignoreFields` are skipped by the parser, so
+                // no removed key is ever encoded or interned in the process-wide key table.
+                decode_pruned(events, indexer.decode_pruning())
                     .map(move |ev| (i, ev.map(|ev| compact_event(&ar, ev))))
                     .boxed()
             }
@@ -799,6 +802,17 @@ where
 }
 
 type WatchStream<T> = stream::BoxStream<'static, Result<Event<T>, watcher::Error>>;
+
+/// `s`, polled inside `pruning`'s [`scope`](DecodePruning::scope) (see there why).
+fn decode_pruned<S>(mut s: S, pruning: Option<DecodePruning>) -> impl Stream<Item = S::Item> + Send
+where
+    S: Stream + Unpin + Send,
+{
+    stream::poll_fn(move |cx| match &pruning {
+        Some(p) => p.scope(|| s.poll_next_unpin(cx)),
+        None => s.poll_next_unpin(cx),
+    })
+}
 
 /// `s` until `every` has passed since its latest complete list (`InitDone`).
 fn until_due<T, S>(s: S, every: Duration) -> impl Stream<Item = S::Item> + Send
