@@ -56,6 +56,8 @@ pub(crate) fn isolated(callback: &'static str, f: impl FnOnce()) -> bool {
         Ok(()) => true,
         Err(payload) => {
             let message = panic_message(&*payload);
+            // Not dropped: a payload whose own drop panics would unwind out of here.
+            std::mem::forget(payload);
             tracing::error!(callback, panic = %message, "user callback panicked; the watcher goes on");
             false
         }

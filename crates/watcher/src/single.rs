@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use compact_object::{CompactObject, CompactResource};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, ApiResource};
 use kube::discovery::Scope;
@@ -13,6 +13,8 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
+
+use crate::Health;
 
 /// Called with the object's state (`None`: it does not exist or was deleted).
 pub type ObjectCallback = Arc<dyn Fn(Option<Arc<CompactObject>>) + Send + Sync>;
@@ -80,6 +82,14 @@ pub struct LastWatchError {
 struct Status {
     last_event: Option<SystemTime>,
     last_error: Option<LastWatchError>,
+    /// Callback calls that panicked (caught; the watch goes on).
+    callback_panics: u64,
+    /// States that could not be represented (nested too deep, not a JSON object).
+    rejected: u64,
+    /// Set when `stop()` was called.
+    stopped: bool,
+    /// Why the watch task ended without `stop()`.
+    death: Option<String>,
 }
 
 /// Watches one named object (for example a credentials Secret) and reports every real change.
@@ -88,9 +98,14 @@ struct Status {
 /// deliver the same version again are not reported. Unlike the Go original, which filtered by
 /// `metadata.generation`, Secrets and ConfigMaps (which have no generation) are reported too.
 /// As in the original, the initial state goes to `on_sync_complete` (once), later changes to
-/// `on_change`; [`is_synced`](Self::is_synced), [`last_event_time`](Self::last_event_time)
-/// and [`last_error`](Self::last_error) tell a health check how the watch is doing.
-/// Callbacks run on the watcher's task, never under a lock. Dropping the watcher stops it.
+/// `on_change`; [`health`](Self::health), [`is_synced`](Self::is_synced),
+/// [`last_event_time`](Self::last_event_time) and [`last_error`](Self::last_error) tell a
+/// health check how the watch is doing. Callbacks run on the watcher's task, never under a
+/// lock; a callback that panics is caught, logged and counted
+/// ([`callback_panics`](Self::callback_panics)) and the watch goes on. A state that cannot be
+/// represented (nested deeper than compact-object's `MAX_DEPTH`) is logged, counted
+/// ([`rejected_objects`](Self::rejected_objects)) and reported as absent, never as a
+/// half-decoded object. Dropping the watcher stops it.
 ///
 /// # Usage
 /// ```no_run
@@ -127,6 +142,73 @@ fn rv(o: &Option<Arc<CompactObject>>) -> Option<String> {
 
 fn lock(status: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
     status.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The watch loop: every state of the object, deduplicated by resourceVersion, to the
+/// channel and the callbacks.
+async fn follow(
+    api: Api<CompactResource>,
+    name: String,
+    api_version: String,
+    kind: String,
+    tx: watch::Sender<Option<Option<Arc<CompactObject>>>>,
+    status: Arc<Mutex<Status>>,
+    options: ObjectWatchOptions,
+) {
+    let mut events = watcher::watch_object(api, &name).default_backoff().boxed();
+    let call = |cb: &Option<ObjectCallback>, which: &'static str, obj: Option<Arc<CompactObject>>| {
+        if let Some(cb) = cb
+            && !crate::debounce::isolated(which, || cb(obj))
+        {
+            lock(&status).callback_panics += 1;
+        }
+    };
+    while let Some(ev) = events.next().await {
+        let now = SystemTime::now();
+        let obj = match ev {
+            Ok(obj) => obj,
+            Err(e) => {
+                warn!(object = %name, error = %e, "watch error; retrying with backoff");
+                lock(&status).last_error = Some(LastWatchError { message: e.to_string(), at: now });
+                continue;
+            }
+        };
+        {
+            let mut st = lock(&status);
+            st.last_event = Some(now);
+            st.last_error = None;
+        }
+        let obj = match obj.map(CompactResource::into_checked).transpose() {
+            Ok(obj) => obj,
+            Err(compact_object::Rejected { error, .. }) => {
+                warn!(object = %name, %error, "object cannot be represented; reported as absent");
+                lock(&status).rejected += 1;
+                None
+            }
+        };
+        // A listed object of a built-in kind comes without kind/apiVersion: restore them so it
+        // equals the watched and fetched forms.
+        let obj = obj.map(|o| match o.with_type_meta(&api_version, &kind) {
+            Ok(typed) => Arc::new(typed.unwrap_or(o)),
+            Err(e) => {
+                warn!(object = %name, error = %e, "cannot restore kind/apiVersion; kept as listed");
+                Arc::new(o)
+            }
+        });
+        let previous: Option<Option<Arc<CompactObject>>> = tx.borrow().clone();
+        match &previous {
+            None => {
+                // Before `wait_for_sync` resolves, so a caller that waited has seen it.
+                call(&options.on_sync_complete, "on_sync_complete", obj.clone());
+                tx.send_replace(Some(obj));
+            }
+            Some(prev) if prev.is_some() != obj.is_some() || rv(prev) != rv(&obj) => {
+                tx.send_replace(Some(obj.clone()));
+                call(&options.on_change, "on_change", obj);
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 impl ObjectWatcher {
@@ -167,52 +249,29 @@ impl ObjectWatcher {
         let name = name.to_owned();
         let (api_version, kind) = (resource.api_version.clone(), resource.kind.clone());
         let task = tokio::spawn(async move {
-            let mut events = watcher::watch_object(api, &name).default_backoff().boxed();
-            while let Some(ev) = events.next().await {
-                let now = SystemTime::now();
-                let obj = match ev {
-                    Ok(obj) => obj,
-                    Err(e) => {
-                        warn!(object = %name, error = %e, "watch error; retrying with backoff");
-                        lock(&task_status).last_error = Some(LastWatchError { message: e.to_string(), at: now });
-                        continue;
+            /// Records why the task ended, also when it is dropped unfinished or panics.
+            struct Death(Arc<Mutex<Status>>, String);
+            impl Drop for Death {
+                fn drop(&mut self) {
+                    let mut st = lock(&self.0);
+                    if !st.stopped {
+                        tracing::error!(reason = %self.1, "object watch task ended");
+                        st.death = Some(std::mem::take(&mut self.1));
                     }
-                };
-                {
-                    let mut st = lock(&task_status);
-                    st.last_event = Some(now);
-                    st.last_error = None;
-                }
-                // A listed object of a built-in kind comes without kind/apiVersion: restore them
-                // so it equals the watched and fetched forms.
-                let obj = obj.map(|o| {
-                    let o = o.into_object();
-                    match o.with_type_meta(&api_version, &kind) {
-                        Ok(typed) => Arc::new(typed.unwrap_or(o)),
-                        Err(e) => {
-                            warn!(object = %name, error = %e, "cannot restore kind/apiVersion; kept as listed");
-                            Arc::new(o)
-                        }
-                    }
-                });
-                let previous: Option<Option<Arc<CompactObject>>> = tx.borrow().clone();
-                match &previous {
-                    None => {
-                        // Before `wait_for_sync` resolves, so a caller that waited has seen it.
-                        if let Some(cb) = &options.on_sync_complete {
-                            cb(obj.clone());
-                        }
-                        tx.send_replace(Some(obj));
-                    }
-                    Some(prev) if prev.is_some() != obj.is_some() || rv(prev) != rv(&obj) => {
-                        tx.send_replace(Some(obj.clone()));
-                        if let Some(cb) = &options.on_change {
-                            cb(obj);
-                        }
-                    }
-                    Some(_) => {}
                 }
             }
+            let mut death =
+                Death(task_status.clone(), "the watch task was dropped unfinished (its runtime shut down)".into());
+            let run = follow(api, name, api_version, kind, tx, task_status, options);
+            death.1 = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                Ok(()) => "the watch stream ended".to_owned(),
+                Err(payload) => {
+                    let reason = format!("the watch task panicked: {}", crate::debounce::panic_message(&*payload));
+                    // Not dropped: a payload whose own drop panics would unwind again here.
+                    std::mem::forget(payload);
+                    reason
+                }
+            };
         });
         Ok(ObjectWatcher { current: rx, status, task: Mutex::new(Some(task)) })
     }
@@ -222,9 +281,44 @@ impl ObjectWatcher {
         self.current.borrow().clone().flatten()
     }
 
-    /// True once the object's existence is known (its initial state was delivered).
+    /// True once the object's existence is known (its initial state was delivered), and false
+    /// again if the watch task has ended without [`stop`](Self::stop): a state nothing updates
+    /// any more is not reported as synced.
     pub fn is_synced(&self) -> bool {
-        self.current.borrow().is_some()
+        self.current.borrow().is_some() && lock(&self.status).death.is_none()
+    }
+
+    /// How the watch is doing, for a health check (the same states as
+    /// [`ResourceWatcher::health`](crate::ResourceWatcher::health)): `Syncing` until the
+    /// initial state is known, `Ready`, `Degraded` while the latest thing that happened is a
+    /// watch error (retried with backoff), `Stopped` after `stop()`, `Dead` when the task
+    /// ended otherwise.
+    pub fn health(&self) -> Health {
+        let synced = self.current.borrow().is_some();
+        let st = lock(&self.status);
+        if st.stopped {
+            return Health::Stopped;
+        }
+        if let Some(reason) = &st.death {
+            return Health::Dead { reason: reason.clone() };
+        }
+        let last_error = st.last_error.as_ref().map(|e| e.message.clone());
+        match (synced, last_error) {
+            (false, last_error) => Health::Syncing { last_error },
+            (true, Some(last_error)) => Health::Degraded { last_error },
+            (true, None) => Health::Ready,
+        }
+    }
+
+    /// Calls of `on_sync_complete` and `on_change` that panicked: each panic is caught and
+    /// logged, and the watch goes on.
+    pub fn callback_panics(&self) -> u64 {
+        lock(&self.status).callback_panics
+    }
+
+    /// States of the object that could not be represented (reported as absent).
+    pub fn rejected_objects(&self) -> u64 {
+        lock(&self.status).rejected
     }
 
     /// When the last event (the object's state, from a list or a watch) was received; `None`
@@ -247,6 +341,7 @@ impl ObjectWatcher {
 
     /// Stops watching. Idempotent.
     pub fn stop(&self) {
+        lock(&self.status).stopped = true;
         if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
             t.abort();
         }

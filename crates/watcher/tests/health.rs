@@ -1,5 +1,6 @@
-//! A watcher's health is visible: a watch task that dies (a panic escaping it, its runtime
-//! shutting down) makes `is_synced()` false and `health()` `Dead`; a retried watch error makes
+//! A watcher's health is visible (`ResourceWatcher` and `ObjectWatcher`): a watch task that
+//! dies (its runtime shutting down) makes `is_synced()` false and `health()` `Dead`; panicking
+//! callbacks, even with a payload that panics when dropped, are contained; a retried watch error makes
 //! it `Degraded` until the next event; and a periodic resync repairs events the watch lost.
 
 mod common;
@@ -8,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiserver_sim::{ApiServerSim, Matcher, Rejection, Verb};
-use common::eventually;
-use kstore_watcher::{Health, ResourceLabels, ResourceWatcher, WatchMetrics, WatchOptions, WatchedResource};
+use common::{eventually, on_big_stacks};
+use kstore_watcher::{
+    Health, ObjectWatchOptions, ObjectWatcher, ResourceLabels, ResourceWatcher, WatchMetrics, WatchOptions,
+    WatchedResource,
+};
 use serde_json::{Value, json};
 
 fn cm(name: &str) -> Value {
@@ -51,8 +55,8 @@ fn a_watch_task_dropped_with_its_runtime_is_dead_and_no_longer_synced() {
     sim_rt.block_on(sim.shutdown());
 }
 
-/// A panic payload whose own drop panics: the callback's panic is caught, but dropping the
-/// caught payload panics again, outside the isolation.
+/// A panic payload whose own drop panics: dropping the caught payload would panic again,
+/// outside the isolation, so the watcher never drops it.
 struct PanicsWhenDropped;
 
 impl Drop for PanicsWhenDropped {
@@ -62,25 +66,111 @@ impl Drop for PanicsWhenDropped {
 }
 
 #[tokio::test]
-async fn a_panic_escaping_the_watch_task_is_visible_as_dead() {
+async fn a_panic_payload_that_panics_when_dropped_is_contained_too() {
     let sim = ApiServerSim::builder().objects([cm("a")]).start().await.unwrap();
     let options = WatchOptions {
         on_sync_complete: Some(Arc::new(|_| std::panic::panic_any(PanicsWhenDropped))),
         ..WatchOptions::default()
     };
     let w = ResourceWatcher::start(sim.client(), config(), options).await.unwrap();
-    eventually("health Dead", || matches!(w.health(), Health::Dead { .. })).await;
-    match w.health() {
-        Health::Dead { reason } => assert!(reason.contains("panicked: payload dropped"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
-    assert!(!w.is_synced() && !w.is_ready());
-    // Nothing updates the store any more.
+    tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("initial sync");
+    assert_eq!(w.callback_panics(), 1);
     sim.apply(cm("b")).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!held(&w, "b"));
+    eventually("the watch goes on", || held(&w, "b")).await;
+    assert_eq!(w.health(), Health::Ready);
+    assert!(w.is_synced() && w.is_ready());
     w.stop();
     sim.shutdown().await;
+}
+
+fn object_watcher(sim: &ApiServerSim, name: &str, options: ObjectWatchOptions) -> ObjectWatcher {
+    let ar = kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+    ObjectWatcher::start(sim.client(), &ar, kube::discovery::Scope::Namespaced, Some("ns"), name, options).unwrap()
+}
+
+#[tokio::test]
+async fn object_watchers_contain_callback_panics_and_report_health() {
+    let sim = ApiServerSim::builder().objects([cm("a")]).start().await.unwrap();
+    let faults = sim.faults();
+    faults.reject_for(Matcher::verb(Verb::List), Duration::from_secs(600), Rejection::status(500));
+    let changes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = changes.clone();
+    let options = ObjectWatchOptions {
+        on_sync_complete: Some(Arc::new(|_| std::panic::panic_any(PanicsWhenDropped))),
+        on_change: Some(Arc::new(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("on_change fails")
+        })),
+    };
+    let w = object_watcher(&sim, "a", options);
+    eventually(
+        "Syncing with the list error",
+        || matches!(w.health(), Health::Syncing { last_error: Some(e) } if e.contains("500")),
+    )
+    .await;
+    assert!(!w.is_synced());
+    faults.clear_rejections();
+    tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("sync after the fault");
+    eventually("Ready", || w.health() == Health::Ready).await;
+    assert_eq!(w.callback_panics(), 1);
+    for i in 0..3 {
+        sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": "a"}, "data": {"k": i.to_string()}}))
+            .unwrap();
+        let want = i + 1;
+        eventually("each change reaches the panicking callback", || {
+            changes.load(std::sync::atomic::Ordering::SeqCst) == want
+        })
+        .await;
+    }
+    assert_eq!(w.callback_panics(), 4);
+    assert!(w.is_synced());
+    assert_eq!(w.current().unwrap().pointer("/data/k").and_then(|v| v.as_str()), Some("2"));
+    w.stop();
+    assert_eq!(w.health(), Health::Stopped);
+    sim.shutdown().await;
+}
+
+#[test]
+fn an_object_too_deep_to_hold_is_reported_absent_and_counted() {
+    // serde_json (here and in the simulator) recurses through the value: big stacks.
+    on_big_stacks(async {
+        let sim = ApiServerSim::builder().objects([cm("a")]).start().await.unwrap();
+        let w = object_watcher(&sim, "a", ObjectWatchOptions::default());
+        tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("initial sync");
+        assert!(w.current().is_some());
+        let mut deep = json!("bottom");
+        for _ in 0..compact_object::MAX_DEPTH {
+            deep = Value::Array(vec![deep]);
+        }
+        sim.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": "a"}, "spec": deep}))
+            .unwrap();
+        eventually("reported absent", || w.current().is_none()).await;
+        assert_eq!(w.rejected_objects(), 1);
+        assert_eq!(w.health(), Health::Ready);
+        sim.apply(cm("a")).unwrap();
+        eventually("held again", || w.current().is_some()).await;
+        w.stop();
+        sim.shutdown().await;
+    });
+}
+
+#[test]
+fn an_object_watch_task_dropped_with_its_runtime_is_dead() {
+    let sim_rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = sim_rt.block_on(ApiServerSim::builder().objects([cm("a")]).start()).unwrap();
+    let watch_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let w = watch_rt.block_on(async {
+        let w = object_watcher(&sim, "a", ObjectWatchOptions::default());
+        tokio::time::timeout(Duration::from_secs(30), w.wait_for_sync()).await.expect("initial sync");
+        w
+    });
+    assert!(w.is_synced());
+    drop(watch_rt);
+    assert!(!w.is_synced(), "a state nothing updates is not synced");
+    assert!(matches!(w.health(), Health::Dead { reason } if reason.contains("dropped unfinished")), "{:?}", w.health());
+    w.stop();
+    assert_eq!(w.health(), Health::Stopped);
+    sim_rt.block_on(sim.shutdown());
 }
 
 #[tokio::test]
