@@ -252,6 +252,7 @@ pub struct CachedStoreConfig {
     pub(crate) fetch_backoff: Duration,
     pub(crate) max_fetch_backoff: Duration,
     pub(crate) prepare: Option<Prepare>,
+    pub(crate) max_object_bytes: Option<u64>,
 }
 
 impl fmt::Debug for CachedStoreConfig {
@@ -271,6 +272,7 @@ impl fmt::Debug for CachedStoreConfig {
             .field("fetch_backoff", &self.fetch_backoff)
             .field("max_fetch_backoff", &self.max_fetch_backoff)
             .field("prepare", &self.prepare.is_some())
+            .field("max_object_bytes", &self.max_object_bytes)
             .finish()
     }
 }
@@ -279,7 +281,7 @@ impl CachedStoreConfig {
     /// A store of `resource` (namespaced or cluster-scoped, as discovery says) with `num_keys`
     /// index keys; TTL 2m10s, 64 MiB of cached objects, 10 s fetch timeout, 32 fetches at
     /// once, 404s remembered 5 s, backoff after failures from 1 s up to 30 s, sweep every TTL,
-    /// no namespace restriction, no preparation.
+    /// no namespace restriction, no preparation, no bound on one object's size.
     pub fn new(resource: ApiResource, namespaced: bool, num_keys: usize) -> Self {
         CachedStoreConfig {
             resource,
@@ -296,6 +298,7 @@ impl CachedStoreConfig {
             fetch_backoff: DEFAULT_FETCH_BACKOFF,
             max_fetch_backoff: DEFAULT_MAX_FETCH_BACKOFF,
             prepare: None,
+            max_object_bytes: None,
         }
     }
 
@@ -369,6 +372,15 @@ impl CachedStoreConfig {
     /// indexer (pruned while decoding).
     pub fn prepare(mut self, prepare: Prepare) -> Self {
         self.prepare = Some(prepare);
+        self
+    }
+
+    /// Refuses a fetched object whose compact encoding (after preparation) is larger than
+    /// `bytes`: the fetch fails with [`FetchError::TooLarge`](crate::FetchError::TooLarge)
+    /// (backed off like any failure) and nothing is cached. The watcher passes its
+    /// `maxObjectBytes`, so a fetched object is bounded like a watched one.
+    pub fn max_object_bytes(mut self, bytes: u64) -> Self {
+        self.max_object_bytes = Some(bytes);
         self
     }
 

@@ -59,6 +59,19 @@ pub enum FetchError {
         #[source]
         source: compact_object::Error,
     },
+    /// The fetched object's compact encoding (after preparation) is larger than the configured
+    /// [`max_object_bytes`](crate::CachedStoreConfig::max_object_bytes). Nothing is cached.
+    #[error("fetched {resource} {identity} is {bytes} bytes encoded, over the bound of {limit}")]
+    TooLarge {
+        /// The resource.
+        resource: String,
+        /// The object.
+        identity: Identity,
+        /// Its encoded size.
+        bytes: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// The API kept returning an object older than the version a watch event already reported.
     #[error(
         "fetched {resource} {identity} at resourceVersion {fetched:?}, older than the known \
@@ -114,6 +127,7 @@ impl FetchError {
             | FetchError::Api { identity, .. }
             | FetchError::Encode { identity, .. }
             | FetchError::Prepare { identity, .. }
+            | FetchError::TooLarge { identity, .. }
             | FetchError::Stale { identity, .. }
             | FetchError::BackingOff { identity, .. }
             | FetchError::Interrupted { identity, .. } => identity,
@@ -131,6 +145,8 @@ pub(crate) struct Fetcher {
     /// Bounds a whole fetch task (see `flight.rs`).
     pub(crate) timeout: Option<Duration>,
     pub(crate) prepare: Option<Prepare>,
+    /// See [`CachedStoreConfig::max_object_bytes`](crate::CachedStoreConfig::max_object_bytes).
+    pub(crate) max_object_bytes: Option<u64>,
 }
 
 impl Fetcher {
@@ -197,9 +213,15 @@ impl Fetcher {
             }
             None => text.parse::<CompactObject>().map_err(encode_error)?,
         };
-        match not_an_object(&object) {
-            Some(e) => Err(e),
-            None => Ok(Some(object)),
+        if let Some(e) = not_an_object(&object) {
+            return Err(e);
+        }
+        let bytes = object.as_bytes().len() as u64;
+        match self.max_object_bytes {
+            Some(limit) if bytes > limit => {
+                Err(FetchError::TooLarge { resource: self.resource_name.clone(), identity: identity(), bytes, limit })
+            }
+            _ => Ok(Some(object)),
         }
     }
 }

@@ -292,6 +292,7 @@ impl CachedStore {
                     namespace: config.namespace,
                     timeout: config.fetch_timeout,
                     prepare: config.prepare,
+                    max_object_bytes: config.max_object_bytes,
                 },
                 counters: Counters::default(),
                 next_id: sync::AtomicU64::new(1),

@@ -704,6 +704,32 @@ async fn a_failing_preparation_is_a_named_error_and_caches_nothing() {
     assert_eq!(gets(&sim), 2, "a failed preparation is not cached: every lookup after the backoff fetches");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_fetched_object_over_max_object_bytes_is_a_named_error_and_caches_nothing() {
+    let sim = sim_with_secrets("default", 1, 100).await;
+    // Under a generous bound the object is fetched and cached; its size sets the tight bound.
+    let roomy = CachedStore::new(sim.client(), secrets_config().max_object_bytes(1 << 20)).unwrap();
+    feed_from_sim(&sim, &roomy);
+    let held = roomy.get(&["default", "s-000"]).await.unwrap();
+    let size = held.iter().next().unwrap().as_bytes().len() as u64;
+    let exact = CachedStore::new(sim.client(), secrets_config().max_object_bytes(size)).unwrap();
+    feed_from_sim(&sim, &exact);
+    assert_eq!(exact.get(&["default", "s-000"]).await.unwrap().len(), 1, "a bound equal to the size admits it");
+
+    let tight = CachedStore::new(sim.client(), secrets_config().max_object_bytes(size - 1)).unwrap();
+    feed_from_sim(&sim, &tight);
+    let detailed = tight.get_detailed(&["default", "s-000"]).await.unwrap();
+    match &*detailed.failed[0] {
+        FetchError::TooLarge { bytes, limit, identity, .. } => {
+            assert_eq!((*bytes, *limit), (size, size - 1));
+            assert_eq!(identity.key.name(), "s-000");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(detailed.failed[0].to_string().contains("over the bound of"), "{}", detailed.failed[0]);
+    assert_eq!(tight.cache_stats().entries, 0);
+}
+
 #[tokio::test]
 async fn secret_data_never_shows_in_debug_output() {
     let sim = sim_with_secrets("default", 2, 100).await;

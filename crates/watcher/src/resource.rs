@@ -426,7 +426,9 @@ impl ResourceWatcher {
                         // The indexer as the step: fetches decode with numbers normalised, as the
                         // full watch does, skipping the `ignoreFields` while decoding, so they
                         // are byte for byte the objects a watch would store.
-                        .prepare(indexer.clone());
+                        .prepare(indexer.clone())
+                        // Fetched objects are bounded like watched ones.
+                        .max_object_bytes(config.max_object_bytes);
                 if let [only] = config.namespaces.as_slice() {
                     cfg = cfg.namespace(only.clone());
                 }
