@@ -201,10 +201,39 @@ impl<T> ExactIndex<T> {
     }
 }
 
+/// One identity-index entry: the object and, when the type asks for it
+/// ([`KubeObject::INLINE_IDENTITY`]) and it fits, an inline copy of its `[namespace, name]`, so
+/// that a lookup compares in the table instead of chasing the object's metadata strings.
+struct IdEntry<T> {
+    key: Option<InlineKey>,
+    object: Arc<T>,
+}
+
+impl<T> Clone for IdEntry<T> {
+    fn clone(&self) -> Self {
+        IdEntry { key: self.key, object: self.object.clone() }
+    }
+}
+
+impl<T: KubeObject> IdEntry<T> {
+    /// True when this entry's identity is `[namespace, name]`.
+    #[inline(always)]
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        match &self.key {
+            Some(key) => key.eq_elements(&[namespace, name]),
+            None => {
+                let id = id_of(&*self.object);
+                id.name == name && id.namespace == namespace
+            }
+        }
+    }
+}
+
 /// Identity `(namespace, name)` → object, for stores whose key tuple is every object's
-/// identity. Holds one pointer per object: the key is read from the object itself.
+/// identity. Holds one pointer per object (and, for types that ask for it, an inline copy of
+/// the identity): no key tuple or bucket.
 pub(crate) struct IdentityIndex<T> {
-    table: Sharded<Arc<T>>,
+    table: Sharded<IdEntry<T>>,
 }
 
 impl<T> Clone for IdentityIndex<T> {
@@ -239,10 +268,7 @@ impl<T: KubeObject> IdentityIndex<T> {
     pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Arc<T>> {
         let [namespace, name] = elements else { return None };
         let h = self.hash(namespace, name);
-        self.table.find(h, |o| {
-            let id = id_of(&**o);
-            id.name == *name && id.namespace == *namespace
-        })
+        self.table.find(h, |e| e.is(namespace, name)).map(|e| &e.object)
     }
 
     /// The object with this identity.
@@ -254,10 +280,12 @@ impl<T: KubeObject> IdentityIndex<T> {
     pub(crate) fn get_key(&self, key: &ObjectKey) -> Option<&Arc<T>> {
         let tuple = key.as_tuple();
         let h = key::hash_tuple(&self.table.hasher, tuple);
-        self.table.find(h, |o| {
-            let id = id_of(&**o);
-            key::eq_elements(tuple, &[id.namespace, id.name])
-        })
+        self.table
+            .find(h, |e| {
+                let id = id_of(&*e.object);
+                key::eq_elements(tuple, &[id.namespace, id.name])
+            })
+            .map(|e| &e.object)
     }
 
     /// Inserts `object`, replacing (and returning) the object with the same identity.
@@ -268,28 +296,32 @@ impl<T: KubeObject> IdentityIndex<T> {
         let id = id_of(&*probe);
         let h = self.hash(id.namespace, id.name);
         let hasher = self.table.hasher.clone();
-        let eq = |o: &Arc<T>| {
-            let other = id_of(&**o);
-            other.name == id.name && other.namespace == id.namespace
-        };
-        let rehash = |o: &Arc<T>| {
-            let id = id_of(&**o);
+        let key = if T::INLINE_IDENTITY { InlineKey::new(&[id.namespace, id.name]) } else { None };
+        let rehash = |e: &IdEntry<T>| {
+            let id = id_of(&*e.object);
             key::hash_elements(&hasher, &[id.namespace, id.name])
         };
-        self.table.insert(h, object, eq, rehash)
+        self.table.insert(h, IdEntry { key, object }, |e| e.is(id.namespace, id.name), rehash).map(|e| e.object)
     }
 
     /// Removes the object with this identity.
     pub(crate) fn remove(&mut self, namespace: &str, name: &str) -> Option<Arc<T>> {
         let h = self.hash(namespace, name);
-        self.table.remove(h, |o| {
-            let id = id_of(&**o);
-            id.name == name && id.namespace == namespace
-        })
+        self.table.remove(h, |e| e.is(namespace, name)).map(|e| e.object)
     }
 
     /// Every object, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
-        self.table.iter()
+        self.table.iter().map(|e| &e.object)
+    }
+
+    /// The identity of an entry whose inline identity is not what [`insert`](Self::insert)
+    /// would store for its object (for `validate`).
+    pub(crate) fn wrong_inline_identity(&self) -> Option<String> {
+        self.table.iter().find_map(|e| {
+            let id = id_of(&*e.object);
+            let expected = if T::INLINE_IDENTITY { InlineKey::new(&[id.namespace, id.name]) } else { None };
+            (e.key != expected).then(|| id.key().to_string())
+        })
     }
 }

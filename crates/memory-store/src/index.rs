@@ -8,8 +8,9 @@
 //!   [`KubeObject::CHEAP_IDENTITY`], as for cached-store references — and
 //!   every object's key tuple is its own `[namespace, name]`, as for an index by
 //!   `[metadata.namespace, metadata.name]`): a hash table of objects by identity and the objects
-//!   in identity order ([`Sorted`]). One pointer per object in each, no key tuple, bucket or
-//!   ordered key map: the identity is read from the object.
+//!   in identity order ([`Sorted`]). One pointer per object in each (plus, for types that
+//!   declare [`KubeObject::INLINE_IDENTITY`], an inline copy of the identity in the table), no
+//!   key tuple, bucket or ordered key map.
 //! * **keyed** (any other key tuples): objects by identity with their key tuples, key tuple →
 //!   bucket for exact lookups, and the key tuples in order for prefix lookups.
 //!
@@ -78,6 +79,10 @@ const MAP_ENTRY_OVERHEAD: usize = 48;
 /// Approximate index bytes per object in the identity-keyed layout (a hash table slot at its
 /// usual load, control bytes, the chunk slot), measured against a counting allocator.
 const IDENTITY_ENTRY_OVERHEAD: usize = 24;
+
+/// The same with an inline copy of each identity ([`KubeObject::INLINE_IDENTITY`]): 56-byte
+/// table entries instead of 8, at the table's usual load.
+const INLINE_IDENTITY_ENTRY_OVERHEAD: usize = 96;
 
 pub(crate) fn id_of<T: KubeObject>(o: &T) -> IdentityRef<'_> {
     // Stored objects always have an identity: it is checked before anything is inserted.
@@ -308,6 +313,7 @@ impl<T: KubeObject> Index<T> {
         let key_tuples = self.key_tuples();
         let boxes = objects * (std::mem::size_of::<T>() + 16);
         let index = match &self.layout {
+            Layout::Identity { .. } if T::INLINE_IDENTITY => objects * INLINE_IDENTITY_ENTRY_OVERHEAD,
             Layout::Identity { .. } => objects * IDENTITY_ENTRY_OVERHEAD,
             Layout::Keyed(k) => {
                 let map_entries = objects + key_tuples * if k.ordered.is_some() { 2 } else { 1 };
@@ -633,6 +639,9 @@ impl<T: KubeObject> Index<T> {
             bytes += o.heap_size();
         }
         count("identity table entries vs its count", by_id.iter().count(), by_id.len())?;
+        if let Some(identity) = by_id.wrong_inline_identity() {
+            return Err(InvariantError::InlineIdentity { identity });
+        }
         count("identity-keyed objects", self.identity_keyed, sorted.len())?;
         count("object bytes", self.bytes, bytes)
     }
@@ -735,6 +744,13 @@ pub enum InvariantError {
     /// An object in identity order is missing from the identity table.
     #[error("{identity} missing from the identity table")]
     NotInIdentityTable {
+        /// The object's identity.
+        identity: String,
+    },
+    /// An identity-table entry's inline identity is not its object's (or is missing, or is
+    /// present where the object type does not ask for one).
+    #[error("identity-table entry of {identity} holds a wrong inline identity")]
+    InlineIdentity {
         /// The object's identity.
         identity: String,
     },

@@ -198,8 +198,7 @@ impl InlineKey {
 
     /// The inline form of these elements, or `None` when they take more than
     /// [`CAPACITY`](Self::CAPACITY) bytes.
-    #[cfg(test)]
-    fn new<S: AsRef<str>>(elements: &[S]) -> Option<Self> {
+    pub(crate) fn new<S: AsRef<str>>(elements: &[S]) -> Option<Self> {
         let mut key = InlineKey { len: 0, bytes: [0; Self::CAPACITY] };
         for e in elements {
             key.push(e.as_ref().as_bytes())?;

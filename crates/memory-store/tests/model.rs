@@ -128,10 +128,24 @@ proptest! {
     fn identity_keyed_store_matches_model(ops in prop::collection::vec(op(), 1..60), keep in 0..90usize) {
         run(ops.into_iter().enumerate().map(|(i, op)| if i == keep { op } else { identity_keyed(op) }).collect())?;
     }
+
+    /// The same for objects whose identity-table entries hold no inline identity (the lookup
+    /// reads each candidate object's identity instead).
+    #[test]
+    fn identity_keyed_store_without_inline_identities_matches_model(
+        ops in prop::collection::vec(op(), 1..60),
+        keep in 0..90usize,
+    ) {
+        run_with::<false>(ops.into_iter().enumerate().map(|(i, op)| if i == keep { op } else { identity_keyed(op) }).collect())?;
+    }
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let store = MemoryStore::<Obj>::new(N).unwrap();
+    run_with::<true>(ops)
+}
+
+fn run_with<const INLINE: bool>(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let store = MemoryStore::<Obj<INLINE>>::new(N).unwrap();
     let mut model = Model::new();
     for op in ops {
         // The modification count: never goes back; grows when the content changed; stays when
