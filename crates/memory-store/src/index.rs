@@ -30,9 +30,10 @@ use crate::exact::{ExactIndex, IdentityIndex};
 use crate::key::{self, encode, prefix_end};
 use crate::sorted::Sorted;
 
-/// Objects sharing one key tuple, sorted by (namespace, name). Exact lookups hand out a clone of
-/// this `Arc` (no allocation, no copy).
-pub(crate) type Bucket<T> = Arc<[Arc<T>]>;
+/// Objects sharing one key tuple, sorted by (namespace, name), never empty: the one object
+/// itself, or a shared slice of several. Exact lookups hand out a clone (one reference-count
+/// increment, no allocation, no copy).
+pub(crate) type Bucket<T> = Objects<T>;
 
 /// One stored object and the key tuple it is indexed under (keyed layout).
 pub(crate) struct Slot<T> {
@@ -177,7 +178,7 @@ pub(crate) struct Index<T> {
     identity_keyed: usize,
     /// Every object in (namespace, name) order, built on the first `list` of this state and
     /// shared by every later one (states are immutable once published).
-    list_cache: OnceLock<Arc<[Arc<T>]>>,
+    list_cache: OnceLock<Objects<T>>,
     /// Object changes (creations, modifications, deletions) applied to this store's states
     /// since the store was created; carried from state to state.
     pub(crate) mod_count: u64,
@@ -283,7 +284,7 @@ impl<T: KubeObject> Index<T> {
             k.objects.insert(okey, Slot { object, keys });
         }
         for (keys, objects) in buckets {
-            let bucket: Bucket<T> = Arc::from(objects);
+            let bucket: Bucket<T> = Objects::from(objects);
             if let Some(ordered) = &mut k.ordered {
                 ordered.insert(keys.clone(), bucket.clone());
             }
@@ -317,9 +318,12 @@ impl<T: KubeObject> Index<T> {
             Layout::Identity { .. } => objects * IDENTITY_ENTRY_OVERHEAD,
             Layout::Keyed(k) => {
                 let map_entries = objects + key_tuples * if k.ordered.is_some() { 2 } else { 1 };
-                // Per key tuple, 16 bytes of bucket header and 32 more for the exact index's inline
-                // copy of short tuples (its entries are 64 bytes, not 32).
-                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 48 + objects * std::mem::size_of::<Arc<T>>()
+                // Per key tuple, 32 bytes for the exact index's inline copy of short tuples (its
+                // entries are 64 bytes, not 32). A bucket of one object is the object's own
+                // pointer; a bucket of k > 1 is a slice of 16 + 8k bytes, counted as 24 bytes per
+                // object beyond the first (exact for pairs, an overestimate for large buckets).
+                let shared = objects.saturating_sub(key_tuples);
+                map_entries * MAP_ENTRY_OVERHEAD + key_tuples * 32 + shared * 24
             }
         };
         MemoryStats { objects, key_tuples, estimated_bytes: self.bytes + index + boxes }
@@ -340,7 +344,7 @@ impl<T: KubeObject> Index<T> {
         }
         match &self.layout {
             Layout::Keyed(k) => match k.exact.get_elements(keys) {
-                Some(bucket) => Objects::shared(bucket.clone()),
+                Some(bucket) => bucket.clone(),
                 None => Objects::empty(),
             },
             Layout::Identity { .. } => Objects::empty(),
@@ -433,8 +437,7 @@ impl<T: KubeObject> Index<T> {
     /// Every object in (namespace, name) order; O(n) on the first call for a state, then a
     /// shared, O(1) result.
     pub(crate) fn list(&self) -> Objects<T> {
-        let all = self.list_cache.get_or_init(|| self.objects().cloned().collect());
-        Objects::shared(all.clone())
+        self.list_cache.get_or_init(|| self.objects().cloned().collect()).clone()
     }
 
     /// Every object in (namespace, name) order, without allocating.
@@ -681,7 +684,7 @@ impl<T: KubeObject> Index<T> {
             }
             if let Some(ordered) = &k.ordered {
                 match ordered.get(&keys) {
-                    Some(b) if Arc::ptr_eq(b, bucket) => {}
+                    Some(b) if Objects::ptr_eq(b, bucket) => {}
                     _ => return Err(InvariantError::OrderedIndex { keys: keys.to_string() }),
                 }
             }
@@ -869,7 +872,7 @@ impl<T: KubeObject> Keyed<T> {
     /// Inserts `object` into its bucket, replacing an object of the same identity.
     fn bucket_insert(&mut self, keys: &KeyTuple, object: &Arc<T>) {
         let new: Bucket<T> = match self.exact.get(keys) {
-            None => Arc::from([object.clone()]),
+            None => Objects::one(object.clone()),
             Some(bucket) => {
                 let mut v: Vec<Arc<T>> = Vec::with_capacity(bucket.len() + 1);
                 match bucket.binary_search_by(|o| cmp_objects(&**o, &**object)) {
@@ -884,7 +887,7 @@ impl<T: KubeObject> Keyed<T> {
                         v.extend_from_slice(&bucket[i..]);
                     }
                 }
-                Arc::from(v)
+                Objects::from(v)
             }
         };
         self.set_bucket(keys, Some(new));
@@ -903,7 +906,7 @@ impl<T: KubeObject> Keyed<T> {
             let mut v: Vec<Arc<T>> = Vec::with_capacity(bucket.len() - 1);
             v.extend_from_slice(&bucket[..i]);
             v.extend_from_slice(&bucket[i + 1..]);
-            Some(Arc::from(v))
+            Some(Objects::from(v))
         };
         self.set_bucket(keys, new);
     }

@@ -7,6 +7,9 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
+use crate::objects::{Repr, Slice};
 use crate::{Objects, Result, StoreError};
 
 /// The future returned by [`Store::get`]: either already complete (a store that answered from
@@ -19,29 +22,47 @@ pub struct GetFuture<'a, T>(GetRepr<'a, T>);
 
 type BoxedGet<'a, T> = Pin<Box<dyn Future<Output = Result<Objects<T>>> + Send + 'a>>;
 
-// Small on purpose (the size of `Objects`): a ready result is moved a few times between the
-// store and the caller, and moving a whole `Result` (about 90 bytes, most of it the error)
-// measurably slowed exact gets.
+// Small on purpose, and flat: every state is one pointer-sized field at most, so the future
+// is a (tag, pointer) pair that is returned in two registers. A ready result is moved a few
+// times between the store and the caller; moving a whole `Result` (about 90 bytes, most of it
+// the error), or a future returned through memory (the caller's wide load of the callee's two
+// narrow stores stalls store forwarding), measurably slowed exact gets through the trait. So
+// `Objects`' two states are spelled out here, and the rare states are boxed.
 enum GetRepr<'a, T> {
-    Ready(Objects<T>),
+    /// Ready: no object, or one.
+    One(Option<Arc<T>>),
+    /// Ready: a shared slice.
+    Shared(Slice<T>),
     Failed(Box<StoreError>),
-    Boxed(BoxedGet<'a, T>),
+    Boxed(Box<BoxedGet<'a, T>>),
     Done,
 }
+
+impl<T> GetRepr<'_, T> {
+    #[inline(always)]
+    fn ready(objects: Objects<T>) -> Self {
+        match objects.0 {
+            Repr::One(o) => GetRepr::One(o),
+            Repr::Shared(s) => GetRepr::Shared(s),
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<GetFuture<'static, u8>>() == 2 * std::mem::size_of::<usize>());
 
 impl<'a, T> GetFuture<'a, T> {
     /// A future that is already complete.
     #[inline]
     pub fn ready(result: Result<Objects<T>>) -> Self {
         GetFuture(match result {
-            Ok(objects) => GetRepr::Ready(objects),
+            Ok(objects) => GetRepr::ready(objects),
             Err(e) => GetRepr::Failed(Box::new(e)),
         })
     }
 
     /// A future that runs `future` (boxed).
     pub fn boxed(future: impl Future<Output = Result<Objects<T>>> + Send + 'a) -> Self {
-        GetFuture(GetRepr::Boxed(Box::pin(future)))
+        GetFuture(GetRepr::Boxed(Box::new(Box::pin(future))))
     }
 }
 
@@ -56,7 +77,7 @@ impl<T> From<Objects<T>> for GetFuture<'_, T> {
     /// ```
     #[inline]
     fn from(objects: Objects<T>) -> Self {
-        GetFuture(GetRepr::Ready(objects))
+        GetFuture(GetRepr::ready(objects))
     }
 }
 
@@ -67,10 +88,11 @@ impl<T> Future for GetFuture<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let repr = &mut self.get_mut().0;
         if let GetRepr::Boxed(future) = repr {
-            return future.as_mut().poll(cx);
+            return (**future).as_mut().poll(cx);
         }
         Poll::Ready(match std::mem::replace(repr, GetRepr::Done) {
-            GetRepr::Ready(objects) => Ok(objects),
+            GetRepr::One(o) => Ok(Objects(Repr::One(o))),
+            GetRepr::Shared(s) => Ok(Objects(Repr::Shared(s))),
             GetRepr::Failed(e) => Err(*e),
             GetRepr::Boxed(_) | GetRepr::Done => panic!("`GetFuture` polled after completion"),
         })
@@ -80,7 +102,7 @@ impl<T> Future for GetFuture<'_, T> {
 impl<T> fmt::Debug for GetFuture<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.0 {
-            GetRepr::Ready(_) | GetRepr::Failed(_) => "GetFuture::Ready",
+            GetRepr::One(_) | GetRepr::Shared(_) | GetRepr::Failed(_) => "GetFuture::Ready",
             GetRepr::Boxed(_) => "GetFuture::Boxed",
             GetRepr::Done => "GetFuture::Done",
         })
