@@ -17,7 +17,7 @@ use kube::core::PartialObjectMeta;
 use kube::discovery::{ApiResource, Discovery, Scope as KubeScope};
 use kube::runtime::watcher;
 use kube::{Error as KubeError, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn cm_resource() -> ApiResource {
     ApiResource::erase::<ConfigMap>(&())
@@ -761,18 +761,80 @@ async fn kubectl_apply_with_validation_dry_run_and_create() {
     assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
     assert!(!svc.to_string().contains("$patch") && !svc.to_string().contains("$setElementOrder"), "{svc}");
 
-    // `kubectl create configmap` sends protobuf: refused with a 415 Status, nothing stored.
+    // A workload kind the simulator has no protobuf schema for: refused with a 415 Status,
+    // nothing stored.
     let out = within(
-        "kubectl create configmap",
-        run(vec!["create".into(), "configmap".into(), "c1".into(), "--from-literal=a=b".into()]),
+        "kubectl create deployment",
+        run(vec!["create".into(), "deployment".into(), "d1".into(), "--image=nginx".into()]),
     )
     .await
     .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the body of the request was in an unknown format"), "{stderr}");
-    assert_eq!(sim.count("configmaps").unwrap(), 0);
+    assert_eq!(sim.count("deployments").unwrap(), 0);
     let refused = sim.requests().filter(|r| r.verb == Verb::Create && r.status == 415);
     assert_eq!(refused.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kubectl's typed `create` commands send protobuf: each object the simulator stores equals
+/// the JSON kubectl renders for the same command client-side (`--dry-run=client -o json`),
+/// but for the metadata a server sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_sends_protobuf_and_stores_what_kubectl_renders() {
+    if !kubectl_available() {
+        eprintln!("kubectl not on PATH; skipping");
+        return;
+    }
+    let sim = ApiServerSim::start().await.unwrap();
+    let url = sim.url();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || kubectl(url, args))
+    };
+    // (kubectl arguments, resource, namespace, name)
+    let cases: &[(&str, &str, Option<&str>, &str)] = &[
+        ("create namespace pb", "namespaces", None, "pb"),
+        ("-n pb create configmap c1 --from-literal=a=b --from-literal=x=", "configmaps", Some("pb"), "c1"),
+        ("-n pb create secret generic s1 --from-literal=user=admin --type=Opaque", "secrets", Some("pb"), "s1"),
+        ("-n pb create serviceaccount sa1", "serviceaccounts", Some("pb"), "sa1"),
+        ("-n pb create role r1 --verb=get,list --resource=pods,configmaps", "roles", Some("pb"), "r1"),
+        ("create clusterrole cr1 --verb=get --non-resource-url=/healthz", "clusterroles", None, "cr1"),
+        (
+            "-n pb create rolebinding rb1 --role=r1 --user=alice --serviceaccount=pb:sa1",
+            "rolebindings",
+            Some("pb"),
+            "rb1",
+        ),
+        ("create clusterrolebinding crb1 --clusterrole=cr1 --group=devs", "clusterrolebindings", None, "crb1"),
+        (
+            "create priorityclass pc1 --value=-5 --description=low --preemption-policy=Never",
+            "priorityclasses",
+            None,
+            "pc1",
+        ),
+    ];
+    let args = |line: &str, extra: &[&str]| -> Vec<String> {
+        line.split(' ').chain(extra.iter().copied()).map(str::to_owned).collect()
+    };
+    for (line, resource, namespace, name) in cases {
+        let rendered =
+            within("kubectl --dry-run=client", run(args(line, &["--dry-run=client", "-o", "json"]))).await.unwrap();
+        assert!(rendered.status.success(), "{line}: {}", String::from_utf8_lossy(&rendered.stderr));
+        let mut expected: Value = serde_json::from_slice(&rendered.stdout).unwrap();
+        let out = within("kubectl create", run(args(line, &[]))).await.unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut stored = sim.get(resource, *namespace, name).unwrap().unwrap_or_else(|| panic!("{line}: not stored"));
+        for object in [&mut expected, &mut stored] {
+            let meta = object["metadata"].as_object_mut().unwrap();
+            for server_set in ["creationTimestamp", "resourceVersion", "uid", "managedFields", "generation"] {
+                meta.remove(server_set);
+            }
+        }
+        assert_eq!(stored, expected, "{line}");
+    }
+    let creates = sim.requests().filter(|r| r.verb == Verb::Create);
+    assert_eq!(creates.len(), cases.len());
+    assert!(creates.iter().all(|r| r.status == 201), "{creates:?}");
 }

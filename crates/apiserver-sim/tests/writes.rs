@@ -155,19 +155,17 @@ async fn deletion_with_finalizers_sets_deletion_timestamp_first() {
 }
 
 #[tokio::test]
-async fn other_media_types_are_refused_with_a_415_status() {
+async fn other_media_types_and_unknown_protobuf_kinds_are_refused_with_a_415_status() {
     let sim = ApiServerSim::start().await.unwrap();
-    for (method, path, ct) in [
-        ("POST", "/api/v1/namespaces/ns/configmaps", "application/vnd.kubernetes.protobuf"),
-        ("PUT", "/api/v1/namespaces/ns/configmaps/a", "application/cbor"),
-        ("PATCH", "/api/v1/namespaces/ns/configmaps/a", "application/json"),
+    // A protobuf envelope (`k8s\0`, runtime.Unknown) whose typeMeta is apps/v1 Deployment: a
+    // kind the simulator has no protobuf schema for.
+    let deployment_pb = b"k8s\x00\x0a\x15\x0a\x07apps/v1\x12\x0aDeployment\x12\x00".to_vec();
+    for (method, path, ct, body) in [
+        ("POST", "/apis/apps/v1/namespaces/ns/deployments", "application/vnd.kubernetes.protobuf", deployment_pb),
+        ("PUT", "/api/v1/namespaces/ns/configmaps/a", "application/cbor", b"k8s\x00\x0a".to_vec()),
+        ("PATCH", "/api/v1/namespaces/ns/configmaps/a", "application/json", b"k8s\x00\x0a".to_vec()),
     ] {
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", ct)
-            .body(b"k8s\x00\x0a".to_vec())
-            .unwrap();
+        let req = http::Request::builder().method(method).uri(path).header("content-type", ct).body(body).unwrap();
         match sim.client().request::<ConfigMap>(req).await {
             Err(KubeError::Api(s)) => {
                 assert_eq!((s.code, s.reason.as_str()), (415, "UnsupportedMediaType"), "{method} {ct}");
@@ -175,6 +173,20 @@ async fn other_media_types_are_refused_with_a_415_status() {
             }
             other => panic!("{method} {ct}: expected 415, got {other:?}"),
         }
+    }
+    assert_eq!(sim.count("configmaps").unwrap(), 0);
+    assert_eq!(sim.count("deployments").unwrap(), 0);
+    // A malformed protobuf body (a field's length runs past the end) is a 400, nothing stored.
+    let req = http::Request::post("/api/v1/namespaces/ns/configmaps")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(b"k8s\x00\x0a\x7f".to_vec())
+        .unwrap();
+    match sim.client().request::<ConfigMap>(req).await {
+        Err(KubeError::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+            assert!(s.message.starts_with("couldn't decode protobuf body"), "{}", s.message);
+        }
+        other => panic!("expected 400, got {other:?}"),
     }
     assert_eq!(sim.count("configmaps").unwrap(), 0);
     // YAML bodies are decoded.

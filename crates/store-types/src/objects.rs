@@ -214,7 +214,8 @@ mod tests {
     fn every_result_releases_its_objects() {
         let a = Arc::new(1);
         let shared = Objects::from(vec![a.clone(), a.clone()]);
-        for objects in [Objects::one(a.clone()), shared.clone(), Objects::from(vec![a.clone(), a.clone()]), Objects::empty()]
+        for objects in
+            [Objects::one(a.clone()), shared.clone(), Objects::from(vec![a.clone(), a.clone()]), Objects::empty()]
         {
             let copy = objects.clone();
             drop(objects);

@@ -5,6 +5,7 @@
 mod discovery;
 mod objects;
 mod openapi;
+mod protobuf;
 mod routing;
 mod watch;
 
@@ -161,10 +162,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 /// Read a request body: a patch (`patch`: one of the patch media types) or an object
-/// (`application/json` or `application/yaml`; apply patches may be YAML too). Any other media
-/// type (protobuf, CBOR) is refused with 415 and a `Status` naming what is accepted — the API
-/// server's answer to a media type it does not serve for a resource (for a custom resource:
-/// "application/json, application/yaml").
+/// (`application/json`, `application/yaml`, or protobuf for the built-in kinds
+/// [`protobuf`] carries schemas of; apply patches may be YAML too). Any other media type
+/// (CBOR, protobuf of other kinds) is refused with 415 and a `Status` naming what is accepted —
+/// the API server's answer to a media type it does not serve for a resource (for a custom
+/// resource: "application/json, application/yaml").
 pub(crate) async fn read_json(req: Request<Incoming>, patch: bool) -> Result<(Value, String), ApiError> {
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
@@ -172,7 +174,8 @@ pub(crate) async fn read_json(req: Request<Incoming>, patch: bool) -> Result<(Va
     if patch && state::PatchKind::from_media_type(media).is_none() {
         return Err(ApiError::UnsupportedMediaType { accepted: state::PatchKind::ACCEPTED });
     }
-    if !(patch || matches!(media, "" | "application/json" | "application/yaml")) {
+    let protobuf = !patch && media == protobuf::MEDIA_TYPE;
+    if !(patch || protobuf || matches!(media, "" | "application/json" | "application/yaml")) {
         return Err(ApiError::UnsupportedMediaType { accepted: "application/json, application/yaml" });
     }
     let bytes = Limited::new(req.into_body(), MAX_BODY)
@@ -180,7 +183,9 @@ pub(crate) async fn read_json(req: Request<Incoming>, patch: bool) -> Result<(Va
         .await
         .map_err(|e| ApiError::BadRequest { message: format!("reading request body: {e}") })?
         .to_bytes();
-    let value = if matches!(media, "application/yaml" | "application/apply-patch+yaml") {
+    let value = if protobuf {
+        protobuf::decode(&bytes)?
+    } else if matches!(media, "application/yaml" | "application/apply-patch+yaml") {
         serde_yaml_ng::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest { message: format!("couldn't decode request body as YAML: {e}") })?
     } else {

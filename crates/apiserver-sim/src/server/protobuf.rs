@@ -1,0 +1,605 @@
+//! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into the
+//! JSON object the same client would have sent as JSON.
+//!
+//! kubectl's typed commands (`kubectl create configmap|secret|namespace|serviceaccount|role|
+//! clusterrole|rolebinding|clusterrolebinding|priorityclass`) send protobuf. A body is the
+//! 4-byte magic `k8s\0` and a `runtime.Unknown` envelope (`typeMeta` = apiVersion and kind,
+//! `raw` = the object's own message). The simulator carries the schemas of the kinds in
+//! [`KINDS`] (field numbers, JSON names, and Go's rules for which empty fields JSON omits) and
+//! decodes them with a small wire reader; no protobuf code generator is involved.
+//!
+//! What it does not do, on purpose: decode kinds outside [`KINDS`] (their bodies get the 415
+//! `Status` a real server gives a media type it does not serve for a resource: kubectl's
+//! workload commands — `create deployment`, `run` — still fail against the simulator), or
+//! drop anything it does not understand: a field number missing from a schema, a wrong wire
+//! type or a truncated body is a 400 naming it, never a silently smaller object. Responses stay
+//! JSON, which protobuf clients accept (they send `Accept: application/vnd.kubernetes.protobuf,
+//! application/json` and decode by the response's media type).
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::status::{ApiError, rfc3339};
+
+/// The media type.
+pub(crate) const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// The prefix of every Kubernetes protobuf body.
+const MAGIC: &[u8] = b"k8s\0";
+
+/// What a field holds on the wire and how it is written in JSON.
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Bool,
+    Int32,
+    Int64,
+    /// `metav1.Time`: `{seconds, nanos}`, written as RFC 3339; an empty message is Go's zero
+    /// time, written as `null`.
+    Time,
+    /// `metav1.FieldsV1`: `{raw}` holding JSON text, written as that JSON.
+    FieldsV1,
+    Msg(&'static Msg),
+    /// `map<string, string>`.
+    MapStr,
+    /// `map<string, bytes>`, written with base64 values.
+    MapBytes,
+}
+
+/// When a decoded field appears in the JSON object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Emit {
+    /// Go's `omitempty` on a plain field: left out when empty (`""`, `0`, `false`, `{}`).
+    OmitEmpty,
+    /// Whenever it is on the wire: Go pointers (`*bool`, `*Time`, …), structs and fields
+    /// without `omitempty`.
+    Present,
+}
+
+struct Field {
+    tag: u32,
+    json: &'static str,
+    ty: Ty,
+    repeated: bool,
+    emit: Emit,
+}
+
+/// A message schema.
+struct Msg {
+    name: &'static str,
+    fields: &'static [Field],
+}
+
+/// A plain field with `omitempty`.
+const fn o(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field { tag, json, ty, repeated: false, emit: Emit::OmitEmpty }
+}
+
+/// A field written whenever present.
+const fn p(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field { tag, json, ty, repeated: false, emit: Emit::Present }
+}
+
+/// A repeated field (written when it has elements).
+const fn r(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field { tag, json, ty, repeated: true, emit: Emit::OmitEmpty }
+}
+
+use Ty::{Bool, FieldsV1, Int32, Int64, MapBytes, MapStr, Msg as M, Str, Time};
+
+const OWNER_REFERENCE: Msg = Msg {
+    name: "OwnerReference",
+    fields: &[
+        p(5, "apiVersion", Str),
+        p(1, "kind", Str),
+        p(3, "name", Str),
+        p(4, "uid", Str),
+        p(6, "controller", Bool),
+        p(7, "blockOwnerDeletion", Bool),
+    ],
+};
+
+const FIELDS_V1: Msg = Msg { name: "FieldsV1", fields: &[p(1, "raw", Str)] };
+
+const MANAGED_FIELDS_ENTRY: Msg = Msg {
+    name: "ManagedFieldsEntry",
+    fields: &[
+        o(1, "manager", Str),
+        o(2, "operation", Str),
+        o(3, "apiVersion", Str),
+        p(4, "time", Time),
+        o(6, "fieldsType", Str),
+        p(7, "fieldsV1", FieldsV1),
+        o(8, "subresource", Str),
+    ],
+};
+
+const OBJECT_META: Msg = Msg {
+    name: "ObjectMeta",
+    fields: &[
+        o(1, "name", Str),
+        o(2, "generateName", Str),
+        o(3, "namespace", Str),
+        o(4, "selfLink", Str),
+        o(5, "uid", Str),
+        o(6, "resourceVersion", Str),
+        o(7, "generation", Int64),
+        p(8, "creationTimestamp", Time),
+        p(9, "deletionTimestamp", Time),
+        p(10, "deletionGracePeriodSeconds", Int64),
+        o(11, "labels", MapStr),
+        o(12, "annotations", MapStr),
+        r(13, "ownerReferences", M(&OWNER_REFERENCE)),
+        r(14, "finalizers", Str),
+        r(17, "managedFields", M(&MANAGED_FIELDS_ENTRY)),
+    ],
+};
+
+const CONFIG_MAP: Msg = Msg {
+    name: "ConfigMap",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        o(2, "data", MapStr),
+        o(3, "binaryData", MapBytes),
+        p(4, "immutable", Bool),
+    ],
+};
+
+const SECRET: Msg = Msg {
+    name: "Secret",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        o(2, "data", MapBytes),
+        o(3, "type", Str),
+        o(4, "stringData", MapStr),
+        p(5, "immutable", Bool),
+    ],
+};
+
+const NAMESPACE_CONDITION: Msg = Msg {
+    name: "NamespaceCondition",
+    fields: &[
+        p(1, "type", Str),
+        p(2, "status", Str),
+        p(4, "lastTransitionTime", Time),
+        o(5, "reason", Str),
+        o(6, "message", Str),
+    ],
+};
+
+const NAMESPACE_SPEC: Msg = Msg { name: "NamespaceSpec", fields: &[r(1, "finalizers", Str)] };
+
+const NAMESPACE_STATUS: Msg =
+    Msg { name: "NamespaceStatus", fields: &[o(1, "phase", Str), r(2, "conditions", M(&NAMESPACE_CONDITION))] };
+
+const NAMESPACE: Msg = Msg {
+    name: "Namespace",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        p(2, "spec", M(&NAMESPACE_SPEC)),
+        p(3, "status", M(&NAMESPACE_STATUS)),
+    ],
+};
+
+const OBJECT_REFERENCE: Msg = Msg {
+    name: "ObjectReference",
+    fields: &[
+        o(1, "kind", Str),
+        o(2, "namespace", Str),
+        o(3, "name", Str),
+        o(4, "uid", Str),
+        o(5, "apiVersion", Str),
+        o(6, "resourceVersion", Str),
+        o(7, "fieldPath", Str),
+    ],
+};
+
+const LOCAL_OBJECT_REFERENCE: Msg = Msg { name: "LocalObjectReference", fields: &[o(1, "name", Str)] };
+
+const SERVICE_ACCOUNT: Msg = Msg {
+    name: "ServiceAccount",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        r(2, "secrets", M(&OBJECT_REFERENCE)),
+        r(3, "imagePullSecrets", M(&LOCAL_OBJECT_REFERENCE)),
+        p(4, "automountServiceAccountToken", Bool),
+    ],
+};
+
+const POLICY_RULE: Msg = Msg {
+    name: "PolicyRule",
+    fields: &[
+        r(1, "verbs", Str),
+        r(2, "apiGroups", Str),
+        r(3, "resources", Str),
+        r(4, "resourceNames", Str),
+        r(5, "nonResourceURLs", Str),
+    ],
+};
+
+const LABEL_SELECTOR_REQUIREMENT: Msg =
+    Msg { name: "LabelSelectorRequirement", fields: &[p(1, "key", Str), p(2, "operator", Str), r(3, "values", Str)] };
+
+const LABEL_SELECTOR: Msg = Msg {
+    name: "LabelSelector",
+    fields: &[o(1, "matchLabels", MapStr), r(2, "matchExpressions", M(&LABEL_SELECTOR_REQUIREMENT))],
+};
+
+const AGGREGATION_RULE: Msg =
+    Msg { name: "AggregationRule", fields: &[r(1, "clusterRoleSelectors", M(&LABEL_SELECTOR))] };
+
+const ROLE: Msg = Msg { name: "Role", fields: &[p(1, "metadata", M(&OBJECT_META)), r(2, "rules", M(&POLICY_RULE))] };
+
+const CLUSTER_ROLE: Msg = Msg {
+    name: "ClusterRole",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        r(2, "rules", M(&POLICY_RULE)),
+        p(3, "aggregationRule", M(&AGGREGATION_RULE)),
+    ],
+};
+
+const SUBJECT: Msg = Msg {
+    name: "Subject",
+    fields: &[p(1, "kind", Str), o(2, "apiGroup", Str), p(3, "name", Str), o(4, "namespace", Str)],
+};
+
+const ROLE_REF: Msg = Msg { name: "RoleRef", fields: &[p(1, "apiGroup", Str), p(2, "kind", Str), p(3, "name", Str)] };
+
+const ROLE_BINDING: Msg = Msg {
+    name: "RoleBinding",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), r(2, "subjects", M(&SUBJECT)), p(3, "roleRef", M(&ROLE_REF))],
+};
+
+const CLUSTER_ROLE_BINDING: Msg = Msg { name: "ClusterRoleBinding", fields: ROLE_BINDING.fields };
+
+const PRIORITY_CLASS: Msg = Msg {
+    name: "PriorityClass",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        p(2, "value", Int32),
+        o(3, "globalDefault", Bool),
+        o(4, "description", Str),
+        p(5, "preemptionPolicy", Str),
+    ],
+};
+
+/// The kinds whose protobuf bodies are decoded: (apiVersion, kind, schema).
+const KINDS: &[(&str, &str, &Msg)] = &[
+    ("v1", "ConfigMap", &CONFIG_MAP),
+    ("v1", "Secret", &SECRET),
+    ("v1", "Namespace", &NAMESPACE),
+    ("v1", "ServiceAccount", &SERVICE_ACCOUNT),
+    ("rbac.authorization.k8s.io/v1", "Role", &ROLE),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole", &CLUSTER_ROLE),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding", &ROLE_BINDING),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &CLUSTER_ROLE_BINDING),
+    ("scheduling.k8s.io/v1", "PriorityClass", &PRIORITY_CLASS),
+];
+
+// The envelope: `runtime.Unknown` and its `runtime.TypeMeta`.
+const TYPE_META: Msg = Msg { name: "TypeMeta", fields: &[p(1, "apiVersion", Str), p(2, "kind", Str)] };
+
+/// Decodes a protobuf request body into the JSON object it stands for (with `apiVersion` and
+/// `kind`). A kind outside [`KINDS`] is a 415; a malformed body a 400.
+pub(crate) fn decode(body: &[u8]) -> Result<Value, ApiError> {
+    let bad = |message: String| ApiError::BadRequest { message: format!("couldn't decode protobuf body: {message}") };
+    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| bad("missing the k8s\\0 prefix".into()))?;
+    let (mut type_meta, mut raw, mut encoding) = (None, None, String::new());
+    let mut reader = Wire::new(envelope);
+    while let Some((tag, wire)) = reader.key().map_err(bad)? {
+        match (tag, wire) {
+            (1, LEN) => type_meta = Some(message(&TYPE_META, reader.len_delimited().map_err(bad)?).map_err(bad)?),
+            (2, LEN) => raw = Some(reader.len_delimited().map_err(bad)?),
+            (3, LEN) => encoding = utf8(reader.len_delimited().map_err(bad)?).map_err(bad)?,
+            (4, LEN) => {
+                reader.len_delimited().map_err(bad)?;
+            }
+            _ => return Err(bad(format!("unexpected field {tag} (wire type {wire}) in runtime.Unknown"))),
+        }
+    }
+    if !encoding.is_empty() {
+        return Err(bad(format!("unsupported content encoding {encoding:?}")));
+    }
+    let type_meta = type_meta.unwrap_or_default();
+    let field = |k: &str| type_meta.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    let Some((_, _, schema)) = KINDS.iter().find(|(v, k, _)| *v == api_version && *k == kind) else {
+        return Err(ApiError::UnsupportedMediaType { accepted: "application/json, application/yaml" });
+    };
+    let mut object = message(schema, raw.unwrap_or_default()).map_err(bad)?;
+    object.insert("apiVersion".into(), Value::String(api_version));
+    object.insert("kind".into(), Value::String(kind));
+    Ok(Value::Object(object))
+}
+
+const VARINT: u8 = 0;
+const LEN: u8 = 2;
+
+/// A protobuf wire-format reader over one message's bytes.
+struct Wire<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Wire<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Wire { buf }
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for (i, &byte) in self.buf.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err("truncated or overlong varint".into())
+    }
+
+    /// The next field's number and wire type, or `None` at the end of the message.
+    fn key(&mut self) -> Result<Option<(u32, u8)>, String> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let tag = u32::try_from(key >> 3).map_err(|_| format!("field number {} out of range", key >> 3))?;
+        Ok(Some((tag, (key & 7) as u8)))
+    }
+
+    fn len_delimited(&mut self) -> Result<&'a [u8], String> {
+        let len = usize::try_from(self.varint()?).map_err(|_| "length out of range".to_owned())?;
+        if len > self.buf.len() {
+            return Err(format!("length {len} exceeds the {} bytes left", self.buf.len()));
+        }
+        let (bytes, rest) = self.buf.split_at(len);
+        self.buf = rest;
+        Ok(bytes)
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a string field is not UTF-8".into())
+}
+
+/// Decodes one message of `schema`.
+fn message(schema: &Msg, bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    let mut wire = Wire::new(bytes);
+    while let Some((tag, wire_type)) = wire.key()? {
+        let Some(field) = schema.fields.iter().find(|f| f.tag == tag) else {
+            return Err(format!("{}: field {tag} is not in the simulator's schema", schema.name));
+        };
+        let mismatch = || format!("{}.{}: unexpected wire type {wire_type}", schema.name, field.json);
+        let value = match (field.ty, wire_type) {
+            (Bool, VARINT) => Value::Bool(wire.varint()? != 0),
+            // Negative int32s are sign-extended to ten bytes on the wire.
+            (Int32, VARINT) => Value::from(i64::from(wire.varint()? as i32)),
+            (Int64, VARINT) => Value::from(wire.varint()? as i64),
+            (Str, LEN) => Value::String(utf8(wire.len_delimited()?)?),
+            (Time, LEN) => time(wire.len_delimited()?)?,
+            (FieldsV1, LEN) => {
+                let raw = message(&FIELDS_V1, wire.len_delimited()?)?;
+                let text = raw.get("raw").and_then(Value::as_str).unwrap_or("{}");
+                serde_json::from_str(text).map_err(|e| format!("fieldsV1 is not JSON: {e}"))?
+            }
+            (M(inner), LEN) => Value::Object(message(inner, wire.len_delimited()?)?),
+            (MapStr | MapBytes, LEN) => {
+                let (key, value) = map_entry(wire.len_delimited()?, matches!(field.ty, MapBytes))?;
+                let map = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(map) = map {
+                    map.insert(key, value);
+                }
+                continue;
+            }
+            _ => return Err(mismatch()),
+        };
+        if field.repeated {
+            let list = out.entry(field.json).or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = list {
+                list.push(value);
+            }
+        } else {
+            // Protobuf: the last occurrence of a singular field wins.
+            out.insert(field.json.to_owned(), value);
+        }
+    }
+    out.retain(|name, value| {
+        let field = schema.fields.iter().find(|f| f.json == name);
+        field.is_none_or(|f| f.emit == Emit::Present || !is_empty(value))
+    });
+    Ok(out)
+}
+
+/// Go's `omitempty` emptiness.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+
+/// One `map<string, string|bytes>` entry: key 1, value 2 (base64 when `bytes`).
+fn map_entry(bytes: &[u8], base64: bool) -> Result<(String, Value), String> {
+    let mut wire = Wire::new(bytes);
+    let (mut key, mut value) = (String::new(), Vec::new());
+    while let Some((tag, wire_type)) = wire.key()? {
+        match (tag, wire_type) {
+            (1, LEN) => key = utf8(wire.len_delimited()?)?,
+            (2, LEN) => value = wire.len_delimited()?.to_vec(),
+            _ => return Err(format!("unexpected field {tag} (wire type {wire_type}) in a map entry")),
+        }
+    }
+    let value = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(value)
+    } else {
+        String::from_utf8(value).map_err(|_| "a map value is not UTF-8".to_owned())?
+    };
+    Ok((key, Value::String(value)))
+}
+
+/// `metav1.Time`: `{seconds: 1, nanos: 2}`, second precision in JSON; empty is the zero time.
+fn time(bytes: &[u8]) -> Result<Value, String> {
+    let mut wire = Wire::new(bytes);
+    let (mut seconds, mut nanos) = (0i64, 0u64);
+    while let Some((tag, wire_type)) = wire.key()? {
+        match (tag, wire_type) {
+            (1, VARINT) => seconds = wire.varint()? as i64,
+            (2, VARINT) => nanos = wire.varint()?,
+            _ => return Err(format!("unexpected field {tag} (wire type {wire_type}) in a Time")),
+        }
+    }
+    Ok(if seconds == 0 && nanos == 0 { Value::Null } else { Value::String(rfc3339(seconds)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A tiny protobuf writer for the tests.
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn len_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+        varint(u64::from(tag) << 3 | 2, out);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+    fn varint_field(tag: u32, v: u64, out: &mut Vec<u8>) {
+        varint(u64::from(tag) << 3, out);
+        varint(v, out);
+    }
+    fn entry(k: &str, v: &[u8]) -> Vec<u8> {
+        let mut e = Vec::new();
+        len_field(1, k.as_bytes(), &mut e);
+        len_field(2, v, &mut e);
+        e
+    }
+    fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+        let mut tm = Vec::new();
+        len_field(1, api_version.as_bytes(), &mut tm);
+        len_field(2, kind.as_bytes(), &mut tm);
+        let mut body = MAGIC.to_vec();
+        len_field(1, &tm, &mut body);
+        len_field(2, raw, &mut body);
+        len_field(4, b"", &mut body);
+        body
+    }
+
+    fn secret() -> Vec<u8> {
+        let mut meta = Vec::new();
+        len_field(1, b"s1", &mut meta);
+        len_field(3, b"ns", &mut meta);
+        len_field(6, b"", &mut meta); // empty resourceVersion: omitted
+        len_field(8, b"", &mut meta); // zero creationTimestamp: null
+        len_field(11, &entry("app", b"web"), &mut meta);
+        len_field(14, b"f1", &mut meta);
+        len_field(14, b"f2", &mut meta);
+        let mut ts = Vec::new();
+        varint_field(1, 1_700_000_000, &mut ts);
+        let mut mf = Vec::new();
+        len_field(1, b"kubectl", &mut mf);
+        len_field(4, &ts, &mut mf);
+        let mut fields = Vec::new();
+        len_field(1, br#"{"f:data":{}}"#, &mut fields);
+        len_field(7, &fields, &mut mf);
+        len_field(17, &mf, &mut meta);
+        let mut raw = Vec::new();
+        len_field(1, &meta, &mut raw);
+        len_field(2, &entry("key", &[0, 159, 146, 150]), &mut raw);
+        len_field(3, b"Opaque", &mut raw);
+        varint_field(5, 0, &mut raw); // immutable: false, a pointer in Go: kept
+        envelope("v1", "Secret", &raw)
+    }
+
+    #[test]
+    fn a_secret_decodes_to_the_json_go_would_write() {
+        assert_eq!(
+            decode(&secret()).unwrap(),
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": "s1",
+                    "namespace": "ns",
+                    "creationTimestamp": null,
+                    "labels": {"app": "web"},
+                    "finalizers": ["f1", "f2"],
+                    "managedFields": [{
+                        "manager": "kubectl",
+                        "time": "2023-11-14T22:13:20Z",
+                        "fieldsV1": {"f:data": {}},
+                    }],
+                },
+                "data": {"key": "AJ+Slg=="},
+                "type": "Opaque",
+                "immutable": false,
+            })
+        );
+    }
+
+    #[test]
+    fn negative_int32_and_rbac_kinds() {
+        let mut raw = Vec::new();
+        len_field(1, &[], &mut raw);
+        varint_field(2, (-5i64) as u64, &mut raw);
+        let pc = decode(&envelope("scheduling.k8s.io/v1", "PriorityClass", &raw)).unwrap();
+        assert_eq!(pc["value"], json!(-5));
+        let mut role_ref = Vec::new();
+        len_field(1, b"rbac.authorization.k8s.io", &mut role_ref);
+        len_field(2, b"ClusterRole", &mut role_ref);
+        len_field(3, b"view", &mut role_ref);
+        let mut subject = Vec::new();
+        len_field(1, b"User", &mut subject);
+        len_field(2, b"", &mut subject);
+        len_field(3, b"alice", &mut subject);
+        let mut raw = Vec::new();
+        len_field(2, &subject, &mut raw);
+        len_field(3, &role_ref, &mut raw);
+        let rb = decode(&envelope("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &raw)).unwrap();
+        assert_eq!(rb["subjects"], json!([{"kind": "User", "name": "alice"}]));
+        assert_eq!(
+            rb["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"})
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_named_errors_and_unknown_kinds_a_415() {
+        let message = |body: &[u8]| match decode(body) {
+            Err(ApiError::BadRequest { message }) => message,
+            other => panic!("expected a 400, got {other:?}"),
+        };
+        assert!(message(b"{}").contains("k8s\\0"));
+        let full = secret();
+        for cut in [5, 20, full.len() - 3] {
+            assert!(message(&full[..cut]).starts_with("couldn't decode protobuf body"), "cut at {cut}");
+        }
+        // A field the schema lacks is refused, never dropped.
+        let mut raw = Vec::new();
+        len_field(99, b"x", &mut raw);
+        assert!(message(&envelope("v1", "ConfigMap", &raw)).contains("ConfigMap: field 99"));
+        // A wrong wire type.
+        let mut raw = Vec::new();
+        varint_field(2, 1, &mut raw);
+        assert!(message(&envelope("v1", "ConfigMap", &raw)).contains("ConfigMap.data: unexpected wire type 0"));
+        // Not valid UTF-8 in a string.
+        let mut meta = Vec::new();
+        len_field(1, &[0xff, 0xfe], &mut meta);
+        let mut raw = Vec::new();
+        len_field(1, &meta, &mut raw);
+        assert!(message(&envelope("v1", "ConfigMap", &raw)).contains("UTF-8"));
+        assert!(matches!(decode(&envelope("apps/v1", "Deployment", &[])), Err(ApiError::UnsupportedMediaType { .. })));
+    }
+}
