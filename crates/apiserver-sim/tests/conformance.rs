@@ -761,18 +761,18 @@ async fn kubectl_apply_with_validation_dry_run_and_create() {
     assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
     assert!(!svc.to_string().contains("$patch") && !svc.to_string().contains("$setElementOrder"), "{svc}");
 
-    // A workload kind the simulator has no protobuf schema for: refused with a 415 Status,
-    // nothing stored.
+    // A kind the simulator has no protobuf schema for: refused with a 415 Status, nothing
+    // stored.
     let out = within(
-        "kubectl create deployment",
-        run(vec!["create".into(), "deployment".into(), "d1".into(), "--image=nginx".into()]),
+        "kubectl create quota",
+        run(vec!["create".into(), "quota".into(), "q1".into(), "--hard=pods=10".into()]),
     )
     .await
     .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the body of the request was in an unknown format"), "{stderr}");
-    assert_eq!(sim.count("deployments").unwrap(), 0);
+    assert_eq!(sim.count("resourcequotas").unwrap(), 0);
     let refused = sim.requests().filter(|r| r.verb == Verb::Create && r.status == 415);
     assert_eq!(refused.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
@@ -794,45 +794,101 @@ async fn kubectl_create_sends_protobuf_and_stores_what_kubectl_renders() {
         tokio::task::spawn_blocking(move || kubectl(url, args))
     };
     // (kubectl arguments, resource, namespace, name)
-    let cases: &[(&str, &str, Option<&str>, &str)] = &[
-        ("create namespace pb", "namespaces", None, "pb"),
-        ("-n pb create configmap c1 --from-literal=a=b --from-literal=x=", "configmaps", Some("pb"), "c1"),
-        ("-n pb create secret generic s1 --from-literal=user=admin --type=Opaque", "secrets", Some("pb"), "s1"),
-        ("-n pb create serviceaccount sa1", "serviceaccounts", Some("pb"), "sa1"),
-        ("-n pb create role r1 --verb=get,list --resource=pods,configmaps", "roles", Some("pb"), "r1"),
-        ("create clusterrole cr1 --verb=get --non-resource-url=/healthz", "clusterroles", None, "cr1"),
+    let cases: &[(&[&str], &str, Option<&str>, &str)] = &[
+        (&["create", "namespace", "pb"], "namespaces", None, "pb"),
         (
-            "-n pb create rolebinding rb1 --role=r1 --user=alice --serviceaccount=pb:sa1",
+            &["-n", "pb", "create", "configmap", "c1", "--from-literal=a=b", "--from-literal=x="],
+            "configmaps",
+            Some("pb"),
+            "c1",
+        ),
+        (&["-n", "pb", "create", "secret", "generic", "s1", "--from-literal=user=admin"], "secrets", Some("pb"), "s1"),
+        (&["-n", "pb", "create", "serviceaccount", "sa1"], "serviceaccounts", Some("pb"), "sa1"),
+        (
+            &["-n", "pb", "create", "role", "r1", "--verb=get,list", "--resource=pods,configmaps"],
+            "roles",
+            Some("pb"),
+            "r1",
+        ),
+        (&["create", "clusterrole", "cr1", "--verb=get", "--non-resource-url=/healthz"], "clusterroles", None, "cr1"),
+        (
+            &["-n", "pb", "create", "rolebinding", "rb1", "--role=r1", "--user=alice", "--serviceaccount=pb:sa1"],
             "rolebindings",
             Some("pb"),
             "rb1",
         ),
-        ("create clusterrolebinding crb1 --clusterrole=cr1 --group=devs", "clusterrolebindings", None, "crb1"),
         (
-            "create priorityclass pc1 --value=-5 --description=low --preemption-policy=Never",
+            &["create", "clusterrolebinding", "crb1", "--clusterrole=cr1", "--group=devs"],
+            "clusterrolebindings",
+            None,
+            "crb1",
+        ),
+        (
+            &["create", "priorityclass", "pc1", "--value=-5", "--description=low", "--preemption-policy=Never"],
             "priorityclasses",
             None,
             "pc1",
         ),
+        (
+            &["-n", "pb", "create", "deployment", "d1", "--image=nginx", "--replicas=2", "--port=80"],
+            "deployments",
+            Some("pb"),
+            "d1",
+        ),
+        (
+            &[
+                "-n",
+                "pb",
+                "run",
+                "p1",
+                "--image=busybox",
+                "--env=A=b",
+                "--labels=x=y",
+                "--restart=Never",
+                "--",
+                "sleep",
+                "10",
+            ],
+            "pods",
+            Some("pb"),
+            "p1",
+        ),
+        (&["-n", "pb", "create", "service", "clusterip", "s1", "--tcp=80:8080"], "services", Some("pb"), "s1"),
+        (&["-n", "pb", "create", "service", "nodeport", "s2", "--tcp=80:http"], "services", Some("pb"), "s2"),
+        (
+            &["-n", "pb", "create", "service", "externalname", "s3", "--external-name=example.com"],
+            "services",
+            Some("pb"),
+            "s3",
+        ),
+        (&["-n", "pb", "create", "job", "j1", "--image=busybox", "--", "echo", "hi"], "jobs", Some("pb"), "j1"),
+        (
+            &["-n", "pb", "create", "cronjob", "cj1", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"],
+            "cronjobs",
+            Some("pb"),
+            "cj1",
+        ),
     ];
-    let args = |line: &str, extra: &[&str]| -> Vec<String> {
-        line.split(' ').chain(extra.iter().copied()).map(str::to_owned).collect()
+    // The flags go before a container command's `--`.
+    let args = |line: &[&str], extra: &[&str]| -> Vec<String> {
+        let at = line.iter().position(|a| *a == "--").unwrap_or(line.len());
+        line[..at].iter().chain(extra).chain(&line[at..]).map(|a| (*a).to_owned()).collect()
     };
     for (line, resource, namespace, name) in cases {
         let rendered =
             within("kubectl --dry-run=client", run(args(line, &["--dry-run=client", "-o", "json"]))).await.unwrap();
-        assert!(rendered.status.success(), "{line}: {}", String::from_utf8_lossy(&rendered.stderr));
+        assert!(rendered.status.success(), "{line:?}: {}", String::from_utf8_lossy(&rendered.stderr));
         let mut expected: Value = serde_json::from_slice(&rendered.stdout).unwrap();
         let out = within("kubectl create", run(args(line, &[]))).await.unwrap();
-        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
-        let mut stored = sim.get(resource, *namespace, name).unwrap().unwrap_or_else(|| panic!("{line}: not stored"));
+        assert!(out.status.success(), "{line:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut stored = sim.get(resource, *namespace, name).unwrap().unwrap_or_else(|| panic!("{line:?}: not stored"));
         for object in [&mut expected, &mut stored] {
             let meta = object["metadata"].as_object_mut().unwrap();
             for server_set in ["creationTimestamp", "resourceVersion", "uid", "managedFields", "generation"] {
                 meta.remove(server_set);
             }
         }
-        assert_eq!(stored, expected, "{line}");
+        assert_eq!(stored, expected, "{line:?}");
     }
     let creates = sim.requests().filter(|r| r.verb == Verb::Create);
     assert_eq!(creates.len(), cases.len());

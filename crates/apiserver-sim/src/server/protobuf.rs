@@ -1,20 +1,26 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into the
 //! JSON object the same client would have sent as JSON.
 //!
-//! kubectl's typed commands (`kubectl create configmap|secret|namespace|serviceaccount|role|
-//! clusterrole|rolebinding|clusterrolebinding|priorityclass`) send protobuf. A body is the
-//! 4-byte magic `k8s\0` and a `runtime.Unknown` envelope (`typeMeta` = apiVersion and kind,
-//! `raw` = the object's own message). The simulator carries the schemas of the kinds in
-//! [`KINDS`] (field numbers, JSON names, and Go's rules for which empty fields JSON omits) and
-//! decodes them with a small wire reader; no protobuf code generator is involved.
+//! kubectl's typed commands send protobuf: `kubectl create configmap|secret|namespace|
+//! serviceaccount|role|clusterrole|rolebinding|clusterrolebinding|priorityclass|deployment|job|
+//! cronjob|service` and `kubectl run`. A body is the 4-byte magic `k8s\0` and a
+//! `runtime.Unknown` envelope (`typeMeta` = apiVersion and kind, `raw` = the object's own
+//! message). The simulator carries the schemas of the kinds in [`KINDS`] (field numbers, JSON
+//! names, and Go's rules for which empty fields JSON omits) and decodes them with a small wire
+//! reader; no protobuf code generator is involved (the Kubernetes `.proto` files are not
+//! available to the build).
 //!
 //! What it does not do, on purpose: decode kinds outside [`KINDS`] (their bodies get the 415
-//! `Status` a real server gives a media type it does not serve for a resource: kubectl's
-//! workload commands — `create deployment`, `run` — still fail against the simulator), or
-//! drop anything it does not understand: a field number missing from a schema, a wrong wire
-//! type or a truncated body is a 400 naming it, never a silently smaller object. Responses stay
-//! JSON, which protobuf clients accept (they send `Accept: application/vnd.kubernetes.protobuf,
-//! application/json` and decode by the response's media type).
+//! `Status` a real server gives a media type it does not serve for a resource: `kubectl create
+//! quota|ingress|poddisruptionbudget` still fail against the simulator), or drop anything it
+//! does not understand. The workload schemas cover what those commands write (containers with
+//! image, command, args, env values, ports, resources; selectors, strategies, schedules,
+//! service ports); a body using a message left out — probes, volumes, security contexts,
+//! affinity, tolerations, env sources, … — or any field number missing from a schema, a wrong
+//! wire type or a truncated body is a 400 naming it, never a silently smaller object.
+//! Responses stay JSON, which protobuf clients accept (they send `Accept:
+//! application/vnd.kubernetes.protobuf, application/json` and decode by the response's media
+//! type).
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -44,6 +50,10 @@ enum Ty {
     MapStr,
     /// `map<string, bytes>`, written with base64 values.
     MapBytes,
+    /// `intstr.IntOrString`: `{type, intVal, strVal}`, written as a number or a string.
+    IntOrString,
+    /// `map<string, resource.Quantity>`: each quantity `{string}` written as its string.
+    MapQuantity,
 }
 
 /// When a decoded field appears in the JSON object.
@@ -85,7 +95,7 @@ const fn r(tag: u32, json: &'static str, ty: Ty) -> Field {
     Field { tag, json, ty, repeated: true, emit: Emit::OmitEmpty }
 }
 
-use Ty::{Bool, FieldsV1, Int32, Int64, MapBytes, MapStr, Msg as M, Str, Time};
+use Ty::{Bool, FieldsV1, Int32, Int64, IntOrString, MapBytes, MapQuantity, MapStr, Msg as M, Str, Time};
 
 const OWNER_REFERENCE: Msg = Msg {
     name: "OwnerReference",
@@ -264,6 +274,268 @@ const PRIORITY_CLASS: Msg = Msg {
     ],
 };
 
+// Workloads, as `kubectl create deployment|job|cronjob|service` and `kubectl run` write them.
+// Messages left out (probes, volumes, security contexts, affinity, env sources, …) make a body
+// that uses them a 400 naming the field, never a smaller object.
+
+const CONTAINER_PORT: Msg = Msg {
+    name: "ContainerPort",
+    fields: &[
+        o(1, "name", Str),
+        o(2, "hostPort", Int32),
+        p(3, "containerPort", Int32),
+        o(4, "protocol", Str),
+        o(5, "hostIP", Str),
+    ],
+};
+
+const ENV_VAR: Msg = Msg { name: "EnvVar", fields: &[p(1, "name", Str), o(2, "value", Str)] };
+
+const RESOURCE_CLAIM: Msg = Msg { name: "ResourceClaim", fields: &[p(1, "name", Str), o(2, "request", Str)] };
+
+const RESOURCE_REQUIREMENTS: Msg = Msg {
+    name: "ResourceRequirements",
+    fields: &[o(1, "limits", MapQuantity), o(2, "requests", MapQuantity), r(3, "claims", M(&RESOURCE_CLAIM))],
+};
+
+const CONTAINER: Msg = Msg {
+    name: "Container",
+    fields: &[
+        p(1, "name", Str),
+        o(2, "image", Str),
+        r(3, "command", Str),
+        r(4, "args", Str),
+        o(5, "workingDir", Str),
+        r(6, "ports", M(&CONTAINER_PORT)),
+        r(7, "env", M(&ENV_VAR)),
+        p(8, "resources", M(&RESOURCE_REQUIREMENTS)),
+        o(13, "terminationMessagePath", Str),
+        o(14, "imagePullPolicy", Str),
+        o(16, "stdin", Bool),
+        o(17, "stdinOnce", Bool),
+        o(18, "tty", Bool),
+        o(20, "terminationMessagePolicy", Str),
+        p(24, "restartPolicy", Str),
+    ],
+};
+
+const POD_SPEC: Msg = Msg {
+    name: "PodSpec",
+    fields: &[
+        r(2, "containers", M(&CONTAINER)),
+        o(3, "restartPolicy", Str),
+        p(4, "terminationGracePeriodSeconds", Int64),
+        p(5, "activeDeadlineSeconds", Int64),
+        o(6, "dnsPolicy", Str),
+        o(7, "nodeSelector", MapStr),
+        o(8, "serviceAccountName", Str),
+        o(9, "serviceAccount", Str),
+        o(10, "nodeName", Str),
+        o(11, "hostNetwork", Bool),
+        o(12, "hostPID", Bool),
+        o(13, "hostIPC", Bool),
+        r(15, "imagePullSecrets", M(&LOCAL_OBJECT_REFERENCE)),
+        o(16, "hostname", Str),
+        o(17, "subdomain", Str),
+        o(19, "schedulerName", Str),
+        r(20, "initContainers", M(&CONTAINER)),
+        p(21, "automountServiceAccountToken", Bool),
+        o(24, "priorityClassName", Str),
+        p(25, "priority", Int32),
+        p(27, "shareProcessNamespace", Bool),
+        p(29, "runtimeClassName", Str),
+        p(30, "enableServiceLinks", Bool),
+        p(31, "preemptionPolicy", Str),
+        p(35, "setHostnameAsFQDN", Bool),
+        p(37, "hostUsers", Bool),
+        p(41, "hostnameOverride", Str),
+    ],
+};
+
+const POD_TEMPLATE_SPEC: Msg =
+    Msg { name: "PodTemplateSpec", fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&POD_SPEC))] };
+
+const POD_STATUS: Msg = Msg {
+    name: "PodStatus",
+    fields: &[
+        o(1, "phase", Str),
+        o(3, "message", Str),
+        o(4, "reason", Str),
+        o(5, "hostIP", Str),
+        o(6, "podIP", Str),
+        p(7, "startTime", Time),
+        o(9, "qosClass", Str),
+        o(11, "nominatedNodeName", Str),
+        o(14, "resize", Str),
+        o(17, "observedGeneration", Int64),
+    ],
+};
+
+const POD: Msg = Msg {
+    name: "Pod",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&POD_SPEC)), p(3, "status", M(&POD_STATUS))],
+};
+
+const ROLLING_UPDATE_DEPLOYMENT: Msg = Msg {
+    name: "RollingUpdateDeployment",
+    fields: &[p(1, "maxUnavailable", IntOrString), p(2, "maxSurge", IntOrString)],
+};
+
+const DEPLOYMENT_STRATEGY: Msg = Msg {
+    name: "DeploymentStrategy",
+    fields: &[o(1, "type", Str), p(2, "rollingUpdate", M(&ROLLING_UPDATE_DEPLOYMENT))],
+};
+
+const DEPLOYMENT_SPEC: Msg = Msg {
+    name: "DeploymentSpec",
+    fields: &[
+        p(1, "replicas", Int32),
+        p(2, "selector", M(&LABEL_SELECTOR)),
+        p(3, "template", M(&POD_TEMPLATE_SPEC)),
+        p(4, "strategy", M(&DEPLOYMENT_STRATEGY)),
+        o(5, "minReadySeconds", Int32),
+        p(6, "revisionHistoryLimit", Int32),
+        o(7, "paused", Bool),
+        p(9, "progressDeadlineSeconds", Int32),
+    ],
+};
+
+const DEPLOYMENT_STATUS: Msg = Msg {
+    name: "DeploymentStatus",
+    fields: &[
+        o(1, "observedGeneration", Int64),
+        o(2, "replicas", Int32),
+        o(3, "updatedReplicas", Int32),
+        o(4, "availableReplicas", Int32),
+        o(5, "unavailableReplicas", Int32),
+        o(7, "readyReplicas", Int32),
+        p(8, "collisionCount", Int32),
+        p(9, "terminatingReplicas", Int32),
+    ],
+};
+
+const DEPLOYMENT: Msg = Msg {
+    name: "Deployment",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        p(2, "spec", M(&DEPLOYMENT_SPEC)),
+        p(3, "status", M(&DEPLOYMENT_STATUS)),
+    ],
+};
+
+const JOB_SPEC: Msg = Msg {
+    name: "JobSpec",
+    fields: &[
+        p(1, "parallelism", Int32),
+        p(2, "completions", Int32),
+        p(3, "activeDeadlineSeconds", Int64),
+        p(4, "selector", M(&LABEL_SELECTOR)),
+        p(5, "manualSelector", Bool),
+        p(6, "template", M(&POD_TEMPLATE_SPEC)),
+        p(7, "backoffLimit", Int32),
+        p(8, "ttlSecondsAfterFinished", Int32),
+        p(9, "completionMode", Str),
+        p(10, "suspend", Bool),
+        p(12, "backoffLimitPerIndex", Int32),
+        p(13, "maxFailedIndexes", Int32),
+        p(14, "podReplacementPolicy", Str),
+        p(15, "managedBy", Str),
+    ],
+};
+
+const JOB_STATUS: Msg = Msg {
+    name: "JobStatus",
+    fields: &[
+        p(2, "startTime", Time),
+        p(3, "completionTime", Time),
+        o(4, "active", Int32),
+        o(5, "succeeded", Int32),
+        o(6, "failed", Int32),
+        o(7, "completedIndexes", Str),
+        p(9, "ready", Int32),
+        p(10, "failedIndexes", Str),
+        p(11, "terminating", Int32),
+    ],
+};
+
+const JOB: Msg = Msg {
+    name: "Job",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&JOB_SPEC)), p(3, "status", M(&JOB_STATUS))],
+};
+
+const JOB_TEMPLATE_SPEC: Msg =
+    Msg { name: "JobTemplateSpec", fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&JOB_SPEC))] };
+
+const CRON_JOB_SPEC: Msg = Msg {
+    name: "CronJobSpec",
+    fields: &[
+        p(1, "schedule", Str),
+        p(2, "startingDeadlineSeconds", Int64),
+        o(3, "concurrencyPolicy", Str),
+        p(4, "suspend", Bool),
+        p(5, "jobTemplate", M(&JOB_TEMPLATE_SPEC)),
+        p(6, "successfulJobsHistoryLimit", Int32),
+        p(7, "failedJobsHistoryLimit", Int32),
+        p(8, "timeZone", Str),
+    ],
+};
+
+const CRON_JOB_STATUS: Msg = Msg {
+    name: "CronJobStatus",
+    fields: &[r(1, "active", M(&OBJECT_REFERENCE)), p(4, "lastScheduleTime", Time), p(5, "lastSuccessfulTime", Time)],
+};
+
+const CRON_JOB: Msg = Msg {
+    name: "CronJob",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&CRON_JOB_SPEC)), p(3, "status", M(&CRON_JOB_STATUS))],
+};
+
+const SERVICE_PORT: Msg = Msg {
+    name: "ServicePort",
+    fields: &[
+        o(1, "name", Str),
+        o(2, "protocol", Str),
+        p(3, "port", Int32),
+        p(4, "targetPort", IntOrString),
+        o(5, "nodePort", Int32),
+        p(6, "appProtocol", Str),
+    ],
+};
+
+const SERVICE_SPEC: Msg = Msg {
+    name: "ServiceSpec",
+    fields: &[
+        r(1, "ports", M(&SERVICE_PORT)),
+        o(2, "selector", MapStr),
+        o(3, "clusterIP", Str),
+        o(4, "type", Str),
+        r(5, "externalIPs", Str),
+        o(7, "sessionAffinity", Str),
+        o(8, "loadBalancerIP", Str),
+        r(9, "loadBalancerSourceRanges", Str),
+        o(10, "externalName", Str),
+        o(11, "externalTrafficPolicy", Str),
+        o(12, "healthCheckNodePort", Int32),
+        o(13, "publishNotReadyAddresses", Bool),
+        p(17, "ipFamilyPolicy", Str),
+        r(18, "clusterIPs", Str),
+        r(19, "ipFamilies", Str),
+        p(20, "allocateLoadBalancerNodePorts", Bool),
+        p(21, "loadBalancerClass", Str),
+        p(22, "internalTrafficPolicy", Str),
+        p(23, "trafficDistribution", Str),
+    ],
+};
+
+const LOAD_BALANCER_STATUS: Msg = Msg { name: "LoadBalancerStatus", fields: &[] };
+
+const SERVICE_STATUS: Msg = Msg { name: "ServiceStatus", fields: &[p(1, "loadBalancer", M(&LOAD_BALANCER_STATUS))] };
+
+const SERVICE: Msg = Msg {
+    name: "Service",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&SERVICE_SPEC)), p(3, "status", M(&SERVICE_STATUS))],
+};
+
 /// The kinds whose protobuf bodies are decoded: (apiVersion, kind, schema).
 const KINDS: &[(&str, &str, &Msg)] = &[
     ("v1", "ConfigMap", &CONFIG_MAP),
@@ -275,6 +547,11 @@ const KINDS: &[(&str, &str, &Msg)] = &[
     ("rbac.authorization.k8s.io/v1", "RoleBinding", &ROLE_BINDING),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &CLUSTER_ROLE_BINDING),
     ("scheduling.k8s.io/v1", "PriorityClass", &PRIORITY_CLASS),
+    ("v1", "Pod", &POD),
+    ("v1", "Service", &SERVICE),
+    ("apps/v1", "Deployment", &DEPLOYMENT),
+    ("batch/v1", "Job", &JOB),
+    ("batch/v1", "CronJob", &CRON_JOB),
 ];
 
 // The envelope: `runtime.Unknown` and its `runtime.TypeMeta`.
@@ -385,8 +662,9 @@ fn message(schema: &Msg, bytes: &[u8]) -> Result<Map<String, Value>, String> {
                 serde_json::from_str(text).map_err(|e| format!("fieldsV1 is not JSON: {e}"))?
             }
             (M(inner), LEN) => Value::Object(message(inner, wire.len_delimited()?)?),
-            (MapStr | MapBytes, LEN) => {
-                let (key, value) = map_entry(wire.len_delimited()?, matches!(field.ty, MapBytes))?;
+            (IntOrString, LEN) => int_or_string(wire.len_delimited()?)?,
+            (MapStr | MapBytes | MapQuantity, LEN) => {
+                let (key, value) = map_entry(wire.len_delimited()?, field.ty)?;
                 let map = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(map) = map {
                     map.insert(key, value);
@@ -424,8 +702,8 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// One `map<string, string|bytes>` entry: key 1, value 2 (base64 when `bytes`).
-fn map_entry(bytes: &[u8], base64: bool) -> Result<(String, Value), String> {
+/// One map entry: key 1, value 2 (a string; base64 of bytes; a quantity's string).
+fn map_entry(bytes: &[u8], ty: Ty) -> Result<(String, Value), String> {
     let mut wire = Wire::new(bytes);
     let (mut key, mut value) = (String::new(), Vec::new());
     while let Some((tag, wire_type)) = wire.key()? {
@@ -435,12 +713,36 @@ fn map_entry(bytes: &[u8], base64: bool) -> Result<(String, Value), String> {
             _ => return Err(format!("unexpected field {tag} (wire type {wire_type}) in a map entry")),
         }
     }
-    let value = if base64 {
-        base64::engine::general_purpose::STANDARD.encode(value)
-    } else {
-        String::from_utf8(value).map_err(|_| "a map value is not UTF-8".to_owned())?
+    let value = match ty {
+        MapBytes => base64::engine::general_purpose::STANDARD.encode(value),
+        MapQuantity => {
+            let quantity = message(&QUANTITY, &value)?;
+            quantity.get("string").and_then(Value::as_str).unwrap_or_default().to_owned()
+        }
+        _ => String::from_utf8(value).map_err(|_| "a map value is not UTF-8".to_owned())?,
     };
     Ok((key, Value::String(value)))
+}
+
+const QUANTITY: Msg = Msg { name: "Quantity", fields: &[p(1, "string", Str)] };
+
+/// `intstr.IntOrString`: type 0 (int, field 2) or 1 (string, field 3).
+fn int_or_string(bytes: &[u8]) -> Result<Value, String> {
+    let mut wire = Wire::new(bytes);
+    let (mut kind, mut int, mut string) = (0u64, 0i64, String::new());
+    while let Some((tag, wire_type)) = wire.key()? {
+        match (tag, wire_type) {
+            (1, VARINT) => kind = wire.varint()?,
+            (2, VARINT) => int = i64::from(wire.varint()? as i32),
+            (3, LEN) => string = utf8(wire.len_delimited()?)?,
+            _ => return Err(format!("unexpected field {tag} (wire type {wire_type}) in an IntOrString")),
+        }
+    }
+    match kind {
+        0 => Ok(Value::from(int)),
+        1 => Ok(Value::String(string)),
+        other => Err(format!("IntOrString of unknown type {other}")),
+    }
 }
 
 /// `metav1.Time`: `{seconds: 1, nanos: 2}`, second precision in JSON; empty is the zero time.
@@ -600,6 +902,6 @@ mod tests {
         let mut raw = Vec::new();
         len_field(1, &meta, &mut raw);
         assert!(message(&envelope("v1", "ConfigMap", &raw)).contains("UTF-8"));
-        assert!(matches!(decode(&envelope("apps/v1", "Deployment", &[])), Err(ApiError::UnsupportedMediaType { .. })));
+        assert!(matches!(decode(&envelope("v1", "ResourceQuota", &[])), Err(ApiError::UnsupportedMediaType { .. })));
     }
 }
