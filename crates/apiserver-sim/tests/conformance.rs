@@ -761,20 +761,6 @@ async fn kubectl_apply_with_validation_dry_run_and_create() {
     assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
     assert!(!svc.to_string().contains("$patch") && !svc.to_string().contains("$setElementOrder"), "{svc}");
 
-    // A kind the simulator has no protobuf schema for: refused with a 415 Status, nothing
-    // stored.
-    let out = within(
-        "kubectl create quota",
-        run(vec!["create".into(), "quota".into(), "q1".into(), "--hard=pods=10".into()]),
-    )
-    .await
-    .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("the body of the request was in an unknown format"), "{stderr}");
-    assert_eq!(sim.count("resourcequotas").unwrap(), 0);
-    let refused = sim.requests().filter(|r| r.verb == Verb::Create && r.status == 415);
-    assert_eq!(refused.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -867,6 +853,42 @@ async fn kubectl_create_sends_protobuf_and_stores_what_kubectl_renders() {
             "cronjobs",
             Some("pb"),
             "cj1",
+        ),
+        (
+            &[
+                "-n",
+                "pb",
+                "create",
+                "quota",
+                "q1",
+                "--hard=pods=10,requests.cpu=2,requests.memory=1Gi",
+                "--scopes=BestEffort",
+            ],
+            "resourcequotas",
+            Some("pb"),
+            "q1",
+        ),
+        (
+            &[
+                "-n",
+                "pb",
+                "create",
+                "ingress",
+                "i1",
+                "--class=nginx",
+                "--rule=foo.com/bar*=svc1:8080,tls=my-cert",
+                "--rule=/path=svc2:http",
+                "--default-backend=defsvc:80",
+            ],
+            "ingresses",
+            Some("pb"),
+            "i1",
+        ),
+        (
+            &["-n", "pb", "create", "poddisruptionbudget", "pdb1", "--selector=app=x", "--min-available=50%"],
+            "poddisruptionbudgets",
+            Some("pb"),
+            "pdb1",
         ),
     ];
     // The flags go before a container command's `--`.

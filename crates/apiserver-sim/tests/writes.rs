@@ -157,11 +157,11 @@ async fn deletion_with_finalizers_sets_deletion_timestamp_first() {
 #[tokio::test]
 async fn other_media_types_and_unknown_protobuf_kinds_are_refused_with_a_415_status() {
     let sim = ApiServerSim::start().await.unwrap();
-    // A protobuf envelope (`k8s\0`, runtime.Unknown) whose typeMeta is v1 ResourceQuota: a
+    // A protobuf envelope (`k8s\0`, runtime.Unknown) whose typeMeta is apps/v1 StatefulSet: a
     // kind the simulator has no protobuf schema for.
-    let quota_pb = b"k8s\x00\x0a\x13\x0a\x02v1\x12\x0dResourceQuota\x12\x00".to_vec();
+    let stateful_set_pb = b"k8s\x00\x0a\x16\x0a\x07apps/v1\x12\x0bStatefulSet\x12\x00".to_vec();
     for (method, path, ct, body) in [
-        ("POST", "/api/v1/namespaces/ns/resourcequotas", "application/vnd.kubernetes.protobuf", quota_pb),
+        ("POST", "/apis/apps/v1/namespaces/ns/statefulsets", "application/vnd.kubernetes.protobuf", stateful_set_pb),
         ("PUT", "/api/v1/namespaces/ns/configmaps/a", "application/cbor", b"k8s\x00\x0a".to_vec()),
         ("PATCH", "/api/v1/namespaces/ns/configmaps/a", "application/json", b"k8s\x00\x0a".to_vec()),
     ] {
@@ -175,7 +175,7 @@ async fn other_media_types_and_unknown_protobuf_kinds_are_refused_with_a_415_sta
         }
     }
     assert_eq!(sim.count("configmaps").unwrap(), 0);
-    assert_eq!(sim.count("resourcequotas").unwrap(), 0);
+    assert_eq!(sim.count("statefulsets").unwrap(), 0);
     // A malformed protobuf body (a field's length runs past the end) is a 400, nothing stored.
     let req = http::Request::post("/api/v1/namespaces/ns/configmaps")
         .header("content-type", "application/vnd.kubernetes.protobuf")

@@ -3,17 +3,16 @@
 //!
 //! kubectl's typed commands send protobuf: `kubectl create configmap|secret|namespace|
 //! serviceaccount|role|clusterrole|rolebinding|clusterrolebinding|priorityclass|deployment|job|
-//! cronjob|service` and `kubectl run`. A body is the 4-byte magic `k8s\0` and a
+//! cronjob|service|quota|ingress|poddisruptionbudget` and `kubectl run`. A body is the 4-byte magic `k8s\0` and a
 //! `runtime.Unknown` envelope (`typeMeta` = apiVersion and kind, `raw` = the object's own
 //! message). The simulator carries the schemas of the kinds in [`KINDS`] (field numbers, JSON
 //! names, and Go's rules for which empty fields JSON omits) and decodes them with a small wire
 //! reader; no protobuf code generator is involved (the Kubernetes `.proto` files are not
 //! available to the build).
 //!
-//! What it does not do, on purpose: decode kinds outside [`KINDS`] (their bodies get the 415
-//! `Status` a real server gives a media type it does not serve for a resource: `kubectl create
-//! quota|ingress|poddisruptionbudget` still fail against the simulator), or drop anything it
-//! does not understand. The workload schemas cover what those commands write (containers with
+//! What it does not do, on purpose: decode kinds outside [`KINDS`] (a typed client writing,
+//! say, a StatefulSet in protobuf gets the 415 `Status` a real server gives a media type it
+//! does not serve for a resource), or drop anything it does not understand. The workload schemas cover what those commands write (containers with
 //! image, command, args, env values, ports, resources; selectors, strategies, schedules,
 //! service ports); a body using a message left out — probes, volumes, security contexts,
 //! affinity, tolerations, env sources, … — or any field number missing from a schema, a wrong
@@ -54,6 +53,8 @@ enum Ty {
     IntOrString,
     /// `map<string, resource.Quantity>`: each quantity `{string}` written as its string.
     MapQuantity,
+    /// A message Go embeds `json:",inline"`: its fields are written into the parent's object.
+    Inline(&'static Msg),
 }
 
 /// When a decoded field appears in the JSON object.
@@ -95,7 +96,7 @@ const fn r(tag: u32, json: &'static str, ty: Ty) -> Field {
     Field { tag, json, ty, repeated: true, emit: Emit::OmitEmpty }
 }
 
-use Ty::{Bool, FieldsV1, Int32, Int64, IntOrString, MapBytes, MapQuantity, MapStr, Msg as M, Str, Time};
+use Ty::{Bool, FieldsV1, Inline, Int32, Int64, IntOrString, MapBytes, MapQuantity, MapStr, Msg as M, Str, Time};
 
 const OWNER_REFERENCE: Msg = Msg {
     name: "OwnerReference",
@@ -536,6 +537,112 @@ const SERVICE: Msg = Msg {
     fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&SERVICE_SPEC)), p(3, "status", M(&SERVICE_STATUS))],
 };
 
+// `kubectl create quota|ingress|poddisruptionbudget`.
+
+const SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Msg = Msg {
+    name: "ScopedResourceSelectorRequirement",
+    fields: &[p(1, "scopeName", Str), p(2, "operator", Str), r(3, "values", Str)],
+};
+
+const SCOPE_SELECTOR: Msg =
+    Msg { name: "ScopeSelector", fields: &[r(1, "matchExpressions", M(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT))] };
+
+const RESOURCE_QUOTA_SPEC: Msg = Msg {
+    name: "ResourceQuotaSpec",
+    fields: &[o(1, "hard", MapQuantity), r(2, "scopes", Str), p(3, "scopeSelector", M(&SCOPE_SELECTOR))],
+};
+
+const RESOURCE_QUOTA_STATUS: Msg =
+    Msg { name: "ResourceQuotaStatus", fields: &[o(1, "hard", MapQuantity), o(2, "used", MapQuantity)] };
+
+const RESOURCE_QUOTA: Msg = Msg {
+    name: "ResourceQuota",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        p(2, "spec", M(&RESOURCE_QUOTA_SPEC)),
+        p(3, "status", M(&RESOURCE_QUOTA_STATUS)),
+    ],
+};
+
+const SERVICE_BACKEND_PORT: Msg =
+    Msg { name: "ServiceBackendPort", fields: &[o(1, "name", Str), o(2, "number", Int32)] };
+
+const INGRESS_SERVICE_BACKEND: Msg =
+    Msg { name: "IngressServiceBackend", fields: &[p(1, "name", Str), p(2, "port", M(&SERVICE_BACKEND_PORT))] };
+
+const TYPED_LOCAL_OBJECT_REFERENCE: Msg =
+    Msg { name: "TypedLocalObjectReference", fields: &[p(1, "apiGroup", Str), p(2, "kind", Str), p(3, "name", Str)] };
+
+const INGRESS_BACKEND: Msg = Msg {
+    name: "IngressBackend",
+    fields: &[p(3, "resource", M(&TYPED_LOCAL_OBJECT_REFERENCE)), p(4, "service", M(&INGRESS_SERVICE_BACKEND))],
+};
+
+const HTTP_INGRESS_PATH: Msg = Msg {
+    name: "HTTPIngressPath",
+    fields: &[o(1, "path", Str), p(2, "backend", M(&INGRESS_BACKEND)), p(3, "pathType", Str)],
+};
+
+const HTTP_INGRESS_RULE_VALUE: Msg =
+    Msg { name: "HTTPIngressRuleValue", fields: &[r(1, "paths", M(&HTTP_INGRESS_PATH))] };
+
+const INGRESS_RULE_VALUE: Msg = Msg { name: "IngressRuleValue", fields: &[p(1, "http", M(&HTTP_INGRESS_RULE_VALUE))] };
+
+const INGRESS_RULE: Msg =
+    Msg { name: "IngressRule", fields: &[o(1, "host", Str), p(2, "ingressRuleValue", Inline(&INGRESS_RULE_VALUE))] };
+
+const INGRESS_TLS: Msg = Msg { name: "IngressTLS", fields: &[r(1, "hosts", Str), o(2, "secretName", Str)] };
+
+const INGRESS_SPEC: Msg = Msg {
+    name: "IngressSpec",
+    fields: &[
+        p(1, "defaultBackend", M(&INGRESS_BACKEND)),
+        r(2, "tls", M(&INGRESS_TLS)),
+        r(3, "rules", M(&INGRESS_RULE)),
+        p(4, "ingressClassName", Str),
+    ],
+};
+
+const INGRESS_LOAD_BALANCER_STATUS: Msg = Msg { name: "IngressLoadBalancerStatus", fields: &[] };
+
+const INGRESS_STATUS: Msg =
+    Msg { name: "IngressStatus", fields: &[p(1, "loadBalancer", M(&INGRESS_LOAD_BALANCER_STATUS))] };
+
+const INGRESS: Msg = Msg {
+    name: "Ingress",
+    fields: &[p(1, "metadata", M(&OBJECT_META)), p(2, "spec", M(&INGRESS_SPEC)), p(3, "status", M(&INGRESS_STATUS))],
+};
+
+const POD_DISRUPTION_BUDGET_SPEC: Msg = Msg {
+    name: "PodDisruptionBudgetSpec",
+    fields: &[
+        p(1, "minAvailable", IntOrString),
+        p(2, "selector", M(&LABEL_SELECTOR)),
+        p(3, "maxUnavailable", IntOrString),
+        p(4, "unhealthyPodEvictionPolicy", Str),
+    ],
+};
+
+const POD_DISRUPTION_BUDGET_STATUS: Msg = Msg {
+    name: "PodDisruptionBudgetStatus",
+    fields: &[
+        o(1, "observedGeneration", Int64),
+        p(3, "disruptionsAllowed", Int32),
+        p(4, "currentHealthy", Int32),
+        p(5, "desiredHealthy", Int32),
+        p(6, "expectedPods", Int32),
+    ],
+};
+
+const POD_DISRUPTION_BUDGET: Msg = Msg {
+    name: "PodDisruptionBudget",
+    fields: &[
+        p(1, "metadata", M(&OBJECT_META)),
+        p(2, "spec", M(&POD_DISRUPTION_BUDGET_SPEC)),
+        p(3, "status", M(&POD_DISRUPTION_BUDGET_STATUS)),
+    ],
+};
+
 /// The kinds whose protobuf bodies are decoded: (apiVersion, kind, schema).
 const KINDS: &[(&str, &str, &Msg)] = &[
     ("v1", "ConfigMap", &CONFIG_MAP),
@@ -552,6 +659,9 @@ const KINDS: &[(&str, &str, &Msg)] = &[
     ("apps/v1", "Deployment", &DEPLOYMENT),
     ("batch/v1", "Job", &JOB),
     ("batch/v1", "CronJob", &CRON_JOB),
+    ("v1", "ResourceQuota", &RESOURCE_QUOTA),
+    ("networking.k8s.io/v1", "Ingress", &INGRESS),
+    ("policy/v1", "PodDisruptionBudget", &POD_DISRUPTION_BUDGET),
 ];
 
 // The envelope: `runtime.Unknown` and its `runtime.TypeMeta`.
@@ -663,6 +773,10 @@ fn message(schema: &Msg, bytes: &[u8]) -> Result<Map<String, Value>, String> {
             }
             (M(inner), LEN) => Value::Object(message(inner, wire.len_delimited()?)?),
             (IntOrString, LEN) => int_or_string(wire.len_delimited()?)?,
+            (Inline(inner), LEN) => {
+                out.extend(message(inner, wire.len_delimited()?)?);
+                continue;
+            }
             (MapStr | MapBytes | MapQuantity, LEN) => {
                 let (key, value) = map_entry(wire.len_delimited()?, field.ty)?;
                 let map = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
@@ -902,6 +1016,6 @@ mod tests {
         let mut raw = Vec::new();
         len_field(1, &meta, &mut raw);
         assert!(message(&envelope("v1", "ConfigMap", &raw)).contains("UTF-8"));
-        assert!(matches!(decode(&envelope("v1", "ResourceQuota", &[])), Err(ApiError::UnsupportedMediaType { .. })));
+        assert!(matches!(decode(&envelope("apps/v1", "StatefulSet", &[])), Err(ApiError::UnsupportedMediaType { .. })));
     }
 }
