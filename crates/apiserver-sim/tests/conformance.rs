@@ -697,7 +697,7 @@ async fn builtin_list_items_omit_type_meta_custom_resources_keep_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_apply_with_validation_dry_run_and_create() {
+async fn kubectl_apply_with_validation_and_dry_run() {
     if !kubectl_available() {
         eprintln!("kubectl not on PATH; skipping");
         return;
