@@ -57,7 +57,7 @@ pub(crate) const SHORT_STR_MAX: usize = 0x3F;
 ///
 /// serde_json's parser stops at 128 levels unless told not to: the crate's own constructors
 /// lift that limit on their deserializer; a value decoded by someone else's (kube's, for a
-/// list page) reads what lies below [`CHUNK_DEPTH`] levels as raw text and decodes it with a
+/// list page) reads what lies below `CHUNK_DEPTH` levels as raw text and decodes it with a
 /// deserializer of its own (see `Builder::chunked`). Every recursive walk over a value grows
 /// its stack on demand (`crate::stack`), so no depth up to this limit overflows a stack.
 pub const MAX_DEPTH: usize = 10_000;
