@@ -201,64 +201,149 @@ impl<T> ExactIndex<T> {
     }
 }
 
-/// One identity-index entry: the object and, when the type asks for it
-/// ([`KubeObject::INLINE_IDENTITY`]) and it fits, an inline copy of its `[namespace, name]`, so
-/// that a lookup compares in the table instead of chasing the object's metadata strings.
-struct IdEntry<T> {
+/// An identity-index entry: the object, and whatever the entry keeps to compare identities.
+trait IdEntry<T>: Clone {
+    fn new(object: Arc<T>) -> Self;
+    fn object(&self) -> &Arc<T>;
+    /// True when this entry's identity is `[namespace, name]`.
+    fn is(&self, namespace: &str, name: &str) -> bool;
+    /// False when the entry's own copy of the identity is not its object's (for `validate`).
+    fn consistent(&self) -> bool;
+}
+
+/// A bare entry (8 bytes): identities are compared by reading the object.
+impl<T: KubeObject> IdEntry<T> for Arc<T> {
+    fn new(object: Arc<T>) -> Self {
+        object
+    }
+
+    #[inline(always)]
+    fn object(&self) -> &Arc<T> {
+        self
+    }
+
+    #[inline(always)]
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        let id = id_of(&**self);
+        id.name == name && id.namespace == namespace
+    }
+
+    fn consistent(&self) -> bool {
+        true
+    }
+}
+
+/// An entry with an inline copy of the identity (56 bytes), for types that declare
+/// [`KubeObject::INLINE_IDENTITY`]: a lookup compares inside the table instead of chasing the
+/// object's metadata strings. `None` when the identity does not fit an [`InlineKey`].
+struct Inline<T> {
     key: Option<InlineKey>,
     object: Arc<T>,
 }
 
-impl<T> Clone for IdEntry<T> {
+impl<T> Clone for Inline<T> {
     fn clone(&self) -> Self {
-        IdEntry { key: self.key, object: self.object.clone() }
+        Inline { key: self.key, object: self.object.clone() }
     }
 }
 
-impl<T: KubeObject> IdEntry<T> {
-    /// True when this entry's identity is `[namespace, name]`.
+impl<T: KubeObject> IdEntry<T> for Inline<T> {
+    fn new(object: Arc<T>) -> Self {
+        let id = id_of(&*object);
+        let key = InlineKey::new(&[id.namespace, id.name]);
+        Inline { key, object }
+    }
+
+    #[inline(always)]
+    fn object(&self) -> &Arc<T> {
+        &self.object
+    }
+
     #[inline(always)]
     fn is(&self, namespace: &str, name: &str) -> bool {
         match &self.key {
             Some(key) => key.eq_elements(&[namespace, name]),
-            None => {
-                let id = id_of(&*self.object);
-                id.name == name && id.namespace == namespace
-            }
+            None => self.object.is(namespace, name),
         }
+    }
+
+    fn consistent(&self) -> bool {
+        let id = id_of(&*self.object);
+        self.key == InlineKey::new(&[id.namespace, id.name])
     }
 }
 
+/// The table of an [`IdentityIndex`], one entry form per object type (a constant of `T`).
+enum Table<T> {
+    Bare(Sharded<Arc<T>>),
+    Inline(Sharded<Inline<T>>),
+}
+
+/// Runs `$body` with `$t` bound to the table, whichever entry form it holds.
+macro_rules! with_table {
+    ($table:expr, $t:ident => $body:expr) => {
+        match $table {
+            Table::Bare($t) => $body,
+            Table::Inline($t) => $body,
+        }
+    };
+}
+
 /// Identity `(namespace, name)` → object, for stores whose key tuple is every object's
-/// identity. Holds one pointer per object (and, for types that ask for it, an inline copy of
-/// the identity): no key tuple or bucket.
+/// identity: one entry per object (a pointer, plus an inline identity for types that declare
+/// [`KubeObject::INLINE_IDENTITY`]), no key tuple or bucket.
 pub(crate) struct IdentityIndex<T> {
-    table: Sharded<IdEntry<T>>,
+    table: Table<T>,
 }
 
 impl<T> Clone for IdentityIndex<T> {
     fn clone(&self) -> Self {
-        IdentityIndex { table: self.table.clone() }
+        let table = match &self.table {
+            Table::Bare(t) => Table::Bare(t.clone()),
+            Table::Inline(t) => Table::Inline(t.clone()),
+        };
+        IdentityIndex { table }
     }
 }
 
 impl<T> IdentityIndex<T> {
     /// Number of objects.
     pub(crate) fn len(&self) -> usize {
-        self.table.len
+        with_table!(&self.table, t => t.len)
     }
+}
+
+/// The entry of `[namespace, name]` in `table`: the raw hash of the key tuple
+/// ([`key::hash_elements`]; no scan for `\0`), then the entry's own comparison.
+#[inline(always)]
+fn find<'a, T: KubeObject, E: IdEntry<T>>(table: &'a Sharded<E>, namespace: &str, name: &str) -> Option<&'a Arc<T>> {
+    let h = key::hash_elements(&table.hasher, &[namespace, name]);
+    table.find(h, |e| e.is(namespace, name)).map(IdEntry::object)
+}
+
+fn insert<T: KubeObject, E: IdEntry<T>>(table: &mut Sharded<E>, object: Arc<T>) -> Option<Arc<T>> {
+    // A second handle to the object, so the probe can borrow its identity while the entry
+    // moves into the table.
+    let probe = object.clone();
+    let id = id_of(&*probe);
+    let hasher = table.hasher.clone();
+    let h = key::hash_elements(&hasher, &[id.namespace, id.name]);
+    let rehash = |e: &E| {
+        let id = id_of(&**e.object());
+        key::hash_elements(&hasher, &[id.namespace, id.name])
+    };
+    table.insert(h, E::new(object), |e| e.is(id.namespace, id.name), rehash).map(|e| e.object().clone())
+}
+
+fn remove<T: KubeObject, E: IdEntry<T>>(table: &mut Sharded<E>, namespace: &str, name: &str) -> Option<Arc<T>> {
+    let h = key::hash_elements(&table.hasher, &[namespace, name]);
+    table.remove(h, |e| e.is(namespace, name)).map(|e| e.object().clone())
 }
 
 impl<T: KubeObject> IdentityIndex<T> {
     pub(crate) fn new() -> Self {
-        IdentityIndex { table: Sharded::new() }
-    }
-
-    /// The hash of an identity: the raw hash of the key tuple `[namespace, name]`
-    /// ([`key::hash_elements`]; no scan for `\0`).
-    #[inline(always)]
-    fn hash(&self, namespace: &str, name: &str) -> u64 {
-        key::hash_elements(&self.table.hasher, &[namespace, name])
+        let table = if T::INLINE_IDENTITY { Table::Inline(Sharded::new()) } else { Table::Bare(Sharded::new()) };
+        IdentityIndex { table }
     }
 
     /// The object under the key tuple `[namespace, name]` given as its elements (no
@@ -267,8 +352,15 @@ impl<T: KubeObject> IdentityIndex<T> {
     #[inline(never)]
     pub(crate) fn get_elements(&self, elements: &[&str]) -> Option<&Arc<T>> {
         let [namespace, name] = elements else { return None };
-        let h = self.hash(namespace, name);
-        self.table.find(h, |e| e.is(namespace, name)).map(|e| &e.object)
+        // `INLINE_IDENTITY` is a constant: each type compiles to its own arm alone.
+        if T::INLINE_IDENTITY {
+            if let Table::Inline(t) = &self.table {
+                return find(t, namespace, name);
+            }
+        } else if let Table::Bare(t) = &self.table {
+            return find(t, namespace, name);
+        }
+        None
     }
 
     /// The object with this identity.
@@ -279,49 +371,89 @@ impl<T: KubeObject> IdentityIndex<T> {
     /// The object with this identity, given as its key.
     pub(crate) fn get_key(&self, key: &ObjectKey) -> Option<&Arc<T>> {
         let tuple = key.as_tuple();
-        let h = key::hash_tuple(&self.table.hasher, tuple);
-        self.table
-            .find(h, |e| {
-                let id = id_of(&*e.object);
+        with_table!(&self.table, t => {
+            let h = key::hash_tuple(&t.hasher, tuple);
+            t.find(h, |e| {
+                let id = id_of(&**e.object());
                 key::eq_elements(tuple, &[id.namespace, id.name])
             })
-            .map(|e| &e.object)
+            .map(IdEntry::object)
+        })
     }
 
     /// Inserts `object`, replacing (and returning) the object with the same identity.
     pub(crate) fn insert(&mut self, object: Arc<T>) -> Option<Arc<T>> {
-        // A second handle to the object, so the probe can borrow its identity while the
-        // object itself moves into the table.
-        let probe = object.clone();
-        let id = id_of(&*probe);
-        let h = self.hash(id.namespace, id.name);
-        let hasher = self.table.hasher.clone();
-        let key = if T::INLINE_IDENTITY { InlineKey::new(&[id.namespace, id.name]) } else { None };
-        let rehash = |e: &IdEntry<T>| {
-            let id = id_of(&*e.object);
-            key::hash_elements(&hasher, &[id.namespace, id.name])
-        };
-        self.table.insert(h, IdEntry { key, object }, |e| e.is(id.namespace, id.name), rehash).map(|e| e.object)
+        with_table!(&mut self.table, t => insert(t, object))
     }
 
     /// Removes the object with this identity.
     pub(crate) fn remove(&mut self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        let h = self.hash(namespace, name);
-        self.table.remove(h, |e| e.is(namespace, name)).map(|e| e.object)
+        with_table!(&mut self.table, t => remove(t, namespace, name))
     }
 
     /// Every object, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<T>> + '_ {
-        self.table.iter().map(|e| &e.object)
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = &Arc<T>> + '_> {
+        with_table!(&self.table, t => Box::new(t.iter().map(IdEntry::object)))
     }
 
-    /// The identity of an entry whose inline identity is not what [`insert`](Self::insert)
-    /// would store for its object (for `validate`).
+    /// The identity of an entry whose form or inline identity is not what
+    /// [`insert`](Self::insert) would store for its object (for `validate`).
     pub(crate) fn wrong_inline_identity(&self) -> Option<String> {
-        self.table.iter().find_map(|e| {
-            let id = id_of(&*e.object);
-            let expected = if T::INLINE_IDENTITY { InlineKey::new(&[id.namespace, id.name]) } else { None };
-            (e.key != expected).then(|| id.key().to_string())
-        })
+        let wrong_form = matches!(self.table, Table::Inline(_)) != T::INLINE_IDENTITY;
+        with_table!(&self.table, t => t.iter().find(|e| wrong_form || !e.consistent()).map(|e| id_of(&**e.object()).key().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects that do not ask for inline identities (cached-store references) keep 8-byte
+    /// entries: the inline form would add 48 bytes to every reference's index.
+    #[test]
+    fn entries_take_the_form_their_type_asks_for() {
+        #[derive(Debug)]
+        struct Bare(String);
+        impl KubeObject for Bare {
+            fn identity(&self) -> Option<store_types::IdentityRef<'_>> {
+                Some(store_types::IdentityRef { namespace: "ns", name: &self.0, uid: None })
+            }
+            fn resource_version(&self) -> Option<&str> {
+                None
+            }
+            const CHEAP_IDENTITY: bool = true;
+        }
+        #[derive(Debug)]
+        struct Inlined(String);
+        impl KubeObject for Inlined {
+            fn identity(&self) -> Option<store_types::IdentityRef<'_>> {
+                Some(store_types::IdentityRef { namespace: "ns", name: &self.0, uid: None })
+            }
+            fn resource_version(&self) -> Option<&str> {
+                None
+            }
+            const CHEAP_IDENTITY: bool = true;
+            const INLINE_IDENTITY: bool = true;
+        }
+        assert_eq!(std::mem::size_of::<Arc<Bare>>(), 8);
+        assert_eq!(std::mem::size_of::<Inline<Inlined>>(), 56);
+
+        let mut bare = IdentityIndex::<Bare>::new();
+        assert!(matches!(bare.table, Table::Bare(_)));
+        bare.insert(Arc::new(Bare("a".into())));
+        assert_eq!(bare.get("ns", "a").map(|o| o.0.as_str()), Some("a"));
+        assert_eq!(bare.wrong_inline_identity(), None);
+
+        let mut inlined = IdentityIndex::<Inlined>::new();
+        assert!(matches!(inlined.table, Table::Inline(_)));
+        let long = "n".repeat(80); // too long to be held inline: compared through the object
+        for name in ["a", long.as_str()] {
+            inlined.insert(Arc::new(Inlined(name.into())));
+            assert_eq!(inlined.get("ns", name).map(|o| o.0.as_str()), Some(name));
+        }
+        assert!(inlined.get("ns", "b").is_none());
+        assert_eq!(inlined.wrong_inline_identity(), None);
+        assert_eq!(inlined.remove("ns", "a").map(|o| o.0.clone()), Some("a".to_owned()));
+        assert_eq!(inlined.len(), 1);
     }
 }
