@@ -89,6 +89,24 @@ impl<E: Clone> Sharded<E> {
     fn iter(&self) -> impl Iterator<Item = &E> + '_ {
         self.shards.iter().flatten().flat_map(|s| s.iter())
     }
+
+    /// A table of entries with distinct keys, given with their hashes: each shard is sized
+    /// once (no rehash while growing) and filled without a comparison.
+    fn from_unique(hasher: foldhash::fast::RandomState, entries: Vec<(u64, E)>, rehash: impl Fn(&E) -> u64) -> Self {
+        let mut counts = vec![0usize; SHARDS];
+        for (h, _) in &entries {
+            counts[Self::shard_of(*h)] += 1;
+        }
+        let mut tables: Vec<Option<HashTable<E>>> =
+            counts.iter().map(|&n| (n > 0).then(|| HashTable::with_capacity(n))).collect();
+        let len = entries.len();
+        for (h, entry) in entries {
+            if let Some(table) = &mut tables[Self::shard_of(h)] {
+                table.insert_unique(h, entry, &rehash);
+            }
+        }
+        Sharded { hasher, shards: tables.into_iter().map(|t| t.map(Arc::new)).collect(), len }
+    }
 }
 
 /// The key of an exact-index entry: inline when it fits ([`InlineKey`], up to 46 bytes of
@@ -209,6 +227,11 @@ trait IdEntry<T>: Clone {
     fn is(&self, namespace: &str, name: &str) -> bool;
     /// False when the entry's own copy of the identity is not its object's (for `validate`).
     fn consistent(&self) -> bool;
+    /// The entry of an object whose identity is this `(namespace, name)` tuple (checked by
+    /// the caller), built without reading the object.
+    fn with_identity(object: Arc<T>, tuple: &KeyTuple) -> Self;
+    /// The raw hash of the entry's identity ([`key::hash_elements`] of it), for rehashing.
+    fn hash_with(&self, build: &foldhash::fast::RandomState) -> u64;
 }
 
 /// A bare entry (8 bytes): identities are compared by reading the object.
@@ -230,6 +253,15 @@ impl<T: KubeObject> IdEntry<T> for Arc<T> {
 
     fn consistent(&self) -> bool {
         true
+    }
+
+    fn with_identity(object: Arc<T>, _tuple: &KeyTuple) -> Self {
+        object
+    }
+
+    fn hash_with(&self, build: &foldhash::fast::RandomState) -> u64 {
+        let id = id_of(&**self);
+        key::hash_elements(build, &[id.namespace, id.name])
     }
 }
 
@@ -270,6 +302,17 @@ impl<T: KubeObject> IdEntry<T> for Inline<T> {
     fn consistent(&self) -> bool {
         let id = id_of(&*self.object);
         self.key == InlineKey::new(&[id.namespace, id.name])
+    }
+
+    fn with_identity(object: Arc<T>, tuple: &KeyTuple) -> Self {
+        Inline { key: InlineKey::from_tuple(tuple), object }
+    }
+
+    fn hash_with(&self, build: &foldhash::fast::RandomState) -> u64 {
+        match &self.key {
+            Some(key) => key.hash_with(build),
+            None => self.object.hash_with(build),
+        }
     }
 }
 
@@ -328,11 +371,20 @@ fn insert<T: KubeObject, E: IdEntry<T>>(table: &mut Sharded<E>, object: Arc<T>) 
     let id = id_of(&*probe);
     let hasher = table.hasher.clone();
     let h = key::hash_elements(&hasher, &[id.namespace, id.name]);
-    let rehash = |e: &E| {
-        let id = id_of(&**e.object());
-        key::hash_elements(&hasher, &[id.namespace, id.name])
-    };
-    table.insert(h, E::new(object), |e| e.is(id.namespace, id.name), rehash).map(|e| e.object().clone())
+    table
+        .insert(h, E::new(object), |e| e.is(id.namespace, id.name), |e| e.hash_with(&hasher))
+        .map(|e| e.object().clone())
+}
+
+/// A table of objects with distinct identities, each given with its `(namespace, name)` tuple.
+fn from_identities<T: KubeObject, E: IdEntry<T>>(objects: Vec<(KeyTuple, Arc<T>)>) -> Sharded<E> {
+    let hasher = foldhash::fast::RandomState::default();
+    let entries = objects
+        .into_iter()
+        .map(|(tuple, object)| (key::hash_tuple(&hasher, &tuple), E::with_identity(object, &tuple)))
+        .collect();
+    let build = hasher.clone();
+    Sharded::from_unique(hasher, entries, move |e: &E| e.hash_with(&build))
 }
 
 fn remove<T: KubeObject, E: IdEntry<T>>(table: &mut Sharded<E>, namespace: &str, name: &str) -> Option<Arc<T>> {
@@ -343,6 +395,18 @@ fn remove<T: KubeObject, E: IdEntry<T>>(table: &mut Sharded<E>, namespace: &str,
 impl<T: KubeObject> IdentityIndex<T> {
     pub(crate) fn new() -> Self {
         let table = if T::INLINE_IDENTITY { Table::Inline(Sharded::new()) } else { Table::Bare(Sharded::new()) };
+        IdentityIndex { table }
+    }
+
+    /// The index of objects with distinct identities, each given with its `(namespace, name)`
+    /// tuple (which must be the object's identity): one pass, every shard sized once, and the
+    /// objects themselves not read (a relist's objects are no longer in the CPU cache).
+    pub(crate) fn from_identities(objects: Vec<(KeyTuple, Arc<T>)>) -> Self {
+        let table = if T::INLINE_IDENTITY {
+            Table::Inline(from_identities(objects))
+        } else {
+            Table::Bare(from_identities(objects))
+        };
         IdentityIndex { table }
     }
 
@@ -408,6 +472,20 @@ impl<T: KubeObject> IdentityIndex<T> {
 mod tests {
     use super::*;
 
+    /// Objects in namespace `ns` that ask for inline identities.
+    #[derive(Debug)]
+    struct Inlined(String);
+    impl KubeObject for Inlined {
+        fn identity(&self) -> Option<store_types::IdentityRef<'_>> {
+            Some(store_types::IdentityRef { namespace: "ns", name: &self.0, uid: None })
+        }
+        fn resource_version(&self) -> Option<&str> {
+            None
+        }
+        const CHEAP_IDENTITY: bool = true;
+        const INLINE_IDENTITY: bool = true;
+    }
+
     /// Objects that do not ask for inline identities (cached-store references) keep 8-byte
     /// entries: the inline form would add 48 bytes to every reference's index.
     #[test]
@@ -422,18 +500,6 @@ mod tests {
                 None
             }
             const CHEAP_IDENTITY: bool = true;
-        }
-        #[derive(Debug)]
-        struct Inlined(String);
-        impl KubeObject for Inlined {
-            fn identity(&self) -> Option<store_types::IdentityRef<'_>> {
-                Some(store_types::IdentityRef { namespace: "ns", name: &self.0, uid: None })
-            }
-            fn resource_version(&self) -> Option<&str> {
-                None
-            }
-            const CHEAP_IDENTITY: bool = true;
-            const INLINE_IDENTITY: bool = true;
         }
         assert_eq!(std::mem::size_of::<Arc<Bare>>(), 8);
         assert_eq!(std::mem::size_of::<Inline<Inlined>>(), 56);
@@ -455,5 +521,37 @@ mod tests {
         assert_eq!(inlined.wrong_inline_identity(), None);
         assert_eq!(inlined.remove("ns", "a").map(|o| o.0.clone()), Some("a".to_owned()));
         assert_eq!(inlined.len(), 1);
+    }
+
+    /// A table built at once (a relist) holds the entries one insert each would, in the form
+    /// its type asks for, and later inserts (which may grow a shard and rehash it from the
+    /// entries' own identities) still find every object.
+    #[test]
+    fn built_at_once_equals_inserted_one_by_one() {
+        let long = "n".repeat(80);
+        let names: Vec<String> = (0..3000).map(|i| format!("o-{i}")).chain([long]).collect();
+        let built = IdentityIndex::<Inlined>::from_identities(
+            names.iter().map(|n| (KeyTuple::new(["ns", n.as_str()]), Arc::new(Inlined(n.clone())))).collect(),
+        );
+        assert!(matches!(built.table, Table::Inline(_)));
+        assert_eq!(built.len(), names.len());
+        assert_eq!(built.wrong_inline_identity(), None);
+        for n in &names {
+            assert_eq!(built.get("ns", n).map(|o| o.0.as_str()), Some(n.as_str()));
+            assert!(built.get_key(&ObjectKey::new("ns", n)).is_some());
+        }
+        assert!(built.get("ns", "missing").is_none());
+        let mut grown = built.clone();
+        for i in 0..5000 {
+            grown.insert(Arc::new(Inlined(format!("p-{i}"))));
+        }
+        assert_eq!(grown.len(), names.len() + 5000);
+        for n in names.iter().cloned().chain((0..5000).map(|i| format!("p-{i}"))) {
+            assert_eq!(grown.get("ns", &n).map(|o| o.0.clone()), Some(n));
+        }
+        assert_eq!(grown.wrong_inline_identity(), None);
+        // The clone the inserts copied from is unchanged.
+        assert_eq!(built.len(), names.len());
+        assert!(built.get("ns", "p-0").is_none());
     }
 }

@@ -29,6 +29,7 @@ use store_types::{ChangeStats, Identity, IdentityRef, KeyTuple, KubeObject, Obje
 use crate::exact::{ExactIndex, IdentityIndex};
 use crate::key::{self, encode, prefix_end};
 use crate::sorted::Sorted;
+use crate::store::Prepared;
 
 /// Objects sharing one key tuple, sorted by (namespace, name), never empty: the one object
 /// itself, or a shared slice of several. Exact lookups hand out a clone (one reference-count
@@ -239,22 +240,26 @@ impl<T: KubeObject> Index<T> {
     /// A whole index from checked objects in one pass (a relist): sorted by identity once,
     /// each bucket built once, instead of one upsert per object. The same identity twice: the
     /// later one wins, as with repeated upserts.
-    pub(crate) fn build(num_keys: usize, mut items: Vec<(ObjectKey, Arc<T>, KeyTuple)>) -> Self {
+    pub(crate) fn build(num_keys: usize, mut items: Vec<Prepared<T>>) -> Self {
         // Stable: equal identities keep their input order, so the last of each run is the latest.
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        // A list arrives in identity order (the API server's storage order): then the sort is
+        // one comparison per object.
+        items.sort_by(|a, b| a.key.cmp(&b.key));
         let mut unique: Vec<(ObjectKey, Arc<T>, KeyTuple)> = Vec::with_capacity(items.len());
-        for item in items {
+        for Prepared { key, object, keys, .. } in items {
             match unique.last_mut() {
-                Some(last) if last.0 == item.0 => *last = item,
-                _ => unique.push(item),
+                Some(last) if last.0 == key => *last = (key, object, keys),
+                _ => unique.push((key, object, keys)),
             }
         }
         if Self::identity_layout(num_keys) && unique.iter().all(|(okey, _, keys)| keys == okey.as_tuple()) {
-            let objects: Vec<Arc<T>> = unique.into_iter().map(|(_, o, _)| o).collect();
-            let mut by_id = IdentityIndex::new();
-            for o in &objects {
-                by_id.insert(o.clone());
+            let mut objects: Vec<Arc<T>> = Vec::with_capacity(unique.len());
+            let mut identities = Vec::with_capacity(unique.len());
+            for (okey, object, _) in unique {
+                objects.push(object.clone());
+                identities.push((okey.as_tuple().clone(), object));
             }
+            let by_id = IdentityIndex::from_identities(identities);
             return Index {
                 num_keys,
                 bytes: objects.iter().map(|o| o.heap_size()).sum(),
@@ -594,6 +599,11 @@ impl<T: KubeObject> Index<T> {
     /// uid or keys differ) and deleted.
     pub(crate) fn changes_since(&self, old: &Index<T>) -> ChangeStats {
         let mut stats = ChangeStats::default();
+        if old.len() == 0 {
+            // The first list: everything is new (and nothing needs reading).
+            stats.created = self.len() as u64;
+            return stats;
+        }
         for (object, keys) in self.slots() {
             let id = id_of(&**object);
             match old.slot(id.namespace, id.name) {

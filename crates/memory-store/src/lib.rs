@@ -20,7 +20,7 @@ mod sync;
 
 pub use index::{Change, InvariantError, MemoryStats};
 pub use overlay::{Changes, Overlay, OverlayDelta, OverlayError, OverlaySummary};
-pub use store::{Batch, MemoryStore, ReadHandle, Reader, Snapshot};
+pub use store::{Batch, MemoryStore, Prepared, ReadHandle, Reader, Snapshot};
 pub use store_types::{KeyTuple, KubeObject, Objects, StoreError};
 
 #[cfg(test)]

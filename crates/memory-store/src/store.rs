@@ -169,6 +169,33 @@ fn check_identity<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> 
     object.identity().map(|id| id.key()).ok_or_else(|| StoreError::MissingIdentity { op, keys: keys.to_vec() })
 }
 
+/// An object checked for a relist by [`MemoryStore::prepare`]: its identity, its keys, and the
+/// number of keys of the store that checked it.
+pub struct Prepared<T> {
+    pub(crate) key: ObjectKey,
+    pub(crate) object: Arc<T>,
+    pub(crate) keys: KeyTuple,
+    num_keys: usize,
+}
+
+impl<T> fmt::Debug for Prepared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared").field("key", &self.key).field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+/// [`check_identity`] for a relist: when the keys are the object's identity (most stores), the
+/// key shares their allocation instead of copying the identity out of the object.
+fn identity_key<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
+    if let Some(id) = object.identity()
+        && crate::key::eq_elements(keys, &[id.namespace, id.name])
+        && let Some(okey) = ObjectKey::from_tuple(keys.clone())
+    {
+        return Ok(okey);
+    }
+    check_identity(op, object, keys)
+}
+
 fn check_full_keys(op: Operation, num_keys: usize, keys: &KeyTuple) -> Result<()> {
     if keys.len() == num_keys {
         Ok(())
@@ -385,19 +412,59 @@ impl<T: KubeObject> MemoryStore<T> {
     /// from `objects` disappear. Returns what changed relative to the previous state (an
     /// object counts as modified when its resourceVersion, uid or keys differ). On error nothing
     /// is published.
+    ///
+    /// The same as [`prepare`](Self::prepare) of every object, then
+    /// [`replace_all_prepared`](Self::replace_all_prepared).
     pub fn replace_all<I>(&self, objects: I) -> Result<ChangeStats>
     where
         I: IntoIterator<Item = (Arc<T>, KeyTuple)>,
     {
+        let objects = objects.into_iter();
+        let mut items = Vec::with_capacity(objects.size_hint().0);
+        for (object, keys) in objects {
+            items.push(self.prepare(object, keys)?);
+        }
+        self.replace_all_prepared(items)
+    }
+
+    /// Checks an object and its keys for a later [`replace_all_prepared`](Self::replace_all_prepared)
+    /// (the checks [`replace_all`](Self::replace_all) makes): exactly `N` keys and an
+    /// identity. Takes no lock and publishes nothing.
+    ///
+    /// A feed that receives a relist object by object (a watch's `InitApply` events) prepares
+    /// each one as it arrives, while the object is still in the CPU cache, instead of all of
+    /// them at the end of the list.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use kstore_memory_store::{KeyTuple, MemoryStore};
+    /// # use k8s_openapi::api::core::v1::ConfigMap;
+    /// let store = MemoryStore::<ConfigMap>::new(2).unwrap();
+    /// let mut cm = ConfigMap::default();
+    /// cm.metadata.namespace = Some("default".into());
+    /// cm.metadata.name = Some("web".into());
+    /// let prepared = store.prepare(Arc::new(cm), KeyTuple::new(["default", "web"])).unwrap();
+    /// store.replace_all_prepared(vec![prepared]).unwrap();
+    /// assert_eq!(store.len(), 1);
+    /// assert!(store.prepare(Arc::new(ConfigMap::default()), KeyTuple::new(["default", "x"])).is_err());
+    /// ```
+    pub fn prepare(&self, object: Arc<T>, keys: KeyTuple) -> Result<Prepared<T>> {
+        let num_keys = self.handle.inner.num_keys;
+        check_full_keys(Operation::Batch, num_keys, &keys)?;
+        let key = identity_key(Operation::Batch, &*object, &keys)?;
+        Ok(Prepared { key, object, keys, num_keys })
+    }
+
+    /// [`replace_all`](Self::replace_all) of objects already [prepared](Self::prepare). An item
+    /// prepared by a store with another number of keys is [`StoreError::KeyCount`].
+    pub fn replace_all_prepared(&self, items: Vec<Prepared<T>>) -> Result<ChangeStats> {
+        let num_keys = self.handle.inner.num_keys;
+        if let Some(p) = items.iter().find(|p| p.num_keys != num_keys) {
+            check_full_keys(Operation::Batch, num_keys, &p.keys)?;
+        }
         let guard = self.lock();
         let old = self.handle.inner.state.load_full();
-        let mut items = Vec::new();
-        for (object, keys) in objects {
-            check_full_keys(Operation::Batch, self.handle.inner.num_keys, &keys)?;
-            let okey = check_identity(Operation::Batch, &*object, &keys)?;
-            items.push((okey, object, keys));
-        }
-        let mut next = Index::build(self.handle.inner.num_keys, items);
+        let mut next = Index::build(num_keys, items);
         let stats = next.changes_since(&old);
         next.mod_count = old.mod_count + stats.created + stats.modified + stats.deleted;
         drop(old);

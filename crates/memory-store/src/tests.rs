@@ -269,6 +269,55 @@ fn replace_all_is_a_relist() {
     assert_eq!(s.len(), 3);
 }
 
+/// Objects prepared one by one and published together are the relist `replace_all` makes, in
+/// both layouts (keys that are the identity, keys that are not), with duplicates (the later
+/// wins) and out of order; bad items are refused when prepared or published, and then nothing
+/// is published.
+#[test]
+fn prepared_relist_equals_replace_all() {
+    for keyed_by_identity in [true, false] {
+        let keys = |o: &Arc<ConfigMap>| {
+            let (ns, name) = (o.metadata.namespace.as_deref().unwrap(), o.metadata.name.as_deref().unwrap());
+            if keyed_by_identity { k([ns, name]) } else { k([ns, &name[..1]]) }
+        };
+        let first: Vec<Arc<ConfigMap>> =
+            vec![cm("b", "y", "1"), cm("a", "x", "1"), cm("a", "z", "1"), cm("b", "y", "2")];
+        let second: Vec<Arc<ConfigMap>> = vec![cm("a", "x", "1"), cm("a", "z", "2"), cm("c", "w", "1")];
+        let plain = MemoryStore::<ConfigMap>::new(2).unwrap();
+        let prepared = MemoryStore::<ConfigMap>::new(2).unwrap();
+        for list in [&first, &second] {
+            let a = plain.replace_all(list.iter().map(|o| (o.clone(), keys(o)))).unwrap();
+            let items = list.iter().map(|o| prepared.prepare(o.clone(), keys(o)).unwrap()).collect();
+            let b = prepared.replace_all_prepared(items).unwrap();
+            assert_eq!((a.created, a.modified, a.deleted), (b.created, b.modified, b.deleted));
+            assert_eq!(names(&plain.list()), names(&prepared.list()));
+            for o in list {
+                let key = keys(o);
+                let elements: Vec<String> = key.elements().collect();
+                let elements: Vec<&str> = elements.iter().map(String::as_str).collect();
+                assert_eq!(names(&plain.get(&elements).unwrap()), names(&prepared.get(&elements).unwrap()));
+            }
+            prepared.validate().unwrap();
+            assert_eq!(plain.mod_count(), prepared.mod_count());
+        }
+        // The later copy of b/y won in the first list; the second list moved it out.
+        assert_eq!(names(&prepared.list()), ["a/x", "a/z", "c/w"]);
+    }
+    let s = MemoryStore::<ConfigMap>::new(2).unwrap();
+    s.replace_all([(cm("a", "x", "1"), k(["a", "x"]))]).unwrap();
+    assert!(matches!(s.prepare(cm("a", "y", "1"), k(["a"])), Err(StoreError::KeyCount { .. })));
+    assert!(matches!(
+        s.prepare(Arc::new(ConfigMap::default()), k(["a", "y"])),
+        Err(StoreError::MissingIdentity { .. })
+    ));
+    // An item prepared by a store of another number of keys is refused; nothing is published.
+    let three = MemoryStore::<ConfigMap>::new(3).unwrap();
+    let foreign = three.prepare(cm("a", "y", "1"), k(["a", "y", "z"])).unwrap();
+    let local = s.prepare(cm("a", "z", "1"), k(["a", "z"])).unwrap();
+    assert!(matches!(s.replace_all_prepared(vec![local, foreign]), Err(StoreError::KeyCount { .. })));
+    assert_eq!(names(&s.list()), ["a/x"]);
+}
+
 #[test]
 fn stats_count_objects_keys_and_bytes() {
     let s = MemoryStore::<ConfigMap>::new(2).unwrap();

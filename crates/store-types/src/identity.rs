@@ -44,6 +44,19 @@ impl ObjectKey {
         ObjectKey(KeyTuple::new([namespace, name]))
     }
 
+    /// The key of a `(namespace, name)` tuple already encoded (shares its allocation), or
+    /// `None` when the tuple does not have exactly two elements.
+    ///
+    /// ```
+    /// use kstore_types::{KeyTuple, ObjectKey};
+    /// let key = ObjectKey::from_tuple(KeyTuple::new(["default", "web"])).unwrap();
+    /// assert_eq!(key, ObjectKey::new("default", "web"));
+    /// assert!(ObjectKey::from_tuple(KeyTuple::new(["default"])).is_none());
+    /// ```
+    pub fn from_tuple(tuple: KeyTuple) -> Option<Self> {
+        (tuple.len() == 2).then_some(ObjectKey(tuple))
+    }
+
     /// Namespace (`""` when cluster-scoped).
     pub fn namespace(&self) -> String {
         self.0.elements().next().unwrap_or_default()

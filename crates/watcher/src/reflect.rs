@@ -403,14 +403,26 @@ where
     K: kube::Resource + Send + Sync + 'static,
     T: KubeObject + Send + Sync + 'static,
 {
-    type Item = (Arc<T>, KeyTuple);
+    type Item = memory_store::Prepared<T>;
 
+    /// Converts, keys and checks each object of a list as it arrives (while it is in the CPU
+    /// cache), so that `InitDone` only has to build the index.
     fn prepare(&self, object: &K) -> Option<Self::Item> {
-        self.item(object).ok()
+        let (stored, keys) = self.item(object).ok()?;
+        match self.store.prepare(stored, keys) {
+            Ok(prepared) => Some(prepared),
+            // Keys come from the store's own indexer and the identity was read above:
+            // unreachable in practice; counted like any object not stored.
+            Err(e) => {
+                self.status.skipped.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "object not stored");
+                None
+            }
+        }
     }
 
     fn relist(&self, _stream: usize, items: Vec<Self::Item>, initial: bool) {
-        match self.store.replace_all(items) {
+        match self.store.replace_all_prepared(items) {
             Ok(stats) => {
                 if initial {
                     self.status.readiness.send_replace(Readiness::Ready);
