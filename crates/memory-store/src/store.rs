@@ -165,8 +165,17 @@ impl<T> fmt::Debug for ReadHandle<T> {
     }
 }
 
+/// The object's identity as a store key, or [`StoreError::MissingIdentity`]. When the keys are
+/// the identity (most stores), the key shares their allocation instead of copying the identity
+/// out of the object.
 fn check_identity<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
-    object.identity().map(|id| id.key()).ok_or_else(|| StoreError::MissingIdentity { op, keys: keys.to_vec() })
+    let id = object.identity().ok_or_else(|| StoreError::MissingIdentity { op, keys: keys.to_vec() })?;
+    if crate::key::eq_elements(keys, &[id.namespace, id.name])
+        && let Some(okey) = ObjectKey::from_tuple(keys.clone())
+    {
+        return Ok(okey);
+    }
+    Ok(id.key())
 }
 
 /// An object checked for a relist by [`MemoryStore::prepare`]: its identity, its keys, and the
@@ -182,18 +191,6 @@ impl<T> fmt::Debug for Prepared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Prepared").field("key", &self.key).field("keys", &self.keys).finish_non_exhaustive()
     }
-}
-
-/// [`check_identity`] for a relist: when the keys are the object's identity (most stores), the
-/// key shares their allocation instead of copying the identity out of the object.
-fn identity_key<T: KubeObject>(op: Operation, object: &T, keys: &KeyTuple) -> Result<ObjectKey> {
-    if let Some(id) = object.identity()
-        && crate::key::eq_elements(keys, &[id.namespace, id.name])
-        && let Some(okey) = ObjectKey::from_tuple(keys.clone())
-    {
-        return Ok(okey);
-    }
-    check_identity(op, object, keys)
 }
 
 fn check_full_keys(op: Operation, num_keys: usize, keys: &KeyTuple) -> Result<()> {
@@ -451,7 +448,7 @@ impl<T: KubeObject> MemoryStore<T> {
     pub fn prepare(&self, object: Arc<T>, keys: KeyTuple) -> Result<Prepared<T>> {
         let num_keys = self.handle.inner.num_keys;
         check_full_keys(Operation::Batch, num_keys, &keys)?;
-        let key = identity_key(Operation::Batch, &*object, &keys)?;
+        let key = check_identity(Operation::Batch, &*object, &keys)?;
         Ok(Prepared { key, object, keys, num_keys })
     }
 

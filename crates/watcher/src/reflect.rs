@@ -392,7 +392,7 @@ where
         })
     }
 
-    fn skip(&self, error: &ReflectError) {
+    fn skip(&self, error: &dyn std::fmt::Display) {
         self.status.skipped.fetch_add(1, Ordering::Relaxed);
         warn!(error = %error, "object not stored");
     }
@@ -414,8 +414,7 @@ where
             // Keys come from the store's own indexer and the identity was read above:
             // unreachable in practice; counted like any object not stored.
             Err(e) => {
-                self.status.skipped.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "object not stored");
+                self.skip(&e);
                 None
             }
         }
